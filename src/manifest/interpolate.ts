@@ -1,0 +1,48 @@
+import { isPair, isScalar, isSeq, visit } from "yaml";
+import type { Diagnostic } from "../errors.js";
+import type { YamlSource } from "./source.js";
+
+const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replace `${VAR}` and `${VAR:-default}` in every string scalar, in place, before validation, so
+ * that interpolated values are validated like written ones. `$$` is a literal `$`. An unset
+ * variable with no default is an error at the scalar that names it.
+ */
+export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnostic[] {
+  const errors: Diagnostic[] = [];
+  visit(src.doc, {
+    Scalar(_key, node, path) {
+      if (typeof node.value !== "string" || !node.value.includes("$")) return;
+      const raw = node.value;
+      let missing: string | undefined;
+      node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined) => {
+        if (whole === "$$") return "$";
+        const v = env[name!];
+        if (v !== undefined && v !== "") return v;
+        if (fallback !== undefined) return fallback;
+        missing ??= name;
+        return whole;
+      });
+      if (missing) {
+        const offset = node.range?.[0] ?? 0;
+        errors.push(src.atOffset(offset, keyPathOf([...path, node]), `environment variable ${missing} is not set`, `export ${missing}=… or write \${${missing}:-default}`));
+      }
+    },
+  });
+  return errors;
+}
+
+/** Turn the visitor's chain of ancestors into a key path like `model.base_url`. */
+function keyPathOf(chain: readonly unknown[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (let i = 0; i < chain.length; i++) {
+    const n = chain[i];
+    if (isPair(n) && isScalar(n.key)) out.push(String(n.key.value));
+    else if (isSeq(n)) {
+      const idx = n.items.indexOf(chain[i + 1] as never);
+      if (idx >= 0) out.push(idx);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,62 @@
+import { readFile } from "node:fs/promises";
+import { dirname, relative, resolve } from "node:path";
+import { ManifestError, ManifestSyntaxError, UsageError, type Diagnostic } from "../errors.js";
+import { initHashing } from "../util/hash.js";
+import { interpolateEnv } from "./interpolate.js";
+import { resolveCombine } from "./resolve-combine.js";
+import { resolveDimensions } from "./resolve-dimensions.js";
+import { resolveOutputs } from "./resolve-outputs.js";
+import { baseNames, resolveSteps, valueStepIds } from "./resolve-steps.js";
+import { YamlSource } from "./source.js";
+import type { Manifest } from "./types.js";
+import { validateSchema } from "./validate.js";
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Read, interpolate, validate and resolve a manifest. Every problem found is reported at once,
+ * each with a position; nothing is written.
+ */
+export async function loadManifest(file: string, opts: LoadOptions = {}): Promise<Manifest> {
+  await initHashing();
+  const cwd = opts.cwd ?? process.cwd();
+  const abs = resolve(cwd, file);
+  let text: string;
+  try {
+    text = await readFile(abs, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(`no manifest at ${file}`, "run `synthbuild init` to write a starter dataset.yaml, or pass -f PATH");
+    throw new UsageError(`cannot read ${file}: ${code}`);
+  }
+  return parseManifest(relative(cwd, abs) || abs, abs, text, opts.env ?? process.env);
+}
+
+export async function parseManifest(displayName: string, abs: string, text: string, env: NodeJS.ProcessEnv): Promise<Manifest> {
+  await initHashing();
+  const src = YamlSource.parse(displayName, text);
+  const syntax = src.syntaxDiagnostics();
+  if (syntax.length) throw new ManifestSyntaxError(syntax);
+  if (src.doc.contents === null) throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
+
+  const errors: Diagnostic[] = interpolateEnv(src, env);
+  const data = src.doc.toJS({ maxAliasCount: 1000 });
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new ManifestError([src.diagnostic(1, 1, "", "the manifest must be a mapping of keys (version, name, dimensions, steps, output)", "see `synthbuild init` for an example")]);
+  }
+  const { manifest: raw, errors: schemaErrors } = validateSchema(src, data);
+  errors.push(...schemaErrors);
+  if (!raw) throw new ManifestError(errors);
+
+  const dir = dirname(abs);
+  const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors);
+  const combine = resolveCombine(src, raw.combine, dimensions, errors);
+  const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, errors);
+  const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
+  const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
+  if (errors.length) throw new ManifestError(errors);
+  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs };
+}

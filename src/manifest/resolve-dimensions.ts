@@ -1,0 +1,133 @@
+import { readFile } from "node:fs/promises";
+import { basename, extname, relative, resolve } from "node:path";
+import fg from "fast-glob";
+import type { Diagnostic } from "../errors.js";
+import { suggestion } from "../util/did-you-mean.js";
+import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
+import type { YamlSource } from "./source.js";
+import type { DimValue, Dimension } from "./types.js";
+
+export const RESERVED_NAMES = new Set(["nonce", "index", "id"]);
+
+/** Read every dimension's values: inline lists, files, globs and conditional lists. */
+export async function resolveDimensions(src: YamlSource, raw: Record<string, RawDimension>, dir: string, errors: Diagnostic[]): Promise<Dimension[]> {
+  const out: Dimension[] = [];
+  const names = Object.keys(raw);
+  if (names.length === 0) errors.push(src.at(["dimensions"], "no dimensions", "declare at least one, e.g. genre: [comedy, horror]"));
+  for (const name of names) {
+    const path = ["dimensions", name];
+    if (!NAME_PATTERN.test(name)) {
+      errors.push(src.at(path, `'${name}' is not a usable dimension name`, "use letters, digits and _, starting with a letter: templates read it as {{ name }}", { key: true }));
+      continue;
+    }
+    if (RESERVED_NAMES.has(name)) {
+      errors.push(src.at(path, `'${name}' is a built-in template variable`, "rename the dimension", { key: true }));
+      continue;
+    }
+    const spec = raw[name]!;
+    const dim = await resolveOne(src, name, spec, dir, out, errors);
+    if (dim) out.push(dim);
+  }
+  return out;
+}
+
+async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir: string, earlier: Dimension[], errors: Diagnostic[]): Promise<Dimension | undefined> {
+  const path = ["dimensions", name];
+  if (Array.isArray(spec)) {
+    const values = inlineValues(src, path, spec, errors);
+    if (!values) return undefined;
+    return { name, kind: "list", values };
+  }
+  if ("file" in spec) {
+    const file = resolve(dir, spec.file);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      errors.push(src.at([...path, "file"], code === "ENOENT" ? `file not found: ${spec.file}` : `cannot read ${spec.file}: ${code}`, `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`));
+      return undefined;
+    }
+    const values: DimValue[] = [];
+    const seen = new Map<string, number>();
+    text.split(/\r?\n/).forEach((line, i) => {
+      const v = line.trim();
+      if (!v || v.startsWith("#")) return;
+      const first = seen.get(v);
+      if (first !== undefined) {
+        errors.push(src.at([...path, "file"], `${spec.file}:${i + 1}: value '${v}' already appears on line ${first}`, "each value may appear once; a repeated value would be the same sample twice (use combine.repeat for more samples)"));
+        return;
+      }
+      seen.set(v, i + 1);
+      values.push({ key: v, text: v, weight: 1 });
+    });
+    if (values.length === 0) {
+      errors.push(src.at([...path, "file"], `${spec.file} has no values`, "one value a line; blank lines and lines starting with # are skipped"));
+      return undefined;
+    }
+    return { name, kind: "file", values };
+  }
+  if ("glob" in spec) {
+    const files = (await fg(spec.glob, { cwd: dir, onlyFiles: true, dot: false })).sort();
+    if (files.length === 0) {
+      errors.push(src.at([...path, "glob"], `no files match ${spec.glob}`, "the pattern is relative to the manifest's folder"));
+      return undefined;
+    }
+    const values: DimValue[] = [];
+    for (const f of files) {
+      const text = (await readFile(resolve(dir, f), "utf8")).replace(/\s+$/, "");
+      values.push({ key: f, text, weight: 1, name: basename(f, extname(f)) });
+    }
+    return { name, kind: "glob", values };
+  }
+  // Conditional on a parent declared earlier, so expansion can follow declaration order.
+  const parent = earlier.find((d) => d.name === spec.by);
+  if (!parent) {
+    const known = earlier.map((d) => d.name);
+    errors.push(src.at([...path, "by"], `'${spec.by}' is not a dimension declared before '${name}'`, suggestion(spec.by, known) ?? "declare the parent dimension above this one"));
+    return undefined;
+  }
+  const parentKeys = new Set(parent.values.map((v) => v.key));
+  const byValue = new Map<string, DimValue[]>();
+  for (const [pv, list] of Object.entries(spec.values)) {
+    if (!parentKeys.has(pv)) {
+      errors.push(src.at([...path, "values", pv], `'${pv}' is not a value of ${parent.name}`, suggestion(pv, parentKeys) ?? `values of ${parent.name}: ${[...parentKeys].join(", ")}`, { key: true }));
+      continue;
+    }
+    const values = inlineValues(src, [...path, "values", pv], list, errors);
+    if (values) byValue.set(pv, values);
+  }
+  const fallback = spec.default ? inlineValues(src, [...path, "default"], spec.default, errors) : undefined;
+  const uncovered = [...parentKeys].filter((k) => !(k in spec.values));
+  if (uncovered.length && !fallback) {
+    errors.push(src.at([...path, "values"], `no values for ${parent.name} ${uncovered.map((u) => `'${u}'`).join(", ")}`, "list values for every parent value, or add `default: [...]`"));
+    return undefined;
+  }
+  for (const k of uncovered) byValue.set(k, fallback!);
+  const all = new Map<string, DimValue>();
+  for (const list of byValue.values()) for (const v of list) all.set(v.key, v);
+  return { name, kind: "conditional", values: [...all.values()], by: parent.name, byValue };
+}
+
+function inlineValues(src: YamlSource, path: (string | number)[], items: RawValueItem[], errors: Diagnostic[]): DimValue[] | undefined {
+  if (items.length === 0) {
+    errors.push(src.at(path, "empty dimension: it has no values", "give it at least one value, or remove it"));
+    return undefined;
+  }
+  const values: DimValue[] = [];
+  const seen = new Set<string>();
+  let ok = true;
+  items.forEach((item, i) => {
+    const isObj = typeof item === "object" && item !== null;
+    const text = String(isObj ? item.value : item);
+    const weight = isObj ? (item.weight ?? 1) : 1;
+    if (seen.has(text)) {
+      errors.push(src.at([...path, i], `value '${text}' appears twice`, "each value may appear once; use a weight, or combine.repeat, for more of it"));
+      ok = false;
+      return;
+    }
+    seen.add(text);
+    values.push({ key: text, text, weight });
+  });
+  return ok ? values : undefined;
+}

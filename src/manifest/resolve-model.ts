@@ -1,0 +1,40 @@
+import type { RawModel } from "./schema.js";
+import type { ModelConfig, ProviderKind } from "./types.js";
+
+const DEFAULTS = { concurrency: 16, timeoutS: 120, retries: 6 } as const;
+const OLLAMA_URL = "http://localhost:11434/v1";
+
+/** A step's override on top of the manifest's model: maps merge key by key, scalars replace. */
+export function mergeModel(base: RawModel | undefined, override: RawModel | undefined): RawModel {
+  const b = base ?? {};
+  const o = override ?? {};
+  return {
+    ...b,
+    ...o,
+    params: { ...b.params, ...o.params },
+    headers: { ...b.headers, ...o.headers },
+    extra_body: { ...b.extra_body, ...o.extra_body },
+  };
+}
+
+/** Apply defaults. Returns undefined for the name when a real provider has none (the caller reports it). */
+export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolean } {
+  const provider: ProviderKind = raw.provider ?? "openai";
+  const baseUrl = raw.base_url ? raw.base_url : provider === "ollama" ? OLLAMA_URL : undefined;
+  return {
+    provider,
+    name: raw.name ?? (provider === "echo" ? "echo" : ""),
+    nameMissing: !raw.name && provider !== "echo",
+    baseUrl,
+    apiKeyEnv: raw.api_key_env ?? "OPENAI_API_KEY",
+    headers: raw.headers ?? {},
+    extraBody: raw.extra_body ?? {},
+    params: raw.params ?? {},
+    concurrency: raw.concurrency ?? DEFAULTS.concurrency,
+    rpm: raw.rpm,
+    tpm: raw.tpm,
+    timeoutS: raw.timeout_s ?? DEFAULTS.timeoutS,
+    retries: raw.retries ?? DEFAULTS.retries,
+    price: raw.price ? { inputPerMtok: raw.price.input_per_mtok, outputPerMtok: raw.price.output_per_mtok } : undefined,
+  };
+}

@@ -1,0 +1,66 @@
+import { isAbsolute, relative, resolve } from "node:path";
+import type { Diagnostic } from "../errors.js";
+import type { CompiledTemplate } from "../template/engine.js";
+import type { RawOutput } from "./schema.js";
+import type { YamlSource } from "./source.js";
+import { checkTemplate, type Scope } from "./template-check.js";
+import type { Output, OutputFormat } from "./types.js";
+
+const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
+  "openai-chat": ["prompt", "completion"],
+  "prompt-completion": ["prompt", "completion"],
+  jsonl: ["record"],
+  files: ["prompt", "completion"],
+};
+
+export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, errors: Diagnostic[]): Output[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  const base: (string | number)[] = Array.isArray(raw) ? ["output"] : [];
+  const seen = new Map<string, number>();
+  const scope: Scope = { names, later: new Map() };
+  const outputs: Output[] = [];
+  list.forEach((o, i) => {
+    const path = Array.isArray(raw) ? [...base, i] : ["output"];
+    const format: OutputFormat = o.format ?? "openai-chat";
+    let ok = true;
+    for (const key of REQUIRED[format]) {
+      if (o[key] === undefined) {
+        errors.push(src.at(path, `format ${format} needs ${key}:`, key === "record" ? "record: maps field names to templates, e.g. { text: '{{ expanded }}' }" : `${key}: is a template, e.g. '{{ ${key === "prompt" ? "genre" : "expanded"} }}'`));
+        ok = false;
+      }
+    }
+    if (o.record && format !== "jsonl") errors.push(src.at([...path, "record"], `record: is for format jsonl, not ${format}`));
+    if (o.system !== undefined && format !== "openai-chat") errors.push(src.at([...path, "system"], `system: is for format openai-chat, not ${format}`));
+    if (o.name !== undefined && format !== "files") errors.push(src.at([...path, "name"], `name: is for format files, not ${format}`, "other formats write one file at path:"));
+    const abs = resolve(dir, o.path);
+    const rel = relative(dir, abs);
+    if (rel.startsWith("..") || isAbsolute(rel)) errors.push(src.at([...path, "path"], `output path ${o.path} is outside the project folder`, "write outputs under the manifest's folder, e.g. dist/"));
+    if (seen.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is also output[${seen.get(abs)}]`, "give each output its own path"));
+    seen.set(abs, i);
+    const tpl = (key: "system" | "prompt" | "completion" | "name"): CompiledTemplate | undefined => {
+      const text = o[key];
+      if (text === undefined) return undefined;
+      const t = checkTemplate(src, [...path, key], text, scope, errors);
+      if (!t) ok = false;
+      return t;
+    };
+    const record: [string, CompiledTemplate][] = [];
+    for (const [field, text] of Object.entries(o.record ?? {})) {
+      const t = checkTemplate(src, [...path, "record", field], text, scope, errors);
+      if (t) record.push([field, t]);
+      else ok = false;
+    }
+    let split: [string, number][] | undefined;
+    if (o.split) {
+      split = Object.entries(o.split);
+      const sum = split.reduce((a, [, f]) => a + f, 0);
+      if (Math.abs(sum - 1) > 1e-9) {
+        errors.push(src.at([...path, "split"], `split fractions add up to ${+sum.toFixed(6)}, not 1`, "e.g. split: { train: 0.9, validation: 0.1 }"));
+        ok = false;
+      }
+    }
+    const out: Output = { path: rel.split("\\").join("/"), absPath: abs, format, system: tpl("system"), prompt: tpl("prompt"), completion: tpl("completion"), name: tpl("name"), record: o.record ? record : undefined, split };
+    if (ok) outputs.push(out);
+  });
+  return outputs;
+}

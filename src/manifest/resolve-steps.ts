@@ -1,0 +1,148 @@
+import type { Diagnostic } from "../errors.js";
+import { suggestion } from "../util/did-you-mean.js";
+import { hashValue } from "../util/hash.js";
+import { mergeModel, resolveModel } from "./resolve-model.js";
+import { RESERVED_NAMES } from "./resolve-dimensions.js";
+import { STEP_KINDS, type RawDimension, type RawModel, type RawStep } from "./schema.js";
+import type { YamlSource } from "./source.js";
+import { checkTemplate, type Scope } from "./template-check.js";
+import type { MessageTemplate, Step } from "./types.js";
+
+/**
+ * Names every template can read: dimensions (and glob names), nonce, index, id. Taken from the raw
+ * manifest, so that a dimension with its own error does not cascade into "unknown variable".
+ */
+export function baseNames(raw: Record<string, RawDimension>): string[] {
+  const names = [...RESERVED_NAMES];
+  for (const [name, spec] of Object.entries(raw)) {
+    names.push(name);
+    if (!Array.isArray(spec) && "glob" in spec) names.push(`${name}_name`);
+  }
+  return names;
+}
+
+/** Ids of the steps whose output can be read by name. */
+export function valueStepIds(raw: RawStep[]): string[] {
+  return raw.filter((s) => s.generate || s.map).map((s) => s.id);
+}
+
+export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: RawModel | undefined, rawDims: Record<string, RawDimension>, errors: Diagnostic[]): Step[] {
+  const dimNames = new Set(Object.keys(rawDims));
+  const ids = new Map<string, number>();
+  rawSteps.forEach((s, i) => {
+    if (ids.has(s.id)) errors.push(src.at(["steps", i, "id"], `duplicate step id '${s.id}' (also steps[${ids.get(s.id)}])`, "every step needs its own id: outputs and later steps read steps by id"));
+    else if (dimNames.has(s.id) || RESERVED_NAMES.has(s.id)) errors.push(src.at(["steps", i, "id"], `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension" : "a built-in variable"}`, "rename the step"));
+    else ids.set(s.id, i);
+  });
+
+  const readable = new Set(baseNames(rawDims));
+  const steps: Step[] = [];
+  rawSteps.forEach((raw, index) => {
+    const path = ["steps", index];
+    const kinds = STEP_KINDS.filter((k) => raw[k] !== undefined);
+    if (kinds.length !== 1) {
+      errors.push(src.at(path, kinds.length ? `a step has one kind, this one has ${kinds.join(" and ")}` : `step '${raw.id}' has no kind`, `give it exactly one of: ${STEP_KINDS.join(", ")}`));
+      return;
+    }
+    const later = new Map<string, string>();
+    rawSteps.forEach((s, j) => {
+      if (j >= index) later.set(s.id, j === index ? "is this step itself" : `is a later step (steps[${j}]); a step can only read steps before it`);
+    });
+    const scope: Scope = { names: readable, later };
+    const step = resolveStep(src, raw, index, rawModel, scope, errors);
+    if (step) steps.push(step);
+    if (raw.generate || raw.map) readable.add(raw.id);
+  });
+  return steps;
+}
+
+function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: RawModel | undefined, scope: Scope, errors: Diagnostic[]): Step | undefined {
+  const path = ["steps", index];
+  const field = (f: string, kind: string) => {
+    if (scope.names.has(f)) return true;
+    const why = scope.later.get(f);
+    errors.push(src.at([...path, kind, "field"], why ? `'${f}' ${why}` : `unknown field '${f}'`, suggestion(f, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`));
+    return false;
+  };
+  if (raw.generate) {
+    const g = raw.generate;
+    const gp = [...path, "generate"];
+    if ((g.prompt === undefined) === (g.messages === undefined)) {
+      errors.push(src.at(gp, g.prompt === undefined ? "a generate step needs prompt: or messages:" : "give prompt: or messages:, not both", "prompt: is one user message; messages: is a list of {role, content}"));
+      return undefined;
+    }
+    if (g.system !== undefined && g.messages) errors.push(src.at([...gp, "system"], "system: goes with prompt:; with messages:, add a {role: system} message"));
+    const messages: MessageTemplate[] = [];
+    let ok = true;
+    const add = (role: MessageTemplate["role"], p: (string | number)[], text: string) => {
+      const t = checkTemplate(src, p, text, scope, errors);
+      if (t) messages.push({ role, template: t });
+      else ok = false;
+    };
+    if (g.system !== undefined) add("system", [...gp, "system"], g.system);
+    if (g.prompt !== undefined) add("user", [...gp, "prompt"], g.prompt);
+    g.messages?.forEach((m, i) => add(m.role, [...gp, "messages", i, "content"], m.content));
+    const merged = mergeModel(rawModel, g.model);
+    const model = resolveModel(merged);
+    if (model.nameMissing) {
+      errors.push(src.at(g.model ? [...gp, "model"] : rawModel ? ["model"] : gp, "no model name", "set model.name (e.g. gpt-4o-mini) at the top level or in the step's model:"));
+      ok = false;
+    }
+    if (!ok) return undefined;
+    const { nameMissing: _, ...cfg } = model;
+    return {
+      kind: "generate",
+      id: raw.id,
+      index,
+      messages,
+      model: cfg,
+      jsonSchema: g.json_schema,
+      defHash: hashValue({ kind: "generate", messages: messages.map((m) => [m.role, m.template.source]), provider: cfg.provider, model: cfg.name, params: cfg.params, extra: cfg.extraBody, schema: g.json_schema }),
+    };
+  }
+  if (raw.filter) {
+    const f = raw.filter;
+    if (!field(f.field, "filter")) return undefined;
+    const mustMatch = regexes(src, [...path, "filter", "must_match"], f.must_match, errors);
+    const mustNotMatch = regexes(src, [...path, "filter", "must_not_match"], f.must_not_match, errors);
+    if (f.min_chars !== undefined && f.max_chars !== undefined && f.min_chars > f.max_chars) errors.push(src.at([...path, "filter", "min_chars"], `min_chars ${f.min_chars} is above max_chars ${f.max_chars}`, "every sample would be dropped"));
+    if (!mustMatch || !mustNotMatch) return undefined;
+    return { kind: "filter", id: raw.id, index, field: f.field, minChars: f.min_chars, maxChars: f.max_chars, mustMatch, mustNotMatch, dropTruncated: f.drop_truncated ?? false, defHash: hashValue({ kind: "filter", ...f }) };
+  }
+  if (raw.map) {
+    const m = raw.map;
+    if (!field(m.field, "map")) return undefined;
+    const replace: { pattern: RegExp; with: string }[] = [];
+    let ok = true;
+    m.replace?.forEach((r, i) => {
+      const re = compileRegex(src, [...path, "map", "replace", i, "pattern"], r.pattern, "g" + (r.flags ?? ""), errors);
+      if (re) replace.push({ pattern: re, with: r.with });
+      else ok = false;
+    });
+    if (!ok) return undefined;
+    return { kind: "map", id: raw.id, index, field: m.field, extract: m.extract, replace, trim: m.trim ?? false, defHash: hashValue({ kind: "map", ...m }) };
+  }
+  const d = raw.dedupe!;
+  if (!field(d.field, "dedupe")) return undefined;
+  return { kind: "dedupe", id: raw.id, index, field: d.field, ignoreCase: d.ignore_case ?? true, ignoreWhitespace: d.ignore_whitespace ?? true, defHash: hashValue({ kind: "dedupe", ...d }) };
+}
+
+function regexes(src: YamlSource, path: (string | number)[], patterns: string | string[] | undefined, errors: Diagnostic[]): RegExp[] | undefined {
+  if (patterns === undefined) return [];
+  const list = Array.isArray(patterns) ? patterns : [patterns];
+  const out: RegExp[] = [];
+  list.forEach((p, i) => {
+    const re = compileRegex(src, Array.isArray(patterns) ? [...path, i] : path, p, "", errors);
+    if (re) out.push(re);
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+function compileRegex(src: YamlSource, path: (string | number)[], pattern: string, flags: string, errors: Diagnostic[]): RegExp | undefined {
+  try {
+    return new RegExp(pattern, flags);
+  } catch (err) {
+    errors.push(src.at(path, `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, "")}`, "JavaScript regex syntax; in YAML, single-quote patterns with backslashes: '\\d+'"));
+    return undefined;
+  }
+}

@@ -1,0 +1,183 @@
+import { z } from "zod";
+
+/**
+ * The one schema of dataset.yaml (version 1). Validation, the TypeScript types of the raw manifest
+ * and the published JSON Schema (schema/dataset.schema.json) all come from here.
+ */
+
+export const UNKNOWN_KEY_TAG = "unknown-key:";
+
+/**
+ * A strict object whose "unknown key" issue carries the keys it knows, so that the diagnostic can
+ * say "did you mean". The known keys travel in the message; validate.ts decodes them.
+ */
+function strict<T extends z.core.$ZodLooseShape>(shape: T) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === "unrecognized_keys" ? `${UNKNOWN_KEY_TAG}${JSON.stringify(known)}` : undefined),
+  });
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const STEP_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const Scalar = z.union([z.string(), z.number(), z.boolean()]);
+
+export const ModelParams = strict({
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    max_tokens: z.number().int().positive().optional(),
+    max_completion_tokens: z.number().int().positive().optional(),
+    seed: z.number().int().optional(),
+    stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
+    presence_penalty: z.number().min(-2).max(2).optional(),
+    frequency_penalty: z.number().min(-2).max(2).optional(),
+    reasoning_effort: z.enum(["minimal", "low", "medium", "high"]).optional(),
+  })
+  .describe("Generation parameters sent with every request; all of them are part of the cache key.");
+
+export const Price = strict({
+  input_per_mtok: z.number().nonnegative().describe("USD per million input tokens"),
+  output_per_mtok: z.number().nonnegative().describe("USD per million output tokens"),
+});
+
+export const Model = strict({
+    provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
+    name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
+    base_url: z.string().optional().describe("Endpoint URL; empty = the provider's default"),
+    api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
+    headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
+    extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),
+    params: ModelParams.optional(),
+    concurrency: z.number().int().min(1).max(4096).optional(),
+    rpm: z.number().positive().optional().describe("Client-side requests-per-minute limit"),
+    tpm: z.number().positive().optional().describe("Client-side tokens-per-minute limit"),
+    timeout_s: z.number().positive().optional(),
+    retries: z.number().int().min(0).max(100).optional(),
+    price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
+  })
+  .describe("Model defaults; a generate step may override any field.");
+
+const WeightedValue = strict({
+  value: Scalar,
+  weight: z.number().positive().optional(),
+});
+const ValueItem = z.union([Scalar, WeightedValue]);
+const ValueList = z.array(ValueItem);
+
+const FileDimension = strict({
+  file: z.string().min(1).describe("A text file: one value a line; blank lines and # comments skipped"),
+});
+const GlobDimension = strict({
+  glob: z.string().min(1).describe("One value per matched file: its text; the file's name is <dimension>_name"),
+});
+const ConditionalDimension = strict({
+  by: z.string().regex(NAME).describe("The dimension this one depends on"),
+  values: z.record(z.string(), ValueList).describe("Values for each value of the parent dimension"),
+  default: ValueList.optional().describe("Values for parent values not listed"),
+});
+
+export const Dimension = z.union([ValueList, FileDimension, GlobDimension, ConditionalDimension]);
+
+const Match = z.record(z.string(), z.union([Scalar, z.array(Scalar)]));
+
+export const Combine = strict({
+  mode: z.enum(["product", "sample", "zip", "pairwise"]).optional(),
+  n: z.number().int().positive().optional().describe("With mode: sample, how many combinations"),
+  exclude: z.array(Match).optional().describe("Combinations to leave out; each entry matches on the dimensions it names"),
+  repeat: z.number().int().min(1).max(100000).optional().describe("Samples per combination, each with its own nonce"),
+});
+
+const Message = strict({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+});
+
+export const GenerateStep = strict({
+  prompt: z.string().optional().describe("A template sent as one user message"),
+  system: z.string().optional().describe("A system message template (with prompt)"),
+  messages: z.array(Message).min(1).optional(),
+  model: Model.optional(),
+  json_schema: z.record(z.string(), z.unknown()).optional().describe("Structured output: the answer must be JSON valid against this schema"),
+});
+
+const Patterns = z.union([z.string(), z.array(z.string())]);
+
+export const FilterStep = strict({
+  field: z.string().min(1).describe("The step output or dimension to test"),
+  min_chars: z.number().int().nonnegative().optional(),
+  max_chars: z.number().int().positive().optional(),
+  must_match: Patterns.optional().describe("Regular expression(s) that must all match"),
+  must_not_match: Patterns.optional().describe("Regular expression(s) none of which may match"),
+  drop_truncated: z.boolean().optional().describe("Drop answers cut off by max_tokens"),
+});
+
+export const MapStep = strict({
+  field: z.string().min(1),
+  extract: z.enum(["json", "fenced"]).optional().describe("Keep only the first JSON value or fenced code block"),
+  replace: z
+    .array(strict({ pattern: z.string(), with: z.string(), flags: z.string().regex(/^[imsu]*$/).optional() }))
+    .optional(),
+  trim: z.boolean().optional(),
+});
+
+export const DedupeStep = strict({
+  field: z.string().min(1),
+  method: z.enum(["exact"]).optional(),
+  ignore_case: z.boolean().optional(),
+  ignore_whitespace: z.boolean().optional(),
+});
+
+export const STEP_KINDS = ["generate", "filter", "map", "dedupe"] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+export const Step = strict({
+  id: z.string().regex(STEP_ID, "a step id is a name: letters, digits, _ and -, starting with a letter"),
+  generate: GenerateStep.optional(),
+  filter: FilterStep.optional(),
+  map: MapStep.optional(),
+  dedupe: DedupeStep.optional(),
+});
+
+export const Output = strict({
+  path: z.string().min(1).describe("Output file (a folder for format: files)"),
+  format: z.enum(["openai-chat", "prompt-completion", "jsonl", "files"]).optional(),
+  system: z.string().optional().describe("System message template (openai-chat)"),
+  prompt: z.string().optional().describe("Prompt template"),
+  completion: z.string().optional().describe("Completion template"),
+  record: z.record(z.string(), z.string()).optional().describe("Field templates (format: jsonl)"),
+  name: z.string().optional().describe("File name template (format: files)"),
+  split: z.record(z.string().regex(NAME), z.number().positive()).optional().describe("Fractions by combination, e.g. {train: 0.9, validation: 0.1}"),
+});
+
+export const ManifestSchema = strict({
+  $schema: z.string().optional(),
+  version: z.literal(1),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a name of letters, digits, '.', '_' and '-'"),
+  seed: z.number().int().optional(),
+  model: Model.optional(),
+  dimensions: z.record(z.string(), Dimension),
+  combine: Combine.optional(),
+  steps: z.array(Step).optional(),
+  output: z.union([Output, z.array(Output).min(1)]),
+});
+
+export type RawManifest = z.infer<typeof ManifestSchema>;
+export type RawModel = z.infer<typeof Model>;
+export type RawStep = z.infer<typeof Step>;
+export type RawOutput = z.infer<typeof Output>;
+export type RawDimension = z.infer<typeof Dimension>;
+export type RawValueItem = z.infer<typeof ValueItem>;
+export type RawMatch = z.infer<typeof Match>;
+
+export { NAME as NAME_PATTERN };
+
+export function manifestJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ManifestSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  return {
+    ...schema,
+    $id: "https://synthbuild.dev/schema/dataset.schema.json",
+    title: "synthbuild dataset.yaml",
+  };
+}

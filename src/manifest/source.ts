@@ -1,0 +1,125 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import type { Diagnostic } from "../errors.js";
+
+export type KeyPath = ReadonlyArray<string | number>;
+
+/**
+ * A parsed YAML file that still knows where every value came from, so that any later stage can
+ * point at `file:line:col` with a code frame.
+ */
+export class YamlSource {
+  readonly lines: string[];
+  constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly doc: Document.Parsed,
+    private readonly counter: LineCounter,
+  ) {
+    this.lines = text.split(/\r?\n/);
+  }
+
+  static parse(file: string, text: string): YamlSource {
+    const counter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+    return new YamlSource(file, text, doc, counter);
+  }
+
+  /** Syntax errors, already positioned. */
+  syntaxDiagnostics(): Diagnostic[] {
+    return this.doc.errors.map((e) => {
+      const offset = e.pos[0];
+      const { line, col } = this.counter.linePos(offset);
+      return this.diagnostic(line, col, "", e.message.split("\n")[0]!, hintForYamlError(e.code));
+    });
+  }
+
+  /**
+   * The position of the deepest node along `path` that exists. With `key`, point at the mapping key
+   * itself (for "unknown key" errors) rather than its value.
+   */
+  locate(path: KeyPath, opts: { key?: boolean } = {}): { line: number; col: number } {
+    let node: unknown = this.doc.contents;
+    let pos: number | undefined = rangeStart(node);
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) break;
+        const last = seg === path[path.length - 1] && opts.key;
+        node = pair.value;
+        pos = (last ? rangeStart(pair.key) : rangeStart(pair.value) ?? rangeStart(pair.key)) ?? pos;
+        if (last) break;
+      } else if (isSeq(node) && typeof seg === "number") {
+        const item = node.items[seg];
+        if (item === undefined) break;
+        node = item;
+        pos = rangeStart(item) ?? pos;
+      } else break;
+    }
+    return this.counter.linePos(pos ?? 0);
+  }
+
+  /** The node at a path, if it exists (used to map positions inside template strings). */
+  nodeAt(path: KeyPath): Node | undefined {
+    const n = this.doc.getIn(path as (string | number)[], true);
+    return n as Node | undefined;
+  }
+
+  at(path: KeyPath, message: string, hint?: string, opts: { key?: boolean } = {}): Diagnostic {
+    const { line, col } = this.locate(path, opts);
+    return this.diagnostic(line, col, formatPath(path), message, hint);
+  }
+
+  atOffset(offset: number, path: KeyPath, message: string, hint?: string): Diagnostic {
+    const { line, col } = this.counter.linePos(offset);
+    return this.diagnostic(line, col, formatPath(path), message, hint);
+  }
+
+  diagnostic(line: number, col: number, path: string, message: string, hint?: string): Diagnostic {
+    return { file: this.file, line, col, path, message, hint, frame: this.frame(line, col) };
+  }
+
+  private frame(line: number, col: number): string | undefined {
+    const src = this.lines[line - 1];
+    if (src === undefined) return undefined;
+    const gutter = String(line).length;
+    const out: string[] = [];
+    const prev = this.lines[line - 2];
+    if (prev !== undefined && prev.trim() !== "") out.push(`  ${String(line - 1).padStart(gutter)} | ${prev}`);
+    out.push(`> ${String(line).padStart(gutter)} | ${src}`);
+    out.push(`  ${" ".repeat(gutter)} | ${" ".repeat(Math.max(0, col - 1))}^`);
+    return out.join("\n");
+  }
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const r = (node as { range?: [number, number, number] } | null)?.range;
+  return r ? r[0] : undefined;
+}
+
+/** `steps[1].generate.prompt` — how a person reads a key path. */
+export function formatPath(path: KeyPath): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+function hintForYamlError(code: string): string | undefined {
+  switch (code) {
+    case "DUPLICATE_KEY":
+      return "each key may appear once in a mapping; remove or rename one of them";
+    case "BAD_INDENT":
+    case "MISSING_CHAR":
+      return "check the indentation: nested keys must be indented more than their parent, with spaces, not tabs";
+    case "TAB_AS_INDENT":
+      return "YAML indentation must use spaces, not tabs";
+    case "BLOCK_AS_IMPLICIT_KEY":
+    case "MULTILINE_IMPLICIT_KEY":
+      return "a value containing ': ' or spanning lines must be quoted or written as a block (|)";
+    default:
+      return "quote strings that contain ':', '#', '{' or start with a special character";
+  }
+}

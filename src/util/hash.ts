@@ -1,0 +1,40 @@
+import xxhash from "xxhash-wasm";
+import { canonicalJson } from "./canonical-json.js";
+
+type Hasher = Awaited<ReturnType<typeof xxhash>>;
+let hasher: Hasher | undefined;
+
+/** xxhash-wasm needs one async initialisation; every entry point awaits this before hashing. */
+export async function initHashing(): Promise<void> {
+  hasher ??= await xxhash();
+}
+
+function h(): Hasher {
+  if (!hasher) throw new Error("initHashing() must be awaited before hashing");
+  return hasher;
+}
+
+/** 64-bit xxhash of a string, as 16 hex digits. */
+export function hash64(text: string): string {
+  return h().h64ToString(text);
+}
+
+/**
+ * 128 bits as 32 hex digits: two independently seeded 64-bit hashes. Cache keys use this so that
+ * collisions stay negligible across millions of shared entries.
+ */
+export function hash128(text: string): string {
+  const x = h();
+  return x.h64ToString(text, 0n) + x.h64ToString(text, 0x9e3779b97f4a7c15n);
+}
+
+export function hashValue(value: unknown): string {
+  return hash128(canonicalJson(value));
+}
+
+/** A number in [0, 1) derived from a string; the basis of every seeded decision. */
+export function unitInterval(text: string): number {
+  const hex = h().h64ToString(text);
+  // 53 bits is all a double can hold exactly.
+  return Number(BigInt("0x" + hex) >> 11n) / 2 ** 53;
+}
