@@ -72,11 +72,6 @@ export class VerifyError extends SynthbuildError {
   }
 }
 
-/** Another build holds the project's lock. */
-export class BuildBusyError extends SynthbuildError {
-  readonly exitCode = 1;
-}
-
 /** The build was interrupted (Ctrl-C); finished results are kept. */
 export class InterruptedError extends SynthbuildError {
   readonly exitCode = 130;

@@ -1,6 +1,7 @@
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
+import { compileJsonSchema } from "../util/json-schema.js";
 import { mergeModel, resolveModel } from "./resolve-model.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
 import { STEP_KINDS, type RawDimension, type RawModel, type RawStep } from "./schema.js";
@@ -87,6 +88,14 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
     if (model.nameMissing) {
       errors.push(src.at(g.model ? [...gp, "model"] : rawModel ? ["model"] : gp, "no model name", "set model.name (e.g. gpt-4o-mini) at the top level or in the step's model:"));
       ok = false;
+    }
+    if (g.json_schema) {
+      try {
+        compileJsonSchema(g.json_schema);
+      } catch (err) {
+        errors.push(src.at([...gp, "json_schema"], `invalid JSON Schema: ${(err as Error).message}`, "json_schema: is a JSON Schema object, e.g. { type: object, properties: { title: { type: string } }, required: [title] }"));
+        ok = false;
+      }
     }
     if (!ok) return undefined;
     const { nameMissing: _, ...cfg } = model;

@@ -1,0 +1,50 @@
+import type { BuildResult, PlanResult, ShowResult } from "../index.js";
+
+export function formatPlan(p: PlanResult): string {
+  const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
+  const w = Math.max(4, ...p.steps.map((s) => s.id.length));
+  lines.push(`  ${"step".padEnd(w)}  kind      total  cached  to run`);
+  for (const s of p.steps) lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
+  const e = p.estimate;
+  if (p.requests) lines.push(`estimate: ~${e.input_tokens} input + ~${e.output_tokens} output tokens, ${e.cost_usd === null ? "cost unknown (no price for this model; set model.price)" : `~$${e.cost_usd.toFixed(4)}`}`);
+  if (p.stale) {
+    for (const s of p.stale.slice(0, 50)) lines.push(`  ${s.id} at ${s.step}: ${s.reasons.join("; ")}`);
+    if (p.stale.length > 50) lines.push(`  … and ${p.stale.length - 50} more (--json lists all)`);
+  }
+  return lines.join("\n");
+}
+
+export function formatBuild(r: BuildResult): string {
+  const lines = [
+    `built ${r.samples} samples: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.cached} cached, ${r.dropped} dropped, ${r.failed} failed` +
+      (r.pending ? `, ${r.pending} not built` : "") +
+      (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
+  ];
+  for (const o of r.outputs) lines.push(`  ${o.path}  ${o.rows} rows`);
+  if (r.failures.length) {
+    lines.push(`failed samples (retried on the next build):`);
+    for (const f of r.failures.slice(0, 20)) lines.push(`  ${f.sample} at ${f.step}: ${f.reason}`);
+    if (r.failures.length > 20) lines.push(`  … and ${r.failures.length - 20} more`);
+  }
+  if (r.budgetReached) lines.push(`--max-cost reached: ${r.pending} samples were not built; raise it and build again`);
+  return lines.join("\n");
+}
+
+export function formatShow(s: ShowResult): string {
+  const lines = [`sample ${s.id}  (${s.status}${s.reason ? `: ${s.reason}` : ""})`];
+  for (const [k, v] of Object.entries(s.values)) lines.push(`  ${k}: ${v}`);
+  if (s.repeat) lines.push(`  repeat: ${s.repeat}`);
+  for (const st of s.steps) {
+    lines.push("", `── ${st.id} (${st.kind}, ${st.status})${st.model ? `  model ${st.model}` : ""}${st.finish_reason ? `  finish ${st.finish_reason}` : ""}`);
+    if (st.request) for (const m of st.request.messages) lines.push(`  [${m.role}]`, indent(m.content));
+    if (st.output !== undefined) lines.push("  [answer]", indent(st.output));
+  }
+  return lines.join("\n");
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
+}

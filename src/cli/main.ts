@@ -1,0 +1,154 @@
+import chalk from "chalk";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { build, gc, init, plan, show, verify, SynthbuildError, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
+import { createProgress } from "./progress.js";
+import { formatBuild, formatPlan, formatShow } from "./format.js";
+
+const VERSION = "0.1.0";
+
+/**
+ * The command line: a flag table per command and one library call each. This is the only place
+ * that decides exit codes (0 built, 1 failures or frozen/verify mismatch, 2 bad manifest or usage,
+ * 130 interrupted); human output goes to stderr, --json output alone to stdout.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const err = (line: string) => process.stderr.write(line + "\n");
+  const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+  let code = 0;
+
+  const program = new Command("synthbuild")
+    .description("make for synthetic fine-tuning datasets: declare dataset.yaml, build dist/, rebuild only what changed")
+    .version(VERSION)
+    .option("-f, --file <path>", "the manifest", "dataset.yaml")
+    .option("--cache-dir <dir>", "cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR)")
+    .option("-q, --quiet", "no progress output")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .exitOverride();
+
+  const common = () => {
+    const g = program.opts<{ file: string; cacheDir?: string; quiet?: boolean }>();
+    return { file: g.file, cacheDir: g.cacheDir, quiet: g.quiet ?? false };
+  };
+
+  program
+    .command("init")
+    .description("write a starter dataset.yaml (the plot-outline example) and data/places.txt")
+    .option("--force", "overwrite existing files")
+    .action(async (o: { force?: boolean }) => {
+      const { written } = await init({ file: common().file, force: o.force });
+      for (const w of written) err(`wrote ${w}`);
+      err("next: synthbuild build --offline   (no key needed), or set OPENAI_API_KEY and run synthbuild build");
+    });
+
+  program
+    .command("plan")
+    .description("show what a build would do, with token and cost estimates; makes no request")
+    .option("--json", "print one JSON object on stdout")
+    .option("--explain", "say why each sample that needs requests needs them")
+    .option("--offline", "plan for the offline echo provider")
+    .option("--limit <n>", "only the first N samples", positiveInt)
+    .action(async (o: { json?: boolean; explain?: boolean; offline?: boolean; limit?: number }) => {
+      const c = common();
+      const result: PlanResult = await plan({ ...c, explain: o.explain, offline: o.offline, limit: o.limit, events: { warn: (m) => err(`warning: ${m}`) } });
+      if (o.json) out(result);
+      else err(formatPlan(result));
+    });
+
+  program
+    .command("build")
+    .description("build dist/ and dataset.lock, requesting only answers the cache lacks")
+    .option("--json", "print one JSON summary object on stdout")
+    .option("--frozen", "make no request; exit 1 if the cache and lock cannot produce the dataset (the CI gate)")
+    .option("--limit <n>", "build only the first N samples (a trial run)", positiveInt)
+    .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
+    .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
+    .option("--offline", "use the built-in echo provider for every step: no key, no network")
+    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean }) => {
+      const c = common();
+      const progress = createProgress({ tty: Boolean(process.stderr.isTTY) && !process.env.CI, quiet: c.quiet, write: err });
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        if (++interrupts > 1) process.exit(130);
+        err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
+        controller.abort();
+      };
+      process.on("SIGINT", onSigint);
+      process.on("SIGTERM", onSigint);
+      let result: BuildResult;
+      try {
+        result = await build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal: controller.signal, events: progress });
+      } finally {
+        progress.stop();
+        process.off("SIGINT", onSigint);
+        process.off("SIGTERM", onSigint);
+      }
+      if (o.json) out({ samples: result.samples, requests: result.requests, cached: result.cached, failed: result.failed, dropped: result.dropped, pending: result.pending, outputs: result.outputs, failures: result.failures, cost_usd: result.costUsd });
+      if (!c.quiet || result.failed) err(formatBuild(result));
+      if (result.failed || result.pending) code = 1;
+    });
+
+  program
+    .command("verify")
+    .description("check that dist/ and the cache agree with dataset.lock, and the lock with the manifest")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { json?: boolean }) => {
+      const r = await verify(common());
+      if (o.json) out({ ok: true, ...r });
+      err(`ok: ${r.samples} samples, ${r.outputs} outputs and ${r.cacheEntries} cached answers agree with the lock`);
+    });
+
+  program
+    .command("show")
+    .description("show one sample through every step: values, requests, answers, and whether it was kept")
+    .argument("<id>", "a sample id, or a unique prefix of one")
+    .option("--json", "print one JSON object on stdout")
+    .option("--offline", "show the requests as the offline echo provider would get them")
+    .action(async (id: string, o: { json?: boolean; offline?: boolean }) => {
+      const r: ShowResult = await show(id, { ...common(), offline: o.offline });
+      if (o.json) out(r);
+      else process.stdout.write(formatShow(r) + "\n");
+    });
+
+  program
+    .command("gc")
+    .description("remove cache entries dataset.lock does not reference (only this manifest's lock counts)")
+    .option("--dry-run", "say what would be removed, remove nothing")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+      const r = await gc({ ...common(), dryRun: o.dryRun });
+      if (o.json) out(r);
+      err(`${r.dryRun ? "would remove" : "removed"} ${r.removed} cache entr${r.removed === 1 ? "y" : "ies"} (${(r.bytes / 1024).toFixed(1)} KiB); ${r.kept} kept`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
+    }
+    if (e instanceof SynthbuildError) {
+      err(`${chalk.red("error:")} ${e.message}`);
+      if (e.hint) err(`  hint: ${e.hint}`);
+      return e.exitCode;
+    }
+    err(`${chalk.red("internal error")} (a bug in synthbuild; please report it):`);
+    err((e as Error)?.stack ?? String(e));
+    return 70;
+  }
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number of 1 or more");
+  return n;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a number above 0");
+  return n;
+}
+

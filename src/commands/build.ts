@@ -1,0 +1,199 @@
+import { FrozenError, InterruptedError, UsageError } from "../errors.js";
+import { BuildResolver, CacheResolver } from "../execute/resolver.js";
+import { ProviderPool } from "../execute/providers.js";
+import type { GenerateStep } from "../manifest/types.js";
+import { parseLock, readLock, serializeLock, type Lock } from "../lock/lockfile.js";
+import { emit } from "../output/emit.js";
+import { assembleLock } from "../output/lock-entries.js";
+import { newRun, type SampleRun } from "../plan/pipeline.js";
+import { costOf, priceOf } from "../plan/prices.js";
+import type { ChatRequest } from "../plan/request.js";
+import { walk } from "../plan/walk.js";
+import { acquireBuildLock } from "../project.js";
+import { writeFileAtomic } from "../util/fs-atomic.js";
+import { openProject, type CommonOptions } from "./context.js";
+
+export interface BuildOptions extends CommonOptions {
+  /** Make no request; fail if the cache and lock cannot produce the dataset. */
+  frozen?: boolean;
+  /** Build only the first N samples (a trial run). */
+  limit?: number;
+  /** Overrides every model's concurrency. */
+  concurrency?: number;
+  /** Use the built-in echo provider for every step: no key, no network. */
+  offline?: boolean;
+  /** Stop starting requests before this much (USD) would be spent. */
+  maxCost?: number;
+  /** Abort (Ctrl-C): in-flight requests are dropped, finished ones kept, and the lock written. */
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  samples: number;
+  requests: number;
+  cached: number;
+  failed: number;
+  dropped: number;
+  /** Samples not built: interrupted, or held back by --max-cost. */
+  pending: number;
+  outputs: { path: string; rows: number }[];
+  failures: { sample: string; step: string; reason: string }[];
+  costUsd: number | null;
+  /** True when --max-cost held requests back. */
+  budgetReached: boolean;
+}
+
+export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
+  const project = await openProject(opts);
+  const { manifest: m, paths, cache } = project;
+  const events = opts.events ?? {};
+  const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
+  if (opts.maxCost !== undefined && !opts.offline) {
+    const unpriced = m.steps.filter((s): s is GenerateStep => s.kind === "generate" && !priceOf(s.model, false));
+    if (unpriced.length) throw new UsageError(`--max-cost needs a price for ${unpriced[0]!.model.name} (step '${unpriced[0]!.id}')`, "set model.price: { input_per_mtok: …, output_per_mtok: … } in the manifest");
+  }
+
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
+  try {
+    const runs = samples.map((s) => newRun(m, s));
+    const budget = new Budget(opts.maxCost, opts.offline ?? false);
+    const pool = new ProviderPool(opts.env ?? process.env, {
+      offline: opts.offline ?? false,
+      concurrency: opts.concurrency,
+      signal: controller.signal,
+      onRetry: (r) => events.retried?.({ step: "", attempt: r.attempt, delayMs: r.delayMs, reason: r.error.message }),
+    });
+    const requesting = opts.frozen
+      ? undefined
+      : new BuildResolver(
+          cache,
+          pool,
+          controller.signal,
+          {
+            onAnswer: (step, req, a, offline) => {
+              const cost = budget.settle(step, req, a.usage, offline);
+              events.answered?.({ step: step.id, inputTokens: a.usage?.input ?? 0, outputTokens: a.usage?.output ?? 0, costUsd: cost });
+            },
+            onFailure: (sample, step, req, reason) => {
+              budget.settle(step, req, undefined, false);
+              if (!controller.signal.aborted) events.failed?.({ sample: sample.id, step: step.id, reason });
+            },
+          },
+          (step, req) => budget.mayStart(step, req),
+        );
+    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
+    await walk(m, runs, {
+      cached: new CacheResolver(cache),
+      requesting,
+      width: Math.max(256, maxConcurrency * 4),
+      providerOverride: opts.offline ? "echo" : undefined,
+      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), pending)),
+    });
+
+    const interrupted = controller.signal.aborted;
+    const existing = await readLock(paths.lock).catch(() => undefined);
+    if (opts.frozen) {
+      const emitted = await emit(m, runs, { write: false });
+      const lock = assembleLock(m, runs, emitted, opts.offline);
+      checkFrozen(m.steps, runs, lock, existing?.text);
+      await emit(m, runs, { write: true });
+      return summarise(runs, emitted.outputs, null, false);
+    }
+    const emitted = await emit(m, runs, { write: true });
+    const text = serializeLock(assembleLock(m, runs, emitted, opts.offline));
+    if (text !== existing?.text) await writeFileAtomic(paths.lock, text);
+    if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
+    return summarise(runs, emitted.outputs, budget.spent, budget.reached);
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    await release();
+  }
+}
+
+/** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */
+function countRequests(steps: { kind: string }[], pending: SampleRun[]): number {
+  let n = 0;
+  for (const run of pending) for (let i = run.cursor; i < steps.length; i++) if (steps[i]!.kind === "generate") n++;
+  return n;
+}
+
+function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existingText: string | undefined): void {
+  const missing = runs.filter((r) => r.status === "pending").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
+  if (missing.length) {
+    const names = missing.map((r) => `${r.sample.id} (step ${steps[r.cursor]?.id ?? "?"})`);
+    throw new FrozenError(`--frozen: ${missing.length} sample${missing.length === 1 ? " is" : "s are"} not in the cache:\n${names.slice(0, 20).map((n) => `  ${n}`).join("\n")}${missing.length > 20 ? `\n  … and ${missing.length - 20} more` : ""}`, missing.map((r) => r.sample.id), "run `synthbuild build` (without --frozen) where the model can be reached, then commit dataset.lock and share the cache");
+  }
+  const text = serializeLock(lock);
+  if (existingText === undefined) throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
+  if (text !== existingText) {
+    const before = new Map(parseLock(existingText).samples.map((s) => [s.id, JSON.stringify(s)]));
+    const after = new Map(lock.samples.map((s) => [s.id, JSON.stringify(s)]));
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((id) => before.get(id) !== after.get(id)).sort();
+    throw new FrozenError(
+      `--frozen: dataset.lock is out of date${changed.length ? `; ${changed.length} sample${changed.length === 1 ? " differs" : "s differ"}:\n${changed.slice(0, 20).map((id) => `  ${id}`).join("\n")}` : " (outputs differ)"}`,
+      changed,
+      "the manifest changed since the lock was written: run `synthbuild build` and commit dataset.lock",
+    );
+  }
+}
+
+function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[], costUsd: number | null, budgetReached: boolean): BuildResult {
+  let requests = 0;
+  let cached = 0;
+  const count = { kept: 0, dropped: 0, failed: 0, pending: 0 };
+  const failures: BuildResult["failures"] = [];
+  for (const r of runs) {
+    count[r.status]++;
+    for (const s of r.steps) {
+      if (s.status === "ran") requests++;
+      if (s.status === "cached") cached++;
+    }
+    if (r.status === "failed") failures.push({ sample: r.sample.id, step: r.stoppedBy!.step, reason: r.stoppedBy!.reason });
+  }
+  return { samples: runs.length, requests, cached, failed: count.failed, dropped: count.dropped, pending: count.pending, outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })), failures, costUsd, budgetReached };
+}
+
+/**
+ * --max-cost: a request starts only if the spend so far, plus what the requests in flight may
+ * cost (their input and max_tokens at list price), still fits; real usage replaces the estimate
+ * when the answer arrives.
+ */
+class Budget {
+  spent: number | null = 0;
+  reached = false;
+  private reserved = 0;
+  private readonly reservations = new WeakMap<ChatRequest, number>();
+
+  constructor(
+    private readonly max: number | undefined,
+    private readonly offline: boolean,
+  ) {}
+
+  mayStart(step: GenerateStep, req: ChatRequest): boolean {
+    if (this.max === undefined) return true;
+    const input = Math.ceil(req.messages.reduce((n, m) => n + m.content.length, 0) / 4);
+    const output = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 1000);
+    const estimate = costOf(priceOf(step.model, this.offline), input, output) ?? 0;
+    if ((this.spent ?? 0) + this.reserved + estimate > this.max) {
+      this.reached = true;
+      return false;
+    }
+    this.reserved += estimate;
+    this.reservations.set(req, estimate);
+    return true;
+  }
+
+  /** The request is over (answered or failed): its reservation goes, its real cost (if any) stays. */
+  settle(step: GenerateStep, req: ChatRequest, usage: { input: number; output: number } | undefined, offline: boolean): number | null {
+    this.reserved = Math.max(0, this.reserved - (this.reservations.get(req) ?? 0));
+    this.reservations.delete(req);
+    if (!usage) return 0;
+    const cost = costOf(priceOf(step.model, offline || this.offline), usage.input, usage.output);
+    if (cost === null) this.spent = null;
+    else if (this.spent !== null) this.spent += cost;
+    return cost;
+  }
+}

@@ -1,0 +1,39 @@
+import { Cache } from "../cache/store.js";
+import type { BuildEvents } from "../events.js";
+import { expand } from "../expand/expand.js";
+import type { Sample } from "../expand/sample.js";
+import { loadManifest } from "../manifest/load.js";
+import type { Manifest } from "../manifest/types.js";
+import { projectPaths, type ProjectPaths } from "../project.js";
+import { initHashing } from "../util/hash.js";
+
+/** Options every command shares. */
+export interface CommonOptions {
+  /** Path of the manifest, relative to cwd (default dataset.yaml). */
+  file?: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR). */
+  cacheDir?: string;
+  events?: BuildEvents;
+}
+
+export interface Project {
+  manifest: Manifest;
+  paths: ProjectPaths;
+  cache: Cache;
+  samples: Sample[];
+}
+
+export async function openProject(opts: CommonOptions): Promise<Project> {
+  await initHashing();
+  const env = opts.env ?? process.env;
+  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
+  const paths = projectPaths(manifest, opts.cacheDir ? resolveFrom(opts.cwd, opts.cacheDir) : undefined, env);
+  const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg));
+  return { manifest, paths, cache, samples: expand(manifest) };
+}
+
+function resolveFrom(cwd: string | undefined, p: string): string {
+  return cwd && !p.startsWith("/") ? `${cwd}/${p}` : p;
+}

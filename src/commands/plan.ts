@@ -1,0 +1,127 @@
+import { CacheResolver } from "../execute/resolver.js";
+import { readLock } from "../lock/lockfile.js";
+import type { GenerateStep, Manifest } from "../manifest/types.js";
+import { explainStale, indexLock } from "../plan/explain.js";
+import { newRun, type SampleRun } from "../plan/pipeline.js";
+import { costOf, priceOf } from "../plan/prices.js";
+import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
+import { walk } from "../plan/walk.js";
+import { openProject, type CommonOptions } from "./context.js";
+
+export interface PlanOptions extends CommonOptions {
+  explain?: boolean;
+  offline?: boolean;
+  limit?: number;
+}
+
+export interface StepPlan {
+  id: string;
+  kind: string;
+  total: number;
+  cached: number;
+  to_run: number;
+}
+
+export interface PlanResult {
+  samples: number;
+  requests: number;
+  steps: StepPlan[];
+  estimate: { input_tokens: number; output_tokens: number; cost_usd: number | null };
+  /** With explain: each sample that needs requests, and why. */
+  stale?: { id: string; values: Record<string, string>; step: string; reasons: string[] }[];
+}
+
+/** What a build would do, from the manifest, the cache and the lock alone: no request is made. */
+export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
+  const project = await openProject(opts);
+  const m = project.manifest;
+  const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
+  const runs = samples.map((s) => newRun(m, s));
+  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+
+  const steps = stepPlans(m, runs);
+  const requests = steps.filter((s) => s.kind === "generate").reduce((n, s) => n + s.to_run, 0);
+  const result: PlanResult = { samples: runs.length, requests, steps, estimate: await estimate(m, runs, opts.offline ?? false) };
+  if (opts.explain) {
+    const lock = (await readLock(project.paths.lock))?.lock;
+    const index = lock ? indexLock(m, lock) : undefined;
+    result.stale = runs
+      .filter((r) => r.status === "pending")
+      .map((r) => ({
+        id: r.sample.id,
+        values: Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key])),
+        step: m.steps[r.cursor]!.id,
+        reasons: explainStale(m, r, lock, index),
+      }));
+  }
+  return result;
+}
+
+function stepPlans(m: Manifest, runs: SampleRun[]): StepPlan[] {
+  const plans = m.steps.map((s) => ({ id: s.id, kind: s.kind, total: 0, cached: 0, to_run: 0 }));
+  const at = new Map(plans.map((p, i) => [p.id, i]));
+  for (const run of runs) {
+    for (const rec of run.steps) {
+      const p = plans[at.get(rec.id)!]!;
+      p.total++;
+      if (rec.status === "cached" || rec.status === "computed") p.cached++;
+    }
+    if (run.status === "pending") {
+      for (let i = run.cursor; i < plans.length; i++) {
+        plans[i]!.total++;
+        plans[i]!.to_run++;
+      }
+    }
+  }
+  return plans;
+}
+
+/**
+ * Tokens and cost of the requests a build would make. A pending request's input is counted
+ * exactly; requests downstream of it (whose input is an answer not yet written) are estimated from
+ * their template plus the expected length of the answers they read. Expected answer length: the
+ * mean of this step's cached answers, else max_tokens, else 500.
+ */
+async function estimate(m: Manifest, runs: SampleRun[], offline: boolean): Promise<PlanResult["estimate"]> {
+  const count = await loadTokenCounter();
+  const gen = m.steps.filter((s): s is GenerateStep => s.kind === "generate");
+  const expectedOut = new Map<string, number>();
+  for (const s of gen) {
+    let sum = 0;
+    let n = 0;
+    for (const r of runs) {
+      const rec = r.steps.find((x) => x.id === s.id);
+      if (rec?.usage) {
+        sum += rec.usage.output;
+        n++;
+      }
+    }
+    expectedOut.set(s.id, n ? sum / n : Number(s.model.params.max_tokens ?? s.model.params.max_completion_tokens ?? 500));
+  }
+  const templateIn = new Map(gen.map((s) => [s.id, s.messages.reduce((n, msg) => n + count(msg.template.source) + 4, 3) + answerTokensRead(s, expectedOut)]));
+  let input = 0;
+  let output = 0;
+  let cost: number | null = 0;
+  const add = (s: GenerateStep, i: number, o: number) => {
+    input += i;
+    output += o;
+    const c = costOf(priceOf(s.model, offline), i, o);
+    cost = c === null || cost === null ? null : cost + c;
+  };
+  for (const r of runs) {
+    if (r.status !== "pending") continue;
+    for (let i = r.cursor; i < m.steps.length; i++) {
+      const s = m.steps[i]!;
+      if (s.kind !== "generate") continue;
+      const inTokens = i === r.cursor && r.pendingRequest ? requestTokens(count, r.pendingRequest) : templateIn.get(s.id)!;
+      add(s, inTokens, Math.round(expectedOut.get(s.id)!));
+    }
+  }
+  return { input_tokens: input, output_tokens: output, cost_usd: cost === null ? null : Math.round((cost as number) * 1e6) / 1e6 };
+}
+
+function answerTokensRead(s: GenerateStep, expectedOut: Map<string, number>): number {
+  let n = 0;
+  for (const msg of s.messages) for (const name of msg.template.reads) n += expectedOut.get(name) ?? 0;
+  return Math.round(n);
+}

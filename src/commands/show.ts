@@ -1,0 +1,68 @@
+import { UsageError } from "../errors.js";
+import { CacheResolver } from "../execute/resolver.js";
+import { readLock, type LockSample } from "../lock/lockfile.js";
+import { newRun } from "../plan/pipeline.js";
+import type { ChatRequest } from "../plan/request.js";
+import { walk } from "../plan/walk.js";
+import { openProject, type CommonOptions } from "./context.js";
+
+export interface ShowResult {
+  id: string;
+  values: Record<string, string>;
+  repeat: number;
+  /** kept, dropped, failed, or pending (not built yet); from the lock when dataset-level steps decided. */
+  status: string;
+  reason?: string;
+  steps: {
+    id: string;
+    kind: string;
+    status: string;
+    key?: string;
+    request?: ChatRequest;
+    output?: string;
+    finish_reason?: string;
+    model?: string;
+    fingerprint?: string;
+    usage?: { input: number; output: number };
+  }[];
+}
+
+/** One sample through every step: its values, each request as sent, each answer, and its fate. */
+export async function show(id: string, opts: CommonOptions & { offline?: boolean } = {}): Promise<ShowResult> {
+  const { manifest: m, paths, cache, samples } = await openProject(opts);
+  const matches = samples.filter((s) => s.id.startsWith(id));
+  if (matches.length === 0) throw new UsageError(`no sample with id ${id}`, "`synthbuild plan --explain --json` or dataset.lock list sample ids");
+  if (matches.length > 1) throw new UsageError(`${id} matches ${matches.length} samples`, "give more characters of the id");
+  const sample = matches[0]!;
+  const run = newRun(m, sample);
+  // Alone, dedupe cannot see the other samples: its verdict comes from the lock below.
+  await walk(m, [run], { cached: new CacheResolver(cache), width: 1, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+  const locked: LockSample | undefined = (await readLock(paths.lock))?.lock.samples.find((s) => s.id === sample.id);
+  const steps: ShowResult["steps"] = run.steps.map((r) => ({
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    key: r.key,
+    request: r.request,
+    output: typeof run.scope[r.id] === "string" && (r.kind === "generate" || r.kind === "map") ? (run.scope[r.id] as string) : undefined,
+    finish_reason: r.finishReason,
+    model: r.model,
+    fingerprint: r.fingerprint,
+    usage: r.usage,
+  }));
+  if (run.status === "pending") steps.push({ id: m.steps[run.cursor]!.id, kind: "generate", status: "not in cache", request: run.pendingRequest });
+  let status: string = run.status;
+  let reason = run.stoppedBy ? `${run.stoppedBy.step}: ${run.stoppedBy.reason}` : undefined;
+  if (locked && run.status === "kept" && locked.status === "dropped" && locked.reason) {
+    status = "dropped";
+    reason = `${locked.reason.step}: ${locked.reason.why}`;
+  }
+  return {
+    id: sample.id,
+    values: Object.fromEntries(m.dimensions.map((d, i) => [d.name, sample.values[i]!.key])),
+    repeat: sample.repeat,
+    status,
+    reason,
+    steps,
+  };
+}

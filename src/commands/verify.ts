@@ -1,0 +1,80 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { VerifyError } from "../errors.js";
+import { CacheResolver } from "../execute/resolver.js";
+import { readLock, serializeLock } from "../lock/lockfile.js";
+import type { Manifest } from "../manifest/types.js";
+import { emit, filesDigest } from "../output/emit.js";
+import { assembleLock } from "../output/lock-entries.js";
+import { newRun } from "../plan/pipeline.js";
+import { walk } from "../plan/walk.js";
+import { hash128, hash64 } from "../util/hash.js";
+import { openProject, type CommonOptions } from "./context.js";
+
+export interface VerifyResult {
+  samples: number;
+  outputs: number;
+  cacheEntries: number;
+}
+
+/**
+ * Does what is on disk agree with dataset.lock? Every output file's hash and row count, every
+ * cached answer the lock names, and the lock itself against what the manifest now describes.
+ * Throws VerifyError listing every problem.
+ */
+export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
+  const { manifest: m, paths, cache, samples } = await openProject(opts);
+  const existing = await readLock(paths.lock);
+  if (!existing) throw new VerifyError([`no lock at ${paths.lock}: run \`synthbuild build\` first`]);
+  const { lock } = existing;
+  const problems: string[] = [];
+
+  for (const o of lock.outputs) {
+    const actual = await outputHash(m, o.path);
+    if (actual === undefined) problems.push(`${o.path} is missing`);
+    else if (actual.hash !== o.hash) problems.push(`${o.path} differs from the lock (${actual.rows} rows on disk, ${o.rows} in the lock): it was edited or is from another build`);
+  }
+
+  let cacheEntries = 0;
+  for (const s of lock.samples) {
+    for (const [stepId, st] of Object.entries(s.steps)) {
+      if (!st.key) continue;
+      const e = await cache.get(st.key);
+      cacheEntries++;
+      if (!e) problems.push(`sample ${s.id} step ${stepId}: answer ${st.key} is not in the cache`);
+      else if (st.out && hash64(e.response.text) !== st.out) problems.push(`sample ${s.id} step ${stepId}: cached answer differs from the lock`);
+    }
+  }
+
+  const runs = samples.map((s) => newRun(m, s));
+  const offline = lock.header.offline === true;
+  await walk(m, runs, { cached: new CacheResolver(cache), width: 256, providerOverride: offline ? "echo" : undefined });
+  const pending = runs.filter((r) => r.status === "pending").length;
+  const fresh = serializeLock(assembleLock(m, runs, await emit(m, runs, { write: false }), offline));
+  if (pending) problems.push(`${pending} sample${pending === 1 ? "" : "s"} of the manifest ${pending === 1 ? "is" : "are"} not built: run \`synthbuild build\``);
+  else if (fresh !== existing.text) problems.push(`dataset.lock does not match ${m.file.split("/").pop()}: the manifest changed since the last build; run \`synthbuild build\``);
+
+  if (problems.length) throw new VerifyError(problems);
+  return { samples: lock.samples.length, outputs: lock.outputs.length, cacheEntries };
+}
+
+/** Hash an output as emit() does: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
+async function outputHash(m: Manifest, path: string): Promise<{ hash: string; rows: number } | undefined> {
+  const abs = join(m.dir, path);
+  const isFiles = m.outputs.some((o) => o.format === "files" && (o.path === path || path.startsWith(`${o.path}/`)));
+  try {
+    if (!isFiles) {
+      const text = await readFile(abs, "utf8");
+      return { hash: hash128(text), rows: text.split("\n").filter(Boolean).length };
+    }
+    const names = (await readdir(join(abs, "prompts"))).filter((f) => f.endsWith(".txt"));
+    const files: [string, string, string][] = [];
+    for (const f of names) files.push([f.slice(0, -4), await readFile(join(abs, "prompts", f), "utf8"), await readFile(join(abs, "completions", f), "utf8").catch(() => "\0missing")]);
+    const extra = (await readdir(join(abs, "completions"))).filter((f) => f.endsWith(".txt") && !names.includes(f));
+    if (extra.length) files.push(["\0extra", extra.join(","), ""]);
+    return { hash: filesDigest(files), rows: files.length };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * What a build tells whoever is watching. The library never prints: the CLI turns these into a
+ * progress bar or log lines; a library user may ignore them.
+ */
+export interface BuildEvents {
+  /** Something worth telling a person that is not an error (a corrupt cache entry, waiting for a lock). */
+  warn?(message: string): void;
+  /** More requests are about to be made; `total` grows as later steps' needs become known. */
+  planned?(requests: number): void;
+  /** A request got its answer. */
+  answered?(info: { step: string; inputTokens: number; outputTokens: number; costUsd: number | null }): void;
+  retried?(info: { step: string; attempt: number; delayMs: number; reason: string }): void;
+  failed?(info: { sample: string; step: string; reason: string }): void;
+}

@@ -1,0 +1,125 @@
+import type { Cache, CacheEntry } from "../cache/store.js";
+import { SynthbuildError } from "../errors.js";
+import type { Sample } from "../expand/sample.js";
+import type { GenerateStep } from "../manifest/types.js";
+import type { Answer, Resolver } from "../plan/pipeline.js";
+import type { ChatRequest } from "../plan/request.js";
+import type { ProviderAnswer } from "../providers/types.js";
+import { validateJsonAnswer } from "./json-answer.js";
+import type { ProviderPool } from "./providers.js";
+import { RetriesExhausted } from "./scheduler.js";
+
+export function answerFromEntry(e: CacheEntry, cached: boolean): Answer {
+  const u = e.response.usage;
+  return {
+    text: e.response.text,
+    finishReason: e.response.finish_reason,
+    usage: u ? { input: u.input_tokens, output: u.output_tokens } : undefined,
+    model: e.response.model ?? undefined,
+    fingerprint: e.response.system_fingerprint ?? undefined,
+    offline: e.offline,
+    cached,
+  };
+}
+
+/** Answers from the cache only; a miss is undefined. What `plan`, `--frozen` and `show` use. */
+export class CacheResolver implements Resolver {
+  constructor(private readonly cache: Cache) {}
+
+  async answer(key: string): Promise<Answer | undefined> {
+    const e = await this.cache.get(key);
+    return e ? answerFromEntry(e, true) : undefined;
+  }
+}
+
+export interface RequestEvents {
+  /** A request is about to be sent (after the budget check). */
+  onStart?(step: GenerateStep): void;
+  onAnswer?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
+  onFailure?(sample: Sample, step: GenerateStep, req: ChatRequest, message: string): void;
+}
+
+/**
+ * Cache first; a miss goes through the step's scheduler to its provider and is stored the moment
+ * it arrives. Identical requests within one build are sent once.
+ */
+export class BuildResolver implements Resolver {
+  private readonly inflight = new Map<string, Promise<Answer | undefined>>();
+
+  constructor(
+    private readonly cache: Cache,
+    private readonly pool: ProviderPool,
+    private readonly signal: AbortSignal,
+    private readonly events: RequestEvents = {},
+    /** Return false to leave a request unsent (the --max-cost budget); the sample stays pending. */
+    private readonly mayStart: (step: GenerateStep, req: ChatRequest) => boolean = () => true,
+  ) {}
+
+  async answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
+    const hit = await this.cache.get(key);
+    if (hit) return answerFromEntry(hit, true);
+    if (this.signal.aborted) return undefined;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.request(key, req, sample, step);
+      this.inflight.set(key, p);
+      void p.then(
+        () => this.inflight.delete(key),
+        () => this.inflight.delete(key),
+      );
+    }
+    return p;
+  }
+
+  private async request(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
+    if (!this.mayStart(step, req)) return undefined;
+    const provider = this.pool.providerFor(step);
+    const scheduler = this.pool.schedulerFor(step);
+    const started = Date.now();
+    let answer: ProviderAnswer;
+    try {
+      answer = await scheduler.run((signal) => {
+        this.events.onStart?.(step);
+        return provider.complete(req, signal).then((a) => {
+          if (req.json_schema) validateJsonAnswer(a.text, req.json_schema);
+          return a;
+        });
+      }, estimateTokens(req));
+    } catch (err) {
+      if (this.signal.aborted) {
+        this.events.onFailure?.(sample, step, req, "aborted");
+        return undefined;
+      }
+      if (err instanceof SynthbuildError) throw err;
+      const message = err instanceof RetriesExhausted ? err.message : (err as Error).message;
+      this.events.onFailure?.(sample, step, req, message);
+      throw new Error(message);
+    }
+    const entry: CacheEntry = {
+      format: 1,
+      key,
+      request: req,
+      response: {
+        text: answer.text,
+        finish_reason: answer.finishReason,
+        usage: answer.usage ? { input_tokens: answer.usage.input, output_tokens: answer.usage.output } : null,
+        model: answer.model ?? null,
+        system_fingerprint: answer.fingerprint ?? null,
+        request_id: answer.requestId ?? null,
+      },
+      offline: provider.offline,
+      created_at: new Date().toISOString(),
+      duration_ms: Date.now() - started,
+    };
+    await this.cache.put(entry);
+    this.events.onAnswer?.(step, req, answer, provider.offline);
+    return answerFromEntry(entry, false);
+  }
+}
+
+/** Rough token count for tpm pacing before the real usage is known: ~4 chars a token. */
+function estimateTokens(req: ChatRequest): number {
+  const chars = req.messages.reduce((n, m) => n + m.content.length, 0);
+  const out = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 0);
+  return Math.ceil(chars / 4) + out;
+}

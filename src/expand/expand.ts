@@ -1,0 +1,98 @@
+import type { DimValue, Manifest, Match } from "../manifest/types.js";
+import { unitInterval } from "../util/hash.js";
+import { pairwise } from "./pairwise.js";
+import type { Sample } from "./sample.js";
+import { comboId, sampleId } from "./identity.js";
+
+interface Combination {
+  readonly values: DimValue[];
+  readonly id: string;
+}
+
+/** dimensions × combine → the ordered list of samples. Pure and deterministic. */
+export function expand(m: Manifest): Sample[] {
+  let combos: Combination[];
+  switch (m.combine.mode) {
+    case "product":
+      combos = product(m);
+      break;
+    case "zip":
+      combos = zip(m);
+      break;
+    case "sample":
+      combos = sample(product(m), m.combine.n!, m.seed);
+      break;
+    case "pairwise":
+      combos = pairwise(product(m), m.dimensions.length, m.seed);
+      break;
+  }
+  const samples: Sample[] = [];
+  for (const c of combos) {
+    for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(c.id, r), comboId: c.id, repeat: r, values: c.values });
+  }
+  return samples;
+}
+
+/** Every combination in declaration order (first dimension outermost), conditional values following their parent. */
+function product(m: Manifest): Combination[] {
+  const dims = m.dimensions;
+  const names = dims.map((d) => d.name);
+  const index = new Map(names.map((n, i) => [n, i]));
+  const out: Combination[] = [];
+  const current: DimValue[] = new Array(dims.length);
+  const exclude = compileExcludes(m.combine.exclude, index);
+  const walk = (i: number) => {
+    if (i === dims.length) {
+      if (exclude(current)) return;
+      const values = current.slice();
+      out.push({ values, id: comboId(names, values) });
+      return;
+    }
+    const d = dims[i]!;
+    const list = d.by ? d.byValue!.get(current[index.get(d.by)!]!.key)! : d.values;
+    for (const v of list) {
+      current[i] = v;
+      walk(i + 1);
+    }
+  };
+  walk(0);
+  return out;
+}
+
+function zip(m: Manifest): Combination[] {
+  const names = m.dimensions.map((d) => d.name);
+  const index = new Map(names.map((n, i) => [n, i]));
+  const exclude = compileExcludes(m.combine.exclude, index);
+  const n = m.dimensions[0]?.values.length ?? 0;
+  const out: Combination[] = [];
+  for (let i = 0; i < n; i++) {
+    const values = m.dimensions.map((d) => d.values[i]!);
+    if (!exclude(values)) out.push({ values, id: comboId(names, values) });
+  }
+  return out;
+}
+
+/**
+ * A seeded, weighted sample of n combinations that is stable as things change: each combination
+ * draws its own exponential "arrival time" -ln(u)/weight from (seed, its id), and the n earliest
+ * arrivals are taken (Efraimidis–Spirakis). Raising n keeps every sample already chosen; adding a
+ * value only brings in the new combinations that arrive earlier, displacing as few as a fair
+ * sample must. Output keeps declaration order.
+ */
+function sample(all: Combination[], n: number, seed: number): Combination[] {
+  if (n >= all.length) return all;
+  const keyed = all.map((c, i) => {
+    const w = c.values.reduce((p, v) => p * v.weight, 1);
+    const u = unitInterval(`sample:${seed}:${c.id}`);
+    return { i, t: -Math.log(1 - u) / w, id: c.id };
+  });
+  keyed.sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : 1));
+  const chosen = keyed.slice(0, n).map((k) => k.i).sort((a, b) => a - b);
+  return chosen.map((i) => all[i]!);
+}
+
+function compileExcludes(matches: Match[], index: Map<string, number>): (values: DimValue[]) => boolean {
+  const compiled = matches.map((m) => [...m].map(([name, set]) => [index.get(name)!, set] as const));
+  if (compiled.length === 0) return () => false;
+  return (values) => compiled.some((rule) => rule.every(([i, set]) => set.has(values[i]!.key)));
+}

@@ -1,0 +1,98 @@
+import { readFile } from "node:fs/promises";
+import { canonicalJson } from "../util/canonical-json.js";
+
+export const LOCK_FORMAT = 1;
+
+export interface LockStep {
+  /** Cache key of the request (generate steps). */
+  key?: string;
+  /** Hash of the step's output text. */
+  out?: string;
+  /** Hash of the step's definition, for `plan --explain`. */
+  def: string;
+  /** The model that actually answered, and its fingerprint. */
+  model?: string;
+  fp?: string;
+  finish?: string;
+  usage?: [number, number];
+  offline?: true;
+}
+
+export interface LockSample {
+  id: string;
+  /** Dimension name → value key. */
+  values: Record<string, string>;
+  repeat: number;
+  status: "kept" | "dropped" | "failed" | "pending";
+  /** Dropped or failed: by which step and why. */
+  reason?: { step: string; why: string };
+  split?: string;
+  steps: Record<string, LockStep>;
+}
+
+export interface LockOutput {
+  path: string;
+  rows: number;
+  hash: string;
+}
+
+export interface LockHeader {
+  lockfile: typeof LOCK_FORMAT;
+  name: string;
+  samples: number;
+  kept: number;
+  dropped: number;
+  failed: number;
+  pending: number;
+  /** Built with --offline (the echo provider): verify and --frozen must check it the same way. */
+  offline?: true;
+}
+
+export interface Lock {
+  header: LockHeader;
+  outputs: LockOutput[];
+  samples: LockSample[];
+}
+
+/**
+ * One JSON object a line: the header, then outputs by path, then samples by id. Sorted and
+ * canonical, so the same build always writes the same bytes and `git diff` shows exactly the
+ * samples that changed. Nothing time-dependent is written, or a no-op rebuild would show a diff.
+ */
+export function serializeLock(lock: Lock): string {
+  const lines = [canonicalJson(lock.header)];
+  for (const o of [...lock.outputs].sort((a, b) => cmp(a.path, b.path))) lines.push(canonicalJson({ output: o.path, rows: o.rows, hash: o.hash }));
+  for (const s of [...lock.samples].sort((a, b) => cmp(a.id, b.id))) lines.push(canonicalJson(s));
+  return lines.join("\n") + "\n";
+}
+
+export function parseLock(text: string): Lock {
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  if (lines.length === 0) throw new Error("empty lock file");
+  const header = JSON.parse(lines[0]!) as LockHeader;
+  if (header.lockfile !== LOCK_FORMAT) throw new Error(`unsupported lock format ${String(header.lockfile)}`);
+  const outputs: LockOutput[] = [];
+  const samples: LockSample[] = [];
+  for (const line of lines.slice(1)) {
+    const obj = JSON.parse(line) as Record<string, unknown>;
+    if (typeof obj.output === "string") outputs.push({ path: obj.output, rows: obj.rows as number, hash: obj.hash as string });
+    else samples.push(obj as unknown as LockSample);
+  }
+  return { header, outputs, samples };
+}
+
+/** The lock at `path`, or undefined if there is none. A lock that does not parse is an error. */
+export async function readLock(path: string): Promise<{ lock: Lock; text: string } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  return { lock: parseLock(text), text };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,91 @@
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Manifest, Output } from "../manifest/types.js";
+import type { LockOutput } from "../lock/lockfile.js";
+import type { SampleRun } from "../plan/pipeline.js";
+import { renderTemplate } from "../template/engine.js";
+import { writeFileAtomic } from "../util/fs-atomic.js";
+import { hash128 } from "../util/hash.js";
+import { uniqueNames } from "./file-names.js";
+import { outputScope, renderRecord } from "./rows.js";
+import { splitOf, splitPath } from "./split.js";
+
+export interface EmitResult {
+  outputs: LockOutput[];
+  /** Sample id → split name, from the first output that has a split. */
+  splits: Map<string, string>;
+}
+
+/**
+ * Render every output from the kept samples, in expansion order. With `write: false` nothing
+ * touches disk: `verify` and `--frozen` use that to learn what a build would produce.
+ */
+export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolean }): Promise<EmitResult> {
+  const kept = runs.filter((r) => r.status === "kept");
+  const outputs: LockOutput[] = [];
+  const splits = new Map<string, string>();
+  for (const out of m.outputs) {
+    const groups = groupBySplit(m, out, kept);
+    if (out.split && splits.size === 0) for (const [name, rs] of groups) for (const run of rs) if (name !== undefined) splits.set(run.sample.id, name);
+    for (const [name, rs] of groups) {
+      const path = name === undefined ? out.path : out.format === "files" ? `${out.path}/${name}` : splitPath(out.path, name);
+      const abs = name === undefined ? out.absPath : out.format === "files" ? join(out.absPath, name) : splitPath(out.absPath, name);
+      const result = out.format === "files" ? await emitFiles(m, out, rs, abs, opts.write) : await emitLines(m, out, rs, abs, opts.write);
+      outputs.push({ path, ...result });
+    }
+  }
+  return { outputs, splits };
+}
+
+function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): [string | undefined, SampleRun[]][] {
+  if (!out.split) return [[undefined, runs]];
+  const groups = new Map<string, SampleRun[]>(out.split.map(([name]) => [name, []]));
+  for (const run of runs) groups.get(splitOf(m.seed, run.sample.comboId, out.split))!.push(run);
+  return [...groups];
+}
+
+async function emitLines(m: Manifest, out: Output, runs: SampleRun[], abs: string, write: boolean): Promise<{ rows: number; hash: string }> {
+  const lines = runs.map((run) => JSON.stringify(renderRecord(out, outputScope(m, run))) + "\n");
+  const content = lines.join("");
+  if (write) await writeFileAtomic(abs, content);
+  return { rows: lines.length, hash: hash128(content) };
+}
+
+/** The tutorial's layout: prompts/NAME.txt and completions/NAME.txt, one pair per sample. */
+async function emitFiles(m: Manifest, out: Output, runs: SampleRun[], dir: string, write: boolean): Promise<{ rows: number; hash: string }> {
+  const scopes = runs.map((run) => outputScope(m, run));
+  const raw = runs.map((run, i) => ({
+    id: run.sample.id,
+    raw: out.name ? renderTemplate(out.name, scopes[i]!) : defaultName(m, run),
+  }));
+  const names = uniqueNames(raw);
+  const files: [string, string, string][] = runs.map((run, i) => [names.get(run.sample.id)!, renderTemplate(out.prompt!, scopes[i]!), renderTemplate(out.completion!, scopes[i]!)]);
+  const digest = filesDigest(files);
+  if (write) {
+    for (const sub of ["prompts", "completions"] as const) {
+      const folder = join(dir, sub);
+      await mkdir(folder, { recursive: true });
+      const wanted = new Set(files.map(([n]) => `${n}.txt`));
+      for (const f of await readdir(folder)) if (f.endsWith(".txt") && !wanted.has(f)) await rm(join(folder, f), { force: true });
+      for (const [n, p, c] of files) await writeFileAtomic(join(folder, `${n}.txt`), sub === "prompts" ? p : c, { fsync: false });
+    }
+  }
+  return { rows: files.length, hash: digest };
+}
+
+/** `science fiction` × `Paris` × repeat 2 → `science-fiction_Paris_2`. */
+function defaultName(m: Manifest, run: SampleRun): string {
+  const parts = m.dimensions.map((d, i) => (d.kind === "glob" ? run.sample.values[i]!.name! : run.sample.values[i]!.text.slice(0, 40)));
+  if (m.combine.repeat > 1) parts.push(String(run.sample.repeat));
+  return parts.join("_");
+}
+
+/** The hash of a `files` output: its (name, prompt, completion) triples in name order. */
+export function filesDigest(files: [string, string, string][]): string {
+  return hash128(
+    files
+      .map(([n, p, c]) => `${n}\0${p}\0${c}`)
+      .sort()
+      .join("\0\0"),
+  );
+}

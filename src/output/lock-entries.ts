@@ -1,0 +1,37 @@
+import type { Manifest } from "../manifest/types.js";
+import type { Lock, LockSample, LockStep } from "../lock/lockfile.js";
+import type { SampleRun } from "../plan/pipeline.js";
+import type { EmitResult } from "./emit.js";
+
+/** What the lock pins: every sample's values, each step's hashes and answering model, and each output's hash. */
+export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult, offline = false): Lock {
+  const count = { kept: 0, dropped: 0, failed: 0, pending: 0 };
+  const samples: LockSample[] = runs.map((run) => {
+    count[run.status]++;
+    const values: Record<string, string> = {};
+    m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
+    const steps: Record<string, LockStep> = {};
+    for (const s of run.steps) {
+      const e: LockStep = { def: s.def };
+      if (s.key) e.key = s.key;
+      if (s.out) e.out = s.out;
+      if (s.model) e.model = s.model;
+      if (s.fingerprint) e.fp = s.fingerprint;
+      if (s.finishReason) e.finish = s.finishReason;
+      if (s.usage) e.usage = [s.usage.input, s.usage.output];
+      if (s.offline) e.offline = true;
+      steps[s.id] = e;
+    }
+    const entry: LockSample = { id: run.sample.id, values, repeat: run.sample.repeat, status: run.status, steps };
+    if (run.stoppedBy) entry.reason = { step: run.stoppedBy.step, why: run.stoppedBy.reason };
+    if (run.status === "pending") entry.reason = { step: m.steps[run.cursor]?.id ?? "", why: "not built yet" };
+    const split = emitted.splits.get(run.sample.id);
+    if (split) entry.split = split;
+    return entry;
+  });
+  return {
+    header: { lockfile: 1, name: m.name, samples: runs.length, ...count, ...(offline ? { offline: true as const } : {}) },
+    outputs: emitted.outputs,
+    samples,
+  };
+}

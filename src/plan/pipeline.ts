@@ -1,0 +1,182 @@
+import type { Sample } from "../expand/sample.js";
+import type { DedupeStep, GenerateStep, Manifest, ProviderKind, Step } from "../manifest/types.js";
+import { SynthbuildError } from "../errors.js";
+import { hash64 } from "../util/hash.js";
+import { renderRequest, requestKey, type ChatRequest } from "./request.js";
+import { baseScope, nonceFor } from "./scope.js";
+import { applyMap, dedupeKey, filterReason } from "./transforms.js";
+
+/** A model answer as the pipeline needs it, from the cache or fresh from a provider. */
+export interface Answer {
+  text: string;
+  finishReason: string;
+  usage?: { input: number; output: number };
+  model?: string;
+  fingerprint?: string;
+  offline: boolean;
+  /** True when it came from the cache, false when it was requested in this run. */
+  cached: boolean;
+}
+
+/**
+ * How generate steps get their answers. The same walk serves `plan` (cache only: a miss returns
+ * undefined), `--frozen` (likewise, and records what is missing) and `build` (a miss is requested).
+ * A thrown error fails the sample, not the build.
+ */
+export interface Resolver {
+  answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined>;
+}
+
+export type StepStatus = "cached" | "ran" | "failed" | "computed";
+
+export interface StepRecord {
+  readonly id: string;
+  readonly kind: Step["kind"];
+  readonly status: StepStatus;
+  /** Cache key (generate). */
+  readonly key?: string;
+  /** Hash of the step's output text (generate, map). */
+  readonly out?: string;
+  readonly def: string;
+  readonly finishReason?: string;
+  readonly model?: string;
+  readonly fingerprint?: string;
+  readonly usage?: { input: number; output: number };
+  readonly offline?: boolean;
+  /** The rendered request, kept for `show` and token estimates. */
+  readonly request?: ChatRequest;
+}
+
+export type SampleStatus = "kept" | "dropped" | "failed" | "pending";
+
+export interface SampleRun {
+  readonly sample: Sample;
+  /** Dimension values, built-ins and step outputs, by name: what templates read. */
+  readonly scope: Record<string, unknown>;
+  readonly steps: StepRecord[];
+  status: SampleStatus;
+  /** Index into the manifest's steps of the next step to run; a pending sample resumes here. */
+  cursor: number;
+  /** For dropped and failed samples: which step, and why. */
+  stoppedBy?: { step: string; reason: string };
+  truncated: Set<string>;
+  /** `show`: the request a pending sample would send next. */
+  pendingRequest?: ChatRequest;
+}
+
+export interface PipelineOptions {
+  /** `--offline`: every generate step goes to the echo provider. */
+  providerOverride?: ProviderKind;
+  keepRequests?: boolean;
+}
+
+export function newRun(m: Manifest, sample: Sample): SampleRun {
+  return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0, truncated: new Set() };
+}
+
+/** Indexes of the dataset-level steps: per-sample steps between them run sample by sample. */
+export function barriers(steps: Step[]): number[] {
+  return steps.flatMap((s, i) => (s.kind === "dedupe" ? [i] : []));
+}
+
+/**
+ * Run one sample from its cursor up to (not including) step `end`, stopping at the first drop,
+ * failure or miss. A miss leaves the sample pending with its cursor on the missing step, so the
+ * same walk can be resumed with a resolver that requests what the cache lacks.
+ */
+export async function advance(m: Manifest, run: SampleRun, end: number, resolver: Resolver, opts: PipelineOptions = {}): Promise<void> {
+  if (run.status === "pending") run.status = "kept";
+  for (; run.cursor < end; run.cursor++) {
+    if (run.status !== "kept") return;
+    const step = m.steps[run.cursor]!;
+    switch (step.kind) {
+      case "generate": {
+        const scope = { ...run.scope, nonce: nonceFor(m, run.sample, step.id) };
+        const req = renderRequest(step, scope, opts.providerOverride);
+        const key = requestKey(req);
+        const base = { id: step.id, kind: step.kind, key, def: step.defHash, request: opts.keepRequests ? req : undefined };
+        let answer: Answer | undefined;
+        try {
+          answer = await resolver.answer(key, req, run.sample, step);
+        } catch (err) {
+          if (err instanceof SynthbuildError) throw err;
+          run.steps.push({ ...base, status: "failed" });
+          run.status = "failed";
+          run.stoppedBy = { step: step.id, reason: (err as Error).message };
+          return;
+        }
+        if (!answer) {
+          run.status = "pending";
+          run.pendingRequest = opts.keepRequests ? req : undefined;
+          return;
+        }
+        run.scope[step.id] = answer.text;
+        if (answer.finishReason === "length") run.truncated.add(step.id);
+        run.steps.push({
+          ...base,
+          status: answer.cached ? "cached" : "ran",
+          out: hash64(answer.text),
+          finishReason: answer.finishReason,
+          model: answer.model,
+          fingerprint: answer.fingerprint,
+          usage: answer.usage,
+          offline: answer.offline || undefined,
+        });
+        break;
+      }
+      case "map": {
+        const text = applyMap(step, String(run.scope[step.field] ?? ""));
+        run.scope[step.id] = text;
+        if (run.truncated.has(step.field)) run.truncated.add(step.id);
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(text), def: step.defHash });
+        break;
+      }
+      case "filter": {
+        const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated.has(step.field));
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash });
+        if (reason) {
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason };
+        }
+        break;
+      }
+      case "dedupe":
+        throw new Error("dedupe is a dataset-level step; advance() must stop before it");
+    }
+  }
+}
+
+/**
+ * Keep one sample per distinct (normalised) value: the one with the smallest id, so the choice
+ * does not depend on order and stays put as the dataset grows.
+ */
+export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
+  const keeper = new Map<string, SampleRun>();
+  for (const run of runs) {
+    if (run.status !== "kept") continue;
+    const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
+    const prev = keeper.get(k);
+    if (!prev || run.sample.id < prev.sample.id) keeper.set(k, run);
+  }
+  for (const run of runs) {
+    if (run.status !== "kept") continue;
+    const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
+    const kept = keeper.get(k)!;
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash });
+    if (kept !== run) {
+      run.status = "dropped";
+      run.stoppedBy = { step: step.id, reason: `${step.field} duplicates sample ${kept.sample.id}` };
+    }
+  }
+}
+
+export async function forEachConcurrent<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));
+}

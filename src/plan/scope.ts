@@ -1,0 +1,19 @@
+import type { Sample } from "../expand/sample.js";
+import type { Manifest } from "../manifest/types.js";
+import { deterministicUuid } from "../util/uuid.js";
+
+/** The template variables of a sample before any step: its values, id, index (the repeat) and glob names. */
+export function baseScope(m: Manifest, sample: Sample): Record<string, unknown> {
+  const scope: Record<string, unknown> = { id: sample.id, index: sample.repeat };
+  m.dimensions.forEach((d, i) => {
+    const v = sample.values[i]!;
+    scope[d.name] = v.text;
+    if (d.kind === "glob") scope[`${d.name}_name`] = v.name;
+  });
+  return scope;
+}
+
+/** `{{ nonce }}`: a UUID per (seed, sample, step): entropy for the model, reproducible for us. */
+export function nonceFor(m: Manifest, sample: Sample, stepId: string): string {
+  return deterministicUuid(`nonce:${m.seed}:${sample.id}:${stepId}`);
+}

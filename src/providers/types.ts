@@ -1,0 +1,31 @@
+import type { ChatRequest } from "../plan/request.js";
+
+export interface ProviderAnswer {
+  text: string;
+  finishReason: string;
+  usage?: { input: number; output: number };
+  model?: string;
+  fingerprint?: string;
+  requestId?: string;
+}
+
+export interface Provider {
+  readonly offline: boolean;
+  complete(req: ChatRequest, signal: AbortSignal): Promise<ProviderAnswer>;
+}
+
+/**
+ * A request that did not produce an answer. Whether to try again is decided here, where the cause
+ * is known; the scheduler only reads `retryable` and `retryAfterMs`.
+ */
+export class RequestError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "RequestError";
+  }
+}
