@@ -22,14 +22,19 @@ export function explainStale(m: Manifest, run: SampleRun, lock: Lock | undefined
 export interface LockIndex {
   byId: Map<string, LockSample>;
   /** "values without dimension d" → samples, to name the one value a new sample changed. */
-  byOthers: Map<string, LockSample>;
+  byOthers: Map<string, LockSample[]>;
 }
 
 export function indexLock(m: Manifest, lock: Lock): LockIndex {
   const byId = new Map(lock.samples.map((s) => [s.id, s]));
-  const byOthers = new Map<string, LockSample>();
+  const byOthers = new Map<string, LockSample[]>();
   for (const s of lock.samples) {
-    for (const d of m.dimensions) byOthers.set(othersKey(m, d.name, s.values, s.repeat), s);
+    for (const d of m.dimensions) {
+      const k = othersKey(m, d.name, s.values, s.repeat);
+      const list = byOthers.get(k);
+      if (list) list.push(s);
+      else byOthers.set(k, [s]);
+    }
   }
   return { byId, byOthers };
 }
@@ -42,13 +47,13 @@ function newSampleReason(m: Manifest, run: SampleRun, index: LockIndex): string 
   const values: Record<string, string> = {};
   m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
   for (const d of m.dimensions) {
-    const near = index.byOthers.get(othersKey(m, d.name, values, run.sample.repeat));
-    if (near && near.values[d.name] !== values[d.name]) {
-      const was = near.values[d.name];
-      return index.byId.has(near.id) && was !== undefined && !m.dimensions.find((x) => x.name === d.name)!.values.some((v) => v.key === was)
-        ? `${d.name} changed: '${was}' → '${values[d.name]}'`
-        : `new sample: ${d.name} '${values[d.name]}' (beside ${d.name} '${was}')`;
-    }
+    const neighbours = index.byOthers.get(othersKey(m, d.name, values, run.sample.repeat)) ?? [];
+    if (neighbours.length === 0) continue;
+    // A neighbour whose value is gone from the manifest is this sample before the edit.
+    const current = new Set(d.values.map((v) => v.key));
+    const replaced = neighbours.find((n) => n.values[d.name] !== undefined && !current.has(n.values[d.name]!));
+    if (replaced) return `${d.name} changed: '${replaced.values[d.name]}' → '${values[d.name]}'`;
+    return `new sample: ${d.name} '${values[d.name]}' was added`;
   }
   return "new sample (no sample with these values is in the lock)";
 }

@@ -1,0 +1,42 @@
+import { spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("../../", import.meta.url));
+export const BIN = fileURLToPath(new URL("../../bin/synthbuild.js", import.meta.url));
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A clean environment for the CLI: no API key or base URL leaking in from the developer's shell. */
+export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", CI: "true" };
+  delete env.OPENAI_API_KEY;
+  delete env.OPENAI_BASE_URL;
+  delete env.SYNTHBUILD_CACHE_DIR;
+  return { ...env, ...extra };
+}
+
+/** Run the real binary synchronously (fine when no in-process server must answer it). */
+export function runCliSync(args: string[], cwd: string, env: Record<string, string | undefined> = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: cliEnv(env), encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Run the real binary asynchronously: needed whenever the test process itself serves the
+ * model endpoint (a sync spawn would block the server's event loop).
+ */
+export function runCli(args: string[], cwd: string, env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: cliEnv(env) });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}

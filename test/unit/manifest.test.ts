@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { test } from "node:test";
+import { exampleManifest } from "../../src/commands/example.js";
+import { ManifestError } from "../../src/errors.js";
+import { parseManifest } from "../../src/manifest/load.js";
+import { manifestJsonSchema } from "../../src/manifest/schema.js";
+import { REPO } from "../helpers/cli.js";
+
+const base = (model: string) => `version: 1\nname: t\nmodel: ${model}\ndimensions: { a: [x] }\nsteps:\n  - id: s\n    generate: { prompt: "{{ a }}" }\noutput: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }\n`;
+
+test("${VAR} and ${VAR:-default} interpolate before validation; $$ is a literal $", async () => {
+  const m = await parseManifest("d.yaml", "/p/d.yaml", base("{ name: '${MODEL}', base_url: '${URL:-http://localhost:1/v1}', headers: { x: 'a$$b' } }"), { MODEL: "gpt-test" });
+  const step = m.steps[0]!;
+  assert.equal(step.kind, "generate");
+  if (step.kind !== "generate") return;
+  assert.equal(step.model.name, "gpt-test");
+  assert.equal(step.model.baseUrl, "http://localhost:1/v1");
+  assert.equal(step.model.headers.x, "a$b");
+});
+
+test("an unset variable without default is a positioned error", async () => {
+  await assert.rejects(parseManifest("d.yaml", "/p/d.yaml", base("{ name: '${NOPE}' }"), {}), (e: unknown) => {
+    assert.ok(e instanceof ManifestError);
+    assert.equal(e.diagnostics[0]!.line, 3);
+    assert.match(e.diagnostics[0]!.message, /NOPE is not set/);
+    return true;
+  });
+});
+
+test("every problem is reported at once, in one error", async () => {
+  const text = `version: 1\nname: t\nmodel: { name: m }\ndimensions: { a: [x, x], b: [] }\nsteps:\n  - id: s\n    generate: { prompt: "{{ c }}" }\noutput: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }\n`;
+  await assert.rejects(parseManifest("d.yaml", "/p/d.yaml", text, {}), (e: unknown) => {
+    assert.ok(e instanceof ManifestError);
+    const messages = e.diagnostics.map((d) => d.message).join("\n");
+    assert.match(messages, /appears twice/);
+    assert.match(messages, /empty dimension/);
+    assert.match(messages, /unknown variable 'c'/);
+    return true;
+  });
+});
+
+test("a step override merges into the manifest's model", async () => {
+  const text = `version: 1\nname: t\nmodel: { name: m, params: { temperature: 1, max_tokens: 10 }, concurrency: 3 }\ndimensions: { a: [x] }\nsteps:\n  - id: s\n    generate: { prompt: "{{ a }}", model: { params: { temperature: 0.2 } } }\noutput: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }\n`;
+  const m = await parseManifest("d.yaml", "/p/d.yaml", text, {});
+  const s = m.steps[0]!;
+  assert.ok(s.kind === "generate");
+  assert.deepEqual(s.model.params, { temperature: 0.2, max_tokens: 10 });
+  assert.equal(s.model.concurrency, 3);
+});
+
+test("the repository's dataset.yaml is the example `init` writes", async () => {
+  const text = await readFile(`${REPO}/dataset.yaml`, "utf8");
+  assert.equal(text, exampleManifest("./schema/dataset.schema.json"));
+});
+
+test("schema/dataset.schema.json is generated from the current schema", async () => {
+  const text = await readFile(`${REPO}/schema/dataset.schema.json`, "utf8");
+  assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(manifestJsonSchema())));
+  const schema = JSON.parse(text);
+  assert.ok(schema.properties.dimensions && schema.properties.steps && schema.properties.output);
+  assert.deepEqual(schema.required.sort(), ["dimensions", "name", "output", "version"]);
+});

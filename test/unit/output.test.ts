@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { safeName, uniqueNames } from "../../src/output/file-names.js";
+import { splitOf, splitPath } from "../../src/output/split.js";
+import { initHashing, hash64 } from "../../src/util/hash.js";
+
+before(initHashing);
+
+test("splits: deterministic, close to the fractions, stable as the set grows", () => {
+  const fractions = [["train", 0.9], ["validation", 0.1]] as const;
+  const combos = Array.from({ length: 2000 }, (_, i) => hash64(`c${i}`));
+  const first = combos.map((c) => splitOf(42, c, fractions));
+  const validation = first.filter((s) => s === "validation").length;
+  assert.ok(validation > 150 && validation < 250, `validation got ${validation} of 2000`);
+  // Growing the set: the old combinations keep their split.
+  const grown = [...combos, ...Array.from({ length: 500 }, (_, i) => hash64(`new${i}`))];
+  assert.deepEqual(grown.slice(0, 2000).map((c) => splitOf(42, c, fractions)), first);
+  // The seed is a real input.
+  assert.notDeepEqual(combos.map((c) => splitOf(43, c, fractions)), first);
+});
+
+test("split file names insert the split before the extension", () => {
+  assert.equal(splitPath("dist/x.jsonl", "train"), "dist/x.train.jsonl");
+  assert.equal(splitPath("dist/data", "validation"), "dist/data.validation");
+  assert.equal(splitPath("dist.d/data", "train"), "dist.d/data.train");
+});
+
+test("safe file names never escape the folder and never collide", () => {
+  assert.equal(safeName("../../etc/passwd"), "etc-passwd");
+  assert.equal(safeName("science fiction_Paris_the 1990s"), "science-fiction_Paris_the-1990s");
+  assert.equal(safeName("Café à Kyōto"), "Cafe-a-Kyoto");
+  assert.equal(safeName("..."), "sample");
+  assert.equal(safeName("/"), "sample");
+  assert.ok(safeName("x".repeat(500)).length <= 100);
+  const names = uniqueNames([
+    { id: "aaa", raw: "a/b" },
+    { id: "bbb", raw: "a b" },
+    { id: "ccc", raw: "other" },
+    { id: "ddd", raw: "A B" },
+  ]);
+  assert.equal(names.get("ccc"), "other");
+  const colliding = ["aaa", "bbb", "ddd"].map((id) => names.get(id)!);
+  assert.equal(new Set(colliding.map((n) => n.toLowerCase())).size, 3);
+  for (const n of names.values()) assert.match(n, /^[A-Za-z0-9._-]+$/);
+});
