@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import { cp, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { REPO, runCliSync } from "../helpers/cli.js";
+import { TempProject } from "../helpers/project.js";
+
+describe("the example, offline", () => {
+  let p: TempProject;
+  before(async () => {
+    p = await TempProject.create();
+    await cp(join(REPO, "dataset.yaml"), join(p.dir, "dataset.yaml"));
+    await cp(join(REPO, "data"), join(p.dir, "data"), { recursive: true });
+  });
+  after(() => p.remove());
+
+  test("build --offline writes the split dataset and the lock; --json is the only stdout", async () => {
+    const r = runCliSync(["build", "--offline", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const json = JSON.parse(r.stdout);
+    for (const k of ["samples", "requests", "cached", "failed", "dropped", "outputs"]) assert.ok(k in json, `--json lacks ${k}`);
+    assert.equal(json.samples, 90);
+    assert.equal(json.requests, 180);
+    assert.deepEqual(json.outputs.map((o: { path: string }) => o.path), ["dist/plot-outlines.train.jsonl", "dist/plot-outlines.validation.jsonl"]);
+    assert.match(r.stderr, /built 90 samples/);
+    const row = JSON.parse((await p.read("dist/plot-outlines.train.jsonl")).split("\n")[0]!);
+    assert.deepEqual(row.messages.map((m: { role: string }) => m.role), ["system", "user", "assistant"]);
+    assert.match(row.messages[1].content, /^Genre: .+\nLocation: .+\nPeriod: .+\nModifier: .+\n\nPLOT OUTLINE:$/);
+    assert.match(row.messages[2].content, /^\[offline echo [0-9a-f]{8}\]/);
+    const lock = await p.read("dataset.lock");
+    assert.match(lock.split("\n")[0]!, /"offline":true/);
+    assert.match(lock, /"model":"synthbuild-echo"/);
+  });
+
+  test("a second build makes no request and rewrites nothing differently", async () => {
+    const dist = await p.snapshot();
+    const lock = await p.read("dataset.lock");
+    const r = runCliSync(["build", "--offline", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).requests, 0);
+    assert.deepEqual(await p.snapshot(), dist);
+    assert.equal(await p.read("dataset.lock"), lock);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+  });
+
+  test("plan --json has the documented shape and makes no request", async () => {
+    const r = runCliSync(["plan", "--json", "--offline"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const plan = JSON.parse(r.stdout);
+    assert.equal(plan.samples, 90);
+    assert.equal(plan.requests, 0);
+    assert.deepEqual(Object.keys(plan.steps[0]).sort(), ["cached", "id", "kind", "to_run", "total"]);
+    assert.deepEqual(Object.keys(plan.estimate).sort(), ["cost_usd", "input_tokens", "output_tokens"]);
+    const online = JSON.parse(runCliSync(["plan", "--json"], p.dir).stdout);
+    assert.equal(online.requests, 180, "offline answers must not count as the real model's");
+    assert.ok(online.estimate.cost_usd > 0, "gpt-4o-mini has a price");
+  });
+
+  test("show prints one sample's requests and answers", async () => {
+    const id = JSON.parse((await p.read("dataset.lock")).split("\n")[3]!).id as string;
+    const r = runCliSync(["show", id.slice(0, 6), "--offline"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`sample ${id}`));
+    assert.match(r.stdout, /── outline \(generate, cached\)/);
+    assert.match(r.stdout, /Imagine a complete and detailed plot outline/);
+    const json = JSON.parse(runCliSync(["show", id, "--offline", "--json"], p.dir).stdout);
+    assert.equal(json.steps.length, 5);
+    assert.equal(runCliSync(["show", "zzzz"], p.dir).status, 2);
+  });
+
+  test("building online without a key fails with a hint and writes nothing new", async () => {
+    const lock = await p.read("dataset.lock");
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /OPENAI_API_KEY/);
+    assert.match(r.stderr, /--offline/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.equal(await p.read("dataset.lock"), lock);
+  });
+});
+
+describe("commands and usage", () => {
+  test("--help on every command exits 0 and tells the truth about its flags", async () => {
+    const p = await TempProject.create();
+    const top = runCliSync(["--help"], p.dir);
+    assert.equal(top.status, 0);
+    for (const c of ["init", "plan", "build", "verify", "show", "gc"]) assert.match(top.stdout, new RegExp(`\\n  ${c}`));
+    const b = runCliSync(["build", "--help"], p.dir);
+    assert.equal(b.status, 0);
+    for (const f of ["--json", "--frozen", "--limit", "--concurrency", "--max-cost", "--offline"]) assert.ok(b.stdout.includes(f), `build --help lacks ${f}`);
+    const pl = runCliSync(["plan", "--help"], p.dir);
+    for (const f of ["--json", "--explain"]) assert.ok(pl.stdout.includes(f), `plan --help lacks ${f}`);
+    await p.remove();
+  });
+
+  test("usage errors exit 2", async () => {
+    const p = await TempProject.create();
+    assert.equal(runCliSync(["frobnicate"], p.dir).status, 2);
+    assert.equal(runCliSync(["build", "--limit", "0"], p.dir).status, 2);
+    const missing = runCliSync(["build"], p.dir);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /no manifest at dataset\.yaml/);
+    assert.match(missing.stderr, /synthbuild init/);
+    await p.remove();
+  });
+
+  test("init writes a manifest that builds, and refuses to overwrite", async () => {
+    const p = await TempProject.create();
+    const r = runCliSync(["init"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(await p.exists("data/places.txt"), "init wrote no places file");
+    assert.equal(runCliSync(["build", "--offline", "-q", "--limit", "4"], p.dir).status, 0);
+    const again = runCliSync(["init"], p.dir);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /--force/);
+    assert.equal(runCliSync(["init", "--force"], p.dir).status, 0);
+    await p.remove();
+  });
+
+  test("--limit builds the first N samples", async () => {
+    const p = await TempProject.create({ "dataset.yaml": simple("  a: [x, y, z]\n  b: [1, 2]") });
+    const r = runCliSync(["build", "--offline", "--json", "--limit", "2"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).samples, 2);
+    await p.remove();
+  });
+});
+
+const simple = (dims: string, output = `output: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }}", completion: "{{ s }}" }`, combine = "") => `version: 1
+name: t
+model: { provider: echo }
+dimensions:
+${dims}
+${combine}
+steps:
+  - id: s
+    generate: { prompt: "Say {{ a }}" }
+${output}
+`;
+
+describe("output formats", () => {
+  test("prompt-completion, jsonl records and several outputs at once", async () => {
+    const p = await TempProject.create({
+      "dataset.yaml": simple(
+        "  a: [x, y]",
+        `output:
+  - { path: dist/pc.jsonl, format: prompt-completion, prompt: "P {{ a }}", completion: "{{ s }}" }
+  - path: dist/rec.jsonl
+    format: jsonl
+    record: { topic: "{{ a }}", text: "{{ s | upcase }}", id: "{{ id }}" }`,
+      ),
+    });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const pc = (await p.read("dist/pc.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(Object.keys(pc[0]), ["prompt", "completion"]);
+    assert.equal(pc[0].prompt, "P x");
+    const rec = (await p.read("dist/rec.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(Object.keys(rec[0]), ["topic", "text", "id"]);
+    assert.equal(rec[1].topic, "y");
+    assert.equal(rec[1].text, rec[1].text.toUpperCase());
+    assert.match(rec[0].id, /^[0-9a-f]{16}$/);
+    await p.remove();
+  });
+
+  test("files: prompts/NAME.txt and completions/NAME.txt, safe and collision-free; stale files removed", async () => {
+    const p = await TempProject.create({
+      "dataset.yaml": simple("  a: [\"../../escape\", \"a/b\", \"a b\", plain]", `output: { path: dist/files, format: files, prompt: "{{ a }}", completion: "{{ s }}" }`),
+    });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const prompts = (await readdir(join(p.dir, "dist/files/prompts"))).sort();
+    const completions = (await readdir(join(p.dir, "dist/files/completions"))).sort();
+    assert.deepEqual(prompts, completions);
+    assert.equal(prompts.length, 4);
+    assert.ok(prompts.includes("plain.txt") && prompts.includes("escape.txt"), prompts.join(","));
+    for (const f of prompts) assert.match(f, /^[A-Za-z0-9._-]+\.txt$/);
+    assert.equal(await p.read("dist/files/prompts/plain.txt"), "plain");
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": simple("  a: [plain]", `output: { path: dist/files, format: files, prompt: "{{ a }}", completion: "{{ s }}" }`) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.deepEqual(await readdir(join(p.dir, "dist/files/prompts")), ["plain.txt"]);
+    await p.write({ "dist/files/completions/plain.txt": "edited" });
+    assert.equal(runCliSync(["verify"], p.dir).status, 1);
+    await p.remove();
+  });
+
+  test("glob dimensions: one value per file, its name as <dim>_name", async () => {
+    const p = await TempProject.create({
+      "docs/alpha.md": "Alpha text\n",
+      "docs/beta.md": "Beta text\n",
+      "dataset.yaml": `version: 1
+name: g
+model: { provider: echo }
+dimensions:
+  doc: { glob: "docs/*.md" }
+steps:
+  - id: s
+    generate: { prompt: "Summarise: {{ doc }}" }
+output: { path: dist/x.jsonl, format: jsonl, record: { name: "{{ doc_name }}", doc: "{{ doc }}" } }
+`,
+    });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(rows, [{ name: "alpha", doc: "Alpha text" }, { name: "beta", doc: "Beta text" }]);
+    await p.remove();
+  });
+
+  test("filter and dedupe record who dropped a sample and why", async () => {
+    const p = await TempProject.create({
+      "dataset.yaml": `version: 1
+name: f
+model: { provider: echo }
+dimensions:
+  a: [one, two, three, four]
+steps:
+  - id: s
+    generate: { prompt: "x" }
+  - id: label
+    map: { field: a, replace: [{ pattern: "^(one|two)$", with: "low" }] }
+  - id: no-three
+    filter: { field: a, must_not_match: three }
+  - id: unique
+    dedupe: { field: label }
+output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
+`,
+    });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).dropped, 2);
+    const lock = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"status":"dropped"')).map((l) => JSON.parse(l));
+    assert.deepEqual(lock.map((s) => s.reason.step).sort(), ["no-three", "unique"]);
+    assert.match(lock.find((s) => s.reason.step === "unique").reason.why, /duplicates sample [0-9a-f]{16}/);
+    const rows = (await p.read("dist/x.jsonl")).trim().split("\n");
+    assert.equal(rows.length, 2);
+    await p.remove();
+  });
+});
