@@ -9,6 +9,8 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 import { walk } from "../plan/walk.js";
+import { runsFromLock } from "../plan/from-lock.js";
+import { outputsMatchLock } from "../output/read-back.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { openProject, type CommonOptions } from "./context.js";
@@ -58,6 +60,16 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
   try {
+    const existing = await readLock(paths.lock).catch(() => undefined);
+    if (existing) {
+      // Nothing changed (make's "up to date"): decided from the manifest, the lock and dist/, and
+      // that every answer the lock names is still in the cache (else --frozen could not pass, and
+      // this build must restore it).
+      const locked = runsFromLock(m, samples, existing.lock, opts.offline ?? false);
+      if (locked && cache.hasAll(lockedKeys(locked)) && (await outputsMatchLock(m, existing.lock))) {
+        return summarise(locked, existing.lock.outputs, 0, false);
+      }
+    }
     const runs = samples.map((s) => newRun(m, s));
     const budget = new Budget(opts.maxCost, opts.offline ?? false);
     const pool = new ProviderPool(opts.env ?? process.env, {
@@ -94,7 +106,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     });
 
     const interrupted = controller.signal.aborted;
-    const existing = await readLock(paths.lock).catch(() => undefined);
     if (opts.frozen) {
       const emitted = await emit(m, runs, { write: false });
       const lock = assembleLock(m, runs, emitted, opts.offline);
@@ -111,6 +122,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     opts.signal?.removeEventListener("abort", onAbort);
     await release();
   }
+}
+
+function* lockedKeys(runs: SampleRun[]): Iterable<string> {
+  for (const r of runs) for (const s of r.steps) if (s.key) yield s.key;
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */

@@ -6,6 +6,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
 import { walk } from "../plan/walk.js";
+import { runsFromLock } from "../plan/from-lock.js";
 import { openProject, type CommonOptions } from "./context.js";
 
 export interface PlanOptions extends CommonOptions {
@@ -36,14 +37,19 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
   const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
-  const runs = samples.map((s) => newRun(m, s));
-  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+  const existing = await readLock(project.paths.lock).catch(() => undefined);
+  let runs = existing ? runsFromLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
+  if (runs && !project.cache.hasAll(runs.flatMap((r) => r.steps.flatMap((s) => (s.key ? [s.key] : []))))) runs = undefined;
+  if (!runs) {
+    runs = samples.map((s) => newRun(m, s));
+    await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+  }
 
   const steps = stepPlans(m, runs);
   const requests = steps.filter((s) => s.kind === "generate").reduce((n, s) => n + s.to_run, 0);
   const result: PlanResult = { samples: runs.length, requests, steps, estimate: await estimate(m, runs, opts.offline ?? false) };
   if (opts.explain) {
-    const lock = (await readLock(project.paths.lock))?.lock;
+    const lock = existing?.lock;
     const index = lock ? indexLock(m, lock) : undefined;
     result.stale = runs
       .filter((r) => r.status === "pending")

@@ -1,14 +1,14 @@
-import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { VerifyError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { readLock, serializeLock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
-import { emit, filesDigest } from "../output/emit.js";
+import { emit } from "../output/emit.js";
+import { hashOnDisk } from "../output/read-back.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { newRun } from "../plan/pipeline.js";
 import { walk } from "../plan/walk.js";
-import { hash128, hash64 } from "../util/hash.js";
+import { hash64 } from "../util/hash.js";
 import { openProject, type CommonOptions } from "./context.js";
 
 export interface VerifyResult {
@@ -58,23 +58,7 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
   return { samples: lock.samples.length, outputs: lock.outputs.length, cacheEntries };
 }
 
-/** Hash an output as emit() does: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
 async function outputHash(m: Manifest, path: string): Promise<{ hash: string; rows: number } | undefined> {
-  const abs = join(m.dir, path);
   const isFiles = m.outputs.some((o) => o.format === "files" && (o.path === path || path.startsWith(`${o.path}/`)));
-  try {
-    if (!isFiles) {
-      const text = await readFile(abs, "utf8");
-      return { hash: hash128(text), rows: text.split("\n").filter(Boolean).length };
-    }
-    const names = (await readdir(join(abs, "prompts"))).filter((f) => f.endsWith(".txt"));
-    const files: [string, string, string][] = [];
-    for (const f of names) files.push([f.slice(0, -4), await readFile(join(abs, "prompts", f), "utf8"), await readFile(join(abs, "completions", f), "utf8").catch(() => "\0missing")]);
-    const extra = (await readdir(join(abs, "completions"))).filter((f) => f.endsWith(".txt") && !names.includes(f));
-    if (extra.length) files.push(["\0extra", extra.join(","), ""]);
-    return { hash: filesDigest(files), rows: files.length };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+  return hashOnDisk(join(m.dir, path), isFiles ? "files" : "jsonl");
 }

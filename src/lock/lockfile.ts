@@ -10,6 +10,8 @@ export interface LockStep {
   out?: string;
   /** Hash of the step's definition, for `plan --explain`. */
   def: string;
+  /** The step's recipe: when it still matches, so do the request and answer above. */
+  r: string;
   /** The model that actually answered, and its fingerprint. */
   model?: string;
   fp?: string;
@@ -34,6 +36,8 @@ export interface LockOutput {
   path: string;
   rows: number;
   hash: string;
+  /** Hash of the output's definition (format, templates, split, seed). */
+  def: string;
 }
 
 export interface LockHeader {
@@ -61,7 +65,7 @@ export interface Lock {
  */
 export function serializeLock(lock: Lock): string {
   const lines = [canonicalJson(lock.header)];
-  for (const o of [...lock.outputs].sort((a, b) => cmp(a.path, b.path))) lines.push(canonicalJson({ output: o.path, rows: o.rows, hash: o.hash }));
+  for (const o of [...lock.outputs].sort((a, b) => cmp(a.path, b.path))) lines.push(canonicalJson({ output: o.path, rows: o.rows, hash: o.hash, def: o.def }));
   for (const s of [...lock.samples].sort((a, b) => cmp(a.id, b.id))) lines.push(canonicalJson(s));
   return lines.join("\n") + "\n";
 }
@@ -75,7 +79,7 @@ export function parseLock(text: string): Lock {
   const samples: LockSample[] = [];
   for (const line of lines.slice(1)) {
     const obj = JSON.parse(line) as Record<string, unknown>;
-    if (typeof obj.output === "string") outputs.push({ path: obj.output, rows: obj.rows as number, hash: obj.hash as string });
+    if (typeof obj.output === "string") outputs.push({ path: obj.output, rows: obj.rows as number, hash: obj.hash as string, def: obj.def as string });
     else samples.push(obj as unknown as LockSample);
   }
   return { header, outputs, samples };

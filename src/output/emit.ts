@@ -5,7 +5,7 @@ import type { LockOutput } from "../lock/lockfile.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { renderTemplate } from "../template/engine.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
-import { hash128 } from "../util/hash.js";
+import { hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
 import { outputScope, renderRecord } from "./rows.js";
 import { splitOf, splitPath } from "./split.js";
@@ -27,21 +27,43 @@ export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolea
   for (const out of m.outputs) {
     const groups = groupBySplit(m, out, kept);
     if (out.split && splits.size === 0) for (const [name, rs] of groups) for (const run of rs) if (name !== undefined) splits.set(run.sample.id, name);
-    for (const [name, rs] of groups) {
-      const path = name === undefined ? out.path : out.format === "files" ? `${out.path}/${name}` : splitPath(out.path, name);
-      const abs = name === undefined ? out.absPath : out.format === "files" ? join(out.absPath, name) : splitPath(out.absPath, name);
-      const result = out.format === "files" ? await emitFiles(m, out, rs, abs, opts.write) : await emitLines(m, out, rs, abs, opts.write);
-      outputs.push({ path, ...result });
+    const def = outputDef(m, out);
+    for (const target of outputTargets(out)) {
+      const rs = groups.get(target.split)!;
+      const result = out.format === "files" ? await emitFiles(m, out, rs, target.abs, opts.write) : await emitLines(m, out, rs, target.abs, opts.write);
+      outputs.push({ path: target.path, ...result, def });
     }
   }
   return { outputs, splits };
 }
 
-function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): [string | undefined, SampleRun[]][] {
-  if (!out.split) return [[undefined, runs]];
-  const groups = new Map<string, SampleRun[]>(out.split.map(([name]) => [name, []]));
+/** The files (or folders, for `files`) one output writes: one, or one per split. */
+export function outputTargets(out: Output): { path: string; abs: string; split: string | undefined }[] {
+  if (!out.split) return [{ path: out.path, abs: out.absPath, split: undefined }];
+  return out.split.map(([name]) =>
+    out.format === "files"
+      ? { path: `${out.path}/${name}`, abs: join(out.absPath, name), split: name }
+      : { path: splitPath(out.path, name), abs: splitPath(out.absPath, name), split: name },
+  );
+}
+
+/** Everything an output's content depends on besides the samples themselves. */
+export function outputDef(m: Manifest, out: Output): string {
+  return hashValue({
+    format: out.format,
+    seed: m.seed,
+    split: out.split,
+    templates: [out.system, out.prompt, out.completion, out.name].map((t) => t?.source ?? null),
+    record: out.record?.map(([f, t]) => [f, t.source]) ?? null,
+    names: out.format === "files" ? { dims: m.dimensions.map((d) => d.name), repeat: m.combine.repeat } : null,
+  });
+}
+
+function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): Map<string | undefined, SampleRun[]> {
+  if (!out.split) return new Map([[undefined, runs]]);
+  const groups = new Map<string | undefined, SampleRun[]>(out.split.map(([name]) => [name, []]));
   for (const run of runs) groups.get(splitOf(m.seed, run.sample.comboId, out.split))!.push(run);
-  return [...groups];
+  return groups;
 }
 
 async function emitLines(m: Manifest, out: Output, runs: SampleRun[], abs: string, write: boolean): Promise<{ rows: number; hash: string }> {

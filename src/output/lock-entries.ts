@@ -12,7 +12,7 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
     const steps: Record<string, LockStep> = {};
     for (const s of run.steps) {
-      const e: LockStep = { def: s.def };
+      const e: LockStep = { def: s.def, r: s.recipe };
       if (s.key) e.key = s.key;
       if (s.out) e.out = s.out;
       if (s.model) e.model = s.model;

@@ -2,6 +2,7 @@ import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, Step } from "../manifest/types.js";
 import { SynthbuildError } from "../errors.js";
 import { hash64 } from "../util/hash.js";
+import { stepRecipe } from "./recipe.js";
 import { renderRequest, requestKey, type ChatRequest } from "./request.js";
 import { baseScope, nonceFor } from "./scope.js";
 import { applyMap, dedupeKey, filterReason } from "./transforms.js";
@@ -38,6 +39,8 @@ export interface StepRecord {
   /** Hash of the step's output text (generate, map). */
   readonly out?: string;
   readonly def: string;
+  /** What the output is a function of (see recipe.ts); matches the lock's when nothing changed. */
+  readonly recipe: string;
   readonly finishReason?: string;
   readonly model?: string;
   readonly fingerprint?: string;
@@ -62,6 +65,8 @@ export interface SampleRun {
   truncated: Set<string>;
   /** `show`: the request a pending sample would send next. */
   pendingRequest?: ChatRequest;
+  /** Output hash of every step so far, by id: what later recipes read. */
+  readonly outs: Map<string, string | undefined>;
 }
 
 export interface PipelineOptions {
@@ -71,7 +76,7 @@ export interface PipelineOptions {
 }
 
 export function newRun(m: Manifest, sample: Sample): SampleRun {
-  return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0, truncated: new Set() };
+  return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0, truncated: new Set(), outs: new Map() };
 }
 
 /** Indexes of the dataset-level steps: per-sample steps between them run sample by sample. */
@@ -89,12 +94,13 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
   for (; run.cursor < end; run.cursor++) {
     if (run.status !== "kept") return;
     const step = m.steps[run.cursor]!;
+    const recipe = stepRecipe(m, step, run.sample, run.outs, opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
         const scope = { ...run.scope, nonce: nonceFor(m, run.sample, step.id) };
         const req = renderRequest(step, scope, opts.providerOverride);
         const key = requestKey(req);
-        const base = { id: step.id, kind: step.kind, key, def: step.defHash, request: opts.keepRequests ? req : undefined };
+        const base = { id: step.id, kind: step.kind, key, def: step.defHash, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
         try {
           answer = await resolver.answer(key, req, run.sample, step);
@@ -112,10 +118,12 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         }
         run.scope[step.id] = answer.text;
         if (answer.finishReason === "length") run.truncated.add(step.id);
+        const out = hash64(answer.text);
+        run.outs.set(step.id, out);
         run.steps.push({
           ...base,
           status: answer.cached ? "cached" : "ran",
-          out: hash64(answer.text),
+          out,
           finishReason: answer.finishReason,
           model: answer.model,
           fingerprint: answer.fingerprint,
@@ -128,12 +136,14 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         const text = applyMap(step, String(run.scope[step.field] ?? ""));
         run.scope[step.id] = text;
         if (run.truncated.has(step.field)) run.truncated.add(step.id);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(text), def: step.defHash });
+        const out = hash64(text);
+        run.outs.set(step.id, out);
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out, def: step.defHash, recipe });
         break;
       }
       case "filter": {
         const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated.has(step.field));
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
         if (reason) {
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason };
@@ -162,7 +172,7 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
     if (run.status !== "kept") continue;
     const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
     const kept = keeper.get(k)!;
-    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash });
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe: step.defHash });
     if (kept !== run) {
       run.status = "dropped";
       run.stoppedBy = { step: step.id, reason: `${step.field} duplicates sample ${kept.sample.id}` };

@@ -11,16 +11,13 @@
  * failure does not fail the suite (node:test's todo option).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join, relative } from "node:path";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { REPO, runCli } from "../helpers/cli.js";
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const BIN = join(REPO, "bin", "synthbuild.js");
 const FIXTURES = join(REPO, "test", "fixtures", "bad-manifests");
 const TIMEOUT_MS = 20_000;
 
@@ -50,42 +47,16 @@ function loadCases(): Case[] {
     });
 }
 
-/** The environment the CLI runs in: no API key, no redirected cache, no colour, and the test variables. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ["OPENAI_API_KEY", "SYNTHBUILD_CACHE_DIR", "FORCE_COLOR", "SB_TEST_UNSET_URL"]) delete env[k];
-  return { ...env, NO_COLOR: "1", SB_TEST_SET: "1", SB_TEST_PROVIDER: "openia" };
-}
-
-interface RunResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
- * Run the CLI in `cwd`. Asynchronous (not spawnSync) so that the cases of the describe block below
- * really run a few at a time; spawnSync would block the event loop and serialise them.
+ * Extra environment for the CLI (on top of the helper's clean one: no API key, no base URL, no
+ * redirected cache, no colour): the variables the cases interpolate, and none they expect unset.
  */
-function runCli(args: string[], cwd: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: cliEnv(), stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on("close", (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr });
-    });
-  });
-}
+const CASE_ENV: Record<string, string | undefined> = {
+  SB_TEST_SET: "1",
+  SB_TEST_PROVIDER: "openia",
+  SB_TEST_UNSET_URL: undefined,
+  FORCE_COLOR: undefined,
+};
 
 async function copyDir(from: string, to: string): Promise<void> {
   await mkdir(to, { recursive: true });
@@ -167,17 +138,21 @@ test("the bad-manifest corpus has at least 36 cases, each with dataset.yaml and 
 
 describe("synthbuild build --offline rejects bad manifests", { concurrency: 4 }, () => {
   for (const c of cases) {
-    test(c.name, c.expect.todo ? { todo: c.expect.todo } : {}, async () => {
-      const tmp = await mkdtemp(join(tmpdir(), `sb-bad-${c.name.slice(0, 2)}-`));
+    // runCli is the helper's asynchronous run: with spawnSync the event loop would block and the
+    // describe block's concurrency could not overlap the cases.
+    test(c.name, { timeout: TIMEOUT_MS, ...(c.expect.todo ? { todo: c.expect.todo } : {}) }, async () => {
+      // The project sits one level down in its own temp folder, so that a stray write beside the
+      // project (e.g. an atomic-write temp file) is caught here and cleaned up with the rest.
+      const root = await mkdtemp(join(tmpdir(), `sb-bad-${c.name.slice(0, 2)}-`));
+      const project = join(root, "project");
       try {
-        await copyDir(c.dir, tmp);
-        const before = await snapshot(tmp);
-        const r = await runCli(["build", "--offline"], tmp);
+        await copyDir(c.dir, project);
+        const before = await snapshot(project);
+        const r = await runCli(["build", "--offline"], project, CASE_ENV);
         const stderr = r.stderr.replace(ANSI, "");
         const show = `\n--- stderr ---\n${stderr}--- stdout ---\n${r.stdout}`;
         const e = c.expect;
 
-        assert.equal(r.signal, null, `killed by ${r.signal} (timeout?)${show}`);
         assert.doesNotMatch(stderr, /^ {4}at /m, `stack trace on stderr${show}`);
         assert.ok(!stderr.includes("internal error"), `internal error${show}`);
         assert.equal(r.status, 2, `exit status${show}`);
@@ -194,10 +169,11 @@ describe("synthbuild build --offline rejects bad manifests", { concurrency: 4 },
           `no single diagnostic has ${where}, path ${JSON.stringify(e.path)}, message ${JSON.stringify(e.message)}${e.hint !== undefined ? ` and hint ${JSON.stringify(e.hint)}` : ""}${show}`,
         );
 
-        for (const p of ["dist", "cache", "dataset.lock", ".dataset.building"]) assert.ok(!existsSync(join(tmp, p)), `${p} was written${show}`);
-        assert.deepEqual(await snapshot(tmp), before, `the project folder changed${show}`);
+        for (const p of ["dist", "cache", "dataset.lock", ".dataset.building"]) assert.ok(!existsSync(join(project, p)), `${p} was written${show}`);
+        assert.deepEqual(await snapshot(project), before, `the project folder changed${show}`);
+        assert.deepEqual(await readdir(root), ["project"], `something was written beside the project folder${show}`);
       } finally {
-        await rm(tmp, { recursive: true, force: true });
+        await rm(root, { recursive: true, force: true });
       }
     });
   }

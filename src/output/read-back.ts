@@ -1,0 +1,44 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Lock } from "../lock/lockfile.js";
+import type { Manifest } from "../manifest/types.js";
+import { hash128 } from "../util/hash.js";
+import { filesDigest, outputDef, outputTargets } from "./emit.js";
+
+/** Hash an output on disk as emit() hashed it: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
+export async function hashOnDisk(abs: string, format: string): Promise<{ hash: string; rows: number } | undefined> {
+  try {
+    if (format !== "files") {
+      const text = await readFile(abs, "utf8");
+      let rows = 0;
+      for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) rows++;
+      return { hash: hash128(text), rows };
+    }
+    const names = (await readdir(join(abs, "prompts"))).filter((f) => f.endsWith(".txt"));
+    const files: [string, string, string][] = [];
+    for (const f of names) files.push([f.slice(0, -4), await readFile(join(abs, "prompts", f), "utf8"), await readFile(join(abs, "completions", f), "utf8").catch(() => "\0missing")]);
+    const extra = (await readdir(join(abs, "completions"))).filter((f) => f.endsWith(".txt") && !names.includes(f));
+    if (extra.length) files.push(["\0extra", extra.join(","), ""]);
+    return { hash: filesDigest(files), rows: files.length };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Every output the manifest defines is in the lock with the same definition, and on disk as the lock says. */
+export async function outputsMatchLock(m: Manifest, lock: Lock): Promise<boolean> {
+  const byPath = new Map(lock.outputs.map((o) => [o.path, o]));
+  let count = 0;
+  for (const out of m.outputs) {
+    const def = outputDef(m, out);
+    for (const t of outputTargets(out)) {
+      count++;
+      const locked = byPath.get(t.path);
+      if (!locked || locked.def !== def) return false;
+      const disk = await hashOnDisk(t.abs, out.format);
+      if (!disk || disk.hash !== locked.hash) return false;
+    }
+  }
+  return count === lock.outputs.length;
+}

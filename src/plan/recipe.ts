@@ -1,0 +1,56 @@
+import type { Sample } from "../expand/sample.js";
+import type { DimValue, Manifest, Step } from "../manifest/types.js";
+import { hash64 } from "../util/hash.js";
+
+/**
+ * A step's recipe: everything its output is a function of, named by hashes — its definition, and
+ * the value of each name it reads (a dimension's text, an upstream step's output hash, the nonce's
+ * seed and sample id). Two runs with the same recipe send the same request, so when a step's
+ * recipe matches the lock, the lock already says what its request and answer were: a no-op build
+ * can be decided without rendering a template or opening a cache entry.
+ */
+export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: ReadonlyMap<string, string | undefined>, offline: boolean): string {
+  const parts: string[] = [step.defHash];
+  if (step.kind === "generate") {
+    parts.push(offline ? "offline" : "online");
+    for (const name of readsOf(step)) parts.push(name, input(m, sample, name, outs, step.id));
+  } else {
+    parts.push(step.field, input(m, sample, step.field, outs, step.id));
+  }
+  return hash64(parts.join("\u0000"));
+}
+
+const reads = new WeakMap<Step, string[]>();
+function readsOf(step: Step & { kind: "generate" }): string[] {
+  let r = reads.get(step);
+  if (!r) {
+    r = [...new Set(step.messages.flatMap((msg) => msg.template.reads))].sort();
+    reads.set(step, r);
+  }
+  return r;
+}
+
+const dimIndexes = new WeakMap<Manifest, Map<string, number>>();
+const textHashes = new WeakMap<DimValue, string>();
+
+function input(m: Manifest, sample: Sample, name: string, outs: ReadonlyMap<string, string | undefined>, stepId: string): string {
+  switch (name) {
+    case "nonce":
+      return `${m.seed}:${sample.id}:${stepId}`;
+    case "index":
+      return String(sample.repeat);
+    case "id":
+      return sample.id;
+  }
+  let idx = dimIndexes.get(m);
+  if (!idx) dimIndexes.set(m, (idx = new Map(m.dimensions.map((d, i) => [d.name, i]))));
+  const di = idx.get(name) ?? (name.endsWith("_name") ? idx.get(name.slice(0, -5)) : undefined);
+  if (di !== undefined) {
+    const v = sample.values[di]!;
+    if (name !== m.dimensions[di]!.name) return `name:${v.name ?? ""}`;
+    let h = textHashes.get(v);
+    if (!h) textHashes.set(v, (h = hash64(v.text)));
+    return h;
+  }
+  return `out:${outs.get(name) ?? "?"}`;
+}
