@@ -1,7 +1,8 @@
-import { isPair, isScalar, isSeq, visit } from "yaml";
+import { isPair, isScalar, isSeq, parse as parseScalar, Scalar, visit } from "yaml";
 import type { Diagnostic } from "../errors.js";
 import type { YamlSource } from "./source.js";
 
+const WHOLE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
 const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
@@ -19,11 +20,17 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnos
       node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined) => {
         if (whole === "$$") return "$";
         const v = env[name!];
-        if (v !== undefined && v !== "") return v;
+        // Shell semantics: ${VAR:-default} also replaces an empty value; ${VAR} keeps it.
+        if (v !== undefined && (fallback === undefined || v !== "")) return v;
         if (fallback !== undefined) return fallback;
         missing ??= name;
         return whole;
       });
+      // An unquoted `temperature: ${TEMP:-1}` means the number, as if it had been written.
+      if (!missing && node.type === Scalar.PLAIN && WHOLE.test(raw)) {
+        const typed: unknown = parseScalar(String(node.value));
+        if (typeof typed === "number" || typeof typed === "boolean") node.value = typed;
+      }
       if (missing) {
         const offset = node.range?.[0] ?? 0;
         errors.push(src.atOffset(offset, keyPathOf([...path, node]), `environment variable ${missing} is not set`, `export ${missing}=… or write \${${missing}:-default}`));

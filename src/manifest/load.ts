@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { dirname, relative, resolve } from "node:path";
+import { basename, dirname, extname, relative, resolve } from "node:path";
 import { ManifestError, ManifestSyntaxError, UsageError, type Diagnostic } from "../errors.js";
 import { initHashing } from "../util/hash.js";
 import { interpolateEnv } from "./interpolate.js";
@@ -43,7 +43,13 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (src.doc.contents === null) throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
 
   const errors: Diagnostic[] = interpolateEnv(src, env);
-  const data = src.doc.toJS({ maxAliasCount: 1000 });
+  let data: unknown;
+  try {
+    data = src.doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    throw new ManifestError([src.aliasDiagnostic(err.message)]);
+  }
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new ManifestError([src.diagnostic(1, 1, "", "the manifest must be a mapping of keys (version, name, dimensions, steps, output)", "see `synthbuild init` for an example")]);
   }
@@ -56,7 +62,13 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
-  const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
+  const stem = basename(abs, extname(abs));
+  const protectedPaths = new Map<string, string>([
+    [abs, "the manifest"],
+    [resolve(dir, `${stem}.lock`), "the lock file"],
+  ]);
+  for (const [name, spec] of Object.entries(raw.dimensions)) if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
+  const outputs = resolveOutputs(src, raw.output, dir, readable, protectedPaths, errors);
   if (errors.length) throw new ManifestError(errors);
   return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs };
 }

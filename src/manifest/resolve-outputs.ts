@@ -13,7 +13,11 @@ const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
   files: ["prompt", "completion"],
 };
 
-export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, errors: Diagnostic[]): Output[] {
+/**
+ * `protectedPaths`: files the build reads or owns (the manifest, its lock, dimension files) that
+ * an output must never overwrite, by absolute path, with what to call them.
+ */
+export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, protectedPaths: ReadonlyMap<string, string>, errors: Diagnostic[]): Output[] {
   const list = Array.isArray(raw) ? raw : [raw];
   const base: (string | number)[] = Array.isArray(raw) ? ["output"] : [];
   const seen = new Map<string, number>();
@@ -35,6 +39,9 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
     const abs = resolve(dir, o.path);
     const rel = relative(dir, abs);
     if (rel.startsWith("..") || isAbsolute(rel)) errors.push(src.at([...path, "path"], `output path ${o.path} is outside the project folder`, "write outputs under the manifest's folder, e.g. dist/"));
+    else if (rel === "") errors.push(src.at([...path, "path"], `output path ${o.path} is the project folder itself`, "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl"));
+    else if (protectedPaths.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is ${protectedPaths.get(abs)}: the build would overwrite it`, "write outputs under dist/"));
+    else if (rel === "cache" || rel.startsWith("cache/") || rel.startsWith(".git/") || rel === ".git") errors.push(src.at([...path, "path"], `output path ${o.path} is inside ${rel.split("/")[0]}/, which synthbuild or git owns`, "write outputs under dist/"));
     if (seen.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is also output[${seen.get(abs)}]`, "give each output its own path"));
     seen.set(abs, i);
     const tpl = (key: "system" | "prompt" | "completion" | "name"): CompiledTemplate | undefined => {

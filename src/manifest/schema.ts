@@ -117,7 +117,7 @@ export const MapStep = strict({
   field: z.string().min(1),
   extract: z.enum(["json", "fenced"]).optional().describe("Keep only the first JSON value or fenced code block"),
   replace: z
-    .array(strict({ pattern: z.string(), with: z.string(), flags: z.string().regex(/^[imsu]*$/).optional() }))
+    .array(strict({ pattern: z.string(), with: z.string(), flags: z.string().regex(/^(?!.*(.).*\1)[imsu]*$/, "flags are some of i, m, s, u, each at most once").optional() }))
     .optional(),
   trim: z.boolean().optional(),
 });

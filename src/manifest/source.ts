@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { Diagnostic } from "../errors.js";
 
 export type KeyPath = ReadonlyArray<string | number>;
@@ -29,7 +29,8 @@ export class YamlSource {
     return this.doc.errors.map((e) => {
       const offset = e.pos[0];
       const { line, col } = this.counter.linePos(offset);
-      return this.diagnostic(line, col, "", e.message.split("\n")[0]!, hintForYamlError(e.code));
+      const message = e.code === "MULTIPLE_DOCS" ? "a manifest is one YAML document, but this file has several" : e.message.split("\n")[0]!;
+      return this.diagnostic(line, col, "", message, hintForYamlError(e.code, message));
     });
   }
 
@@ -56,6 +57,19 @@ export class YamlSource {
       } else break;
     }
     return this.counter.linePos(pos ?? 0);
+  }
+
+  /** Anchors expanded past yaml's limit (an "alias bomb"): point at the first alias. */
+  aliasDiagnostic(message: string): Diagnostic {
+    let offset = 0;
+    visit(this.doc, {
+      Alias(_k, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    const { line, col } = this.counter.linePos(offset);
+    return this.diagnostic(line, col, "", `aliases expand to too much data (${message})`, "a manifest needs few anchors and aliases; write the values out or use fewer nested aliases");
   }
 
   /** The node at a path, if it exists (used to map positions inside template strings). */
@@ -107,8 +121,11 @@ export function formatPath(path: KeyPath): string {
   return out;
 }
 
-function hintForYamlError(code: string): string | undefined {
+function hintForYamlError(code: string, message: string): string | undefined {
+  if (/quote/i.test(message)) return "close the quoted string with the same quote it opens with, or use a block (|) for text with quotes";
   switch (code) {
+    case "MULTIPLE_DOCS":
+      return "remove the `---` line and everything after it, or merge the documents";
     case "DUPLICATE_KEY":
       return "each key may appear once in a mapping; remove or rename one of them";
     case "BAD_INDENT":

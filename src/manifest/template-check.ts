@@ -1,7 +1,7 @@
 import { isScalar, Scalar } from "yaml";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
-import { compileTemplate, TemplateSyntaxError, type CompiledTemplate } from "../template/engine.js";
+import { compileTemplate, renderTemplate, TemplateSyntaxError, type CompiledTemplate } from "../template/engine.js";
 import { formatPath, type KeyPath, type YamlSource } from "./source.js";
 
 /** What a template at one place in the manifest may read. */
@@ -19,7 +19,8 @@ export interface Scope {
 export function checkTemplate(src: YamlSource, path: KeyPath, source: string, scope: Scope, errors: Diagnostic[]): CompiledTemplate | undefined {
   let t: CompiledTemplate;
   try {
-    t = compileTemplate(source);
+    const d = src.at(path, "");
+    t = compileTemplate(source, `${d.file}:${d.line}:${d.col} ${d.path}`);
   } catch (err) {
     if (!(err instanceof TemplateSyntaxError)) throw err;
     errors.push(at(src, path, err.line, err.col, `template syntax: ${err.message}`, "Liquid syntax: {{ name }}, {{ name | upcase }}, {% if name %}...{% endif %}"));
@@ -29,21 +30,43 @@ export function checkTemplate(src: YamlSource, path: KeyPath, source: string, sc
   for (const name of t.reads) {
     if (scope.names.has(name)) continue;
     ok = false;
-    const [line, col] = findName(source, name);
     const why = scope.later.get(name);
-    if (why) errors.push(at(src, path, line, col, `'${name}' ${why}`, "a step can only read dimensions, nonce, index, id and the steps before it"));
-    else errors.push(at(src, path, line, col, `unknown variable '${name}'`, suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`));
+    if (why) errors.push(atName(src, path, source, name, `'${name}' ${why}`, "a step can only read dimensions, nonce, index, id and the steps before it"));
+    else errors.push(atName(src, path, source, name, `unknown variable '${name}'`, suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`));
   }
-  return ok ? t : undefined;
+  if (!ok) return undefined;
+  // Every value a template sees is text (index is a number), so one render with stand-in text
+  // finds what only rendering can: a filter given the wrong arguments, a property of a string.
+  const probe: Record<string, unknown> = {};
+  for (const name of scope.names) probe[name] = name === "index" ? 0 : "x";
+  try {
+    renderTemplate({ ...t, where: undefined }, probe);
+  } catch (err) {
+    const cause = (err as { cause?: { token?: { getPosition?: () => [number, number] } } }).cause;
+    const [line, col] = cause?.token?.getPosition?.() ?? [1, 1];
+    errors.push(at(src, path, line, col, (err as Error).message.replace(/^template: /, "").replace(/, line:\d+, col:\d+$/, ""), "check the filter's arguments (e.g. append: 'text') and that every property read exists"));
+    return undefined;
+  }
+  return t;
 }
 
-/** 1-based line/col of the first `{{ name` / `{% ... name` use in a template. */
-function findName(source: string, name: string): [number, number] {
-  const re = new RegExp(`(?<![\\w.-])${name.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&")}(?![\\w-])`);
-  const idx = source.search(re);
-  if (idx < 0) return [1, 1];
-  const before = source.slice(0, idx).split("\n");
-  return [before.length, before[before.length - 1]!.length + 1];
+/**
+ * Point at the name where a tag reads it. Searching the scalar's raw source text (not its parsed
+ * value) keeps the column right in folded, multi-line and escaped scalars.
+ */
+function atName(src: YamlSource, path: KeyPath, source: string, name: string, message: string, hint: string): Diagnostic {
+  const node = src.nodeAt(path);
+  const esc = name.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  const inTag = new RegExp(`\\{[{%][^}]*?(?<![\\w.-])${esc}(?![\\w-])`);
+  if (isScalar(node) && node.range) {
+    const raw = src.text.slice(node.range[0], node.range[1]);
+    const m = inTag.exec(raw);
+    if (m) return src.atOffset(node.range[0] + m.index + m[0].length - name.length, path, message, hint);
+  }
+  const m = inTag.exec(source);
+  if (!m) return at(src, path, 1, 1, message, hint);
+  const before = source.slice(0, m.index + m[0].length - name.length).split("\n");
+  return at(src, path, before.length, before[before.length - 1]!.length + 1, message, hint);
 }
 
 /** Map a line/col inside a template scalar to the manifest file. */

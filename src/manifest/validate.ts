@@ -40,6 +40,7 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
     }
     case "invalid_value": {
       const value = valueAt(data, path);
+      if (value === undefined) return [src.at(path.slice(0, -1), `missing required key '${String(path[path.length - 1])}'`, requiredHint(path))];
       const options = issue.values.map((v) => String(v));
       const hint = typeof value === "string" ? suggestion(value, options) : undefined;
       return [src.at(path, `expected ${options.length === 1 ? JSON.stringify(issue.values[0]) : "one of " + options.join(", ")}, got ${describe(value)}`, hint)];

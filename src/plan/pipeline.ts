@@ -182,10 +182,17 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
 
 export async function forEachConcurrent<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    // After one worker throws, the others stop taking items: nothing new starts once the call has failed.
+    while (next < items.length && !failed) {
       const item = items[next++]!;
-      await fn(item);
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));

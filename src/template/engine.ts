@@ -1,4 +1,5 @@
 import { Liquid, type Template } from "liquidjs";
+import { SynthbuildError } from "../errors.js";
 
 /**
  * Templates are Liquid, strict: an undefined variable or filter is an error, never an empty
@@ -17,7 +18,20 @@ export interface CompiledTemplate {
   readonly parsed: Template[];
   /** Top-level variable names the template reads, in order of first use. */
   readonly reads: string[];
+  /** Where it was written (`dataset.yaml:9:16 steps[0].generate.prompt`), for render errors. */
+  readonly where?: string;
 }
+
+/**
+ * A template that compiled but cannot render (a filter given the wrong arguments, a property of a
+ * value that has none). The same for every sample, so it is the manifest's error, not a sample's.
+ */
+export class TemplateRenderError extends SynthbuildError {
+  readonly exitCode = 2;
+}
+
+/** Tags that read other files: a template is self-contained, so its hash covers everything it renders. */
+const FILE_TAGS = /\{%-?\s*(include|render|layout)\b/;
 
 export class TemplateSyntaxError extends Error {
   constructor(
@@ -30,7 +44,12 @@ export class TemplateSyntaxError extends Error {
   }
 }
 
-export function compileTemplate(source: string): CompiledTemplate {
+export function compileTemplate(source: string, where?: string): CompiledTemplate {
+  const fileTag = FILE_TAGS.exec(source);
+  if (fileTag) {
+    const before = source.slice(0, fileTag.index).split("\n");
+    throw new TemplateSyntaxError(`the {% ${fileTag[1]} %} tag is not available: templates cannot read other files`, before.length, before[before.length - 1]!.length + 1);
+  }
   let parsed: Template[];
   try {
     parsed = liquid.parse(source);
@@ -40,9 +59,16 @@ export function compileTemplate(source: string): CompiledTemplate {
     throw new TemplateSyntaxError(e.message.replace(/, line:\d+, col:\d+$/, ""), line, col);
   }
   const reads = liquid.globalVariablesSync(parsed);
-  return { source, parsed, reads };
+  return { source, parsed, reads, where };
 }
 
 export function renderTemplate(t: CompiledTemplate, scope: Record<string, unknown>): string {
-  return liquid.renderSync(t.parsed, scope) as string;
+  try {
+    return liquid.renderSync(t.parsed, scope) as string;
+  } catch (err) {
+    const e = err as Error;
+    const error = new TemplateRenderError(`${t.where ?? "template"}: cannot render: ${e.message.replace(/, line:\d+, col:\d+$/, "")}`, "check the filter's arguments (e.g. append: 'text') and that every property read exists");
+    (error as { cause?: unknown }).cause = e;
+    throw error;
+  }
 }

@@ -61,3 +61,12 @@ test("schema/dataset.schema.json is generated from the current schema", async ()
   assert.ok(schema.properties.dimensions && schema.properties.steps && schema.properties.output);
   assert.deepEqual(schema.required.sort(), ["dimensions", "name", "output", "version"]);
 });
+
+test("an unquoted whole-scalar ${VAR} takes the type it would have had if written", async () => {
+  const model = "\n  name: m\n  params:\n    temperature: ${T:-0.5}\n    max_tokens: ${MAX}\n  headers:\n    x: '${MAX}'";
+  const m = await parseManifest("d.yaml", "/p/d.yaml", base(model), { MAX: "64" });
+  const s = m.steps[0]!;
+  assert.ok(s.kind === "generate", "a generate step");
+  assert.deepEqual(s.model.params, { temperature: 0.5, max_tokens: 64 });
+  assert.equal(s.model.headers.x, "64");
+});
