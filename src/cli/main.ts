@@ -66,7 +66,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--offline", "use the built-in echo provider for every step: no key, no network")
     .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean }) => {
       const c = common();
-      const progress = createProgress({ tty: Boolean(process.stderr.isTTY) && !process.env.CI, quiet: c.quiet, write: err });
+      const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
+      // A live bar on a terminal (loaded only then); periodic plain lines in CI logs.
+      const bars = tty && !c.quiet ? (await import("cli-progress")).default : undefined;
+      const progress = createProgress({ bars, quiet: c.quiet, write: err });
       const controller = new AbortController();
       let interrupts = 0;
       const onSigint = () => {

@@ -1,4 +1,4 @@
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 import type { BuildEvents } from "../events.js";
 
 export interface Progress extends BuildEvents {
@@ -9,7 +9,7 @@ export interface Progress extends BuildEvents {
  * Build progress on stderr: a live bar on a terminal, a plain line every few seconds otherwise
  * (CI logs), nothing with --quiet. Counts requests, not samples: requests are what take time and money.
  */
-export function createProgress(opts: { tty: boolean; quiet: boolean; write: (line: string) => void; intervalMs?: number }): Progress {
+export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean; write: (line: string) => void; intervalMs?: number }): Progress {
   const state = { total: 0, done: 0, inTok: 0, outTok: 0, cost: 0 as number | null, retries: 0, failed: 0, started: 0 };
   const rate = () => (state.started ? state.done / ((Date.now() - state.started) / 1000) : 0);
   const eta = () => {
@@ -29,10 +29,10 @@ export function createProgress(opts: { tty: boolean; quiet: boolean; write: (lin
   const ensureStarted = () => {
     if (state.started || opts.quiet) return;
     state.started = Date.now();
-    if (opts.tty) {
-      bar = new cliProgress.SingleBar(
+    if (opts.bars) {
+      bar = new opts.bars.SingleBar(
         { format: "{bar} {value}/{total} requests | {rate} req/s | tokens {inTok}/{outTok} | {cost} | ETA {eta}{extra}", hideCursor: true, clearOnComplete: false, stream: process.stderr, etaBuffer: 50 },
-        cliProgress.Presets.shades_classic,
+        opts.bars.Presets.shades_classic,
       );
       bar.start(state.total, 0, payload());
     } else {

@@ -9,7 +9,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 import { walk } from "../plan/walk.js";
-import { runsFromLock } from "../plan/from-lock.js";
+import { currentLock } from "../plan/from-lock.js";
 import { outputsMatchLock } from "../output/read-back.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
@@ -65,9 +65,20 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // Nothing changed (make's "up to date"): decided from the manifest, the lock and dist/, and
       // that every answer the lock names is still in the cache (else --frozen could not pass, and
       // this build must restore it).
-      const locked = runsFromLock(m, samples, existing.lock, opts.offline ?? false);
-      if (locked && cache.hasAll(lockedKeys(locked)) && (await outputsMatchLock(m, existing.lock))) {
-        return summarise(locked, existing.lock.outputs, 0, false);
+      const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
+      if (current && cache.hasAll(current.keys) && (await outputsMatchLock(m, existing.lock))) {
+        return {
+          samples: samples.length,
+          requests: 0,
+          cached: current.keys.length,
+          failed: 0,
+          dropped: current.dropped,
+          pending: 0,
+          outputs: existing.lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
+          failures: [],
+          costUsd: 0,
+          budgetReached: false,
+        };
       }
     }
     const runs = samples.map((s) => newRun(m, s));
@@ -122,10 +133,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     opts.signal?.removeEventListener("abort", onAbort);
     await release();
   }
-}
-
-function* lockedKeys(runs: SampleRun[]): Iterable<string> {
-  for (const r of runs) for (const s of r.steps) if (s.key) yield s.key;
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */

@@ -6,7 +6,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
 import { walk } from "../plan/walk.js";
-import { runsFromLock } from "../plan/from-lock.js";
+import { currentLock } from "../plan/from-lock.js";
 import { openProject, type CommonOptions } from "./context.js";
 
 export interface PlanOptions extends CommonOptions {
@@ -38,12 +38,13 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const m = project.manifest;
   const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
   const existing = await readLock(project.paths.lock).catch(() => undefined);
-  let runs = existing ? runsFromLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
-  if (runs && !project.cache.hasAll(runs.flatMap((r) => r.steps.flatMap((s) => (s.key ? [s.key] : []))))) runs = undefined;
-  if (!runs) {
-    runs = samples.map((s) => newRun(m, s));
-    await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+  const current = existing ? currentLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
+  if (current && project.cache.hasAll(current.keys)) {
+    const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: current.reached[i]!, cached: current.reached[i]!, to_run: 0 }));
+    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...(opts.explain ? { stale: [] } : {}) };
   }
+  const runs = samples.map((s) => newRun(m, s));
+  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
 
   const steps = stepPlans(m, runs);
   const requests = steps.filter((s) => s.kind === "generate").reduce((n, s) => n + s.to_run, 0);

@@ -1,7 +1,6 @@
 import { UsageError } from "../errors.js";
 import type { GenerateStep, ModelConfig } from "../manifest/types.js";
 import { EchoProvider } from "../providers/echo.js";
-import { OpenAIProvider } from "../providers/openai.js";
 import type { Provider } from "../providers/types.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
@@ -11,7 +10,7 @@ import { Scheduler, type SchedulerOptions } from "./scheduler.js";
  * first use: a build whose answers are all cached needs no API key at all.
  */
 export class ProviderPool {
-  private readonly providers = new Map<string, Provider>();
+  private readonly providers = new Map<string, Promise<Provider>>();
   private readonly schedulers = new Map<string, Scheduler>();
 
   constructor(
@@ -19,11 +18,16 @@ export class ProviderPool {
     private readonly opts: { offline: boolean; concurrency?: number; signal: AbortSignal; onRetry?: SchedulerOptions["onRetry"] },
   ) {}
 
-  providerFor(step: GenerateStep): Provider {
+  providerFor(step: GenerateStep): Promise<Provider> {
     const cfg = step.model;
-    if (this.opts.offline || cfg.provider === "echo") return this.cached("echo", () => new EchoProvider());
+    if (this.opts.offline || cfg.provider === "echo") return this.cached("echo", async () => new EchoProvider());
     const id = canonicalJson({ p: cfg.provider, u: cfg.baseUrl, k: cfg.apiKeyEnv, h: cfg.headers, t: cfg.timeoutS });
-    return this.cached(id, () => new OpenAIProvider(cfg, this.apiKey(step, cfg)));
+    return this.cached(id, async () => {
+      const key = this.apiKey(step, cfg);
+      // Loaded on first use: the SDK costs ~70 ms of start-up that a cached build should not pay.
+      const { OpenAIProvider } = await import("../providers/openai.js");
+      return new OpenAIProvider(cfg, key);
+    });
   }
 
   schedulerFor(step: GenerateStep): Scheduler {
@@ -46,7 +50,7 @@ export class ProviderPool {
     return s;
   }
 
-  private cached(id: string, make: () => Provider): Provider {
+  private cached(id: string, make: () => Promise<Provider>): Promise<Provider> {
     let p = this.providers.get(id);
     if (!p) this.providers.set(id, (p = make()));
     return p;

@@ -73,7 +73,7 @@ export class BuildResolver implements Resolver {
 
   private async request(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
     if (!this.mayStart(step, req)) return undefined;
-    const provider = this.pool.providerFor(step);
+    const provider = await this.pool.providerFor(step);
     const scheduler = this.pool.schedulerFor(step);
     const started = Date.now();
     let answer: ProviderAnswer;

@@ -1,14 +1,31 @@
-import { canonicalJson } from "../util/canonical-json.js";
 import { hash64 } from "../util/hash.js";
 import type { DimValue } from "../manifest/types.js";
 
 /**
  * A combination's id: its (dimension, value key) pairs sorted by dimension name, so neither the
- * order of values in a list nor the order of dimensions in the manifest moves any sample.
+ * order of values in a list nor the order of dimensions in the manifest moves any sample. The
+ * text hashed is canonical JSON of those pairs, written out directly: this runs once per
+ * combination, a million times for a million samples.
  */
 export function comboId(names: readonly string[], values: readonly DimValue[]): string {
-  const pairs = names.map((n, i) => [n, values[i]!.key] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return hash64("combo:v1:" + canonicalJson(pairs));
+  const order = sortedOrder(names);
+  let text = "combo:v1:[";
+  for (let i = 0; i < order.length; i++) {
+    const k = order[i]!;
+    if (i) text += ",";
+    text += `[${JSON.stringify(names[k])},${JSON.stringify(values[k]!.key)}]`;
+  }
+  return hash64(text + "]");
+}
+
+const orders = new WeakMap<readonly string[], number[]>();
+function sortedOrder(names: readonly string[]): number[] {
+  let o = orders.get(names);
+  if (!o) {
+    o = names.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+    orders.set(names, o);
+  }
+  return o;
 }
 
 export function sampleId(combo: string, repeat: number): string {

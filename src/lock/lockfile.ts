@@ -8,8 +8,6 @@ export interface LockStep {
   key?: string;
   /** Hash of the step's output text. */
   out?: string;
-  /** Hash of the step's definition, for `plan --explain`. */
-  def: string;
   /** The step's recipe: when it still matches, so do the request and answer above. */
   r: string;
   /** The model that actually answered, and its fingerprint. */
@@ -17,7 +15,6 @@ export interface LockStep {
   fp?: string;
   finish?: string;
   usage?: [number, number];
-  offline?: true;
 }
 
 export interface LockSample {
@@ -50,6 +47,8 @@ export interface LockHeader {
   pending: number;
   /** Built with --offline (the echo provider): verify and --frozen must check it the same way. */
   offline?: true;
+  /** Each step's definition hash (template, model, params...), once: what `plan --explain` compares. */
+  steps: Record<string, string>;
 }
 
 export interface Lock {
@@ -71,14 +70,16 @@ export function serializeLock(lock: Lock): string {
 }
 
 export function parseLock(text: string): Lock {
-  const lines = text.split("\n").filter((l) => l.trim() !== "");
-  if (lines.length === 0) throw new Error("empty lock file");
-  const header = JSON.parse(lines[0]!) as LockHeader;
+  const body = text.trimEnd();
+  if (body === "") throw new Error("empty lock file");
+  // One JSON.parse of the whole file (as an array) is much faster than one per line.
+  const all = JSON.parse(`[${body.replaceAll("\n", ",")}]`) as Record<string, unknown>[];
+  const header = all[0] as unknown as LockHeader;
   if (header.lockfile !== LOCK_FORMAT) throw new Error(`unsupported lock format ${String(header.lockfile)}`);
   const outputs: LockOutput[] = [];
   const samples: LockSample[] = [];
-  for (const line of lines.slice(1)) {
-    const obj = JSON.parse(line) as Record<string, unknown>;
+  for (let i = 1; i < all.length; i++) {
+    const obj = all[i]!;
     if (typeof obj.output === "string") outputs.push({ path: obj.output, rows: obj.rows as number, hash: obj.hash as string, def: obj.def as string });
     else samples.push(obj as unknown as LockSample);
   }

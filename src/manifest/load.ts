@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, relative, resolve } from "node:path";
 import { ManifestError, ManifestSyntaxError, UsageError, type Diagnostic } from "../errors.js";
 import { initHashing } from "../util/hash.js";
+import { loadJsonSchemaSupport } from "../util/json-schema.js";
 import { interpolateEnv } from "./interpolate.js";
 import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
@@ -58,6 +59,7 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (!raw) throw new ManifestError(errors);
 
   const dir = dirname(abs);
+  if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, errors);

@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { basename, extname, relative, resolve } from "node:path";
-import fg from "fast-glob";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
@@ -68,6 +67,7 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     return { name, kind: "file", values };
   }
   if ("glob" in spec) {
+    const { default: fg } = await import("fast-glob");
     const files = (await fg(spec.glob, { cwd: dir, onlyFiles: true, dot: false })).sort();
     if (files.length === 0) {
       errors.push(src.at([...path, "glob"], `no files match ${spec.glob}`, "the pattern is relative to the manifest's folder"));

@@ -4,8 +4,8 @@ import type { Manifest, Output } from "../manifest/types.js";
 import type { LockOutput } from "../lock/lockfile.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { renderTemplate } from "../template/engine.js";
-import { writeFileAtomic } from "../util/fs-atomic.js";
-import { hash128, hashValue } from "../util/hash.js";
+import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
+import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
 import { outputScope, renderRecord } from "./rows.js";
 import { splitOf, splitPath } from "./split.js";
@@ -66,11 +66,28 @@ function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): Map<string |
   return groups;
 }
 
+/** JSONL, rendered and written in ~1 MB chunks and hashed as it goes: memory stays flat however large the dataset. */
 async function emitLines(m: Manifest, out: Output, runs: SampleRun[], abs: string, write: boolean): Promise<{ rows: number; hash: string }> {
-  const lines = runs.map((run) => JSON.stringify(renderRecord(out, outputScope(m, run))) + "\n");
-  const content = lines.join("");
-  if (write) await writeFileAtomic(abs, content);
-  return { rows: lines.length, hash: hash128(content) };
+  const hasher = createHash128();
+  const writer = write ? await AtomicFileWriter.open(abs) : undefined;
+  try {
+    let chunk = "";
+    for (const run of runs) {
+      chunk += JSON.stringify(renderRecord(out, outputScope(m, run))) + "\n";
+      if (chunk.length >= 1 << 20) {
+        hasher.update(chunk);
+        await writer?.write(chunk);
+        chunk = "";
+      }
+    }
+    hasher.update(chunk);
+    await writer?.write(chunk);
+    await writer?.commit();
+  } catch (err) {
+    await writer?.abort();
+    throw err;
+  }
+  return { rows: runs.length, hash: hasher.digest() };
 }
 
 /** The tutorial's layout: prompts/NAME.txt and completions/NAME.txt, one pair per sample. */

@@ -12,14 +12,13 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
     const steps: Record<string, LockStep> = {};
     for (const s of run.steps) {
-      const e: LockStep = { def: s.def, r: s.recipe };
+      const e: LockStep = { r: s.recipe };
       if (s.key) e.key = s.key;
       if (s.out) e.out = s.out;
       if (s.model) e.model = s.model;
       if (s.fingerprint) e.fp = s.fingerprint;
       if (s.finishReason) e.finish = s.finishReason;
       if (s.usage) e.usage = [s.usage.input, s.usage.output];
-      if (s.offline) e.offline = true;
       steps[s.id] = e;
     }
     const entry: LockSample = { id: run.sample.id, values, repeat: run.sample.repeat, status: run.status, steps };
@@ -30,7 +29,7 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     return entry;
   });
   return {
-    header: { lockfile: 1, name: m.name, samples: runs.length, ...count, ...(offline ? { offline: true as const } : {}) },
+    header: { lockfile: 1, name: m.name, samples: runs.length, ...count, ...(offline ? { offline: true as const } : {}), steps: Object.fromEntries(m.steps.map((s) => [s.id, s.defHash])) },
     outputs: emitted.outputs,
     samples,
   };

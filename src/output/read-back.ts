@@ -1,18 +1,23 @@
+import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
-import { hash128 } from "../util/hash.js";
+import { createHash128 } from "../util/hash.js";
 import { filesDigest, outputDef, outputTargets } from "./emit.js";
 
 /** Hash an output on disk as emit() hashed it: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
 export async function hashOnDisk(abs: string, format: string): Promise<{ hash: string; rows: number } | undefined> {
   try {
     if (format !== "files") {
-      const text = await readFile(abs, "utf8");
+      // Streamed: a large dataset is never held in memory as one string.
+      const hasher = createHash128();
       let rows = 0;
-      for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) rows++;
-      return { hash: hash128(text), rows };
+      for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        hasher.update(chunk);
+        for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) rows++;
+      }
+      return { hash: hasher.digest(), rows };
     }
     const names = (await readdir(join(abs, "prompts"))).filter((f) => f.endsWith(".txt"));
     const files: [string, string, string][] = [];

@@ -13,7 +13,7 @@ export function explainStale(m: Manifest, run: SampleRun, lock: Lock | undefined
   if (!prev) return [newSampleReason(m, run, index!)];
   const was = prev.steps[step.id];
   if (!was || !was.key) return [`step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`];
-  if (was.def !== step.defHash) return [`step '${step.id}' changed (its template, model or parameters)`];
+  if (lock.header.steps?.[step.id] !== step.defHash) return [`step '${step.id}' changed (its template, model or parameters)`];
   const upstream = m.steps.slice(0, run.cursor).filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
   if (upstream.length) return upstream.map((s) => `reads '${s.id}', whose output changed`);
   return [`the answer for step '${step.id}' is not in the cache (deleted, or built on another machine)`];

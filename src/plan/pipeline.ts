@@ -94,7 +94,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
   for (; run.cursor < end; run.cursor++) {
     if (run.status !== "kept") return;
     const step = m.steps[run.cursor]!;
-    const recipe = stepRecipe(m, step, run.sample, run.outs, opts.providerOverride === "echo");
+    const recipe = stepRecipe(m, step, run.sample, (id) => run.outs.get(id), opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
         const scope = { ...run.scope, nonce: nonceFor(m, run.sample, step.id) };

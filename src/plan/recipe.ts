@@ -9,7 +9,7 @@ import { hash64 } from "../util/hash.js";
  * recipe matches the lock, the lock already says what its request and answer were: a no-op build
  * can be decided without rendering a template or opening a cache entry.
  */
-export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: ReadonlyMap<string, string | undefined>, offline: boolean): string {
+export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLookup, offline: boolean): string {
   const parts: string[] = [step.defHash];
   if (step.kind === "generate") {
     parts.push(offline ? "offline" : "online");
@@ -33,7 +33,10 @@ function readsOf(step: Step & { kind: "generate" }): string[] {
 const dimIndexes = new WeakMap<Manifest, Map<string, number>>();
 const textHashes = new WeakMap<DimValue, string>();
 
-function input(m: Manifest, sample: Sample, name: string, outs: ReadonlyMap<string, string | undefined>, stepId: string): string {
+/** The output hash of an earlier step of the same sample. */
+export type OutLookup = (stepId: string) => string | undefined;
+
+function input(m: Manifest, sample: Sample, name: string, outs: OutLookup, stepId: string): string {
   switch (name) {
     case "nonce":
       return `${m.seed}:${sample.id}:${stepId}`;
@@ -52,5 +55,5 @@ function input(m: Manifest, sample: Sample, name: string, outs: ReadonlyMap<stri
     if (!h) textHashes.set(v, (h = hash64(v.text)));
     return h;
   }
-  return `out:${outs.get(name) ?? "?"}`;
+  return `out:${outs(name) ?? "?"}`;
 }

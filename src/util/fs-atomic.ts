@@ -21,3 +21,33 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   await fh.close();
   await rename(tmp, path);
 }
+
+/** The streaming form of writeFileAtomic: chunks go to a temp file that replaces `path` on commit. */
+export class AtomicFileWriter {
+  private constructor(
+    private readonly path: string,
+    private readonly tmp: string,
+    private readonly fh: import("node:fs/promises").FileHandle,
+  ) {}
+
+  static async open(path: string): Promise<AtomicFileWriter> {
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    return new AtomicFileWriter(path, tmp, await open(tmp, "w"));
+  }
+
+  async write(chunk: string): Promise<void> {
+    await this.fh.write(chunk);
+  }
+
+  async commit(): Promise<void> {
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
+}

@@ -38,3 +38,20 @@ export function unitInterval(text: string): number {
   // 53 bits is all a double can hold exactly.
   return Number(BigInt("0x" + hex) >> 11n) / 2 ** 53;
 }
+
+/**
+ * Streaming form of hash128, for files too large to hold as one string: the same digest as
+ * hash128 of the whole text, fed in chunks (strings are hashed as UTF-8, as hash128 does).
+ */
+export function createHash128(): { update(chunk: string | Uint8Array): void; digest(): string } {
+  const x = h();
+  const a = x.create64(0n);
+  const b = x.create64(0x9e3779b97f4a7c15n);
+  return {
+    update(chunk) {
+      a.update(chunk);
+      b.update(chunk);
+    },
+    digest: () => a.digest().toString(16).padStart(16, "0") + b.digest().toString(16).padStart(16, "0"),
+  };
+}
