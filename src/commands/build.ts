@@ -82,6 +82,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       }
     }
     const runs = samples.map((s) => newRun(m, s));
+    if (runs.length >= 10_000) cache.snapshot();
     const budget = new Budget(opts.maxCost, opts.offline ?? false);
     const pool = new ProviderPool(opts.env ?? process.env, {
       offline: opts.offline ?? false,

@@ -6,6 +6,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
 import { walk } from "../plan/walk.js";
+import type { ChatRequest } from "../plan/request.js";
 import { currentLock } from "../plan/from-lock.js";
 import { openProject, type CommonOptions } from "./context.js";
 
@@ -44,11 +45,14 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...(opts.explain ? { stale: [] } : {}) };
   }
   const runs = samples.map((s) => newRun(m, s));
-  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
+  if (runs.length >= 10_000) project.cache.snapshot();
+  const count = await loadTokenCounter();
+  const missed = new InputTally(count);
+  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, onMiss: (_run, req, step) => missed.add(step.id, req), providerOverride: opts.offline ? "echo" : undefined });
 
   const steps = stepPlans(m, runs);
   const requests = steps.filter((s) => s.kind === "generate").reduce((n, s) => n + s.to_run, 0);
-  const result: PlanResult = { samples: runs.length, requests, steps, estimate: await estimate(m, runs, opts.offline ?? false) };
+  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, opts.offline ?? false) };
   if (opts.explain) {
     const lock = existing?.lock;
     const index = lock ? indexLock(m, lock) : undefined;
@@ -89,8 +93,7 @@ function stepPlans(m: Manifest, runs: SampleRun[]): StepPlan[] {
  * their template plus the expected length of the answers they read. Expected answer length: the
  * mean of this step's cached answers, else max_tokens, else 500.
  */
-async function estimate(m: Manifest, runs: SampleRun[], offline: boolean): Promise<PlanResult["estimate"]> {
-  const count = await loadTokenCounter();
+function estimate(m: Manifest, runs: SampleRun[], missed: InputTally, count: (text: string) => number, offline: boolean): PlanResult["estimate"] {
   const gen = m.steps.filter((s): s is GenerateStep => s.kind === "generate");
   const expectedOut = new Map<string, number>();
   for (const s of gen) {
@@ -117,12 +120,14 @@ async function estimate(m: Manifest, runs: SampleRun[], offline: boolean): Promi
   };
   for (const r of runs) {
     if (r.status !== "pending") continue;
-    for (let i = r.cursor; i < m.steps.length; i++) {
+    for (let i = r.cursor + 1; i < m.steps.length; i++) {
       const s = m.steps[i]!;
-      if (s.kind !== "generate") continue;
-      const inTokens = i === r.cursor && r.pendingRequest ? requestTokens(count, r.pendingRequest) : templateIn.get(s.id)!;
-      add(s, inTokens, Math.round(expectedOut.get(s.id)!));
+      if (s.kind === "generate") add(s, templateIn.get(s.id)!, Math.round(expectedOut.get(s.id)!));
     }
+  }
+  for (const s of gen) {
+    const n = missed.requests(s.id);
+    if (n) add(s, missed.tokens(s.id), Math.round(expectedOut.get(s.id)! * n));
   }
   return { input_tokens: input, output_tokens: output, cost_usd: cost === null ? null : Math.round((cost as number) * 1e6) / 1e6 };
 }
@@ -131,4 +136,38 @@ function answerTokensRead(s: GenerateStep, expectedOut: Map<string, number>): nu
   let n = 0;
   for (const msg of s.messages) for (const name of msg.template.reads) n += expectedOut.get(name) ?? 0;
   return Math.round(n);
+}
+
+/**
+ * Input tokens of the requests a build would send. The first few thousand of each step are
+ * counted exactly; the rest by their length at the tokens-per-character those showed, so
+ * planning a million samples does not tokenize a million prompts.
+ */
+class InputTally {
+  private static readonly EXACT = 2000;
+  private readonly byStep = new Map<string, { n: number; chars: number; exactChars: number; exactTokens: number }>();
+
+  constructor(private readonly count: (text: string) => number) {}
+
+  add(step: string, req: ChatRequest): void {
+    let t = this.byStep.get(step);
+    if (!t) this.byStep.set(step, (t = { n: 0, chars: 0, exactChars: 0, exactTokens: 0 }));
+    const chars = req.messages.reduce((n, msg) => n + msg.content.length, 0);
+    t.n++;
+    t.chars += chars;
+    if (t.n <= InputTally.EXACT) {
+      t.exactChars += chars;
+      t.exactTokens += requestTokens(this.count, req);
+    }
+  }
+
+  requests(step: string): number {
+    return this.byStep.get(step)?.n ?? 0;
+  }
+
+  tokens(step: string): number {
+    const t = this.byStep.get(step);
+    if (!t) return 0;
+    return Math.round(t.exactTokens + (t.chars - t.exactChars) * (t.exactChars ? t.exactTokens / t.exactChars : 0.25));
+  }
 }

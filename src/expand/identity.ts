@@ -13,9 +13,16 @@ export function comboId(names: readonly string[], values: readonly DimValue[]): 
   for (let i = 0; i < order.length; i++) {
     const k = order[i]!;
     if (i) text += ",";
-    text += `[${JSON.stringify(names[k])},${JSON.stringify(values[k]!.key)}]`;
+    text += `[${JSON.stringify(names[k])},${jsonOf(values[k]!)}]`;
   }
   return hash64(text + "]");
+}
+
+const jsons = new WeakMap<DimValue, string>();
+function jsonOf(v: DimValue): string {
+  let j = jsons.get(v);
+  if (j === undefined) jsons.set(v, (j = JSON.stringify(v.key)));
+  return j;
 }
 
 const orders = new WeakMap<readonly string[], number[]>();

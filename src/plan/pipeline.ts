@@ -62,21 +62,22 @@ export interface SampleRun {
   cursor: number;
   /** For dropped and failed samples: which step, and why. */
   stoppedBy?: { step: string; reason: string };
-  truncated: Set<string>;
+  /** Steps whose output was cut off by max_tokens (created on first use: most samples have none). */
+  truncated?: Set<string>;
   /** `show`: the request a pending sample would send next. */
   pendingRequest?: ChatRequest;
-  /** Output hash of every step so far, by id: what later recipes read. */
-  readonly outs: Map<string, string | undefined>;
 }
 
 export interface PipelineOptions {
   /** `--offline`: every generate step goes to the echo provider. */
   providerOverride?: ProviderKind;
   keepRequests?: boolean;
+  /** Told of each request a sample stops on for want of an answer (plan's token estimate). */
+  onMiss?: (run: SampleRun, req: ChatRequest, step: GenerateStep) => void;
 }
 
 export function newRun(m: Manifest, sample: Sample): SampleRun {
-  return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0, truncated: new Set(), outs: new Map() };
+  return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0 };
 }
 
 /** Indexes of the dataset-level steps: per-sample steps between them run sample by sample. */
@@ -94,12 +95,11 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
   for (; run.cursor < end; run.cursor++) {
     if (run.status !== "kept") return;
     const step = m.steps[run.cursor]!;
-    const recipe = stepRecipe(m, step, run.sample, (id) => run.outs.get(id), opts.providerOverride === "echo");
+    const recipe = stepRecipe(m, step, run.sample, (id) => run.steps.find((r) => r.id === id)?.out, opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
-        const scope = { ...run.scope, nonce: nonceFor(m, run.sample, step.id) };
-        const req = renderRequest(step, scope, opts.providerOverride);
-        const key = requestKey(req);
+        const req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+        const key = requestKey(req, step);
         const base = { id: step.id, kind: step.kind, key, def: step.defHash, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
         try {
@@ -114,12 +114,12 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         if (!answer) {
           run.status = "pending";
           run.pendingRequest = opts.keepRequests ? req : undefined;
+          opts.onMiss?.(run, req, step);
           return;
         }
         run.scope[step.id] = answer.text;
-        if (answer.finishReason === "length") run.truncated.add(step.id);
+        if (answer.finishReason === "length") (run.truncated ??= new Set()).add(step.id);
         const out = hash64(answer.text);
-        run.outs.set(step.id, out);
         run.steps.push({
           ...base,
           status: answer.cached ? "cached" : "ran",
@@ -135,14 +135,13 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       case "map": {
         const text = applyMap(step, String(run.scope[step.field] ?? ""));
         run.scope[step.id] = text;
-        if (run.truncated.has(step.field)) run.truncated.add(step.id);
+        if (run.truncated?.has(step.field)) run.truncated.add(step.id);
         const out = hash64(text);
-        run.outs.set(step.id, out);
         run.steps.push({ id: step.id, kind: step.kind, status: "computed", out, def: step.defHash, recipe });
         break;
       }
       case "filter": {
-        const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated.has(step.field));
+        const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated?.has(step.field) ?? false);
         run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
         if (reason) {
           run.status = "dropped";

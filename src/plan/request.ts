@@ -1,6 +1,7 @@
 import type { GenerateStep, ProviderKind } from "../manifest/types.js";
 import { renderTemplate } from "../template/engine.js";
-import { hashValue } from "../util/hash.js";
+import { canonicalJson } from "../util/canonical-json.js";
+import { hash128 } from "../util/hash.js";
 
 /** Bump when the meaning of a key changes; old cache entries then simply stop matching. */
 export const KEY_VERSION = 1;
@@ -23,14 +24,46 @@ export interface ChatRequest {
   json_schema?: Record<string, unknown>;
 }
 
-export function renderRequest(step: GenerateStep, scope: Record<string, unknown>, provider: ProviderKind = step.model.provider): ChatRequest {
-  const messages = step.messages.map((m) => ({ role: m.role, content: renderTemplate(m.template, scope) }));
+export function renderRequest(step: GenerateStep, scope: Record<string, unknown>, provider: ProviderKind = step.model.provider, extra?: Record<string, unknown>): ChatRequest {
+  const messages = step.messages.map((m) => ({ role: m.role, content: renderTemplate(m.template, scope, extra) }));
   const req: ChatRequest = { provider, model: provider === "echo" ? "echo" : step.model.name, messages, params: { ...step.model.params } };
   if (Object.keys(step.model.extraBody).length) req.extra_body = { ...step.model.extraBody };
   if (step.jsonSchema) req.json_schema = step.jsonSchema;
   return req;
 }
 
-export function requestKey(req: ChatRequest): string {
-  return hashValue({ key: KEY_VERSION, ...req });
+/**
+ * hash128 of the canonical JSON of `{key: KEY_VERSION, ...req}`. Everything but the messages is
+ * the same for every request of a step, so that part is serialised once and the messages are
+ * spliced in: the same text canonicalJson would produce, without re-sorting a step's params a
+ * million times.
+ */
+export function requestKey(req: ChatRequest, step?: GenerateStep): string {
+  const frame = frameOf(req, step);
+  let msgs = "[";
+  for (let i = 0; i < req.messages.length; i++) {
+    const m = req.messages[i]!;
+    if (i) msgs += ",";
+    msgs += `{"content":${JSON.stringify(m.content)},"role":${JSON.stringify(m.role)}}`;
+  }
+  return hash128(frame[0] + msgs + "]" + frame[1]);
+}
+
+const MARK = "\u0000messages\u0000";
+/** Per step (whose requests differ only in their messages), per provider. */
+const frames = new WeakMap<GenerateStep, Map<string, [string, string]>>();
+
+function frameOf(req: ChatRequest, step: GenerateStep | undefined): [string, string] {
+  const byProvider = step ? frames.get(step) : undefined;
+  const cached = byProvider?.get(req.provider);
+  if (cached) return cached;
+  const { messages: _, ...rest } = req;
+  const text = canonicalJson({ key: KEY_VERSION, ...rest, messages: MARK });
+  const at = text.indexOf(JSON.stringify(MARK));
+  const f: [string, string] = [text.slice(0, at), text.slice(at + JSON.stringify(MARK).length)];
+  if (step) {
+    if (!byProvider) frames.set(step, new Map([[req.provider, f]]));
+    else byProvider.set(req.provider, f);
+  }
+  return f;
 }

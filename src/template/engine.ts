@@ -20,6 +20,12 @@ export interface CompiledTemplate {
   readonly reads: string[];
   /** Where it was written (`dataset.yaml:9:16 steps[0].generate.prompt`), for render errors. */
   readonly where?: string;
+  /**
+   * Most templates are text with plain `{{ name }}` holes. Those are rendered by concatenation:
+   * the same output as Liquid (values are strings and numbers, printed as is), at a fraction of
+   * the cost, which matters at a million samples. Alternating text and names; text first.
+   */
+  readonly plain?: string[];
 }
 
 /**
@@ -59,10 +65,41 @@ export function compileTemplate(source: string, where?: string): CompiledTemplat
     throw new TemplateSyntaxError(e.message.replace(/, line:\d+, col:\d+$/, ""), line, col);
   }
   const reads = liquid.globalVariablesSync(parsed);
-  return { source, parsed, reads, where };
+  return { source, parsed, reads, where, plain: plainParts(source) };
 }
 
-export function renderTemplate(t: CompiledTemplate, scope: Record<string, unknown>): string {
+const HOLE = /\{\{\s*([A-Za-z_][\w-]*)\s*\}\}/g;
+
+function plainParts(source: string): string[] | undefined {
+  const parts: string[] = [];
+  let last = 0;
+  for (const m of source.matchAll(HOLE)) {
+    parts.push(source.slice(last, m.index), m[1]!);
+    last = m.index + m[0].length;
+  }
+  parts.push(source.slice(last));
+  // Anything Liquid-like left in the text (tags, filters, whitespace control) needs Liquid.
+  for (let i = 0; i < parts.length; i += 2) if (/\{\{|\{%|\}\}|%\}/.test(parts[i]!)) return undefined;
+  return parts;
+}
+
+/** Render with `scope`; `extra` (the step's nonce) is looked up first, without copying the scope. */
+export function renderTemplate(t: CompiledTemplate, scope: Record<string, unknown>, extra?: Record<string, unknown>): string {
+  if (t.plain) {
+    const p = t.plain;
+    let out = p[0]!;
+    for (let i = 1; i < p.length; i += 2) {
+      const name = p[i]!;
+      const v = extra && name in extra ? extra[name] : scope[name];
+      if (v === undefined || v === null) return renderWithLiquid(t, extra ? { ...scope, ...extra } : scope);
+      out += String(v) + p[i + 1]!;
+    }
+    return out;
+  }
+  return renderWithLiquid(t, extra ? { ...scope, ...extra } : scope);
+}
+
+function renderWithLiquid(t: CompiledTemplate, scope: Record<string, unknown>): string {
   try {
     return liquid.renderSync(t.parsed, scope) as string;
   } catch (err) {
