@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { Liquid } from "liquidjs";
+import { compileTemplate, renderTemplate, TemplateRenderError } from "../../src/template/engine.js";
+import { KEY_VERSION, requestKey, type ChatRequest } from "../../src/plan/request.js";
+import { hashValue, initHashing } from "../../src/util/hash.js";
+
+before(initHashing);
+
+const liquid = new Liquid({ strictVariables: true, strictFilters: true });
+
+test("plain templates render exactly as Liquid does", () => {
+  const scope = { genre: "sci-fi <b>&", place: "Kyōto", index: 3, "long-enough": "yes", nonce: "n" };
+  for (const src of ["{{ genre }} in {{place}}", "{{genre}}{{ index }}", "no holes at all", "", "{{ long-enough }}!", "a {{ nonce }}\n\n{{ genre }}\n"]) {
+    const t = compileTemplate(src);
+    assert.ok(t.plain, `${JSON.stringify(src)} should take the plain path`);
+    assert.equal(renderTemplate(t, scope), liquid.parseAndRenderSync(src, scope));
+  }
+  for (const src of ["{{ genre | upcase }}", "{% if genre %}x{% endif %}", "{{- genre -}}", "{{ genre.size }}"]) {
+    const t = compileTemplate(src);
+    assert.equal(t.plain, undefined, `${src} needs Liquid`);
+    assert.equal(renderTemplate(t, scope), liquid.parseAndRenderSync(src, scope));
+  }
+});
+
+test("extra variables are read before the scope, without copying it", () => {
+  const t = compileTemplate("{{ nonce }}/{{ a }}");
+  assert.equal(renderTemplate(t, { a: "1", nonce: "old" }, { nonce: "new" }), "new/1");
+  assert.equal(renderTemplate(compileTemplate("{{ nonce | upcase }}"), { nonce: "old" }, { nonce: "new" }), "NEW");
+});
+
+test("a render failure is a user error naming where the template is", () => {
+  const t = compileTemplate("{{ a | append: }}", "dataset.yaml:3:4 steps[0].generate.prompt");
+  assert.throws(() => renderTemplate(t, { a: "x" }), (e: unknown) => e instanceof TemplateRenderError && e.message.startsWith("dataset.yaml:3:4"));
+});
+
+test("requestKey equals the hash of the request's canonical JSON, whatever the key order", () => {
+  const req: ChatRequest = { provider: "openai", model: "m", messages: [{ role: "system", content: "s\u2028\"q\"" }, { role: "user", content: "é\n" }], params: { top_p: 1, temperature: 0.5 }, extra_body: { z: [1, { b: 2, a: 1 }] } };
+  assert.equal(requestKey(req), hashValue({ key: KEY_VERSION, ...req }));
+  const reordered: ChatRequest = { messages: req.messages, params: { temperature: 0.5, top_p: 1 }, extra_body: { z: [1, { a: 1, b: 2 }] }, model: "m", provider: "openai" };
+  assert.equal(requestKey(reordered), requestKey(req));
+  assert.notEqual(requestKey({ ...req, params: { temperature: 0.6, top_p: 1 } }), requestKey(req));
+});
