@@ -263,11 +263,15 @@ describe("faults", { concurrency: false }, () => {
 
       c.server.reset(); // latency back to 300 ms
       const threshold = 3 + Math.floor(Math.random() * 10);
-      t.diagnostic(`SIGKILL after ${threshold} answers`);
       const run = spawnCli(["build"], c.p.dir, c.env);
       await waitFor(() => c.server.stats().answered >= threshold, 20_000, `${threshold} answers`);
-      // a little jitter so the kill does not always land right after an answer
-      await new Promise((res) => setTimeout(res, Math.floor(Math.random() * 200)));
+      // Kill at a random moment while the next requests are in flight (answers take 300 ms). Not in
+      // the first few ms after an answer: the scheduler frees the slot (and the next request goes
+      // out) before that answer's cache write finishes, so a kill exactly then loses one more answer
+      // than "in flight" accounts for, and the bound below would be off by up to the concurrency.
+      const jitter = 20 + Math.floor(Math.random() * 230);
+      t.diagnostic(`SIGKILL ${jitter} ms after answer ${threshold}`);
+      await new Promise((res) => setTimeout(res, jitter));
       run.child.kill("SIGKILL");
       const r = await run.done;
       assert.equal(r.signal, "SIGKILL");
