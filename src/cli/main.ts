@@ -1,4 +1,3 @@
-import chalk from "chalk";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { build, gc, init, plan, show, verify, SynthbuildError, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
 import { createProgress } from "./progress.js";
@@ -132,6 +131,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
     }
+    // chalk is loaded only to report an error: a successful run should not pay for it.
+    const { default: chalk } = await import("chalk");
     if (e instanceof SynthbuildError) {
       err(`${chalk.red("error:")} ${e.message}`);
       if (e.hint) err(`  hint: ${e.hint}`);

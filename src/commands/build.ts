@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { ProviderPool } from "../execute/providers.js";
@@ -9,6 +10,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 import { walk } from "../plan/walk.js";
+import { loadTokenCounter } from "../plan/tokens.js";
 import { currentLock } from "../plan/from-lock.js";
 import { outputsMatchLock } from "../output/read-back.js";
 import { acquireBuildLock } from "../project.js";
@@ -56,6 +58,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
 
   const controller = new AbortController();
+  // Every request in flight listens for the abort: far more than Node's default warning level of 10.
+  setMaxListeners(0, controller.signal);
+  // Load the HTTP client while the manifest's samples are checked against the cache.
+  if (!opts.offline && !opts.frozen && m.steps.some((s) => s.kind === "generate" && s.model.provider !== "echo")) void import("../providers/openai.js").catch(() => {});
   const onAbort = () => controller.abort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
@@ -107,6 +113,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
             },
           },
           (step, req) => budget.mayStart(step, req),
+          m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !opts.offline ? await loadTokenCounter() : undefined,
         );
     const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
     await walk(m, runs, {

@@ -4,6 +4,7 @@ import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
 import type { Answer, Resolver } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
+import { requestTokens } from "../plan/tokens.js";
 import type { ProviderAnswer } from "../providers/types.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
@@ -53,7 +54,13 @@ export class BuildResolver implements Resolver {
     private readonly events: RequestEvents = {},
     /** Return false to leave a request unsent (the --max-cost budget); the sample stays pending. */
     private readonly mayStart: (step: GenerateStep, req: ChatRequest) => boolean = () => true,
+    /** A tokenizer, when some step has a tpm limit to pace. */
+    private readonly countTokens?: (text: string) => number,
   ) {}
+
+  private estimate(req: ChatRequest): number {
+    return estimateTokens(req, this.countTokens);
+  }
 
   async answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
     const hit = await this.cache.get(key);
@@ -84,7 +91,7 @@ export class BuildResolver implements Resolver {
           if (req.json_schema) validateJsonAnswer(a.text, req.json_schema);
           return a;
         });
-      }, estimateTokens(req));
+      }, this.estimate(req), (a) => (a.usage ? a.usage.input + a.usage.output : undefined));
     } catch (err) {
       if (this.signal.aborted) {
         this.events.onFailure?.(sample, step, req, "aborted");
@@ -117,9 +124,12 @@ export class BuildResolver implements Resolver {
   }
 }
 
-/** Rough token count for tpm pacing before the real usage is known: ~4 chars a token. */
-function estimateTokens(req: ChatRequest): number {
-  const chars = req.messages.reduce((n, m) => n + m.content.length, 0);
-  const out = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 0);
-  return Math.ceil(chars / 4) + out;
+/**
+ * Tokens a request will use, for tpm pacing before the real usage is known: its input counted
+ * with the tokenizer when one is loaded (builds with a tpm limit load it), else ~4 characters a
+ * token; plus max_tokens, what the answer may use at most.
+ */
+export function estimateTokens(req: ChatRequest, count?: (text: string) => number): number {
+  const input = count ? requestTokens(count, req) : Math.ceil(req.messages.reduce((n, m) => n + m.content.length, 0) / 4);
+  return input + Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 0);
 }

@@ -35,6 +35,7 @@ export class Scheduler {
   private nextRequestAt = 0;
   private nextTokenAt = 0;
   private successesSinceCut = 0;
+  private pausedUntil = 0;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.limit = opts.concurrency;
@@ -45,15 +46,23 @@ export class Scheduler {
     return this.limit;
   }
 
-  async run<T>(fn: (signal: AbortSignal) => Promise<T>, estimatedTokens = 0): Promise<T> {
+  /**
+   * Run one request under the limits. `estimatedTokens` paces it against the tpm before it is
+   * sent; `actualTokens` reads the real usage from the answer, and the difference is settled
+   * against the token budget so estimates never drift the rate.
+   */
+  async run<T>(fn: (signal: AbortSignal) => Promise<T>, estimatedTokens = 0, actualTokens?: (result: T) => number | undefined): Promise<T> {
     const attempts: RequestError[] = [];
     for (;;) {
       await this.acquire();
       let err: RequestError;
       try {
         await this.pace(estimatedTokens);
+        if (this.opts.signal.aborted) throw new RequestError("aborted", false);
         const result = await fn(this.opts.signal);
         this.succeeded();
+        const actual = actualTokens?.(result);
+        if (this.opts.tpm && actual !== undefined) this.nextTokenAt += ((actual - estimatedTokens) * 60_000) / this.opts.tpm;
         return result;
       } catch (e) {
         err = e instanceof RequestError ? e : new RequestError((e as Error).message, false);
@@ -63,8 +72,8 @@ export class Scheduler {
       if (this.opts.signal.aborted) throw new RequestError("aborted", false);
       attempts.push(err);
       if (!err.retryable || attempts.length > this.opts.retries) throw new RetriesExhausted(attempts);
-      if (err.status === 429) this.cut();
       const delayMs = this.backoff(attempts.length, err);
+      if (err.status === 429) this.cut(err.retryAfterMs);
       this.opts.onRetry?.({ attempt: attempts.length, delayMs, error: err });
       try {
         await sleep(delayMs, undefined, { signal: this.opts.signal });
@@ -88,7 +97,8 @@ export class Scheduler {
    */
   private async pace(tokens: number): Promise<void> {
     const now = Date.now();
-    let start = now;
+    // After a 429 the server said when it will take requests again: nobody starts before then.
+    let start = Math.max(now, this.pausedUntil);
     if (this.opts.rpm) {
       start = Math.max(start, this.nextRequestAt);
       this.nextRequestAt = start + 60_000 / this.opts.rpm;
@@ -100,9 +110,10 @@ export class Scheduler {
     if (start > now) await sleep(start - now, undefined, { signal: this.opts.signal });
   }
 
-  private cut(): void {
+  private cut(retryAfterMs: number | undefined): void {
     this.limit = Math.max(1, Math.floor(this.limit / 2));
     this.successesSinceCut = 0;
+    if (retryAfterMs !== undefined) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + retryAfterMs);
   }
 
   private succeeded(): void {

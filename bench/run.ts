@@ -1,0 +1,200 @@
+/**
+ * npm run bench — synthbuild against the physical limits, on this machine, in one run.
+ *
+ * Every figure is printed beside its ideal and the ratio (1.00 = at the limit), so results on
+ * different machines compare. Workload as in ../shared/BENCHMARKS.md: 4 lists × 8 values, a
+ * seeded sample of 2,000 of the 4,096 combinations, an OpenAI-compatible endpoint on loopback
+ * (the project's test server, in its own process) with 200 ms latency, concurrency 64.
+ *
+ *   npm run bench                 # everything (about two minutes)
+ *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = fileURLToPath(new URL("../", import.meta.url));
+const BIN = join(REPO, "bin/synthbuild.js");
+const LATENCY_MS = 200;
+const CONCURRENCY = 64;
+const N = 2000;
+
+interface Run {
+  wallS: number;
+  peakRssMb: number;
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI, timing it and sampling its peak RSS (VmHWM) from /proc while it runs. */
+function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: "true", ...env } });
+    let stdout = "";
+    let stderr = "";
+    let peakKb = 0;
+    const sample = async () => {
+      try {
+        const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+        const m = /VmHWM:\s+(\d+)/.exec(status);
+        if (m) peakKb = Math.max(peakKb, Number(m[1]));
+      } catch {
+        // exited
+      }
+    };
+    const timer = setInterval(() => void sample(), 10);
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("exit", () => void sample());
+    child.on("close", (status) => {
+      clearInterval(timer);
+      resolve({ wallS: Number(process.hrtime.bigint() - started) / 1e9, peakRssMb: peakKb / 1024, status, stdout, stderr });
+    });
+  });
+}
+
+async function startServer(args: string[]): Promise<{ baseURL: string; url: string; stop: () => void }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "test/server/main.ts"), ...args], { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      if (buf.includes("\n")) resolve(buf.split("\n")[0]!);
+    });
+    child.on("exit", (c) => reject(new Error(`test server exited with ${c}`)));
+  });
+  const { baseURL, url } = JSON.parse(line) as { baseURL: string; url: string };
+  return { baseURL, url, stop: () => child.kill("SIGTERM") };
+}
+
+async function serverStats(url: string): Promise<{ requests: number; refused429: number; maxInFlight: number }> {
+  return (await fetch(`${url}/__control/stats`)).json() as Promise<{ requests: number; refused429: number; maxInFlight: number }>;
+}
+
+/** From the first request's arrival to the last answer (last arrival + latency): the build's throughput without process start-up. */
+async function requestPhaseS(url: string): Promise<number> {
+  const { requests } = (await (await fetch(`${url}/__control/requests`)).json()) as { requests: { at: number }[] };
+  const at = requests.map((r) => r.at);
+  return (Math.max(...at) + LATENCY_MS - Math.min(...at)) / 1000;
+}
+
+const letters = ["a", "b", "c", "d"];
+function manifest(o: { baseURL: string; rpm?: number; n?: number; edit?: boolean; name?: string }): string {
+  const lists = letters.map((l) => `  ${l}: [${Array.from({ length: 8 }, (_, i) => (o.edit && l === "a" && i === 0 ? "edited" : `${l}${i}`)).join(", ")}]`).join("\n");
+  return `version: 1
+name: ${o.name ?? "bench"}
+seed: 1
+model:
+  provider: openai
+  name: bench-model
+  base_url: ${o.baseURL}
+  params: { temperature: 1, max_tokens: 100 }
+  concurrency: ${CONCURRENCY}
+  retries: 6
+${o.rpm ? `  rpm: ${o.rpm}\n` : ""}dimensions:
+${lists}
+combine: { mode: sample, n: ${o.n ?? N} }
+steps:
+  - id: answer
+    generate:
+      prompt: "{{ nonce }} Write about {{ a }}, {{ b }}, {{ c }} and {{ d }}."
+output: { path: dist/bench.jsonl, format: prompt-completion, prompt: "{{ a }} {{ b }} {{ c }} {{ d }}", completion: "{{ answer }}" }
+`;
+}
+
+const results: { name: string; figure: string; ideal: string; ratio: string; target: string; ok: boolean }[] = [];
+function report(name: string, figure: string, ideal: string, ratio: number | undefined, target: string, ok: boolean): void {
+  results.push({ name, figure, ideal, ratio: ratio === undefined ? "" : ratio.toFixed(2), target, ok });
+  process.stderr.write(`  ${ok ? "ok  " : "MISS"} ${name}: ${figure}${ideal ? ` (ideal ${ideal}, ratio ${ratio?.toFixed(2)})` : ""}; target ${target}\n`);
+}
+
+function must(r: Run, what: string): Run {
+  if (r.status !== 0) throw new Error(`${what} exited ${r.status}:\n${r.stderr}`);
+  return r;
+}
+
+const wanted = new Set(process.argv.slice(2));
+const want = (name: string) => wanted.size === 0 || wanted.has(name);
+
+const server = await startServer(["--latency", String(LATENCY_MS)]);
+const dirs: string[] = [];
+const tmp = async () => {
+  const d = await mkdtemp(join(tmpdir(), "synthbuild-bench-"));
+  dirs.push(d);
+  return d;
+};
+try {
+  process.stderr.write(`synthbuild bench: ${N} requests, ${LATENCY_MS} ms latency, concurrency ${CONCURRENCY}\n`);
+  const dir = await tmp();
+  await writeFile(join(dir, "dataset.yaml"), manifest({ baseURL: server.baseURL }));
+  const env = { OPENAI_API_KEY: "bench" };
+
+  if (want("cold") || want("noop") || want("edit")) {
+    await fetch(`${server.url}/__control/reset`, { method: "POST" });
+    const cold = must(await cli(["build", "-q"], dir, env), "cold build");
+    const s = await serverStats(server.url);
+    const ideal = (s.requests * LATENCY_MS) / 1000 / CONCURRENCY;
+    report("cold build, whole command", `${cold.wallS.toFixed(2)} s for ${s.requests} requests (max in flight ${s.maxInFlight}), ${cold.peakRssMb.toFixed(0)} MB`, `${ideal.toFixed(2)} s`, ideal / cold.wallS, "≥ 0.90 of ideal", ideal / cold.wallS >= 0.9);
+    const phase = await requestPhaseS(server.url);
+    report("cold build, request phase", `${phase.toFixed(2)} s from first request to last answer`, `${ideal.toFixed(2)} s`, ideal / phase, "≥ 0.95 of ideal", ideal / phase >= 0.95);
+
+    const noop = must(await cli(["build", "-q"], dir, env), "no-op build");
+    report("no-op rebuild (2,000)", `${noop.wallS.toFixed(2)} s, ${noop.peakRssMb.toFixed(0)} MB`, "", undefined, "no requests", (await serverStats(server.url)).requests === s.requests);
+
+    await fetch(`${server.url}/__control/reset`, { method: "POST" });
+    await writeFile(join(dir, "dataset.yaml"), manifest({ baseURL: server.baseURL, edit: true }));
+    const edit = must(await cli(["build", "-q"], dir, env), "edited build");
+    const e = await serverStats(server.url);
+    const eIdeal = (Math.ceil(e.requests / CONCURRENCY) * LATENCY_MS) / 1000;
+    report("one value edited", `${edit.wallS.toFixed(2)} s for ${e.requests} requests`, `${eIdeal.toFixed(2)} s`, eIdeal / edit.wallS, "no overhead worth measuring beyond its requests", edit.wallS - eIdeal < 0.6);
+  }
+
+  if (want("rpm")) {
+    const rpm = 6000;
+    const limited = await startServer(["--latency", String(LATENCY_MS), "--rpm", String(rpm)]);
+    try {
+      const d = await tmp();
+      await writeFile(join(d, "dataset.yaml"), manifest({ baseURL: limited.baseURL, rpm, name: "bench-rpm" }));
+      const r = must(await cli(["build", "-q"], d, env), "rate-limited build");
+      const s = await serverStats(limited.url);
+      const ideal = (N / rpm) * 60;
+      report(`rpm ${rpm} limit`, `${r.wallS.toFixed(2)} s, ${s.refused429} requests refused with 429`, `${ideal.toFixed(2)} s`, ideal / r.wallS, "≥ 0.95 of ideal and 0 refused", ideal / r.wallS >= 0.95 && s.refused429 === 0);
+    } finally {
+      limited.stop();
+    }
+  }
+
+  if (want("noop100k")) {
+    const d = await tmp();
+    const lists = ["a", "b", "c", "d", "e"].map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+    await writeFile(
+      join(d, "dataset.yaml"),
+      `version: 1\nname: big\nmodel: { provider: echo }\ndimensions:\n${lists}\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ a }} {{ b }} {{ c }} {{ d }} {{ e }}", model: { params: { max_tokens: 60 } } }\noutput: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }} {{ b }}", completion: "{{ s }}" }\n`,
+    );
+    const cold = must(await cli(["build", "-q"], d), "100k offline build");
+    process.stderr.write(`  (100,000 samples built offline in ${cold.wallS.toFixed(1)} s, ${cold.peakRssMb.toFixed(0)} MB)\n`);
+    const noop = must(await cli(["build", "-q", "--json"], d), "100k no-op");
+    const requests = (JSON.parse(noop.stdout) as { requests: number }).requests;
+    const floor = must(await cli(["--version"], d), "start-up");
+    report("no-op rebuild (100,000)", `${noop.wallS.toFixed(2)} s, ${noop.peakRssMb.toFixed(0)} MB, ${requests} requests`, `${floor.wallS.toFixed(2)} s start-up`, floor.wallS / noop.wallS, "< 1.5 s and < 300 MB (stretch: 0.3 s)", noop.wallS < 1.5 && noop.peakRssMb < 300 && requests === 0);
+  }
+
+  if (want("plan1m")) {
+    const d = await tmp();
+    const lists = ["a", "b", "c", "d", "e", "f"].map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+    await writeFile(join(d, "dataset.yaml"), `version: 1\nname: mil\nmodel: { name: gpt-4o-mini }\ndimensions:\n${lists}\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }}" }\noutput: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ s }}" }\n`);
+    const r = must(await cli(["plan", "--json"], d), "plan 1M");
+    report("plan 1,000,000 samples", `${r.wallS.toFixed(2)} s, ${r.peakRssMb.toFixed(0)} MB`, "", undefined, "≤ 15 s and ≤ 1 GB", r.wallS <= 15 && r.peakRssMb <= 1024);
+  }
+} finally {
+  server.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+}
+
+process.stdout.write("\n| run | figure | ideal | ratio | target | met |\n|---|---|---|---|---|---|\n");
+for (const r of results) process.stdout.write(`| ${r.name} | ${r.figure} | ${r.ideal} | ${r.ratio} | ${r.target} | ${r.ok ? "yes" : "no"} |\n`);
