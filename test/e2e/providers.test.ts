@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { startTestServer, type TestServer } from "../server/openai-test-server.js";
+import { runCli } from "../helpers/cli.js";
+import { TempProject } from "../helpers/project.js";
+
+describe("providers and request options", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.close());
+
+  const project = (model: string, steps = `  - id: s\n    generate: { prompt: "Tell me about {{ a }}" }`, dims = "a: [x, y]", output = `output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}", s: "{{ s }}" } }`) =>
+    TempProject.create({ "dataset.yaml": `version: 1\nname: p\nmodel: ${model}\ndimensions:\n  ${dims}\nsteps:\n${steps}\n${output}\n` });
+
+  test("headers reach the server but not the cache key; extra_body reaches it and is part of the key", async () => {
+    const p = await project(`{ name: m, base_url: "${server.baseURL}", headers: { x-team: red }, extra_body: { user: u1 } }`);
+    server.reset();
+    const r = await runCli(["build"], p.dir, { OPENAI_API_KEY: "k" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(server.requests.length, 2);
+    assert.equal(server.requests[0]!.headers["x-team"], "red");
+    assert.equal(server.requests[0]!.body.user, "u1");
+    await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("x-team: red", "x-team: blue") });
+    server.reset();
+    assert.equal((await runCli(["build"], p.dir, { OPENAI_API_KEY: "k" })).status, 0);
+    assert.equal(server.requests.length, 0, "a header change must not invalidate the cache");
+    await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("user: u1", "user: u2") });
+    assert.equal((await runCli(["build"], p.dir, { OPENAI_API_KEY: "k" })).status, 0);
+    assert.equal(server.requests.length, 2, "extra_body is sent, so it is part of the key");
+    await p.remove();
+  });
+
+  test("ollama needs no key and uses its base_url", async () => {
+    const p = await project(`{ provider: ollama, name: llama3, base_url: "${server.baseURL}" }`);
+    server.reset();
+    const r = await runCli(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(server.requests.length, 2);
+    assert.equal(server.requests[0]!.body.model, "llama3");
+    await p.remove();
+  });
+
+  test("the answering model snapshot, fingerprint, finish reason and usage are in the lock; truncated answers can be dropped", async () => {
+    const p = await project(
+      `{ name: gpt-test, base_url: "${server.baseURL}", params: { max_tokens: 5 } }`,
+      `  - id: s\n    generate: { prompt: "Tell me about {{ a }}" }\n  - id: whole\n    filter: { field: s, drop_truncated: true }`,
+    );
+    server.reset();
+    const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).dropped, 2);
+    const samples = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"id"')).map((l) => JSON.parse(l));
+    for (const s of samples) {
+      assert.equal(s.steps.s.model, "gpt-test-2024-07-18");
+      assert.equal(s.steps.s.fp, "fp_test");
+      assert.equal(s.steps.s.finish, "length");
+      assert.equal(s.steps.s.usage[1], 5);
+      assert.deepEqual(s.reason, { step: "whole", why: "s was cut off by max_tokens" });
+    }
+    await p.remove();
+  });
+
+  test("structured output: valid JSON passes; an invalid answer fails its sample, is not cached, and is retried next build", async () => {
+    const schema = `{ type: object, properties: { answer: { type: string } }, required: [answer] }`;
+    const p = await project(`{ name: m, base_url: "${server.baseURL}", retries: 0 }`, `  - id: s\n    generate: { prompt: "Tell me about {{ a }}", json_schema: ${schema} }`);
+    server.reset();
+    server.inject({ kind: "malformed_content", match: "about y", times: 1 });
+    const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(server.requests[0]!.body.response_format.type, "json_schema");
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 1);
+    assert.match(json.failures[0].reason, /not JSON|does not match/);
+    const rows = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(rows.length, 1);
+    assert.ok(JSON.parse(rows[0].s).answer, "the valid answer is JSON with its field");
+    server.reset();
+    const again = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(server.requests.length, 1, "only the failed sample is requested again");
+    await p.remove();
+  });
+});
