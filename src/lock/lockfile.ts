@@ -21,6 +21,11 @@ export interface LockSample {
   id: string;
   /** Dimension name → value key. */
   values: Record<string, string>;
+  /**
+   * Hash of the texts of glob values, whose key is their file path: an edited file changes no
+   * sample id, yet changes what an output that prints it writes.
+   */
+  texts?: string;
   repeat: number;
   status: "kept" | "dropped" | "failed" | "pending";
   /** Dropped or failed: by which step and why. */

@@ -2,6 +2,7 @@ import type { Manifest } from "../manifest/types.js";
 import type { Lock, LockSample, LockStep } from "../lock/lockfile.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import type { EmitResult } from "./emit.js";
+import { globTexts } from "../plan/recipe.js";
 
 /** What the lock pins: every sample's values, each step's hashes and answering model, and each output's hash. */
 export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult, offline = false): Lock {
@@ -22,6 +23,8 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
       steps[s.id] = e;
     }
     const entry: LockSample = { id: run.sample.id, values, repeat: run.sample.repeat, status: run.status, steps };
+    const texts = globTexts(m, run.sample);
+    if (texts) entry.texts = texts;
     if (run.stoppedBy) entry.reason = { step: run.stoppedBy.step, why: run.stoppedBy.reason };
     if (run.status === "pending") entry.reason = { step: m.steps[run.cursor]?.id ?? "", why: "not built yet" };
     const split = emitted.splits.get(run.sample.id);

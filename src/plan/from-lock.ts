@@ -1,7 +1,7 @@
 import type { Sample } from "../expand/sample.js";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
-import { stepRecipe } from "./recipe.js";
+import { globTexts, stepRecipe } from "./recipe.js";
 
 /** What an up-to-date lock says about the build, without a single run rebuilt. */
 export interface CurrentLock {
@@ -29,6 +29,7 @@ export function currentLock(m: Manifest, samples: Sample[], lock: Lock, offline:
   for (const sample of samples) {
     const ls = byId.get(sample.id);
     if (!ls || (ls.status !== "kept" && ls.status !== "dropped")) return undefined;
+    if (ls.texts !== globTexts(m, sample)) return undefined;
     const stopAt = ls.status === "dropped" ? stepIndex.get(ls.reason?.step ?? "") : m.steps.length - 1;
     if (stopAt === undefined) return undefined;
     const outOf = (id: string) => ls.steps[id]?.out;

@@ -51,9 +51,22 @@ function input(m: Manifest, sample: Sample, name: string, outs: OutLookup, stepI
   if (di !== undefined) {
     const v = sample.values[di]!;
     if (name !== m.dimensions[di]!.name) return `name:${v.name ?? ""}`;
-    let h = textHashes.get(v);
-    if (!h) textHashes.set(v, (h = hash64(v.text)));
-    return h;
+    return textHash(v);
   }
   return `out:${outs(name) ?? "?"}`;
+}
+
+/** Hash of a sample's glob values' texts (see LockSample.texts); undefined when it has none. */
+export function globTexts(m: Manifest, sample: Sample): string | undefined {
+  let parts: string[] | undefined;
+  m.dimensions.forEach((d, i) => {
+    if (d.kind === "glob") (parts ??= []).push(d.name, textHash(sample.values[i]!));
+  });
+  return parts ? hash64(parts.join("\u0000")) : undefined;
+}
+
+function textHash(v: DimValue): string {
+  let h = textHashes.get(v);
+  if (!h) textHashes.set(v, (h = hash64(v.text)));
+  return h;
 }

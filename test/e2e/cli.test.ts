@@ -237,3 +237,30 @@ output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
     await p.remove();
   });
 });
+
+describe("glob values", () => {
+  test("editing a file's text rebuilds what prints it, even when no step reads it", async () => {
+    const p = await TempProject.create({
+      "docs/a.md": "first text\n",
+      "dataset.yaml": `version: 1
+name: g
+model: { provider: echo }
+dimensions:
+  doc: { glob: "docs/*.md" }
+  tone: [calm]
+steps:
+  - id: s
+    generate: { prompt: "Say something {{ tone }}" }
+output: { path: dist/x.jsonl, format: jsonl, record: { doc: "{{ doc }}", s: "{{ s }}" } }
+`,
+    });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "docs/a.md": "second text\n" });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).requests, 0);
+    assert.match(await p.read("dist/x.jsonl"), /second text/);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    await p.remove();
+  });
+});
