@@ -1,0 +1,139 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { ChatRequest } from "../plan/request.js";
+import { writeFileAtomic } from "../util/fs-atomic.js";
+
+export const CACHE_FORMAT = 1;
+
+/** One model answer, stored under the hash of the exact request that produced it. */
+export interface CacheEntry {
+  format: typeof CACHE_FORMAT;
+  key: string;
+  request: ChatRequest;
+  response: {
+    text: string;
+    finish_reason: string;
+    usage: { input_tokens: number; output_tokens: number } | null;
+    model: string | null;
+    system_fingerprint: string | null;
+    request_id: string | null;
+  };
+  /** True for the echo provider: never a real model's answer. The key differs too (provider is part of it). */
+  offline: boolean;
+  created_at: string;
+  duration_ms: number;
+}
+
+/**
+ * A content-addressed store of answers: `objects/ab/abcdef….json`. Entries are written atomically
+ * and checked on read; a corrupt one is removed and reported, never trusted. Failures are never
+ * stored. Safe to share between checkouts, machines and concurrent builds: the same key always
+ * holds an equivalent answer, so a lost race costs nothing.
+ */
+export class Cache {
+  readonly objects: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly onWarning: (message: string) => void = () => {},
+  ) {
+    this.objects = join(dir, "objects");
+  }
+
+  pathOf(key: string): string {
+    return join(this.objects, key.slice(0, 2), `${key}.json`);
+  }
+
+  /**
+   * List every key once, so that lookups of absent keys cost no system call: worth it when a
+   * build will look up far more keys than a directory listing costs. Entries written here later
+   * are added; one written by another process after the listing is merely requested again.
+   */
+  snapshot(): void {
+    const keys = new Set<string>();
+    let shards: string[] = [];
+    try {
+      shards = readdirSync(this.objects);
+    } catch {
+      // no cache yet
+    }
+    for (const shard of shards) for (const f of readdirSync(join(this.objects, shard))) if (f.endsWith(".json")) keys.add(f.slice(0, -5));
+    this.known = keys;
+  }
+
+  private known?: Set<string>;
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    if (this.known ? !this.known.has(key) : !existsSync(this.pathOf(key))) return undefined;
+    let text: string;
+    try {
+      // Synchronous on purpose: for small files it is several times faster than fs/promises
+      // (no thread-pool round trip), and a rebuild reads one entry per sample.
+      text = readFileSync(this.pathOf(key), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    const entry = parseEntry(text, key);
+    if (entry) return entry;
+    this.onWarning(`cache entry ${key} was corrupt and has been removed; it will be requested again`);
+    await rm(this.pathOf(key), { force: true });
+    return undefined;
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      await stat(this.pathOf(key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** True if every key has an entry (existence only: a no-op build's check, ~2 µs a key). */
+  hasAll(keys: Iterable<string>): boolean {
+    for (const k of keys) if (!existsSync(this.pathOf(k))) return false;
+    return true;
+  }
+
+  async put(entry: CacheEntry): Promise<void> {
+    // No fsync: atomic rename already protects against a killed process; a reader validates
+    // entries, so even a power loss can only cost a re-request, never a wrong answer.
+    await writeFileAtomic(this.pathOf(entry.key), JSON.stringify(entry) + "\n", { fsync: false });
+    this.known?.add(entry.key);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  /** Every stored key, plus stray temp files left by killed writers. */
+  async list(): Promise<{ keys: string[]; strays: string[] }> {
+    const keys: string[] = [];
+    const strays: string[] = [];
+    let shards: string[];
+    try {
+      shards = await readdir(this.objects);
+    } catch {
+      return { keys, strays };
+    }
+    for (const shard of shards.sort()) {
+      for (const f of (await readdir(join(this.objects, shard))).sort()) {
+        if (f.endsWith(".json")) keys.push(f.slice(0, -5));
+        else if (f.includes(".tmp-")) strays.push(join(this.objects, shard, f));
+      }
+    }
+    return { keys, strays };
+  }
+}
+
+function parseEntry(text: string, key: string): CacheEntry | undefined {
+  try {
+    const e = JSON.parse(text) as CacheEntry;
+    if (e.format !== CACHE_FORMAT || e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string") return undefined;
+    return e;
+  } catch {
+    return undefined;
+  }
+}
