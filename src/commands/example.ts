@@ -48,7 +48,7 @@ steps:
   - id: long-enough
     filter: { field: clean, min_chars: 400, drop_truncated: true }
   - id: unique
-    dedupe: { field: clean }
+    dedupe: { field: clean, method: minhash, threshold: 0.85 }   # near-duplicates, not just equal texts
 
 output:
   path: dist/plot-outlines.jsonl

@@ -133,7 +133,20 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
   }
   const d = raw.dedupe!;
   if (!field(d.field, "dedupe")) return undefined;
-  return { kind: "dedupe", id: raw.id, index, field: d.field, ignoreCase: d.ignore_case ?? true, ignoreWhitespace: d.ignore_whitespace ?? true, defHash: hashValue({ kind: "dedupe", ...d }) };
+  const minhash = d.method === "minhash";
+  for (const k of ["threshold", "shingle"] as const) {
+    if (d[k] !== undefined && !minhash) errors.push(src.at([...path, "dedupe", k], `${k}: is for method minhash`, "add method: minhash for near-duplicates, or remove it"));
+  }
+  return {
+    kind: "dedupe",
+    id: raw.id,
+    index,
+    field: d.field,
+    minhash: minhash ? { threshold: d.threshold ?? 0.85, shingle: d.shingle ?? 3 } : undefined,
+    ignoreCase: d.ignore_case ?? true,
+    ignoreWhitespace: d.ignore_whitespace ?? true,
+    defHash: hashValue({ kind: "dedupe", ...d }),
+  };
 }
 
 function regexes(src: YamlSource, path: (string | number)[], patterns: string | string[] | undefined, errors: Diagnostic[]): RegExp[] | undefined {

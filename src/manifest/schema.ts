@@ -124,7 +124,9 @@ export const MapStep = strict({
 
 export const DedupeStep = strict({
   field: z.string().min(1),
-  method: z.enum(["exact"]).optional(),
+  method: z.enum(["exact", "minhash"]).optional().describe("exact: equal after normalising; minhash: near-duplicates by word n-gram similarity"),
+  threshold: z.number().gt(0).max(1).optional().describe("minhash: estimated Jaccard similarity at which two texts are duplicates (default 0.85)"),
+  shingle: z.number().int().min(1).max(20).optional().describe("minhash: words per n-gram (default 3)"),
   ignore_case: z.boolean().optional(),
   ignore_whitespace: z.boolean().optional(),
 });

@@ -80,6 +80,8 @@ export interface MapStep extends StepBase {
 export interface DedupeStep extends StepBase {
   readonly kind: "dedupe";
   readonly field: string;
+  /** Near-duplicate detection; absent for exact dedupe. */
+  readonly minhash?: { readonly threshold: number; readonly shingle: number };
   readonly ignoreCase: boolean;
   readonly ignoreWhitespace: boolean;
 }

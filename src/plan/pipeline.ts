@@ -6,6 +6,7 @@ import { stepRecipe } from "./recipe.js";
 import { renderRequest, requestKey, type ChatRequest } from "./request.js";
 import { baseScope, nonceFor } from "./scope.js";
 import { applyMap, dedupeKey, filterReason } from "./transforms.js";
+import { nearDuplicates } from "./near-duplicates.js";
 
 /** A model answer as the pipeline needs it, from the cache or fresh from a provider. */
 export interface Answer {
@@ -160,6 +161,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
  * does not depend on order and stays put as the dataset grows.
  */
 export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
+  if (step.minhash) return applyNearDedupe(step, step.minhash, runs);
   const keeper = new Map<string, SampleRun>();
   for (const run of runs) {
     if (run.status !== "kept") continue;
@@ -175,6 +177,24 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
     if (kept !== run) {
       run.status = "dropped";
       run.stoppedBy = { step: step.id, reason: `${step.field} duplicates sample ${kept.sample.id}` };
+    }
+  }
+}
+
+/** minhash: in sample-id order, a sample similar enough to an earlier kept one is dropped. */
+function applyNearDedupe(step: DedupeStep, opts: { threshold: number; shingle: number }, runs: SampleRun[]): void {
+  const live = runs.filter((r) => r.status === "kept").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
+  const dup = nearDuplicates(
+    live.map((r) => ({ id: r.sample.id, text: dedupeKey(String(r.scope[step.field] ?? ""), step.ignoreCase, true) })),
+    opts.threshold,
+    opts.shingle,
+  );
+  for (const run of live) {
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe: step.defHash });
+    const of = dup.get(run.sample.id);
+    if (of) {
+      run.status = "dropped";
+      run.stoppedBy = { step: step.id, reason: `${step.field} is a near-duplicate of sample ${of}` };
     }
   }
 }

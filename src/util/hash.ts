@@ -55,3 +55,8 @@ export function createHash128(): { update(chunk: string | Uint8Array): void; dig
     digest: () => a.digest().toString(16).padStart(16, "0") + b.digest().toString(16).padStart(16, "0"),
   };
 }
+
+/** 32-bit xxhash of a string (MinHash shingles). */
+export function hash32(text: string): number {
+  return h().h32(text);
+}

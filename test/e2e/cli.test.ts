@@ -238,6 +238,30 @@ output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
   });
 });
 
+describe("near-duplicate dedupe", () => {
+  test("method minhash drops texts that differ by a word, keeps different ones, and says which it duplicates", async () => {
+    const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+    const p = await TempProject.create({
+      "dataset.yaml": `version: 1
+name: m
+model: { provider: echo }
+dimensions:
+  a: ["${long}", "${long.replace("word30", "changed")}", "${long.split(" ").reverse().join(" ")}"]
+steps:
+  - id: near
+    dedupe: { field: a, method: minhash, threshold: 0.8 }
+output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
+`,
+    });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).dropped, 1);
+    const dropped = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"dropped"') && l.includes('"id"')).map((l) => JSON.parse(l));
+    assert.match(dropped[0].reason.why, /near-duplicate of sample [0-9a-f]{16}/);
+    await p.remove();
+  });
+});
+
 describe("glob values", () => {
   test("editing a file's text rebuilds what prints it, even when no step reads it", async () => {
     const p = await TempProject.create({
