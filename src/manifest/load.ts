@@ -8,6 +8,7 @@ import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
 import { baseNames, resolveSteps, valueStepIds } from "./resolve-steps.js";
+import { loadRunModules } from "./run-modules.js";
 import { YamlSource } from "./source.js";
 import type { Manifest } from "./types.js";
 import { validateSchema } from "./validate.js";
@@ -62,7 +63,8 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
-  const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, errors);
+  const modules = await loadRunModules(src, raw.steps ?? [], dir, errors);
+  const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
   const stem = basename(abs, extname(abs));
   const protectedPaths = new Map<string, string>([

@@ -8,6 +8,7 @@ import { STEP_KINDS, type RawDimension, type RawModel, type RawStep } from "./sc
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
 import type { MessageTemplate, Step } from "./types.js";
+import type { LoadedModule } from "./run-modules.js";
 
 /**
  * Names every template can read: dimensions (and glob names), nonce, index, id. Taken from the raw
@@ -24,10 +25,10 @@ export function baseNames(raw: Record<string, RawDimension>): string[] {
 
 /** Ids of the steps whose output can be read by name. */
 export function valueStepIds(raw: RawStep[]): string[] {
-  return raw.filter((s) => s.generate || s.map).map((s) => s.id);
+  return raw.filter((s) => s.generate || s.map || s.run).map((s) => s.id);
 }
 
-export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: RawModel | undefined, rawDims: Record<string, RawDimension>, errors: Diagnostic[]): Step[] {
+export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: RawModel | undefined, rawDims: Record<string, RawDimension>, modules: ReadonlyMap<string, LoadedModule>, errors: Diagnostic[]): Step[] {
   const dimNames = new Set(Object.keys(rawDims));
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
@@ -50,14 +51,14 @@ export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: Raw
       if (j >= index) later.set(s.id, j === index ? "is this step itself" : `is a later step (steps[${j}]); a step can only read steps before it`);
     });
     const scope: Scope = { names: readable, later };
-    const step = resolveStep(src, raw, index, rawModel, scope, errors);
+    const step = resolveStep(src, raw, index, rawModel, scope, modules, errors);
     if (step) steps.push(step);
-    if (raw.generate || raw.map) readable.add(raw.id);
+    if (raw.generate || raw.map || raw.run) readable.add(raw.id);
   });
   return steps;
 }
 
-function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: RawModel | undefined, scope: Scope, errors: Diagnostic[]): Step | undefined {
+function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: RawModel | undefined, scope: Scope, modules: ReadonlyMap<string, LoadedModule>, errors: Diagnostic[]): Step | undefined {
   const path = ["steps", index];
   const field = (f: string, kind: string) => {
     if (scope.names.has(f)) return true;
@@ -130,6 +131,11 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
     });
     if (!ok) return undefined;
     return { kind: "map", id: raw.id, index, field: m.field, extract: m.extract, replace, trim: m.trim ?? false, defHash: hashValue({ kind: "map", ...m }) };
+  }
+  if (raw.run) {
+    const mod = modules.get(raw.run.module);
+    if (!mod) return undefined; // its load error is already reported
+    return { kind: "run", id: raw.id, index, module: raw.run.module, fn: mod.fn, defHash: hashValue({ kind: "run", module: raw.run.module, source: mod.sourceHash }) };
   }
   const d = raw.dedupe!;
   if (!field(d.field, "dedupe")) return undefined;

@@ -131,7 +131,11 @@ export const DedupeStep = strict({
   ignore_whitespace: z.boolean().optional(),
 });
 
-export const STEP_KINDS = ["generate", "filter", "map", "dedupe"] as const;
+export const RunStep = strict({
+  module: z.string().min(1).describe("A JavaScript module (.js/.mjs) whose default export takes the sample's variables and returns text, or { drop: reason }"),
+});
+
+export const STEP_KINDS = ["generate", "filter", "map", "dedupe", "run"] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 export const Step = strict({
@@ -140,6 +144,7 @@ export const Step = strict({
   filter: FilterStep.optional(),
   map: MapStep.optional(),
   dedupe: DedupeStep.optional(),
+  run: RunStep.optional(),
 });
 
 export const Output = strict({

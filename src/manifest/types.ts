@@ -86,11 +86,22 @@ export interface DedupeStep extends StepBase {
   readonly ignoreWhitespace: boolean;
 }
 
-export type Step = GenerateStep | FilterStep | MapStep | DedupeStep;
+/** What a run step's module returns: the step's text, or a request to drop the sample. */
+export type RunResult = string | { drop: string };
+export type RunFunction = (vars: Readonly<Record<string, unknown>>) => RunResult | Promise<RunResult>;
+
+export interface RunStep extends StepBase {
+  readonly kind: "run";
+  /** As written, relative to the manifest. */
+  readonly module: string;
+  readonly fn: RunFunction;
+}
+
+export type Step = GenerateStep | FilterStep | MapStep | DedupeStep | RunStep;
 
 /** Steps that produce a value other steps and outputs can read by the step's id. */
-export function producesValue(step: Step): step is GenerateStep | MapStep {
-  return step.kind === "generate" || step.kind === "map";
+export function producesValue(step: Step): step is GenerateStep | MapStep | RunStep {
+  return step.kind === "generate" || step.kind === "map" || step.kind === "run";
 }
 
 export type OutputFormat = "openai-chat" | "prompt-completion" | "jsonl" | "files";

@@ -150,6 +150,32 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         }
         break;
       }
+      case "run": {
+        let result: unknown;
+        try {
+          result = await step.fn(Object.freeze({ ...run.scope, nonce: nonceFor(m, run.sample, step.id) }));
+        } catch (err) {
+          run.steps.push({ id: step.id, kind: step.kind, status: "failed", def: step.defHash, recipe });
+          run.status = "failed";
+          run.stoppedBy = { step: step.id, reason: `${step.module} threw: ${(err as Error)?.message ?? String(err)}` };
+          return;
+        }
+        if (typeof result === "string") {
+          run.scope[step.id] = result;
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(result), def: step.defHash, recipe });
+          break;
+        }
+        const drop = (result as { drop?: unknown } | null)?.drop;
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
+        if (typeof drop === "string") {
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason: drop };
+          break;
+        }
+        run.status = "failed";
+        run.stoppedBy = { step: step.id, reason: `${step.module} returned ${JSON.stringify(result)?.slice(0, 60)}; expected text or { drop: "reason" }` };
+        return;
+      }
       case "dedupe":
         throw new Error("dedupe is a dataset-level step; advance() must stop before it");
     }

@@ -14,6 +14,11 @@ export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLoo
   if (step.kind === "generate") {
     parts.push(offline ? "offline" : "online");
     for (const name of readsOf(step)) parts.push(name, input(m, sample, name, outs, step.id));
+  } else if (step.kind === "run") {
+    // A module can read anything it is given: every dimension and every earlier output.
+    for (const d of m.dimensions) parts.push(d.name, input(m, sample, d.name, outs, step.id));
+    for (const s of m.steps.slice(0, step.index)) parts.push(s.id, input(m, sample, s.id, outs, step.id));
+    parts.push(`${m.seed}:${sample.id}:${sample.repeat}`);
   } else {
     parts.push(step.field, input(m, sample, step.field, outs, step.id));
   }

@@ -238,6 +238,41 @@ output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
   });
 });
 
+describe("run steps", () => {
+  test("a module's text is a value later steps and outputs read; { drop } drops; editing the module reruns it", async () => {
+    const p = await TempProject.create({
+      "steps/shout.mjs": `export default function (vars) {\n  if (vars.a === "skip") return { drop: "told to skip" };\n  return vars.a.toUpperCase() + "!";\n}\n`,
+      "dataset.yaml": `version: 1
+name: r
+model: { provider: echo }
+dimensions:
+  a: [hello, skip, world]
+steps:
+  - id: loud
+    run: { module: steps/shout.mjs }
+  - id: s
+    generate: { prompt: "Repeat {{ loud }}" }
+output: { path: dist/x.jsonl, format: jsonl, record: { loud: "{{ loud }}" } }
+`,
+    });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).dropped, 1);
+    assert.equal(await p.read("dist/x.jsonl"), '{"loud":"HELLO!"}\n{"loud":"WORLD!"}\n');
+    assert.match(await p.read("dataset.lock"), /"reason":\{"step":"loud","why":"told to skip"\}/);
+    assert.equal(JSON.parse(runCliSync(["build", "--json"], p.dir).stdout).requests, 0);
+    await p.write({ "steps/shout.mjs": `export default (vars) => vars.a + "?";\n` });
+    const again = runCliSync(["build", "--json"], p.dir);
+    assert.equal(JSON.parse(again.stdout).requests, 3, "a changed module reruns its step and what reads it");
+    assert.match(await p.read("dist/x.jsonl"), /"skip\?"/);
+    await p.write({ "steps/shout.mjs": `export default () => { throw new Error("boom"); };\n` });
+    const failed = runCliSync(["build", "--json"], p.dir);
+    assert.equal(failed.status, 1);
+    assert.match(JSON.parse(failed.stdout).failures[0].reason, /steps\/shout\.mjs threw: boom/);
+    await p.remove();
+  });
+});
+
 describe("near-duplicate dedupe", () => {
   test("method minhash drops texts that differ by a word, keeps different ones, and says which it duplicates", async () => {
     const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
