@@ -7,8 +7,8 @@ import { parseLock, readLock, serializeLock, type Lock } from "../lock/lockfile.
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
-import { costOf, priceOf } from "../plan/prices.js";
-import type { ChatRequest } from "../plan/request.js";
+import { priceOf } from "../plan/prices.js";
+import { Budget } from "../execute/budget.js";
 import { walk } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { currentLock } from "../plan/from-lock.js";
@@ -184,46 +184,4 @@ function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[],
     if (r.status === "failed") failures.push({ sample: r.sample.id, step: r.stoppedBy!.step, reason: r.stoppedBy!.reason });
   }
   return { samples: runs.length, requests, cached, failed: count.failed, dropped: count.dropped, pending: count.pending, outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })), failures, costUsd, budgetReached };
-}
-
-/**
- * --max-cost: a request starts only if the spend so far, plus what the requests in flight may
- * cost (their input and max_tokens at list price), still fits; real usage replaces the estimate
- * when the answer arrives.
- */
-class Budget {
-  spent: number | null = 0;
-  reached = false;
-  private reserved = 0;
-  private readonly reservations = new WeakMap<ChatRequest, number>();
-
-  constructor(
-    private readonly max: number | undefined,
-    private readonly offline: boolean,
-  ) {}
-
-  mayStart(step: GenerateStep, req: ChatRequest): boolean {
-    if (this.max === undefined) return true;
-    const input = Math.ceil(req.messages.reduce((n, m) => n + m.content.length, 0) / 4);
-    const output = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 1000);
-    const estimate = costOf(priceOf(step.model, this.offline), input, output) ?? 0;
-    if ((this.spent ?? 0) + this.reserved + estimate > this.max) {
-      this.reached = true;
-      return false;
-    }
-    this.reserved += estimate;
-    this.reservations.set(req, estimate);
-    return true;
-  }
-
-  /** The request is over (answered or failed): its reservation goes, its real cost (if any) stays. */
-  settle(step: GenerateStep, req: ChatRequest, usage: { input: number; output: number } | undefined, offline: boolean): number | null {
-    this.reserved = Math.max(0, this.reserved - (this.reservations.get(req) ?? 0));
-    this.reservations.delete(req);
-    if (!usage) return 0;
-    const cost = costOf(priceOf(step.model, offline || this.offline), usage.input, usage.output);
-    if (cost === null) this.spent = null;
-    else if (this.spent !== null) this.spent += cost;
-    return cost;
-  }
 }
