@@ -64,7 +64,8 @@ export class Cache {
 
   private known?: Set<string>;
 
-  async get(key: string): Promise<CacheEntry | undefined> {
+  /** The entry, if present and sound. A corrupt one is removed unless `evict: false` (verify only looks). */
+  async get(key: string, opts: { evict?: boolean } = {}): Promise<CacheEntry | undefined> {
     if (this.known ? !this.known.has(key) : !existsSync(this.pathOf(key))) return undefined;
     let text: string;
     try {
@@ -77,6 +78,7 @@ export class Cache {
     }
     const entry = parseEntry(text, key);
     if (entry) return entry;
+    if (opts.evict === false) return undefined;
     this.onWarning(`cache entry ${key} was corrupt and has been removed; it will be requested again`);
     await rm(this.pathOf(key), { force: true });
     return undefined;

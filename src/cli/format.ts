@@ -17,7 +17,7 @@ export function formatPlan(p: PlanResult): string {
 export function formatBuild(r: BuildResult): string {
   const lines = [
     `built ${r.samples} samples: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.cached} cached, ${r.dropped} dropped, ${r.failed} failed` +
-      (r.pending ? `, ${r.pending} not built` : "") +
+      (r.pending ? `, ${r.pending} not built${r.heldBack ? ` (${r.heldBack} outside --limit)` : ""}` : "") +
       (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
   ];
   for (const o of r.outputs) lines.push(`  ${o.path}  ${o.rows} rows`);

@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { build, gc, init, plan, show, verify, SynthbuildError, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
+import { build, FrozenError, gc, init, ManifestError, ManifestSyntaxError, plan, show, SynthbuildError, verify, VerifyError, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
 import { createProgress } from "./progress.js";
 import { formatBuild, formatPlan, formatShow } from "./format.js";
 
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("build dist/ and dataset.lock, requesting only answers the cache lacks")
     .option("--json", "print one JSON summary object on stdout")
     .option("--frozen", "make no request; exit 1 if the cache and lock cannot produce the dataset (the CI gate)")
-    .option("--limit <n>", "build only the first N samples (a trial run)", positiveInt)
+    .option("--limit <n>", "a trial run: request answers only for the first N samples (the rest come from the cache or wait)", positiveInt)
     .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
     .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
     .option("--offline", "use the built-in echo provider for every step: no key, no network")
@@ -86,9 +86,9 @@ export async function main(argv: string[]): Promise<number> {
         process.off("SIGINT", onSigint);
         process.off("SIGTERM", onSigint);
       }
-      if (o.json) out({ samples: result.samples, requests: result.requests, cached: result.cached, failed: result.failed, dropped: result.dropped, pending: result.pending, outputs: result.outputs, failures: result.failures, cost_usd: result.costUsd });
+      if (o.json) out({ samples: result.samples, requests: result.requests, cached: result.cached, failed: result.failed, dropped: result.dropped, pending: result.pending, held_back: result.heldBack, outputs: result.outputs, failures: result.failures, cost_usd: result.costUsd });
       if (!c.quiet || result.failed) err(formatBuild(result));
-      if (result.failed || result.pending) code = 1;
+      if (result.failed || result.pending - result.heldBack) code = 1;
     });
 
   program
@@ -136,12 +136,22 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof SynthbuildError) {
       err(`${chalk.red("error:")} ${e.message}`);
       if (e.hint) err(`  hint: ${e.hint}`);
+      // With --json, stdout still holds exactly one object, whatever happened.
+      if (argv.includes("--json")) out({ error: { kind: e.name, message: e.message, hint: e.hint ?? null, exit_code: e.exitCode, ...details(e) } });
       return e.exitCode;
     }
     err(`${chalk.red("internal error")} (a bug in synthbuild; please report it):`);
     err((e as Error)?.stack ?? String(e));
     return 70;
   }
+}
+
+/** The structured part of an error, for --json. */
+function details(e: SynthbuildError): Record<string, unknown> {
+  if (e instanceof VerifyError) return { problems: e.problems };
+  if (e instanceof FrozenError) return { missing: e.missing };
+  if (e instanceof ManifestError || e instanceof ManifestSyntaxError) return { diagnostics: e.diagnostics.map(({ frame: _, ...d }) => d) };
+  return {};
 }
 
 function positiveInt(v: string): number {

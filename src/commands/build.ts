@@ -13,14 +13,20 @@ import { walk } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { currentLock } from "../plan/from-lock.js";
 import { outputsMatchLock } from "../output/read-back.js";
+import { checkOutputPaths } from "../output/preflight.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
+import { canonicalJson } from "../util/canonical-json.js";
 import { openProject, type CommonOptions } from "./context.js";
 
 export interface BuildOptions extends CommonOptions {
   /** Make no request; fail if the cache and lock cannot produce the dataset. */
   frozen?: boolean;
-  /** Build only the first N samples (a trial run). */
+  /**
+   * A trial run: request answers only for the first N samples. The others are built from the
+   * cache where it has them and otherwise left pending, so the lock still describes the whole
+   * dataset and nothing it pinned is forgotten.
+   */
   limit?: number;
   /** Overrides every model's concurrency. */
   concurrency?: number;
@@ -38,8 +44,10 @@ export interface BuildResult {
   cached: number;
   failed: number;
   dropped: number;
-  /** Samples not built: interrupted, or held back by --max-cost. */
+  /** Samples not built: interrupted, held back by --max-cost, or outside --limit. */
   pending: number;
+  /** Of those, the ones --limit kept back on purpose (not a failure). */
+  heldBack: number;
   outputs: { path: string; rows: number }[];
   failures: { sample: string; step: string; reason: string }[];
   costUsd: number | null;
@@ -51,7 +59,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const project = await openProject(opts);
   const { manifest: m, paths, cache } = project;
   const events = opts.events ?? {};
-  const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
+  const samples = project.samples;
+  const allowed = opts.limit !== undefined ? new Set(samples.slice(0, opts.limit).map((s) => s.id)) : undefined;
   if (opts.maxCost !== undefined && !opts.offline) {
     const unpriced = m.steps.filter((s): s is GenerateStep => s.kind === "generate" && !priceOf(s.model, false));
     if (unpriced.length) throw new UsageError(`--max-cost needs a price for ${unpriced[0]!.model.name} (step '${unpriced[0]!.id}')`, "set model.price: { input_per_mtok: …, output_per_mtok: … } in the manifest");
@@ -66,7 +75,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
   try {
-    const existing = await readLock(paths.lock).catch(() => undefined);
+    // An unreadable lock is rewritten by a build (it is derived data), but never trusted by --frozen.
+    const existing = await readLock(paths.lock).catch((err: Error) => {
+      if (opts.frozen) throw err;
+      events.warn?.(`${err.message}; it will be written anew`);
+      return undefined;
+    });
     if (existing) {
       // Nothing changed (make's "up to date"): decided from the manifest, the lock and dist/, and
       // that every answer the lock names is still in the cache (else --frozen could not pass, and
@@ -80,6 +94,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           failed: 0,
           dropped: current.dropped,
           pending: 0,
+          heldBack: 0,
           outputs: existing.lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
           failures: [],
           costUsd: 0,
@@ -87,6 +102,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         };
       }
     }
+    await checkOutputPaths(m);
     const runs = samples.map((s) => newRun(m, s));
     if (runs.length >= 10_000) cache.snapshot();
     const budget = new Budget(opts.maxCost, opts.offline ?? false);
@@ -112,7 +128,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
               if (!controller.signal.aborted) events.failed?.({ sample: sample.id, step: step.id, reason });
             },
           },
-          (step, req) => budget.mayStart(step, req),
+          (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
           m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !opts.offline ? await loadTokenCounter() : undefined,
         );
     const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
@@ -121,14 +137,14 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       requesting,
       width: Math.max(256, maxConcurrency * 4),
       providerOverride: opts.offline ? "echo" : undefined,
-      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), pending)),
+      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((r) => allowed.has(r.sample.id)) : pending)),
     });
 
     const interrupted = controller.signal.aborted;
     if (opts.frozen) {
       const emitted = await emit(m, runs, { write: false });
       const lock = assembleLock(m, runs, emitted, opts.offline);
-      checkFrozen(m.steps, runs, lock, existing?.text);
+      checkFrozen(m.steps, runs, lock, existing?.text, opts.offline ?? false);
       await emit(m, runs, { write: true });
       return summarise(runs, emitted.outputs, null, false);
     }
@@ -136,7 +152,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const text = serializeLock(assembleLock(m, runs, emitted, opts.offline));
     if (text !== existing?.text) await writeFileAtomic(paths.lock, text);
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
-    return summarise(runs, emitted.outputs, budget.spent, budget.reached);
+    return summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await release();
@@ -150,8 +166,11 @@ function countRequests(steps: { kind: string }[], pending: SampleRun[]): number 
   return n;
 }
 
-function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existingText: string | undefined): void {
+function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existingText: string | undefined, offline: boolean): void {
   const missing = runs.filter((r) => r.status === "pending").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
+  if (missing.length && existingText && !offline && /"offline":true/.test(existingText.slice(0, existingText.indexOf("\n")))) {
+    throw new FrozenError(`--frozen: dataset.lock was built --offline, and the cache has no real model's answers for ${missing.length} sample${missing.length === 1 ? "" : "s"}`, missing.map((r) => r.sample.id), "add --offline to check an offline build, or build with the model first");
+  }
   if (missing.length) {
     const names = missing.map((r) => `${r.sample.id} (step ${steps[r.cursor]?.id ?? "?"})`);
     throw new FrozenError(`--frozen: ${missing.length} sample${missing.length === 1 ? " is" : "s are"} not in the cache:\n${names.slice(0, 20).map((n) => `  ${n}`).join("\n")}${missing.length > 20 ? `\n  … and ${missing.length - 20} more` : ""}`, missing.map((r) => r.sample.id), "run `synthbuild build` (without --frozen) where the model can be reached, then commit dataset.lock and share the cache");
@@ -159,8 +178,8 @@ function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, exi
   const text = serializeLock(lock);
   if (existingText === undefined) throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
   if (text !== existingText) {
-    const before = new Map(parseLock(existingText).samples.map((s) => [s.id, JSON.stringify(s)]));
-    const after = new Map(lock.samples.map((s) => [s.id, JSON.stringify(s)]));
+    const before = new Map(parseLock(existingText).samples.map((s) => [s.id, canonicalJson(s)]));
+    const after = new Map(lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((id) => before.get(id) !== after.get(id)).sort();
     throw new FrozenError(
       `--frozen: dataset.lock is out of date${changed.length ? `; ${changed.length} sample${changed.length === 1 ? " differs" : "s differ"}:\n${changed.slice(0, 20).map((id) => `  ${id}`).join("\n")}` : " (outputs differ)"}`,
@@ -170,18 +189,21 @@ function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, exi
   }
 }
 
-function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[], costUsd: number | null, budgetReached: boolean): BuildResult {
-  let requests = 0;
+function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[], costUsd: number | null, budgetReached: boolean, allowed?: Set<string>): BuildResult {
+  // Samples that sent the very same request shared one answer: count requests, not samples.
+  const ran = new Set<string>();
   let cached = 0;
   const count = { kept: 0, dropped: 0, failed: 0, pending: 0 };
   const failures: BuildResult["failures"] = [];
+  let heldBack = 0;
   for (const r of runs) {
     count[r.status]++;
+    if (r.status === "pending" && allowed && !allowed.has(r.sample.id)) heldBack++;
     for (const s of r.steps) {
-      if (s.status === "ran") requests++;
+      if (s.status === "ran" && s.key) ran.add(s.key);
       if (s.status === "cached") cached++;
     }
     if (r.status === "failed") failures.push({ sample: r.sample.id, step: r.stoppedBy!.step, reason: r.stoppedBy!.reason });
   }
-  return { samples: runs.length, requests, cached, failed: count.failed, dropped: count.dropped, pending: count.pending, outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })), failures, costUsd, budgetReached };
+  return { samples: runs.length, requests: ran.size, cached, failed: count.failed, dropped: count.dropped, pending: count.pending, heldBack, outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })), failures, costUsd: costUsd === null ? null : Math.round(costUsd * 1e6) / 1e6, budgetReached };
 }

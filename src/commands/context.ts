@@ -31,7 +31,12 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
   const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
   const paths = projectPaths(manifest, opts.cacheDir ? resolveFrom(opts.cwd, opts.cacheDir) : undefined, env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg));
-  return { manifest, paths, cache, samples: expand(manifest) };
+  const samples = expand(manifest);
+  const n = manifest.combine.n;
+  if (manifest.combine.mode === "sample" && n !== undefined && n > samples.length / manifest.combine.repeat) {
+    opts.events?.warn?.(`combine.n is ${n}, but there are only ${samples.length / manifest.combine.repeat} combinations: all of them are used`);
+  }
+  return { manifest, paths, cache, samples };
 }
 
 function resolveFrom(cwd: string | undefined, p: string): string {

@@ -15,9 +15,10 @@ export interface GcResult {
  * Only this manifest's lock counts: do not gc a cache shared with other projects.
  */
 export async function gc(opts: CommonOptions & { dryRun?: boolean } = {}): Promise<GcResult> {
-  const { paths, cache } = await openProject(opts);
+  const { manifest, paths, cache } = await openProject(opts);
   const existing = await readLock(paths.lock);
   if (!existing) throw new UsageError("no dataset.lock: gc keeps what the lock references, so without one it would remove everything", "run `synthbuild build` first");
+  if (existing.lock.header.name !== manifest.name) throw new UsageError(`dataset.lock is for '${existing.lock.header.name}', not '${manifest.name}': gc would remove this manifest's answers`, "run `synthbuild build` to write this manifest's lock first");
   const live = new Set<string>();
   for (const s of existing.lock.samples) for (const st of Object.values(s.steps)) if (st.key) live.add(st.key);
   const { keys, strays } = await cache.list();

@@ -38,7 +38,10 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
   const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
-  const existing = await readLock(project.paths.lock).catch(() => undefined);
+  const existing = await readLock(project.paths.lock).catch((err: Error) => {
+    opts.events?.warn?.(`${err.message}; planning as if there were none`);
+    return undefined;
+  });
   const current = existing ? currentLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
   if (current && project.cache.hasAll(current.keys)) {
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: current.reached[i]!, cached: current.reached[i]!, to_run: 0 }));
@@ -48,10 +51,12 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   if (runs.length >= 10_000) project.cache.snapshot();
   const count = await loadTokenCounter();
   const missed = new InputTally(count);
-  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, onMiss: (_run, req, step) => missed.add(step.id, req), providerOverride: opts.offline ? "echo" : undefined });
+  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, onMiss: (_run, req, step, key) => missed.add(step.id, req, key), providerOverride: opts.offline ? "echo" : undefined });
 
   const steps = stepPlans(m, runs);
-  const requests = steps.filter((s) => s.kind === "generate").reduce((n, s) => n + s.to_run, 0);
+  // Samples that send the very same request share one answer: count requests, not samples.
+  const downstream = runs.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
+  const requests = missed.distinct() + downstream;
   const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, opts.offline ?? false) };
   if (opts.explain) {
     const lock = existing?.lock;
@@ -146,10 +151,13 @@ function answerTokensRead(s: GenerateStep, expectedOut: Map<string, number>): nu
 class InputTally {
   private static readonly EXACT = 2000;
   private readonly byStep = new Map<string, { n: number; chars: number; exactChars: number; exactTokens: number }>();
+  private readonly keys = new Set<string>();
 
   constructor(private readonly count: (text: string) => number) {}
 
-  add(step: string, req: ChatRequest): void {
+  add(step: string, req: ChatRequest, key: string): void {
+    if (this.keys.has(key)) return;
+    this.keys.add(key);
     let t = this.byStep.get(step);
     if (!t) this.byStep.set(step, (t = { n: 0, chars: 0, exactChars: 0, exactTokens: 0 }));
     const chars = req.messages.reduce((n, msg) => n + msg.content.length, 0);
@@ -159,6 +167,11 @@ class InputTally {
       t.exactChars += chars;
       t.exactTokens += requestTokens(this.count, req);
     }
+  }
+
+  /** Distinct requests seen. */
+  distinct(): number {
+    return this.keys.size;
   }
 
   requests(step: string): number {

@@ -39,16 +39,16 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
   for (const s of lock.samples) {
     for (const [stepId, st] of Object.entries(s.steps)) {
       if (!st.key) continue;
-      const e = await cache.get(st.key);
+      const e = await cache.get(st.key, { evict: false });
       cacheEntries++;
-      if (!e) problems.push(`sample ${s.id} step ${stepId}: answer ${st.key} is not in the cache`);
+      if (!e) problems.push(`sample ${s.id} step ${stepId}: answer ${st.key} is ${(await cache.has(st.key)) ? "corrupt in" : "not in"} the cache`);
       else if (st.out && hash64(e.response.text) !== st.out) problems.push(`sample ${s.id} step ${stepId}: cached answer differs from the lock`);
     }
   }
 
   const runs = samples.map((s) => newRun(m, s));
   const offline = lock.header.offline === true;
-  await walk(m, runs, { cached: new CacheResolver(cache), width: 256, providerOverride: offline ? "echo" : undefined });
+  await walk(m, runs, { cached: new CacheResolver(cache, false), width: 256, providerOverride: offline ? "echo" : undefined });
   const pending = runs.filter((r) => r.status === "pending").length;
   const fresh = serializeLock(assembleLock(m, runs, await emit(m, runs, { write: false }), offline));
   if (pending) problems.push(`${pending} sample${pending === 1 ? "" : "s"} of the manifest ${pending === 1 ? "is" : "are"} not built: run \`synthbuild build\``);

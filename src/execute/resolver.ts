@@ -25,10 +25,14 @@ export function answerFromEntry(e: CacheEntry, cached: boolean): Answer {
 
 /** Answers from the cache only; a miss is undefined. What `plan`, `--frozen` and `show` use. */
 export class CacheResolver implements Resolver {
-  constructor(private readonly cache: Cache) {}
+  constructor(
+    private readonly cache: Cache,
+    /** false: leave corrupt entries in place (verify only looks). */
+    private readonly evict = true,
+  ) {}
 
   async answer(key: string): Promise<Answer | undefined> {
-    const e = await this.cache.get(key);
+    const e = await this.cache.get(key, { evict: this.evict });
     return e ? answerFromEntry(e, true) : undefined;
   }
 }
@@ -52,8 +56,8 @@ export class BuildResolver implements Resolver {
     private readonly pool: ProviderPool,
     private readonly signal: AbortSignal,
     private readonly events: RequestEvents = {},
-    /** Return false to leave a request unsent (the --max-cost budget); the sample stays pending. */
-    private readonly mayStart: (step: GenerateStep, req: ChatRequest) => boolean = () => true,
+    /** Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays pending. */
+    private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample) => boolean = () => true,
     /** A tokenizer, when some step has a tpm limit to pace. */
     private readonly countTokens?: (text: string) => number,
   ) {}
@@ -79,7 +83,7 @@ export class BuildResolver implements Resolver {
   }
 
   private async request(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
-    if (!this.mayStart(step, req)) return undefined;
+    if (!this.mayStart(step, req, sample)) return undefined;
     const provider = await this.pool.providerFor(step);
     const scheduler = this.pool.schedulerFor(step);
     const started = Date.now();
@@ -88,7 +92,7 @@ export class BuildResolver implements Resolver {
       answer = await scheduler.run((signal) => {
         this.events.onStart?.(step);
         return provider.complete(req, signal).then((a) => {
-          if (req.json_schema) validateJsonAnswer(a.text, req.json_schema);
+          if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
           return a;
         });
       }, this.estimate(req), (a) => (a.usage ? a.usage.input + a.usage.output : undefined));

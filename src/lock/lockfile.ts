@@ -1,4 +1,6 @@
 import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { UsageError } from "../errors.js";
 import { canonicalJson } from "../util/canonical-json.js";
 
 export const LOCK_FORMAT = 1;
@@ -100,7 +102,11 @@ export async function readLock(path: string): Promise<{ lock: Lock; text: string
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
   }
-  return { lock: parseLock(text), text };
+  try {
+    return { lock: parseLock(text), text };
+  } catch (err) {
+    throw new UsageError(`${basename(path)} cannot be read: ${(err as Error).message}`, "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)");
+  }
 }
 
 function cmp(a: string, b: string): number {

@@ -6,7 +6,7 @@ const WHOLE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
 const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
- * Replace `${VAR}` and `${VAR:-default}` in every string scalar, in place, before validation, so
+ * Replace `${VAR}` and `${VAR:-default}` in setting scalars (see interpolated()), in place, before validation, so
  * that interpolated values are validated like written ones. `$$` is a literal `$`. An unset
  * variable with no default is an error at the scalar that names it.
  */
@@ -15,6 +15,7 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnos
   visit(src.doc, {
     Scalar(_key, node, path) {
       if (typeof node.value !== "string" || !node.value.includes("$")) return;
+      if (!interpolated(keyPathOf([...path, node]))) return;
       const raw = node.value;
       let missing: string | undefined;
       node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined) => {
@@ -38,6 +39,22 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnos
     },
   });
   return errors;
+}
+
+/**
+ * Where ${VAR} is read from the environment: settings (the model, paths of outputs and of
+ * dimension files). Not in dimension values or templates: those are the dataset's data, and a
+ * value from the environment would make the dataset differ from machine to machine, or carry a
+ * secret into prompts, the cache and dist/.
+ */
+function interpolated(path: (string | number)[]): boolean {
+  const [top, , kind, sub] = path;
+  const last = path[path.length - 1];
+  if (top === "model") return true;
+  if (top === "steps") return kind === "generate" && sub === "model";
+  if (top === "output") return last === "path";
+  if (top === "dimensions") return path.length === 3 && (last === "file" || last === "glob");
+  return false;
 }
 
 /** Turn the visitor's chain of ancestors into a key path like `model.base_url`. */

@@ -1,12 +1,14 @@
 import { readFile } from "node:fs/promises";
 import { basename, extname, relative, resolve } from "node:path";
+import { isScalar } from "yaml";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { DimValue, Dimension } from "./types.js";
 
-export const RESERVED_NAMES = new Set(["nonce", "index", "id"]);
+/** Template built-ins, and names that would collide with JavaScript objects' own machinery. */
+export const RESERVED_NAMES = new Set(["nonce", "index", "id", "__proto__", "constructor", "prototype"]);
 
 /** Read every dimension's values: inline lists, files, globs and conditional lists. */
 export async function resolveDimensions(src: YamlSource, raw: Record<string, RawDimension>, dir: string, errors: Diagnostic[]): Promise<Dimension[]> {
@@ -24,6 +26,12 @@ export async function resolveDimensions(src: YamlSource, raw: Record<string, Raw
       continue;
     }
     const spec = raw[name]!;
+    const base = name.endsWith("_name") ? name.slice(0, -5) : undefined;
+    const parent = base !== undefined ? raw[base] : undefined;
+    if (parent && !Array.isArray(parent) && "glob" in parent) {
+      errors.push(src.at(path, `'${name}' is already the file name of glob dimension ${base}`, `rename this dimension; {{ ${name} }} reads ${base}'s file names`, { key: true }));
+      continue;
+    }
     const dim = await resolveOne(src, name, spec, dir, out, errors);
     if (dim) out.push(dim);
   }
@@ -75,7 +83,8 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     }
     const values: DimValue[] = [];
     for (const f of files) {
-      const text = (await readFile(resolve(dir, f), "utf8")).replace(/\s+$/, "");
+      // Line endings normalised: a Windows checkout must build the same prompts (and cache keys).
+      const text = (await readFile(resolve(dir, f), "utf8")).replace(/\r\n?/g, "\n").replace(/\s+$/, "");
       values.push({ key: f, text, weight: 1, name: basename(f, extname(f)) });
     }
     return { name, kind: "glob", values };
@@ -98,7 +107,7 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     if (values) byValue.set(pv, values);
   }
   const fallback = spec.default ? inlineValues(src, [...path, "default"], spec.default, errors) : undefined;
-  const uncovered = [...parentKeys].filter((k) => !(k in spec.values));
+  const uncovered = [...parentKeys].filter((k) => !Object.hasOwn(spec.values, k));
   if (uncovered.length && !fallback) {
     errors.push(src.at([...path, "values"], `no values for ${parent.name} ${uncovered.map((u) => `'${u}'`).join(", ")}`, "list values for every parent value, or add `default: [...]`"));
     return undefined;
@@ -107,6 +116,16 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
   const all = new Map<string, DimValue>();
   for (const list of byValue.values()) for (const v of list) all.set(v.key, v);
   return { name, kind: "conditional", values: [...all.values()], by: parent.name, byValue };
+}
+
+/**
+ * A value as the author wrote it: YAML reads `3.10` as the number 3.1 and `007` as 7, but a
+ * dimension value is text for a prompt, so an unquoted number keeps its source spelling.
+ */
+function asWritten(src: YamlSource, path: (string | number)[], value: string | number | boolean): string {
+  if (typeof value === "string") return value;
+  const node = src.nodeAt(path);
+  return isScalar(node) && typeof node.source === "string" && node.source !== "" ? node.source : String(value);
 }
 
 function inlineValues(src: YamlSource, path: (string | number)[], items: RawValueItem[], errors: Diagnostic[]): DimValue[] | undefined {
@@ -119,7 +138,7 @@ function inlineValues(src: YamlSource, path: (string | number)[], items: RawValu
   let ok = true;
   items.forEach((item, i) => {
     const isObj = typeof item === "object" && item !== null;
-    const text = String(isObj ? item.value : item);
+    const text = asWritten(src, isObj ? [...path, i, "value"] : [...path, i], isObj ? item.value : item);
     const weight = isObj ? (item.weight ?? 1) : 1;
     if (seen.has(text)) {
       errors.push(src.at([...path, i], `value '${text}' appears twice`, "each value may appear once; use a weight, or combine.repeat, for more of it"));

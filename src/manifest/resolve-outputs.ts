@@ -5,6 +5,7 @@ import type { RawOutput } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
 import type { Output, OutputFormat } from "./types.js";
+import { outputTargets } from "./output-targets.js";
 
 const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
   "openai-chat": ["prompt", "completion"],
@@ -42,8 +43,13 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
     else if (rel === "") errors.push(src.at([...path, "path"], `output path ${o.path} is the project folder itself`, "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl"));
     else if (protectedPaths.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is ${protectedPaths.get(abs)}: the build would overwrite it`, "write outputs under dist/"));
     else if (rel === "cache" || rel.startsWith("cache/") || rel.startsWith(".git/") || rel === ".git") errors.push(src.at([...path, "path"], `output path ${o.path} is inside ${rel.split("/")[0]}/, which synthbuild or git owns`, "write outputs under dist/"));
-    if (seen.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is also output[${seen.get(abs)}]`, "give each output its own path"));
-    seen.set(abs, i);
+    // Every file an output writes (one per split) must be its own: a split of one output may not
+    // land on another output's path.
+    for (const t of outputTargets({ path: o.path, absPath: abs, format, split: o.split ? Object.entries(o.split) : undefined })) {
+      const other = seen.get(t.abs);
+      if (other !== undefined) errors.push(src.at([...path, "path"], `output[${i}] would write ${relative(dir, t.abs)}, which output[${other}] writes too`, "give each output (and each split of it) its own path"));
+      else seen.set(t.abs, i);
+    }
     const tpl = (key: "system" | "prompt" | "completion" | "name"): CompiledTemplate | undefined => {
       const text = o[key];
       if (text === undefined) return undefined;

@@ -1,6 +1,7 @@
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
+import { canonicalJson } from "../util/canonical-json.js";
 import { compileJsonSchema } from "../util/json-schema.js";
 import { mergeModel, resolveModel } from "./resolve-model.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
@@ -29,11 +30,11 @@ export function valueStepIds(raw: RawStep[]): string[] {
 }
 
 export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: RawModel | undefined, rawDims: Record<string, RawDimension>, modules: ReadonlyMap<string, LoadedModule>, errors: Diagnostic[]): Step[] {
-  const dimNames = new Set(Object.keys(rawDims));
+  const dimNames = new Set(baseNames(rawDims).filter((n) => !RESERVED_NAMES.has(n)));
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
     if (ids.has(s.id)) errors.push(src.at(["steps", i, "id"], `duplicate step id '${s.id}' (also steps[${ids.get(s.id)}])`, "every step needs its own id: outputs and later steps read steps by id"));
-    else if (dimNames.has(s.id) || RESERVED_NAMES.has(s.id)) errors.push(src.at(["steps", i, "id"], `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension" : "a built-in variable"}`, "rename the step"));
+    else if (dimNames.has(s.id) || RESERVED_NAMES.has(s.id)) errors.push(src.at(["steps", i, "id"], `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension (or a glob dimension's file name)" : "a built-in variable"}`, "rename the step"));
     else ids.set(s.id, i);
   });
 
@@ -88,6 +89,12 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
     const model = resolveModel(merged);
     if (model.nameMissing) {
       errors.push(src.at(g.model ? [...gp, "model"] : rawModel ? ["model"] : gp, "no model name", "set model.name (e.g. gpt-4o-mini) at the top level or in the step's model:"));
+      ok = false;
+    }
+    try {
+      canonicalJson(merged.extra_body ?? {});
+    } catch (err) {
+      errors.push(src.at(g.model?.extra_body ? [...gp, "model", "extra_body"] : ["model", "extra_body"], `extra_body: ${(err as Error).message}`, "extra_body is sent as JSON: finite numbers, strings, booleans, lists and mappings"));
       ok = false;
     }
     if (g.json_schema) {

@@ -8,7 +8,8 @@ import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
 import { outputScope, renderRecord } from "./rows.js";
-import { splitOf, splitPath } from "./split.js";
+import { splitOf } from "./split.js";
+import { outputTargets } from "../manifest/output-targets.js";
 
 export interface EmitResult {
   outputs: LockOutput[];
@@ -17,11 +18,14 @@ export interface EmitResult {
 }
 
 /**
- * Render every output from the kept samples, in expansion order. With `write: false` nothing
- * touches disk: `verify` and `--frozen` use that to learn what a build would produce.
+ * Render every output from the kept samples, in sample-id order: an order that depends on
+ * nothing but the samples themselves (reordering values in the manifest moves no row, so the
+ * lock's "nothing changed" is the truth), and that is shuffled, as training data should be.
+ * With `write: false` nothing touches disk: `verify` and `--frozen` use that to learn what a
+ * build would produce.
  */
 export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolean }): Promise<EmitResult> {
-  const kept = runs.filter((r) => r.status === "kept");
+  const kept = runs.filter((r) => r.status === "kept").sort((a, b) => (a.sample.id < b.sample.id ? -1 : a.sample.id > b.sample.id ? 1 : 0));
   const outputs: LockOutput[] = [];
   const splits = new Map<string, string>();
   for (const out of m.outputs) {
@@ -35,16 +39,6 @@ export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolea
     }
   }
   return { outputs, splits };
-}
-
-/** The files (or folders, for `files`) one output writes: one, or one per split. */
-export function outputTargets(out: Output): { path: string; abs: string; split: string | undefined }[] {
-  if (!out.split) return [{ path: out.path, abs: out.absPath, split: undefined }];
-  return out.split.map(([name]) =>
-    out.format === "files"
-      ? { path: `${out.path}/${name}`, abs: join(out.absPath, name), split: name }
-      : { path: splitPath(out.path, name), abs: splitPath(out.absPath, name), split: name },
-  );
 }
 
 /** Everything an output's content depends on besides the samples themselves. */

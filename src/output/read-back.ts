@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import { createHash128 } from "../util/hash.js";
-import { filesDigest, outputDef, outputTargets } from "./emit.js";
+import { filesDigest, outputDef } from "./emit.js";
+import { outputTargets } from "../manifest/output-targets.js";
 
 /** Hash an output on disk as emit() hashed it: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
 export async function hashOnDisk(abs: string, format: string): Promise<{ hash: string; rows: number } | undefined> {

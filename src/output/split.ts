@@ -14,10 +14,3 @@ export function splitOf(seed: number, comboId: string, split: ReadonlyArray<read
   }
   return split[split.length - 1]![0];
 }
-
-/** `dist/x.jsonl` + `train` → `dist/x.train.jsonl`. */
-export function splitPath(path: string, split: string): string {
-  const slash = path.lastIndexOf("/");
-  const dot = path.lastIndexOf(".");
-  return dot > slash + 1 ? `${path.slice(0, dot)}.${split}${path.slice(dot)}` : `${path}.${split}`;
-}

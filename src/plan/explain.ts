@@ -11,6 +11,7 @@ export function explainStale(m: Manifest, run: SampleRun, lock: Lock | undefined
   const prev = index?.byId.get(run.sample.id);
   if (!lock) return ["no dataset.lock yet: first build"];
   if (!prev) return [newSampleReason(m, run, index!)];
+  if (prev.status === "failed" && prev.reason?.step === step.id) return [`step '${step.id}' failed last build: ${prev.reason.why}`];
   const was = prev.steps[step.id];
   if (!was || !was.key) return [`step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`];
   if (lock.header.steps?.[step.id] !== step.defHash) return [`step '${step.id}' changed (its template, model or parameters)`];

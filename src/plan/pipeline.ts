@@ -74,7 +74,7 @@ export interface PipelineOptions {
   providerOverride?: ProviderKind;
   keepRequests?: boolean;
   /** Told of each request a sample stops on for want of an answer (plan's token estimate). */
-  onMiss?: (run: SampleRun, req: ChatRequest, step: GenerateStep) => void;
+  onMiss?: (run: SampleRun, req: ChatRequest, step: GenerateStep, key: string) => void;
 }
 
 export function newRun(m: Manifest, sample: Sample): SampleRun {
@@ -115,7 +115,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         if (!answer) {
           run.status = "pending";
           run.pendingRequest = opts.keepRequests ? req : undefined;
-          opts.onMiss?.(run, req, step);
+          opts.onMiss?.(run, req, step, key);
           return;
         }
         run.scope[step.id] = answer.text;
@@ -134,11 +134,16 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         break;
       }
       case "map": {
-        const text = applyMap(step, String(run.scope[step.field] ?? ""));
-        run.scope[step.id] = text;
+        const mapped = applyMap(step, String(run.scope[step.field] ?? ""));
+        if ("drop" in mapped) {
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason: mapped.drop };
+          break;
+        }
+        run.scope[step.id] = mapped.text;
         if (run.truncated?.has(step.field)) run.truncated.add(step.id);
-        const out = hash64(text);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out, def: step.defHash, recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(mapped.text), def: step.defHash, recipe });
         break;
       }
       case "filter": {

@@ -1,13 +1,20 @@
 import type { FilterStep, MapStep } from "../manifest/types.js";
 
-/** map: deterministic text transforms, applied in a fixed order: extract, replace, trim. */
-export function applyMap(step: MapStep, input: string): string {
+/**
+ * map: deterministic text transforms, applied in a fixed order: extract, replace, trim. An
+ * extract that finds nothing drops the sample (the answer is not in the shape asked for), rather
+ * than passing the whole answer on as if it were the extract.
+ */
+export function applyMap(step: MapStep, input: string): { text: string } | { drop: string } {
   let text = input;
-  if (step.extract === "fenced") text = extractFenced(text) ?? text;
-  if (step.extract === "json") text = extractJson(text) ?? text;
+  if (step.extract) {
+    const found = step.extract === "fenced" ? extractFenced(text) : extractJson(text);
+    if (found === undefined) return { drop: `no ${step.extract === "fenced" ? "fenced code block" : "JSON value"} in ${step.field}` };
+    text = found;
+  }
   for (const r of step.replace) text = text.replace(r.pattern, r.with);
   if (step.trim) text = text.trim();
-  return text;
+  return { text };
 }
 
 function extractFenced(text: string): string | undefined {

@@ -36,10 +36,45 @@ export function echoAnswer(req: ChatRequest): ProviderAnswer {
     if (i % 14 === 13) words[words.length - 1] += ".";
   }
   const body = `[offline echo ${seed.slice(0, 8)}] In answer to: "${gist}". ${words.join(" ")}`;
+  const input = Math.ceil(req.messages.reduce((n, m) => n + m.content.length, 0) / 4);
+  if (req.json_schema) {
+    // Structured output offline: a value of the schema's shape, its text fields filled with echo.
+    const text = JSON.stringify(shaped(req.json_schema, body));
+    return { text, finishReason: "stop", usage: { input, output: Math.ceil(text.length / 4) }, model: "synthbuild-echo", fingerprint: "offline" };
+  }
   const limit = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? Infinity);
   const all = body.split(" ");
   const truncated = all.length > limit;
   const text = truncated ? all.slice(0, limit).join(" ") : body;
-  const input = Math.ceil(req.messages.reduce((n, m) => n + m.content.length, 0) / 4);
   return { text, finishReason: truncated ? "length" : "stop", usage: { input, output: truncated ? limit : all.length }, model: "synthbuild-echo", fingerprint: "offline" };
+}
+
+/** The simplest value a JSON Schema accepts, with `text` wherever a free string goes. */
+function shaped(schema: unknown, text: string): unknown {
+  const s = (schema ?? {}) as Record<string, unknown>;
+  if ("const" in s) return s.const;
+  if (Array.isArray(s.enum) && s.enum.length) return s.enum[0];
+  for (const k of ["anyOf", "oneOf", "allOf"]) if (Array.isArray(s[k]) && (s[k] as unknown[]).length) return shaped((s[k] as unknown[])[0], text);
+  const type = Array.isArray(s.type) ? s.type[0] : s.type;
+  switch (type) {
+    case "object": {
+      const props = (s.properties ?? {}) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, shaped(v, text)]));
+    }
+    case "array": {
+      const n = Math.max(1, Number(s.minItems ?? 1));
+      return Array.from({ length: n }, () => shaped(s.items, text));
+    }
+    case "integer":
+    case "number":
+      return typeof s.minimum === "number" ? s.minimum : 0;
+    case "boolean":
+      return false;
+    case "null":
+      return null;
+    default: {
+      const max = typeof s.maxLength === "number" ? s.maxLength : Infinity;
+      return text.slice(0, max);
+    }
+  }
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { safeName, uniqueNames } from "../../src/output/file-names.js";
-import { splitOf, splitPath } from "../../src/output/split.js";
+import { splitOf } from "../../src/output/split.js";
+import { splitPath } from "../../src/manifest/output-targets.js";
 import { initHashing, hash64 } from "../../src/util/hash.js";
 
 before(initHashing);

@@ -14,11 +14,12 @@ test("canonical JSON sorts keys at every depth and drops undefined", () => {
 });
 
 test("map: extract fenced, extract JSON, replace, trim in that order", () => {
-  assert.equal(applyMap(map({ extract: "fenced" }), "Here:\n```python\nprint(1)\n```\nbye"), "print(1)");
-  assert.equal(applyMap(map({ extract: "json" }), 'Sure! {"a": [1, "}"], "b": {"c": 2}} hope that helps'), '{"a":[1,"}"],"b":{"c":2}}');
-  assert.equal(applyMap(map({ extract: "json" }), "```json\n[1, 2]\n```"), "[1,2]");
-  assert.equal(applyMap(map({ extract: "json" }), "no json here {oops"), "no json here {oops");
-  assert.equal(applyMap(map({ replace: [{ pattern: /\n{3,}/g, with: "\n\n" }], trim: true }), "  a\n\n\n\nb  "), "a\n\nb");
+  assert.deepEqual(applyMap(map({ extract: "fenced" }), "Here:\n```python\nprint(1)\n```\nbye"), { text: "print(1)" });
+  assert.deepEqual(applyMap(map({ extract: "json" }), 'Sure! {"a": [1, "}"], "b": {"c": 2}} hope that helps'), { text: '{"a":[1,"}"],"b":{"c":2}}' });
+  assert.deepEqual(applyMap(map({ extract: "json" }), "```json\n[1, 2]\n```"), { text: "[1,2]" });
+  assert.deepEqual(applyMap(map({ extract: "json" }), "no json here {oops"), { drop: "no JSON value in f" });
+  assert.deepEqual(applyMap(map({ extract: "fenced" }), "just prose"), { drop: "no fenced code block in f" });
+  assert.deepEqual(applyMap(map({ replace: [{ pattern: /\n{3,}/g, with: "\n\n" }], trim: true }), "  a\n\n\n\nb  "), { text: "a\n\nb" });
 });
 
 test("filter: each rule gives a reason, a passing text none", () => {

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { startTestServer } from "../server/openai-test-server.js";
+import { runCli, runCliSync } from "../helpers/cli.js";
+import { TempProject } from "../helpers/project.js";
+
+/** Found by review: each of these once went wrong. */
+
+const echo = (dims: string, rest = "", output = `output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}", s: "{{ s }}" } }`) =>
+  `version: 1\nname: e\nmodel: { provider: echo }\ndimensions:\n${dims}\n${rest}steps:\n  - id: s\n    generate: { prompt: "About {{ a }}" }\n${output}\n`;
+
+describe("edge cases", () => {
+  test("reordering values or dimensions changes neither dist/ nor the lock, and verify agrees", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x, y, z]\n  b: [1, 2]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const dist = await p.snapshot();
+    const lock = await p.read("dataset.lock");
+    await p.write({ "dataset.yaml": echo("  b: [2, 1]\n  a: [z, x, y]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    await p.write({ "dist/x.jsonl": "" });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.deepEqual(await p.snapshot(), dist);
+    assert.equal(await p.read("dataset.lock"), lock);
+    await p.remove();
+  });
+
+  test("unquoted numbers in a dimension keep their spelling", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [3.9, 3.10, 3.1, 007, 1e3]") });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const values = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l).a).sort();
+    assert.deepEqual(values, ["007", "1e3", "3.1", "3.10", "3.9"]);
+    await p.remove();
+  });
+
+  test("samples sharing one request are counted, planned and sent once", async () => {
+    const server = await startTestServer();
+    const p = await TempProject.create({
+      "dataset.yaml": `version: 1\nname: d\nmodel: { name: m, base_url: "${server.baseURL}" }\ndimensions:\n  genre: [a, b]\n  place: [p, q, r]\nsteps:\n  - id: s\n    generate: { prompt: "tagline for {{ genre }}" }\noutput: { path: dist/x.jsonl, prompt: "{{ genre }} {{ place }}", completion: "{{ s }}" }\n`,
+    });
+    try {
+      const plan = await runCli(["plan", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+      assert.equal(JSON.parse(plan.stdout).requests, 2);
+      const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+      assert.equal(JSON.parse(r.stdout).requests, 2);
+      assert.equal(server.requests.length, 2);
+      assert.equal(JSON.parse(r.stdout).outputs[0].rows, 6);
+    } finally {
+      await server.close();
+      await p.remove();
+    }
+  });
+
+  test("--frozen names only the samples whose lock entries changed", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x, y, z]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": echo("  a: [x, y, w]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": echo("  a: [x, y, z]") });
+    const r = runCliSync(["build", "--frozen"], p.dir);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /2 samples differ/, r.stderr);
+    await p.remove();
+  });
+
+  test("an unreadable lock is a user error for verify, gc and show, and rewritten by build", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const id = JSON.parse((await p.read("dataset.lock")).split("\n")[2]!).id as string;
+    await p.write({ "dataset.lock": "<<<<<<< HEAD\n{}\n" });
+    for (const args of [["verify"], ["gc"], ["show", id], ["build", "--frozen"]]) {
+      const r = runCliSync(args, p.dir);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /dataset\.lock cannot be read/);
+      assert.doesNotMatch(r.stderr, /internal error/);
+    }
+    const b = runCliSync(["build"], p.dir);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stderr, /written anew/);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    await p.remove();
+  });
+
+  test("values named like Object.prototype members are ordinary values", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [toString, constructor, x]\n  sub:\n    by: a\n    values: { x: [one] }\n    default: [other]") });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).samples, 3);
+    await p.remove();
+  });
+
+  test("an output path that is a folder is a usage error before any request", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]", "", `output: { path: out, format: jsonl, record: { a: "{{ a }}" } }`), "out/keep.txt": "x" });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /output out is a folder/);
+    assert.equal(await p.exists("cache/objects"), false);
+    await p.remove();
+  });
+
+  test("--offline builds structured output with schema-shaped answers", async () => {
+    const p = await TempProject.create({
+      "dataset.yaml": `version: 1\nname: j\nmodel: { name: m }\ndimensions:\n  a: [x, y]\nsteps:\n  - id: s\n    generate:\n      prompt: "About {{ a }}"\n      json_schema: { type: object, properties: { title: { type: string }, score: { type: integer, minimum: 1 }, tags: { type: array, items: { enum: [a, b] } } }, required: [title, score, tags] }\noutput: { path: dist/x.jsonl, format: jsonl, record: { s: "{{ s }}" } }\n`,
+    });
+    const r = runCliSync(["build", "--offline", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const answer = JSON.parse(JSON.parse((await p.read("dist/x.jsonl")).split("\n")[0]!).s);
+    assert.equal(answer.score, 1);
+    assert.deepEqual(answer.tags, ["a"]);
+    assert.match(answer.title, /offline echo/);
+    await p.remove();
+  });
+
+  test("${VAR} in a dimension value or a template is literal text, not the environment", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo(`  a: ['echo "\${HOME}"']`) });
+    const r = runCliSync(["build"], p.dir, { HOME: "/h0me-xyzzy" });
+    assert.equal(r.status, 0, r.stderr);
+    const text = await p.read("dist/x.jsonl");
+    assert.match(text, /\$\{HOME\}/);
+    assert.doesNotMatch(text, /xyzzy/);
+    await p.remove();
+  });
+
+  test("--json prints one error object on stdout when a command fails", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dist/x.jsonl": "tampered\n" });
+    const v = runCliSync(["verify", "--json"], p.dir);
+    assert.equal(v.status, 1);
+    const err = JSON.parse(v.stdout);
+    assert.equal(err.error.exit_code, 1);
+    assert.match(err.error.problems[0], /differs from the lock/);
+    await p.write({ "dataset.yaml": "version: 1\nname: e\ndimensons: {}\n" });
+    const bad = runCliSync(["plan", "--json"], p.dir);
+    assert.equal(bad.status, 2);
+    assert.ok(JSON.parse(bad.stdout).error.diagnostics.length >= 1, bad.stdout);
+    await p.remove();
+  });
+
+  test("verify reports a corrupt cache entry without removing it", async () => {
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const [shard] = await readdir(join(p.dir, "cache/objects"));
+    const [file] = await readdir(join(p.dir, "cache/objects", shard!));
+    const path = join(p.dir, "cache/objects", shard!, file!);
+    await writeFile(path, (await readFile(path, "utf8")).slice(0, 40));
+    const v = runCliSync(["verify"], p.dir);
+    assert.equal(v.status, 1);
+    assert.match(v.stderr, /corrupt in the cache/);
+    assert.equal((await readFile(path, "utf8")).length, 40, "verify must only look");
+    await p.remove();
+  });
+});
