@@ -12,7 +12,7 @@ import { Budget } from "../execute/budget.js";
 import { walk } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { currentLock } from "../plan/from-lock.js";
-import { outputsMatchLock } from "../output/read-back.js";
+import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
 import { checkOutputPaths } from "../output/preflight.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
@@ -149,6 +149,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       return summarise(runs, emitted.outputs, null, false);
     }
     const emitted = await emit(m, runs, { write: true });
+    if (existing) for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
     const text = serializeLock(assembleLock(m, runs, emitted, opts.offline));
     if (text !== existing?.text) await writeFileAtomic(paths.lock, text);
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
@@ -47,4 +47,24 @@ export async function outputsMatchLock(m: Manifest, lock: Lock): Promise<boolean
     }
   }
   return count === lock.outputs.length;
+}
+
+/**
+ * Outputs the previous build wrote that the manifest no longer names (a renamed output, a split
+ * removed): delete each one still exactly as that build left it, so dist/ holds the dataset and
+ * nothing else. A file someone changed since is left alone.
+ */
+export async function removeStaleOutputs(m: Manifest, previous: Lock, current: { path: string }[]): Promise<string[]> {
+  const now = new Set(current.map((o) => o.path));
+  const removed: string[] = [];
+  for (const old of previous.outputs) {
+    if (now.has(old.path)) continue;
+    const abs = join(m.dir, old.path);
+    const disk = await hashOnDisk(abs, "jsonl").catch(() => undefined);
+    if (disk?.hash === old.hash) {
+      await rm(abs, { force: true });
+      removed.push(old.path);
+    }
+  }
+  return removed;
 }

@@ -154,3 +154,20 @@ describe("edge cases", () => {
     await p.remove();
   });
 });
+
+describe("stale outputs", () => {
+  test("a renamed output's old file is removed if untouched, kept if someone changed it", async () => {
+    const out = (path: string) => `output: { path: ${path}, format: jsonl, record: { a: "{{ a }}" } }`;
+    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]", "", out("dist/old.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": echo("  a: [x]", "", out("dist/new.jsonl")) });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /removed dist\/old\.jsonl/);
+    assert.deepEqual(Object.keys(await p.snapshot()), ["dist/new.jsonl"]);
+    await p.write({ "dist/new.jsonl": "mine\n", "dataset.yaml": echo("  a: [x]", "", out("dist/third.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(await p.read("dist/new.jsonl"), "mine\n");
+    await p.remove();
+  });
+});
