@@ -1,8 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { ChatRequest } from "../plan/request.js";
-import { writeFileAtomic } from "../util/fs-atomic.js";
 
 export const CACHE_FORMAT = 1;
 
@@ -100,11 +99,28 @@ export class Cache {
   }
 
   async put(entry: CacheEntry): Promise<void> {
-    // No fsync: atomic rename already protects against a killed process; a reader validates
-    // entries, so even a power loss can only cost a re-request, never a wrong answer.
-    await writeFileAtomic(this.pathOf(entry.key), JSON.stringify(entry) + "\n", { fsync: false });
+    // Temp file + rename, so a reader (or a killed writer) never sees half an entry. No fsync: a
+    // reader validates entries, so even a power loss can only cost a re-request, never a wrong
+    // answer. Two calls per entry, not five: this runs once per answer, at full request rate.
+    const path = this.pathOf(entry.key);
+    const shard = dirname(path);
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
+    const tmp = `${path}.tmp-${process.pid}-${(this.seq++).toString(36)}`;
+    try {
+      await writeFile(tmp, JSON.stringify(entry) + "\n");
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
     this.known?.add(entry.key);
   }
+
+  private readonly shards = new Set<string>();
+  private seq = 0;
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
