@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ChatRequest } from "../plan/request.js";
@@ -92,9 +92,49 @@ export class Cache {
     }
   }
 
-  /** True if every key has an entry (existence only: a no-op build's check, ~2 µs a key). */
-  hasAll(keys: Iterable<string>): boolean {
-    for (const k of keys) if (!existsSync(this.pathOf(k))) return false;
+  /**
+   * True if every key has an entry (existence only: a no-op build's check). With a `memo` (a
+   * name for this set of keys, e.g. the hash of the lock that lists them), shards whose folder
+   * has not changed since the same set was last found complete are not checked again: a folder's
+   * mtime moves whenever an entry in it is added or removed. A no-op rebuild of 100,000 samples
+   * then costs 256 stats instead of 100,000.
+   */
+  hasAll(keys: string[], memo?: string): boolean {
+    const byShard = new Map<string, string[]>();
+    for (const k of keys) {
+      const shard = k.slice(0, 2);
+      const list = byShard.get(shard);
+      if (list) list.push(k);
+      else byShard.set(shard, [k]);
+    }
+    const statePath = memo ? join(this.dir, "state", `${memo}.json`) : undefined;
+    let seen: Record<string, number> = {};
+    if (statePath) {
+      try {
+        seen = JSON.parse(readFileSync(statePath, "utf8")) as Record<string, number>;
+      } catch {
+        seen = {};
+      }
+    }
+    const now: Record<string, number> = {};
+    for (const [shard, list] of byShard) {
+      const mtime = statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs;
+      if (mtime === undefined) return false;
+      if (seen[shard] !== mtime) for (const k of list) if (!existsSync(this.pathOf(k))) return false;
+      // A folder changed in the last seconds might change again within the same mtime tick on
+      // a coarse filesystem: such a shard is not remembered, and is checked in full next time.
+      if (Date.now() - mtime > 2000) now[shard] = mtime;
+    }
+    if (statePath) {
+      try {
+        mkdirSync(dirname(statePath), { recursive: true });
+        const tmp = `${statePath}.tmp-${process.pid}`;
+        writeFileSync(tmp, JSON.stringify(now));
+        renameSync(tmp, statePath);
+      } catch {
+        // Only a shortcut for next time; a read-only cache simply checks every key.
+      }
+    }
     return true;
   }
 

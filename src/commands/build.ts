@@ -17,6 +17,7 @@ import { checkOutputPaths } from "../output/preflight.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { hash64 } from "../util/hash.js";
 import { openProject, type CommonOptions } from "./context.js";
 
 export interface BuildOptions extends CommonOptions {
@@ -86,7 +87,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // that every answer the lock names is still in the cache (else --frozen could not pass, and
       // this build must restore it).
       const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
-      if (current && cache.hasAll(current.keys) && (await outputsMatchLock(m, existing.lock))) {
+      if (current && cache.hasAll(current.keys, hash64(existing.text)) && (await outputsMatchLock(m, existing.lock))) {
         return {
           samples: samples.length,
           requests: 0,
