@@ -26,12 +26,32 @@ export class YamlSource {
 
   /** Syntax errors, already positioned. */
   syntaxDiagnostics(): Diagnostic[] {
-    return this.doc.errors.map((e) => {
+    const seen = new Set<string>();
+    return this.doc.errors.flatMap((e) => {
       const offset = e.pos[0];
       const { line, col } = this.counter.linePos(offset);
+      const overIndented = this.overIndentedAfter(line, e.code);
+      if (overIndented) {
+        const key = `${overIndented.line}:${overIndented.col}`;
+        if (seen.has(key)) return [];
+        seen.add(key);
+        return [this.diagnostic(overIndented.line, overIndented.col, "", `'${overIndented.name}:' is indented more than the key above it`, "keys of one mapping line up: indent them by the same number of spaces")];
+      }
       const message = e.code === "MULTIPLE_DOCS" ? "a manifest is one YAML document, but this file has several" : e.message.split("\n")[0]!;
-      return this.diagnostic(line, col, "", message, hintForYamlError(e.code, message));
+      return [this.diagnostic(line, col, "", message, hintForYamlError(e.code, message))];
     });
+  }
+
+  /**
+   * yaml reports `provider: openai` followed by a more-indented `name: x` as an implicit-key
+   * problem on the first line; what the author did is indent the second line too far.
+   */
+  private overIndentedAfter(line: number, code: string): { line: number; col: number; name: string } | undefined {
+    if (code !== "BLOCK_AS_IMPLICIT_KEY" && code !== "MULTILINE_IMPLICIT_KEY" && code !== "BAD_INDENT") return undefined;
+    const here = /^(\s*)[^\s#][^:]*:\s*\S/.exec(this.lines[line - 1] ?? "");
+    const next = /^(\s*)([\w$.-]+):/.exec(this.lines[line] ?? "");
+    if (!here || !next || next[1]!.length <= here[1]!.length) return undefined;
+    return { line: line + 1, col: next[1]!.length + 1, name: next[2]! };
   }
 
   /**
