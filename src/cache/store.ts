@@ -94,48 +94,58 @@ export class Cache {
 
   /**
    * True if every key has an entry (existence only: a no-op build's check). With a `memo` (a
-   * name for this set of keys, e.g. the hash of the lock that lists them), shards whose folder
-   * has not changed since the same set was last found complete are not checked again: a folder's
+   * name for this set of keys: the hash of the lock that lists them), a shard whose folder has
+   * not changed since the same set was last known complete is not checked again: a folder's
    * mtime moves whenever an entry in it is added or removed. A no-op rebuild of 100,000 samples
    * then costs 256 stats instead of 100,000.
    */
   hasAll(keys: string[], memo?: string): boolean {
-    const byShard = new Map<string, string[]>();
+    const seen = memo ? this.readMemo(memo) : {};
+    const mtimes = new Map<string, number | undefined>();
     for (const k of keys) {
       const shard = k.slice(0, 2);
-      const list = byShard.get(shard);
-      if (list) list.push(k);
-      else byShard.set(shard, [k]);
+      let m = mtimes.get(shard);
+      if (!mtimes.has(shard)) mtimes.set(shard, (m = statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs));
+      if (m === undefined) return false;
+      if (seen[shard] !== m && !existsSync(this.pathOf(k))) return false;
     }
-    const statePath = memo ? join(this.dir, "state", `${memo}.json`) : undefined;
-    let seen: Record<string, number> = {};
-    if (statePath) {
-      try {
-        seen = JSON.parse(readFileSync(statePath, "utf8")) as Record<string, number>;
-      } catch {
-        seen = {};
-      }
-    }
-    const now: Record<string, number> = {};
-    for (const [shard, list] of byShard) {
-      const mtime = statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs;
-      if (mtime === undefined) return false;
-      if (seen[shard] !== mtime) for (const k of list) if (!existsSync(this.pathOf(k))) return false;
-      // A folder changed in the last seconds might change again within the same mtime tick on
-      // a coarse filesystem: such a shard is not remembered, and is checked in full next time.
-      if (Date.now() - mtime > 2000) now[shard] = mtime;
-    }
-    if (statePath) {
-      try {
-        mkdirSync(dirname(statePath), { recursive: true });
-        const tmp = `${statePath}.tmp-${process.pid}`;
-        writeFileSync(tmp, JSON.stringify(now));
-        renameSync(tmp, statePath);
-      } catch {
-        // Only a shortcut for next time; a read-only cache simply checks every key.
-      }
-    }
+    if (memo) this.writeMemo(memo, mtimes);
     return true;
+  }
+
+  /** After a build, whose lock's keys are all in the cache (it just read or wrote them). */
+  rememberComplete(keys: string[], memo: string): void {
+    const mtimes = new Map<string, number | undefined>();
+    for (const k of keys) {
+      const shard = k.slice(0, 2);
+      if (!mtimes.has(shard)) mtimes.set(shard, statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs);
+    }
+    this.writeMemo(memo, mtimes);
+  }
+
+  private readMemo(memo: string): Record<string, number> {
+    try {
+      return JSON.parse(readFileSync(join(this.dir, "state", `${memo}.json`), "utf8")) as Record<string, number>;
+    } catch {
+      return {};
+    }
+  }
+
+  private writeMemo(memo: string, mtimes: Map<string, number | undefined>): void {
+    const now: Record<string, number> = {};
+    for (const [shard, m] of mtimes) {
+      // On a filesystem with whole-second mtimes, a change in the same second as this check
+      // would not move the mtime: such a shard is only remembered once it is older than that.
+      if (m !== undefined && (m % 1000 !== 0 || Date.now() - m > 2000)) now[shard] = m;
+    }
+    const path = join(this.dir, "state", `${memo}.json`);
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(`${path}.tmp-${process.pid}`, JSON.stringify(now));
+      renameSync(`${path}.tmp-${process.pid}`, path);
+    } catch {
+      // Only a shortcut for next time; a read-only cache simply checks every key.
+    }
   }
 
   async put(entry: CacheEntry): Promise<void> {

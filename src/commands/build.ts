@@ -3,7 +3,7 @@ import { FrozenError, InterruptedError, UsageError } from "../errors.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { ProviderPool } from "../execute/providers.js";
 import type { GenerateStep } from "../manifest/types.js";
-import { parseLock, readLock, serializeLock, type Lock } from "../lock/lockfile.js";
+import { readLock, serializeLock, type Lock } from "../lock/lockfile.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
@@ -87,7 +87,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // that every answer the lock names is still in the cache (else --frozen could not pass, and
       // this build must restore it).
       const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
-      if (current && cache.hasAll(current.keys, hash64(existing.text)) && (await outputsMatchLock(m, existing.lock))) {
+      if (current && cache.hasAll(current.keys, existing.hash) && (await outputsMatchLock(m, existing.lock))) {
         return {
           samples: samples.length,
           requests: 0,
@@ -145,14 +145,18 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (opts.frozen) {
       const emitted = await emit(m, runs, { write: false });
       const lock = assembleLock(m, runs, emitted, opts.offline);
-      checkFrozen(m.steps, runs, lock, existing?.text, opts.offline ?? false);
+      checkFrozen(m.steps, runs, lock, existing, opts.offline ?? false);
       await emit(m, runs, { write: true });
       return summarise(runs, emitted.outputs, null, false);
     }
     const emitted = await emit(m, runs, { write: true });
     if (existing) for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
-    const text = serializeLock(assembleLock(m, runs, emitted, opts.offline));
-    if (text !== existing?.text) await writeFileAtomic(paths.lock, text);
+    const lock = assembleLock(m, runs, emitted, opts.offline);
+    const text = serializeLock(lock);
+    const hash = hash64(text);
+    if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
+    // Every answer this lock names was just read or written: the next no-op need not look again.
+    if (!interrupted) cache.rememberComplete(lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))), hash);
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
     return summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
   } finally {
@@ -168,19 +172,18 @@ function countRequests(steps: { kind: string }[], pending: SampleRun[]): number 
   return n;
 }
 
-function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existingText: string | undefined, offline: boolean): void {
+function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existing: { lock: Lock; hash: string } | undefined, offline: boolean): void {
   const missing = runs.filter((r) => r.status === "pending").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
-  if (missing.length && existingText && !offline && /"offline":true/.test(existingText.slice(0, existingText.indexOf("\n")))) {
+  if (missing.length && existing?.lock.header.offline && !offline) {
     throw new FrozenError(`--frozen: dataset.lock was built --offline, and the cache has no real model's answers for ${missing.length} sample${missing.length === 1 ? "" : "s"}`, missing.map((r) => r.sample.id), "add --offline to check an offline build, or build with the model first");
   }
   if (missing.length) {
     const names = missing.map((r) => `${r.sample.id} (step ${steps[r.cursor]?.id ?? "?"})`);
     throw new FrozenError(`--frozen: ${missing.length} sample${missing.length === 1 ? " is" : "s are"} not in the cache:\n${names.slice(0, 20).map((n) => `  ${n}`).join("\n")}${missing.length > 20 ? `\n  … and ${missing.length - 20} more` : ""}`, missing.map((r) => r.sample.id), "run `synthbuild build` (without --frozen) where the model can be reached, then commit dataset.lock and share the cache");
   }
-  const text = serializeLock(lock);
-  if (existingText === undefined) throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
-  if (text !== existingText) {
-    const before = new Map(parseLock(existingText).samples.map((s) => [s.id, canonicalJson(s)]));
+  if (existing === undefined) throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
+  if (hash64(serializeLock(lock)) !== existing.hash) {
+    const before = new Map(existing.lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const after = new Map(lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((id) => before.get(id) !== after.get(id)).sort();
     throw new FrozenError(

@@ -6,7 +6,6 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, priceOf } from "../plan/prices.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
 import { walk } from "../plan/walk.js";
-import { hash64 } from "../util/hash.js";
 import type { ChatRequest } from "../plan/request.js";
 import { currentLock } from "../plan/from-lock.js";
 import { openProject, type CommonOptions } from "./context.js";
@@ -44,7 +43,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     return undefined;
   });
   const current = existing ? currentLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
-  if (current && project.cache.hasAll(current.keys, hash64(existing!.text))) {
+  if (current && project.cache.hasAll(current.keys, existing!.hash)) {
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: current.reached[i]!, cached: current.reached[i]!, to_run: 0 }));
     return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...(opts.explain ? { stale: [] } : {}) };
   }

@@ -52,7 +52,7 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
   const pending = runs.filter((r) => r.status === "pending").length;
   const fresh = serializeLock(assembleLock(m, runs, await emit(m, runs, { write: false }), offline));
   if (pending) problems.push(`${pending} sample${pending === 1 ? "" : "s"} of the manifest ${pending === 1 ? "is" : "are"} not built: run \`synthbuild build\``);
-  else if (fresh !== existing.text) problems.push(`dataset.lock does not match ${m.file.split("/").pop()}: the manifest changed since the last build; run \`synthbuild build\``);
+  else if (hash64(fresh) !== existing.hash) problems.push(`dataset.lock does not match ${m.file.split("/").pop()}: the manifest changed since the last build; run \`synthbuild build\``);
 
   if (problems.length) throw new VerifyError(problems);
   return { samples: lock.samples.length, outputs: lock.outputs.length, cacheEntries };

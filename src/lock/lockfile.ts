@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { UsageError } from "../errors.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { hash64 } from "../util/hash.js";
 
 export const LOCK_FORMAT = 1;
 
@@ -94,7 +95,11 @@ export function parseLock(text: string): Lock {
 }
 
 /** The lock at `path`, or undefined if there is none. A lock that does not parse is an error. */
-export async function readLock(path: string): Promise<{ lock: Lock; text: string } | undefined> {
+/**
+ * The parsed lock and the hash of its text (the text itself is not kept: a 100,000-sample lock
+ * is tens of megabytes, and the hash is all that comparisons need).
+ */
+export async function readLock(path: string): Promise<{ lock: Lock; hash: string } | undefined> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -103,7 +108,7 @@ export async function readLock(path: string): Promise<{ lock: Lock; text: string
     throw err;
   }
   try {
-    return { lock: parseLock(text), text };
+    return { lock: parseLock(text), hash: hash64(text) };
   } catch (err) {
     throw new UsageError(`${basename(path)} cannot be read: ${(err as Error).message}`, "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)");
   }
