@@ -7,9 +7,21 @@ export function formatPlan(p: PlanResult): string {
   for (const s of p.steps) lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
   const e = p.estimate;
   if (p.requests) lines.push(`estimate: ~${e.input_tokens} input + ~${e.output_tokens} output tokens, ${e.cost_usd === null ? "cost unknown (no price for this model; set model.price)" : `~$${e.cost_usd.toFixed(4)}`}`);
-  if (p.stale) {
-    for (const s of p.stale.slice(0, 50)) lines.push(`  ${s.id} at ${s.step}: ${s.reasons.join("; ")}`);
-    if (p.stale.length > 50) lines.push(`  … and ${p.stale.length - 50} more (--json lists all)`);
+  if (p.stale?.length) {
+    // Grouped by reason: "24 samples: place changed: 'Kyoto' → 'Osaka'" says more than 24 lines.
+    const groups = new Map<string, string[]>();
+    for (const s of p.stale) {
+      const why = `at ${s.step}: ${s.reasons.join("; ")}`;
+      const ids = groups.get(why);
+      if (ids) ids.push(s.id);
+      else groups.set(why, [s.id]);
+    }
+    lines.push("why:");
+    for (const [why, ids] of [...groups].sort((a, b) => b[1].length - a[1].length)) {
+      lines.push(`  ${ids.length} sample${ids.length === 1 ? "" : "s"} ${why}`);
+      lines.push(`    e.g. ${ids.slice(0, 3).join(", ")}${ids.length > 3 ? ", …" : ""}`);
+    }
+    lines.push("(synthbuild show ID shows one sample; --json lists every id)");
   }
   return lines.join("\n");
 }
