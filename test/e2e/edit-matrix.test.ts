@@ -90,6 +90,9 @@ describe("edit matrix", { concurrency: false }, () => {
     const plan = await runCli(["plan", "--json", "--explain"], p.dir, env());
     assert.equal(JSON.parse(plan.stdout).requests, 6);
     assert.ok(JSON.parse(plan.stdout).stale.every((s: { reasons: string[] }) => /place changed: 'Kyoto' → 'Lyon'/.test(s.reasons[0]!)), plan.stdout);
+    const human = await runCli(["plan", "--explain"], p.dir, env());
+    assert.match(human.stderr, /3 samples at outline: place changed: 'Kyoto' → 'Lyon'/);
+    assert.equal(human.stdout, "", "human output goes to stderr");
     const r = await build();
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.requests.length, 6);
