@@ -106,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("show one sample through every step: values, requests, answers, and whether it was kept")
     .argument("<id>", "a sample id, or a unique prefix of one")
     .option("--json", "print one JSON object on stdout")
-    .option("--offline", "show the requests as the offline echo provider would get them")
+    .option("--offline", "show the requests as the offline echo provider gets them (the default when the lock was built --offline)")
     .action(async (id: string, o: { json?: boolean; offline?: boolean }) => {
       const r: ShowResult = await show(id, { ...common(), offline: o.offline });
       if (o.json) out(r);

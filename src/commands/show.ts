@@ -35,10 +35,13 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
   if (matches.length === 0) throw new UsageError(`no sample with id ${id}`, "`synthbuild plan --explain --json` or dataset.lock list sample ids");
   if (matches.length > 1) throw new UsageError(`${id} matches ${matches.length} samples`, "give more characters of the id");
   const sample = matches[0]!;
+  const lock = (await readLock(paths.lock))?.lock;
+  // Show the sample as it was built: offline if the lock was, unless told otherwise.
+  const offline = opts.offline ?? lock?.header.offline ?? false;
   const run = newRun(m, sample);
   // Alone, dedupe cannot see the other samples: its verdict comes from the lock below.
-  await walk(m, [run], { cached: new CacheResolver(cache), width: 1, keepRequests: true, providerOverride: opts.offline ? "echo" : undefined });
-  const locked: LockSample | undefined = (await readLock(paths.lock))?.lock.samples.find((s) => s.id === sample.id);
+  await walk(m, [run], { cached: new CacheResolver(cache), width: 1, keepRequests: true, providerOverride: offline ? "echo" : undefined });
+  const locked: LockSample | undefined = lock?.samples.find((s) => s.id === sample.id);
   const steps: ShowResult["steps"] = run.steps.map((r) => ({
     id: r.id,
     kind: r.kind,

@@ -58,7 +58,7 @@ describe("the example, offline", () => {
 
   test("show prints one sample's requests and answers", async () => {
     const id = JSON.parse((await p.read("dataset.lock")).split("\n")[3]!).id as string;
-    const r = runCliSync(["show", id.slice(0, 6), "--offline"], p.dir);
+    const r = runCliSync(["show", id.slice(0, 6)], p.dir);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`sample ${id}`));
     assert.match(r.stdout, /── outline \(generate, cached\)/);
