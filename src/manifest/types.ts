@@ -99,10 +99,6 @@ export interface RunStep extends StepBase {
 
 export type Step = GenerateStep | FilterStep | MapStep | DedupeStep | RunStep;
 
-/** Steps that produce a value other steps and outputs can read by the step's id. */
-export function producesValue(step: Step): step is GenerateStep | MapStep | RunStep {
-  return step.kind === "generate" || step.kind === "map" || step.kind === "run";
-}
 
 export type OutputFormat = "openai-chat" | "prompt-completion" | "jsonl" | "files";
 

@@ -39,14 +39,12 @@ export interface StepRecord {
   readonly key?: string;
   /** Hash of the step's output text (generate, map). */
   readonly out?: string;
-  readonly def: string;
   /** What the output is a function of (see recipe.ts); matches the lock's when nothing changed. */
   readonly recipe: string;
   readonly finishReason?: string;
   readonly model?: string;
   readonly fingerprint?: string;
   readonly usage?: { input: number; output: number };
-  readonly offline?: boolean;
   /** The rendered request, kept for `show` and token estimates. */
   readonly request?: ChatRequest;
 }
@@ -101,7 +99,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       case "generate": {
         const req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
         const key = requestKey(req, step);
-        const base = { id: step.id, kind: step.kind, key, def: step.defHash, recipe, request: opts.keepRequests ? req : undefined };
+        const base = { id: step.id, kind: step.kind, key, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
         try {
           answer = await resolver.answer(key, req, run.sample, step);
@@ -129,26 +127,25 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           model: answer.model,
           fingerprint: answer.fingerprint,
           usage: answer.usage,
-          offline: answer.offline || undefined,
         });
         break;
       }
       case "map": {
         const mapped = applyMap(step, String(run.scope[step.field] ?? ""));
         if ("drop" in mapped) {
-          run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason: mapped.drop };
           break;
         }
         run.scope[step.id] = mapped.text;
         if (run.truncated?.has(step.field)) run.truncated.add(step.id);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(mapped.text), def: step.defHash, recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(mapped.text), recipe });
         break;
       }
       case "filter": {
         const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated?.has(step.field) ?? false);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
         if (reason) {
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason };
@@ -160,18 +157,18 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         try {
           result = await step.fn(Object.freeze({ ...run.scope, nonce: nonceFor(m, run.sample, step.id) }));
         } catch (err) {
-          run.steps.push({ id: step.id, kind: step.kind, status: "failed", def: step.defHash, recipe });
+          run.steps.push({ id: step.id, kind: step.kind, status: "failed", recipe });
           run.status = "failed";
           run.stoppedBy = { step: step.id, reason: `${step.module} threw: ${(err as Error)?.message ?? String(err)}` };
           return;
         }
         if (typeof result === "string") {
           run.scope[step.id] = result;
-          run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(result), def: step.defHash, recipe });
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(result), recipe });
           break;
         }
         const drop = (result as { drop?: unknown } | null)?.drop;
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
         if (typeof drop === "string") {
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason: drop };
@@ -204,7 +201,7 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
     if (run.status !== "kept") continue;
     const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
     const kept = keeper.get(k)!;
-    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe: step.defHash });
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: step.defHash });
     if (kept !== run) {
       run.status = "dropped";
       run.stoppedBy = { step: step.id, reason: `${step.field} duplicates sample ${kept.sample.id}` };
@@ -221,7 +218,7 @@ function applyNearDedupe(step: DedupeStep, opts: { threshold: number; shingle: n
     opts.shingle,
   );
   for (const run of live) {
-    run.steps.push({ id: step.id, kind: step.kind, status: "computed", def: step.defHash, recipe: step.defHash });
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: step.defHash });
     const of = dup.get(run.sample.id);
     if (of) {
       run.status = "dropped";
