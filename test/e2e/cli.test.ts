@@ -88,8 +88,12 @@ describe("commands and usage", () => {
     const b = runCliSync(["build", "--help"], p.dir);
     assert.equal(b.status, 0);
     for (const f of ["--json", "--frozen", "--limit", "--concurrency", "--max-cost", "--offline"]) assert.ok(b.stdout.includes(f), `build --help lacks ${f}`);
-    const pl = runCliSync(["plan", "--help"], p.dir);
-    for (const f of ["--json", "--explain"]) assert.ok(pl.stdout.includes(f), `plan --help lacks ${f}`);
+    const flags: Record<string, string[]> = { plan: ["--json", "--explain", "--offline", "--limit"], init: ["--force"], verify: ["--json"], show: ["<id>", "--json", "--offline"], gc: ["--dry-run", "--json"] };
+    for (const [cmd, want] of Object.entries(flags)) {
+      const h = runCliSync([cmd, "--help"], p.dir);
+      assert.equal(h.status, 0, `${cmd} --help exited ${h.status}`);
+      for (const f of want) assert.ok(h.stdout.includes(f), `${cmd} --help lacks ${f}`);
+    }
     await p.remove();
   });
 
