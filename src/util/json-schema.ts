@@ -8,7 +8,9 @@ const compiled = new Map<string, ValidateFunction>();
 /** Load ajv (only manifests with a json_schema pay its start-up). */
 export async function loadJsonSchemaSupport(): Promise<void> {
   if (ajv) return;
-  const { Ajv } = await import("ajv");
+  const mod = await import("ajv");
+  // Node gives a CommonJS module's named exports; the CLI bundle's split chunk only its default.
+  const Ajv = mod.Ajv ?? (mod.default as unknown as typeof mod.Ajv);
   ajv = new Ajv({ allErrors: false, strict: false });
 }
 
