@@ -29,6 +29,20 @@ test("extra variables are read before the scope, without copying it", () => {
   assert.equal(renderTemplate(compileTemplate("{{ nonce | upcase }}"), { nonce: "old" }, { nonce: "new" }), "NEW");
 });
 
+test("dates render the same on every machine: UTC and en-US, whatever TZ and locale say", () => {
+  const t = compileTemplate('{{ d | date: "%Y-%m-%d %H:%M %a %b" }}|{{ "2024-03-05" | date: "%d %H:%M" }}');
+  const before = process.env.TZ;
+  try {
+    for (const tz of ["America/Los_Angeles", "Asia/Tokyo", "UTC"]) {
+      process.env.TZ = tz; // Node re-reads TZ when it is assigned
+      assert.equal(renderTemplate(t, { d: "2024-01-01T00:30:00Z" }), "2024-01-01 00:30 Mon Jan|05 00:00", `under TZ=${tz}`);
+    }
+  } finally {
+    if (before === undefined) delete process.env.TZ;
+    else process.env.TZ = before;
+  }
+});
+
 test("a render failure is a user error naming where the template is", () => {
   const t = compileTemplate("{{ a | append: }}", "dataset.yaml:3:4 steps[0].generate.prompt");
   assert.throws(() => renderTemplate(t, { a: "x" }), (e: unknown) => e instanceof TemplateRenderError && e.message.startsWith("dataset.yaml:3:4"));
