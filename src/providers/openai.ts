@@ -1,6 +1,7 @@
 import OpenAI from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
+import { createHttpFetch } from "./http-fetch.js";
 import { RequestError, type Provider, type ProviderAnswer } from "./types.js";
 
 /**
@@ -18,6 +19,7 @@ export class OpenAIProvider implements Provider {
       maxRetries: 0,
       timeout: cfg.timeoutS * 1000,
       defaultHeaders: cfg.headers,
+      fetch: createHttpFetch(),
     });
   }
 

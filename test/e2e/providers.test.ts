@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
-import { runCli } from "../helpers/cli.js";
+import { REPO, runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 
 describe("providers and request options", () => {
@@ -30,6 +32,26 @@ describe("providers and request options", () => {
     assert.equal((await runCli(["build"], p.dir, { OPENAI_API_KEY: "k" })).status, 0);
     assert.equal(server.requests.length, 2, "extra_body is sent, so it is part of the key");
     await p.remove();
+  });
+
+  test("an HTTPS endpoint: its certificate is checked, and a private CA is trusted through NODE_EXTRA_CA_CERTS", async () => {
+    const tls = join(REPO, "test/fixtures/tls");
+    const secure = await startTestServer({ tls: { key: readFileSync(join(tls, "key.pem"), "utf8"), cert: readFileSync(join(tls, "cert.pem"), "utf8") } });
+    try {
+      const p = await project(`{ name: m, base_url: "${secure.baseURL.replace("127.0.0.1", "localhost")}", retries: 0 }`);
+      const untrusted = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
+      assert.equal(untrusted.status, 1, untrusted.stderr);
+      assert.match(JSON.parse(untrusted.stdout).failures[0].reason, /certificate/i);
+      assert.equal(secure.requests.length, 0, "nothing is sent to a server whose certificate fails");
+
+      const trusted = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k", NODE_EXTRA_CA_CERTS: join(tls, "cert.pem") });
+      assert.equal(trusted.status, 0, trusted.stderr);
+      assert.equal(secure.requests.length, 2);
+      assert.match(await p.read("dist/x.jsonl"), /TEST ANSWER/);
+      await p.remove();
+    } finally {
+      await secure.close();
+    }
   });
 
   test("ollama needs no key and uses its base_url", async () => {

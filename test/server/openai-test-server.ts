@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 
 // ---------------------------------------------------------------------------
@@ -64,6 +65,8 @@ export interface TestServerOptions {
   host?: string;
   /** default 0 = ephemeral */
   port?: number;
+  /** serve HTTPS with this key and certificate (PEM) instead of plain HTTP */
+  tls?: { key: string; cert: string };
 }
 
 export interface RecordedRequest {
@@ -789,7 +792,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     });
   }
 
-  const server = http.createServer({ noDelay: true }, (req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
@@ -817,7 +820,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         else res.destroy();
       });
     }
-  });
+  };
+  const server = opts.tls ? https.createServer({ ...opts.tls, noDelay: true }, handler) : http.createServer({ noDelay: true }, handler);
 
   // Clients (undici behind the openai SDK) keep connections alive and reuse
   // them; a server-side keep-alive timeout shorter than the client's leads to
@@ -839,7 +843,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
 
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" || addr.address.includes(":") ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
+  const url = `${opts.tls ? "https" : "http"}://${host}:${addr.port}`;
 
   let closing: Promise<void> | undefined;
   function close(): Promise<void> {

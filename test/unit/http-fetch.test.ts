@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { createHttpFetch } from "../../src/providers/http-fetch.js";
+
+// The transport the openai SDK is given must answer as the global fetch does. Each route below is
+// something a real endpoint or gateway does; the SDK-level behaviour (retries, faults, timeouts)
+// is covered end to end against the test server in test/e2e/faults.test.ts.
+const seen: { method?: string; headers: IncomingMessage["headers"]; body: string }[] = [];
+const routes: Record<string, (req: IncomingMessage, res: ServerResponse, body: string) => void> = {
+  "/echo": (req, res, body) => {
+    res.setHeader("content-type", "application/json");
+    res.setHeader("x-request-id", "req-1");
+    res.setHeader("set-cookie", ["a=1", "b=2"]);
+    res.end(JSON.stringify({ method: req.method, body }));
+  },
+  "/status/418": (_req, res) => {
+    res.statusCode = 418;
+    res.statusMessage = "I'm a teapot";
+    res.end("short and stout");
+  },
+  "/no-content": (_req, res) => {
+    res.statusCode = 204;
+    res.end();
+  },
+  "/gzip": (_req, res) => {
+    res.setHeader("content-encoding", "gzip");
+    res.end(gzipSync(Buffer.from("squeezed ✓")));
+  },
+  "/redirect": (_req, res) => {
+    res.statusCode = 307;
+    res.setHeader("location", "/echo");
+    res.end();
+  },
+  "/cut": (_req, res) => {
+    // Promise a long body, send part of it, then drop the connection.
+    res.setHeader("content-length", "1000");
+    res.write("partial");
+    setTimeout(() => res.socket?.destroy(), 20);
+  },
+  "/hang": () => {},
+};
+
+let server: Server;
+let base = "";
+before(async () => {
+  server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      seen.push({ method: req.method, headers: req.headers, body });
+      routes[req.url ?? ""]!(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const httpFetch = createHttpFetch();
+
+async function both(path: string, init?: RequestInit): Promise<[Response, Response]> {
+  return [await httpFetch(base + path, init), await fetch(base + path, init)];
+}
+
+test("a POST answers with the status, headers and body the global fetch gives", async () => {
+  const init = { method: "POST", headers: new Headers({ "content-type": "application/json", authorization: "Bearer k" }), body: JSON.stringify({ q: "é" }) };
+  const [ours, theirs] = await both("/echo", init);
+  assert.equal(ours.status, theirs.status);
+  assert.equal(ours.ok, true);
+  assert.deepEqual(await ours.json(), await theirs.json());
+  assert.equal(ours.headers.get("x-request-id"), "req-1");
+  assert.equal(ours.headers.get("content-type"), theirs.headers.get("content-type"));
+  assert.deepEqual(ours.headers.getSetCookie(), ["a=1", "b=2"]);
+  const sent = seen.at(-2)!;
+  assert.equal(sent.headers.authorization, "Bearer k");
+  assert.equal(sent.headers["content-length"], String(Buffer.byteLength(init.body)), "a length, not chunked encoding");
+  assert.equal(sent.headers["transfer-encoding"], undefined);
+});
+
+test("a byte body is sent as is", async () => {
+  const res = await httpFetch(`${base}/echo`, { method: "PUT", body: new TextEncoder().encode("bytes") });
+  assert.deepEqual(await res.json(), { method: "PUT", body: "bytes" });
+});
+
+test("error statuses come back as responses, with their text", async () => {
+  const [ours, theirs] = await both("/status/418");
+  assert.equal(ours.status, 418);
+  assert.equal(ours.ok, false);
+  assert.equal(ours.statusText, theirs.statusText);
+  assert.equal(await ours.text(), "short and stout");
+});
+
+test("204 has no body, as a standard Response requires", async () => {
+  const res = await httpFetch(`${base}/no-content`);
+  assert.equal(res.status, 204);
+  assert.equal(res.body, null);
+});
+
+test("a compressed body is decoded, as fetch decodes it", async () => {
+  const [ours, theirs] = await both("/gzip");
+  assert.equal(await ours.text(), "squeezed ✓");
+  assert.equal(await theirs.text(), "squeezed ✓");
+});
+
+test("a redirect is followed the way the global fetch follows it", async () => {
+  const res = await httpFetch(`${base}/redirect`, { method: "POST", body: "kept" });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { method: "POST", body: "kept" }, "307 keeps the method and body");
+});
+
+test("a connection dropped mid-body rejects instead of answering with part of it", async () => {
+  await assert.rejects(httpFetch(`${base}/cut`), (err: Error) => !(err instanceof Response) && /closed|aborted|socket|reset/i.test(err.message));
+});
+
+test("an abort rejects with the AbortError the SDK recognises, before or during the request", async () => {
+  const pre = new AbortController();
+  pre.abort();
+  await assert.rejects(httpFetch(`${base}/echo`, { signal: pre.signal }), { name: "AbortError" });
+
+  const during = new AbortController();
+  const pending = httpFetch(`${base}/hang`, { signal: during.signal });
+  setTimeout(() => during.abort(), 30);
+  await assert.rejects(pending, { name: "AbortError" });
+});
+
+test("a refused connection rejects", async () => {
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  await assert.rejects(httpFetch(`http://127.0.0.1:${port}/`), /ECONNREFUSED/);
+});
