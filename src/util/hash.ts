@@ -56,6 +56,17 @@ export function createHash128(): { update(chunk: string | Uint8Array): void; dig
   };
 }
 
+/** Streaming form of hash64: the same digest as hash64 of the whole text, fed in chunks (as UTF-8). */
+export function createHash64(): { update(chunk: string | Uint8Array): void; digest(): string } {
+  const a = h().create64(0n);
+  return {
+    update(chunk) {
+      a.update(chunk);
+    },
+    digest: () => a.digest().toString(16).padStart(16, "0"),
+  };
+}
+
 /** 32-bit xxhash of a string (MinHash shingles). */
 export function hash32(text: string): number {
   return h().h32(text);

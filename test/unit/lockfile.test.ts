@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { parseLock, readLock, serializeLock, type Lock, type LockSample } from "../../src/lock/lockfile.js";
+import { UsageError } from "../../src/errors.js";
+import { hash64, initHashing } from "../../src/util/hash.js";
+
+let dir = "";
+before(async () => {
+  await initHashing();
+  dir = await mkdtemp(join(tmpdir(), "synthbuild-lock-"));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+function lockOf(n: number): Lock {
+  const samples: LockSample[] = [];
+  for (let i = 0; i < n; i++) {
+    // Multi-byte characters everywhere, so 1 MB read boundaries fall inside them.
+    samples.push({ id: i.toString(16).padStart(16, "0"), values: { place: `Kyōto ${i} ✓ 𝄞` }, repeat: 0, status: i % 7 ? "kept" : "dropped", ...(i % 7 ? {} : { reason: { step: "s", why: "too short" } }), steps: { s: { key: "k".repeat(32), out: "o".repeat(16), r: "r".repeat(16), usage: [i, 60] } } });
+  }
+  return {
+    header: { lockfile: 1, name: "t", samples: n, kept: n - Math.ceil(n / 7), dropped: Math.ceil(n / 7), failed: 0, pending: 0, steps: { s: "d".repeat(32) } },
+    outputs: [{ path: "dist/x.jsonl", rows: n, hash: "h".repeat(32), def: "f".repeat(32) }],
+    samples,
+  };
+}
+
+test("a lock survives serialize → parse unchanged", () => {
+  const lock = lockOf(50);
+  const text = serializeLock(lock);
+  assert.deepEqual(parseLock(text), lock);
+  assert.equal(serializeLock(parseLock(text)), text);
+});
+
+test("readLock reads a large lock in pieces: the same lock, and the hash of its text", async () => {
+  const text = serializeLock(lockOf(20_000));
+  assert.ok(Buffer.byteLength(text) > 3 * (1 << 20), "spans several 1 MB reads");
+  const path = join(dir, "big.lock");
+  await writeFile(path, text);
+  const read = await readLock(path);
+  assert.deepEqual(read?.lock, parseLock(text));
+  assert.equal(read?.hash, hash64(text));
+});
+
+test("trailing blank lines are tolerated; a missing lock is undefined", async () => {
+  const text = serializeLock(lockOf(3));
+  await writeFile(join(dir, "blank.lock"), `${text}\n\n  \n`);
+  assert.deepEqual((await readLock(join(dir, "blank.lock")))?.lock, lockOf(3));
+  assert.equal(await readLock(join(dir, "absent.lock")), undefined);
+});
+
+test("a lock that does not parse is a user error with a hint; so is an unknown format or an empty file", async () => {
+  const text = serializeLock(lockOf(3));
+  const cases: [string, RegExp][] = [
+    [text.replace("\n", "\n<<<<<<< HEAD\n"), /cannot be read/],
+    [text.replace('"lockfile":1', '"lockfile":99'), /unsupported lock format 99/],
+    ["", /empty lock file/],
+  ];
+  for (const [i, [body, message]] of cases.entries()) {
+    const path = join(dir, `bad${i}.lock`);
+    await writeFile(path, body);
+    await assert.rejects(readLock(path), (err: unknown) => err instanceof UsageError && message.test(err.message) && /merge conflict/.test(err.hint ?? ""), `case ${i}`);
+  }
+});
