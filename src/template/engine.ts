@@ -17,6 +17,16 @@ const liquid = new Liquid({
   timezoneOffset: 0,
 });
 
+// liquidjs formats %c, %x and %X with toLocale*String() and no locale, i.e. the machine's: they
+// are spelt out as en-US patterns before the built-in filter sees them.
+const EN_US: Record<string, string> = { c: "%-m/%-d/%Y, %-I:%M:%S %p", x: "%-m/%-d/%Y", X: "%-I:%M:%S %p" };
+type DateFilter = (this: unknown, value: unknown, ...args: unknown[]) => unknown;
+const builtinDate = liquid.filters.date as DateFilter;
+liquid.registerFilter("date", function (this: unknown, value: unknown, format?: unknown, ...rest: unknown[]) {
+  const fixed = typeof format === "string" ? format.replace(/%%|%[-_0^#:]*\d*([cxX])/g, (m, code?: string) => (code ? EN_US[code]! : m)) : format;
+  return builtinDate.call(this, value, fixed, ...rest);
+});
+
 export interface CompiledTemplate {
   readonly source: string;
   readonly parsed: Template[];

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { before, test } from "node:test";
 import { Liquid } from "liquidjs";
 import { compileTemplate, renderTemplate, TemplateRenderError } from "../../src/template/engine.js";
@@ -30,17 +32,30 @@ test("extra variables are read before the scope, without copying it", () => {
 });
 
 test("dates render the same on every machine: UTC and en-US, whatever TZ and locale say", () => {
+  // The locale half (%c, %x, %X) is also run under LANG=de_DE in a child process below.
   const t = compileTemplate('{{ d | date: "%Y-%m-%d %H:%M %a %b" }}|{{ "2024-03-05" | date: "%d %H:%M" }}');
+  const local = compileTemplate('{{ d | date: "%c|%x|%X|%%c" }}');
   const before = process.env.TZ;
   try {
     for (const tz of ["America/Los_Angeles", "Asia/Tokyo", "UTC"]) {
       process.env.TZ = tz; // Node re-reads TZ when it is assigned
       assert.equal(renderTemplate(t, { d: "2024-01-01T00:30:00Z" }), "2024-01-01 00:30 Mon Jan|05 00:00", `under TZ=${tz}`);
+      assert.equal(renderTemplate(local, { d: "2024-01-01T13:05:09Z" }), "1/1/2024, 1:05:09 PM|1/1/2024|1:05:09 PM|%c", `under TZ=${tz}`);
     }
   } finally {
     if (before === undefined) delete process.env.TZ;
     else process.env.TZ = before;
   }
+});
+
+test("%c, %x and %X are en-US under a German locale too", (t) => {
+  const engine = fileURLToPath(new URL("../../src/template/engine.ts", import.meta.url));
+  const script = `import(${JSON.stringify(engine)}).then((e) => console.log(JSON.stringify([new Date(0).toLocaleString("default", { timeZone: "UTC" }), e.renderTemplate(e.compileTemplate('{{ d | date: "%c|%x|%X" }}'), { d: "2024-01-01T13:05:09Z" })])))`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { env: { ...process.env, LANG: "de_DE.UTF-8", LC_ALL: "de_DE.UTF-8" }, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const [machine, rendered] = JSON.parse(r.stdout) as [string, string];
+  if (machine === "1/1/1970, 12:00:00 AM") return t.skip("this Node has no German locale data");
+  assert.equal(rendered, "1/1/2024, 1:05:09 PM|1/1/2024|1:05:09 PM", `the machine itself formats as ${machine}`);
 });
 
 test("a render failure is a user error naming where the template is", () => {
