@@ -10,12 +10,14 @@
 // fast-glob) stays in split chunks behind the same dynamic imports. A user's `run` module is
 // imported by a computed URL, which esbuild leaves alone.
 import { rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-const outdir = new URL("../lib/bundle/", import.meta.url).pathname;
+// fileURLToPath, not .pathname: a checkout under a path with spaces (or on Windows) must build.
+const outdir = fileURLToPath(new URL("../lib/bundle/", import.meta.url));
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { cli: new URL("../lib/cli/main.js", import.meta.url).pathname },
+  entryPoints: { cli: fileURLToPath(new URL("../lib/cli/main.js", import.meta.url)) },
   outdir,
   bundle: true,
   splitting: true,
