@@ -28,14 +28,23 @@ export class OpenAIProvider implements Provider {
     if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
     let data: OpenAI.Chat.Completions.ChatCompletion;
     let requestId: string | null;
+    // The SDK adds an abort listener to the signal it is given and never removes it. Given the
+    // build's one signal, that is a listener (about 1 KB) kept per request for the whole build; a
+    // signal per request that follows the build's is dropped with the request.
+    const own = new AbortController();
+    const follow = () => own.abort(signal.reason);
+    if (signal.aborted) follow();
+    else signal.addEventListener("abort", follow, { once: true });
     try {
       const r = await this.client.chat.completions
-        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, { signal })
+        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, { signal: own.signal })
         .withResponse();
       data = r.data;
       requestId = r.request_id;
     } catch (err) {
       throw toRequestError(err);
+    } finally {
+      signal.removeEventListener("abort", follow);
     }
     const choice = data?.choices?.[0];
     if (!choice || typeof choice.message?.content !== "string") {
