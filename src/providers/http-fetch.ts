@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 
 /**
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
@@ -50,8 +50,9 @@ export function createHttpFetch(): typeof fetch {
       const request = secure ? httpsRequest : httpRequest;
       const req = request(url, { method: init.method ?? "GET", headers, agent: secure ? agents.https : agents.http }, (res) => {
         const status = res.statusCode ?? 0;
-        if (status >= 300 && status < 400 && res.headers.location) {
-          res.resume();
+        if (REDIRECTS.has(status) && res.headers.location) {
+          // The server did not act on it; fetch repeats it where it points, as the spec says.
+          res.destroy();
           settled = true;
           signal?.removeEventListener("abort", onAbort);
           resolve(fetch(input, init));
@@ -66,7 +67,7 @@ export function createHttpFetch(): typeof fetch {
         res.on("end", () => {
           if (settled) return;
           try {
-            const response = toResponse(res, status, Buffer.concat(chunks));
+            const response = toResponse(res, status, Buffer.concat(chunks), url, init.method === "HEAD");
             settled = true;
             signal?.removeEventListener("abort", onAbort);
             resolve(response);
@@ -83,18 +84,33 @@ export function createHttpFetch(): typeof fetch {
 }
 
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-function toResponse(res: IncomingMessage, status: number, raw: Buffer): Response {
+function toResponse(res: IncomingMessage, status: number, raw: Buffer, url: string, head: boolean): Response {
+  if (status < 200 || status > 599) throw new Error(`invalid HTTP status ${status}`);
   const headers = new Headers();
   for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-  const encoding = headers.get("content-encoding")?.trim().toLowerCase();
-  let body: Buffer = raw;
-  // We ask for no compression; a server that compresses anyway is decoded as fetch would decode it.
-  if (encoding && encoding !== "identity" && raw.length) {
-    body = encoding === "gzip" || encoding === "x-gzip" ? gunzipSync(raw) : encoding === "deflate" ? inflateSync(raw) : encoding === "br" ? brotliDecompressSync(raw) : raw;
+  const encoding = headers.get("content-encoding");
+  const response = new Response(NULL_BODY.has(status) || head ? null : encoding && raw.length ? decode(raw, encoding) : raw, { status, statusText: res.statusMessage ?? "", headers });
+  Object.defineProperty(response, "url", { value: url });
+  return response;
+}
+
+/**
+ * We ask for no compression; a server that compresses anyway is decoded as fetch decodes it:
+ * codings undone last-applied first, deflate with or without its zlib wrapper, and decoding
+ * stopped (the rest passed through) at a coding it does not know.
+ */
+function decode(body: Buffer, header: string): Buffer {
+  const codings = header.split(",").map((c) => c.trim().toLowerCase());
+  for (let i = codings.length - 1; i >= 0; i--) {
+    const coding = codings[i]!;
+    if (coding === "gzip" || coding === "x-gzip") body = gunzipSync(body);
+    else if (coding === "br") body = brotliDecompressSync(body);
+    else if (coding === "deflate") body = body[0] !== undefined && (body[0] & 0x0f) === 8 ? inflateSync(body) : inflateRawSync(body);
+    else if (coding !== "identity" && coding !== "") break;
   }
-  if (status < 200 || status > 599) throw new Error(`invalid HTTP status ${status}`);
-  return new Response(NULL_BODY.has(status) ? null : body, { status, statusText: res.statusMessage ?? "", headers });
+  return body;
 }
 
 function abortReason(signal: AbortSignal): unknown {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
-import { gzipSync } from "node:zlib";
+import { brotliCompressSync, deflateRawSync, gzipSync } from "node:zlib";
 import { createHttpFetch } from "../../src/providers/http-fetch.js";
 
 // The transport the openai SDK is given must answer as the global fetch does. Each route below is
@@ -28,6 +28,20 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse, body: s
   "/gzip": (_req, res) => {
     res.setHeader("content-encoding", "gzip");
     res.end(gzipSync(Buffer.from("squeezed ✓")));
+  },
+  "/raw-deflate": (_req, res) => {
+    res.setHeader("content-encoding", "deflate");
+    res.end(deflateRawSync(Buffer.from("raw")));
+  },
+  "/gzip-then-br": (_req, res) => {
+    res.setHeader("content-encoding", "gzip, br");
+    res.end(brotliCompressSync(gzipSync(Buffer.from("twice"))));
+  },
+  "/choices": (_req, res) => {
+    // 300 Multiple Choices names a location but is not a redirect fetch follows.
+    res.statusCode = 300;
+    res.setHeader("location", "/echo");
+    res.end("pick one");
   },
   "/redirect": (_req, res) => {
     res.statusCode = 307;
@@ -103,9 +117,26 @@ test("204 has no body, as a standard Response requires", async () => {
 });
 
 test("a compressed body is decoded, as fetch decodes it", async () => {
-  const [ours, theirs] = await both("/gzip");
-  assert.equal(await ours.text(), "squeezed ✓");
-  assert.equal(await theirs.text(), "squeezed ✓");
+  for (const [path, text] of [["/gzip", "squeezed ✓"], ["/raw-deflate", "raw"], ["/gzip-then-br", "twice"]]) {
+    const [ours, theirs] = await both(path!);
+    assert.equal(await theirs.text(), text, `global fetch, ${path}`);
+    assert.equal(await ours.text(), text, path);
+  }
+});
+
+test("only redirects are repeated elsewhere: a 300 is an answer, sent once", async () => {
+  const before = seen.length;
+  const res = await httpFetch(`${base}/choices`, { method: "POST", body: "once" });
+  assert.equal(res.status, 300);
+  assert.equal(await res.text(), "pick one");
+  assert.equal(seen.length, before + 1);
+});
+
+test("HEAD has no body; the response knows its URL", async () => {
+  const res = await httpFetch(`${base}/echo`, { method: "HEAD" });
+  assert.equal(res.status, 200);
+  assert.equal(res.body, null);
+  assert.equal(res.url, `${base}/echo`);
 });
 
 test("a redirect is followed the way the global fetch follows it", async () => {
