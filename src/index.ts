@@ -2,6 +2,7 @@
  * synthbuild's library API. The CLI is a thin layer over these functions; everything it can do,
  * a program can do by importing them.
  */
+export { VERSION } from "./version.js";
 export { build, type BuildOptions, type BuildResult } from "./commands/build.js";
 export { plan, type PlanOptions, type PlanResult, type StepPlan } from "./commands/plan.js";
 export { verify, type VerifyResult } from "./commands/verify.js";

@@ -10,7 +10,7 @@ export interface ProjectPaths {
 }
 
 /** `dataset.yaml` → `dataset.lock` beside it; the cache in `cache/` unless told otherwise. */
-export function projectPaths(m: Manifest, cacheDir?: string, env: NodeJS.ProcessEnv = process.env): ProjectPaths {
+export function projectPaths(m: Pick<Manifest, "file" | "dir">, cacheDir?: string, env: NodeJS.ProcessEnv = process.env): ProjectPaths {
   const stem = basename(m.file, extname(m.file));
   const cache = cacheDir ?? env.SYNTHBUILD_CACHE_DIR;
   return {

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { ChatRequest } from "../plan/request.js";
 
 export const CACHE_FORMAT = 1;
@@ -116,11 +116,18 @@ export class Cache {
   /** After a build, whose lock's keys are all in the cache (it just read or wrote them). */
   rememberComplete(keys: string[], memo: string): void {
     const mtimes = new Map<string, number | undefined>();
-    for (const k of keys) {
-      const shard = k.slice(0, 2);
-      if (!mtimes.has(shard)) mtimes.set(shard, statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs);
-    }
+    for (const [folder, m] of this.shardTimes(keys)) mtimes.set(basename(folder), m);
     this.writeMemo(memo, mtimes);
+  }
+
+  /** The folders holding these keys, with their mtimes (undefined: no such folder). */
+  shardTimes(keys: string[]): Map<string, number | undefined> {
+    const out = new Map<string, number | undefined>();
+    for (const k of keys) {
+      const folder = join(this.objects, k.slice(0, 2));
+      if (!out.has(folder)) out.set(folder, statSync(folder, { throwIfNoEntry: false })?.mtimeMs);
+    }
+    return out;
   }
 
   private readMemo(memo: string): Record<string, number> {

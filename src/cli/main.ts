@@ -1,9 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { build, FrozenError, gc, init, ManifestError, ManifestSyntaxError, plan, show, SynthbuildError, verify, VerifyError, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
+import { build, FrozenError, gc, init, ManifestError, ManifestSyntaxError, plan, show, SynthbuildError, verify, VerifyError, VERSION, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
 import { createProgress } from "./progress.js";
 import { formatBuild, formatPlan, formatShow } from "./format.js";
-
-const VERSION = "0.1.0";
 
 /**
  * The command line: a flag table per command and one library call each. This is the only place

@@ -17,8 +17,9 @@ import { checkOutputPaths } from "../output/preflight.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { canonicalJson } from "../util/canonical-json.js";
-import { hash64 } from "../util/hash.js";
-import { openProject, type CommonOptions } from "./context.js";
+import { hash64, initHashing } from "../util/hash.js";
+import { locateProject, openProject, type CommonOptions } from "./context.js";
+import { removeStamp, upToDate, writeStamp } from "./up-to-date.js";
 
 export interface BuildOptions extends CommonOptions {
   /** Make no request; fail if the cache and lock cannot produce the dataset. */
@@ -57,9 +58,20 @@ export interface BuildResult {
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
-  const project = await openProject(opts);
-  const { manifest: m, paths, cache } = project;
   const events = opts.events ?? {};
+  const env = opts.env ?? process.env;
+  const offline = opts.offline ?? false;
+  await initHashing();
+  const located = locateProject(opts);
+  // Up to date by the stamp of the last complete build: decided without reading the manifest.
+  const fresh = await upToDate(located.file, located.paths, { offline, env });
+  if (fresh) {
+    for (const w of fresh.warnings) events.warn?.(w);
+    return fresh.result;
+  }
+  const warnings: string[] = [];
+  const project = await openProject({ ...opts, events: { ...events, warn: (msg) => (warnings.push(msg), events.warn?.(msg)) } });
+  const { manifest: m, paths, cache } = project;
   const samples = project.samples;
   const allowed = opts.limit !== undefined ? new Set(samples.slice(0, opts.limit).map((s) => s.id)) : undefined;
   if (opts.maxCost !== undefined && !opts.offline) {
@@ -76,6 +88,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
   try {
+    // Whatever happens next, the old stamp no longer describes dist/ and the lock.
+    await removeStamp(paths, m.file);
     // An unreadable lock is rewritten by a build (it is derived data), but never trusted by --frozen.
     const existing = await readLock(paths.lock).catch((err: Error) => {
       if (opts.frozen) throw err;
@@ -88,6 +102,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // this build must restore it).
       const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
       if (current && cache.hasAll(current.keys, existing.hash) && (await outputsMatchLock(m, existing.lock))) {
+        await writeStamp(m, paths, cache, existing.lock, existing.hash, offline, env, warnings);
         return {
           samples: samples.length,
           requests: 0,
@@ -158,7 +173,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     // Every answer this lock names was just read or written: the next no-op need not look again.
     if (!interrupted) cache.rememberComplete(lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))), hash);
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
-    return summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
+    const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
+    if (result.failed === 0 && result.pending === 0) await writeStamp(m, paths, cache, lock, hash, offline, env, warnings);
+    return result;
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await release();

@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import { Cache } from "../cache/store.js";
 import type { BuildEvents } from "../events.js";
 import { expand } from "../expand/expand.js";
@@ -29,7 +30,7 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
   await initHashing();
   const env = opts.env ?? process.env;
   const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
-  const paths = projectPaths(manifest, opts.cacheDir ? resolveFrom(opts.cwd, opts.cacheDir) : undefined, env);
+  const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg));
   const samples = expand(manifest);
   const n = manifest.combine.n;
@@ -37,6 +38,16 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
     opts.events?.warn?.(`combine.n is ${n}, but there are only ${samples.length / manifest.combine.repeat} combinations: all of them are used`);
   }
   return { manifest, paths, cache, samples };
+}
+
+/** The manifest's absolute path and the project's paths, before (or without) reading it. */
+export function locateProject(opts: CommonOptions): { file: string; paths: ProjectPaths } {
+  const file = resolve(opts.cwd ?? process.cwd(), opts.file ?? "dataset.yaml");
+  return { file, paths: projectPaths({ file, dir: dirname(file) }, cacheDirOption(opts), opts.env ?? process.env) };
+}
+
+function cacheDirOption(opts: CommonOptions): string | undefined {
+  return opts.cacheDir ? resolveFrom(opts.cwd, opts.cacheDir) : undefined;
 }
 
 function resolveFrom(cwd: string | undefined, p: string): string {

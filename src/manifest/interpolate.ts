@@ -10,7 +10,7 @@ const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * that interpolated values are validated like written ones. `$$` is a literal `$`. An unset
  * variable with no default is an error at the scalar that names it.
  */
-export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnostic[] {
+export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: Set<string> = new Set()): Diagnostic[] {
   const errors: Diagnostic[] = [];
   visit(src.doc, {
     Scalar(_key, node, path) {
@@ -20,6 +20,7 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv): Diagnos
       let missing: string | undefined;
       node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined) => {
         if (whole === "$$") return "$";
+        looked.add(name!);
         const v = env[name!];
         // Shell semantics: ${VAR:-default} also replaces an empty value; ${VAR} keeps it.
         if (v !== undefined && (fallback === undefined || v !== "")) return v;

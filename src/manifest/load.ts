@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, relative, resolve } from "node:path";
 import { ManifestError, ManifestSyntaxError, UsageError, type Diagnostic } from "../errors.js";
-import { initHashing } from "../util/hash.js";
+import { hash64, initHashing } from "../util/hash.js";
 import { loadJsonSchemaSupport } from "../util/json-schema.js";
 import { interpolateEnv } from "./interpolate.js";
 import { resolveCombine } from "./resolve-combine.js";
@@ -10,7 +10,7 @@ import { resolveOutputs } from "./resolve-outputs.js";
 import { baseNames, resolveSteps, valueStepIds } from "./resolve-steps.js";
 import { loadRunModules } from "./run-modules.js";
 import { YamlSource } from "./source.js";
-import type { Manifest } from "./types.js";
+import type { Manifest, ManifestInputs } from "./types.js";
 import { validateSchema } from "./validate.js";
 
 export interface LoadOptions {
@@ -44,7 +44,8 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (syntax.length) throw new ManifestSyntaxError(syntax);
   if (src.doc.contents === null) throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
 
-  const errors: Diagnostic[] = interpolateEnv(src, env);
+  const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set() };
+  const errors: Diagnostic[] = interpolateEnv(src, env, inputs.env);
   let data: unknown;
   try {
     data = src.doc.toJS({ maxAliasCount: 1000 });
@@ -61,9 +62,9 @@ export async function parseManifest(displayName: string, abs: string, text: stri
 
   const dir = dirname(abs);
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
-  const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors);
+  const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors, inputs);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
-  const modules = await loadRunModules(src, raw.steps ?? [], dir, errors);
+  const modules = await loadRunModules(src, raw.steps ?? [], dir, errors, inputs);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
   const stem = basename(abs, extname(abs));
@@ -74,5 +75,5 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   for (const [name, spec] of Object.entries(raw.dimensions)) if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
   const outputs = resolveOutputs(src, raw.output, dir, readable, protectedPaths, errors);
   if (errors.length) throw new ManifestError(errors);
-  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs };
+  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs };
 }

@@ -5,13 +5,20 @@ import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import type { DimValue, Dimension } from "./types.js";
+import { hash64 } from "../util/hash.js";
+import type { DimValue, Dimension, ManifestInputs } from "./types.js";
 
 /** Template built-ins, and names that would collide with JavaScript objects' own machinery. */
 export const RESERVED_NAMES = new Set(["nonce", "index", "id", "__proto__", "constructor", "prototype"]);
 
+/** The files a glob dimension reads, sorted: relative to the manifest's folder, no dot files. */
+export async function globFiles(pattern: string, dir: string): Promise<string[]> {
+  const { default: fg } = await import("fast-glob");
+  return (await fg(pattern, { cwd: dir, onlyFiles: true, dot: false })).sort();
+}
+
 /** Read every dimension's values: inline lists, files, globs and conditional lists. */
-export async function resolveDimensions(src: YamlSource, raw: Record<string, RawDimension>, dir: string, errors: Diagnostic[]): Promise<Dimension[]> {
+export async function resolveDimensions(src: YamlSource, raw: Record<string, RawDimension>, dir: string, errors: Diagnostic[], inputs?: ManifestInputs): Promise<Dimension[]> {
   const out: Dimension[] = [];
   const names = Object.keys(raw);
   if (names.length === 0) errors.push(src.at(["dimensions"], "no dimensions", "declare at least one, e.g. genre: [comedy, horror]"));
@@ -32,13 +39,13 @@ export async function resolveDimensions(src: YamlSource, raw: Record<string, Raw
       errors.push(src.at(path, `'${name}' is already the file name of glob dimension ${base}`, `rename this dimension; {{ ${name} }} reads ${base}'s file names`, { key: true }));
       continue;
     }
-    const dim = await resolveOne(src, name, spec, dir, out, errors);
+    const dim = await resolveOne(src, name, spec, dir, out, errors, inputs);
     if (dim) out.push(dim);
   }
   return out;
 }
 
-async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir: string, earlier: Dimension[], errors: Diagnostic[]): Promise<Dimension | undefined> {
+async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir: string, earlier: Dimension[], errors: Diagnostic[], inputs?: ManifestInputs): Promise<Dimension | undefined> {
   const path = ["dimensions", name];
   if (Array.isArray(spec)) {
     const values = inlineValues(src, path, spec, errors);
@@ -50,6 +57,7 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     let text: string;
     try {
       text = await readFile(file, "utf8");
+      if (inputs) inputs.files[file] = hash64(text);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       errors.push(src.at([...path, "file"], code === "ENOENT" ? `file not found: ${spec.file}` : `cannot read ${spec.file}: ${code}`, `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`));
@@ -75,8 +83,8 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     return { name, kind: "file", values };
   }
   if ("glob" in spec) {
-    const { default: fg } = await import("fast-glob");
-    const files = (await fg(spec.glob, { cwd: dir, onlyFiles: true, dot: false })).sort();
+    const files = await globFiles(spec.glob, dir);
+    inputs?.globs.push({ pattern: spec.glob, cwd: dir, matches: files });
     if (files.length === 0) {
       errors.push(src.at([...path, "glob"], `no files match ${spec.glob}`, "the pattern is relative to the manifest's folder"));
       return undefined;
@@ -84,7 +92,9 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
     const values: DimValue[] = [];
     for (const f of files) {
       // Line endings normalised: a Windows checkout must build the same prompts (and cache keys).
-      const text = (await readFile(resolve(dir, f), "utf8")).replace(/\r\n?/g, "\n").replace(/\s+$/, "");
+      const raw = await readFile(resolve(dir, f), "utf8");
+      if (inputs) inputs.files[resolve(dir, f)] = hash64(raw);
+      const text = raw.replace(/\r\n?/g, "\n").replace(/\s+$/, "");
       values.push({ key: f, text, weight: 1, name: basename(f, extname(f)) });
     }
     return { name, kind: "glob", values };

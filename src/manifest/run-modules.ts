@@ -2,10 +2,10 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Diagnostic } from "../errors.js";
-import { hash128 } from "../util/hash.js";
+import { hash128, hash64 } from "../util/hash.js";
 import type { RawStep } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import type { RunFunction } from "./types.js";
+import type { ManifestInputs, RunFunction } from "./types.js";
 
 export interface LoadedModule {
   fn: RunFunction;
@@ -14,7 +14,7 @@ export interface LoadedModule {
 }
 
 /** Import every run step's module, by path as written; problems are positioned diagnostics. */
-export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: string, errors: Diagnostic[]): Promise<Map<string, LoadedModule>> {
+export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: string, errors: Diagnostic[], inputs?: ManifestInputs): Promise<Map<string, LoadedModule>> {
   const out = new Map<string, LoadedModule>();
   for (const [i, step] of steps.entries()) {
     if (!step.run || out.has(step.run.module)) continue;
@@ -23,6 +23,7 @@ export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: str
     let source: string;
     try {
       source = await readFile(abs, "utf8");
+      if (inputs) inputs.files[abs] = hash64(source);
     } catch {
       errors.push(src.at(path, `module not found: ${step.run.module}`, "the path is relative to the manifest's folder"));
       continue;

@@ -134,4 +134,15 @@ export interface Manifest {
   readonly combine: Combine;
   readonly steps: Step[];
   readonly outputs: Output[];
+  /** Everything the manifest was made from: what a build's up-to-date stamp checks. */
+  readonly inputs: ManifestInputs;
+}
+
+export interface ManifestInputs {
+  /** Absolute path → hash64 of the text read: the manifest, values files, globbed files, run modules. */
+  files: Record<string, string>;
+  /** Each glob as run: pattern, folder, and the sorted files it matched. */
+  globs: { pattern: string; cwd: string; matches: string[] }[];
+  /** Environment variables that ${VAR} looked up. */
+  env: Set<string>;
 }

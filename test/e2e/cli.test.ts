@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cp, readdir } from "node:fs/promises";
+import { cp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO, runCliSync } from "../helpers/cli.js";
@@ -95,6 +95,13 @@ describe("commands and usage", () => {
       for (const f of want) assert.ok(h.stdout.includes(f), `${cmd} --help lacks ${f}`);
     }
     await p.remove();
+  });
+
+  test("--version is package.json's version", async () => {
+    const { version } = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")) as { version: string };
+    const r = runCliSync(["--version"], REPO);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout.trim(), version);
   });
 
   test("usage errors exit 2", async () => {
