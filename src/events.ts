@@ -5,6 +5,8 @@
 export interface BuildEvents {
   /** Something worth telling a person that is not an error (a corrupt cache entry, waiting for a lock). */
   warn?(message: string): void;
+  /** How the build decided what to do: why it is, or is not, already up to date (`build --verbose`). */
+  decided?(message: string): void;
   /** More requests are about to be made; `total` grows as later steps' needs become known. */
   planned?(requests: number): void;
   /** A request got its answer. */

@@ -116,18 +116,13 @@ export class Cache {
   /** After a build, whose lock's keys are all in the cache (it just read or wrote them). */
   rememberComplete(keys: string[], memo: string): void {
     const mtimes = new Map<string, number | undefined>();
-    for (const [folder, m] of this.shardTimes(keys)) mtimes.set(basename(folder), m);
+    for (const folder of this.shardFolders(keys)) mtimes.set(basename(folder), statSync(folder, { throwIfNoEntry: false })?.mtimeMs);
     this.writeMemo(memo, mtimes);
   }
 
-  /** The folders holding these keys, with their mtimes (undefined: no such folder). */
-  shardTimes(keys: string[]): Map<string, number | undefined> {
-    const out = new Map<string, number | undefined>();
-    for (const k of keys) {
-      const folder = join(this.objects, k.slice(0, 2));
-      if (!out.has(folder)) out.set(folder, statSync(folder, { throwIfNoEntry: false })?.mtimeMs);
-    }
-    return out;
+  /** The folders holding these keys. */
+  shardFolders(keys: string[]): string[] {
+    return [...new Set(keys.map((k) => join(this.objects, k.slice(0, 2))))].sort();
   }
 
   private readMemo(memo: string): Record<string, number> {

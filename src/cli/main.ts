@@ -61,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
     .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
     .option("--offline", "use the built-in echo provider for every step: no key, no network")
-    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean }) => {
+    .option("--verbose", "say how the build decided what to do: why it is, or is not, already up to date")
+    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean; verbose?: boolean }) => {
       const c = common();
       const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
       // A live bar on a terminal (loaded only then); periodic plain lines in CI logs.
@@ -78,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       process.on("SIGTERM", onSigint);
       let result: BuildResult;
       try {
-        result = await build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal: controller.signal, events: progress });
+        result = await build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal: controller.signal, events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined } });
       } finally {
         progress.stop();
         process.off("SIGINT", onSigint);

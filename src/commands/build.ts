@@ -64,13 +64,18 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   await initHashing();
   const located = locateProject(opts);
   // Up to date by the stamp of the last complete build: decided without reading the manifest.
-  const fresh = await upToDate(located.file, located.paths, { offline, env });
-  if (fresh) {
-    for (const w of fresh.warnings) events.warn?.(w);
-    return fresh.result;
+  // Not with --max-cost, whose check of the manifest's prices applies even to a no-op.
+  const stamp = opts.maxCost === undefined ? await upToDate(located.file, located.paths, { offline, env }) : { holds: false as const, why: "--max-cost checks the manifest's prices" };
+  if (stamp.holds) {
+    events.decided?.("up to date: nothing the last complete build's stamp lists has changed");
+    for (const w of stamp.warnings) events.warn?.(w);
+    return stamp.result;
   }
-  const warnings: string[] = [];
-  const project = await openProject({ ...opts, events: { ...events, warn: (msg) => (warnings.push(msg), events.warn?.(msg)) } });
+  events.decided?.(`reading the manifest: ${stamp.why}`);
+  // The manifest's own warnings are kept in the stamp, to be said again by every no-op it decides.
+  const loadWarnings: string[] = [];
+  const project = await openProject({ ...opts, events: { ...events, warn: (msg) => (loadWarnings.push(msg), events.warn?.(msg)) } });
+  const warnings = [...loadWarnings];
   const { manifest: m, paths, cache } = project;
   const samples = project.samples;
   const allowed = opts.limit !== undefined ? new Set(samples.slice(0, opts.limit).map((s) => s.id)) : undefined;
@@ -102,6 +107,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // this build must restore it).
       const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
       if (current && cache.hasAll(current.keys, existing.hash) && (await outputsMatchLock(m, existing.lock))) {
+        events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
         await writeStamp(m, paths, cache, existing.lock, existing.hash, offline, env, warnings);
         return {
           samples: samples.length,

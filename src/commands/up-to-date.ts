@@ -1,3 +1,4 @@
+import type { Stats } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,47 +34,68 @@ interface Stamp {
   /** Absolute path → hash64 of its text (the manifest first). */
   files: Record<string, string>;
   globs: { pattern: string; cwd: string; matches: string[] }[];
+  /** Run modules' import URLs: they must still load, as the full check would import them. */
+  modules: string[];
   env: { names: string[]; hash: string };
   /** hash64 of the lock's text. */
   lock: string;
-  /** Output path → [size, mtime ms]. */
-  outputs: Record<string, [number, number]>;
-  /** Cache shard folder → mtime ms: an entry added or removed moves it. */
-  shards: Record<string, number>;
+  /** Output path → its stat: size, mtime, ctime, inode (ctime moves on any write, even one that restores the mtime). */
+  outputs: Record<string, FileStat>;
+  /** Cache shard folder → its stat: an entry added or removed moves it. */
+  shards: Record<string, FileStat>;
   warnings: string[];
   result: BuildResult;
+}
+
+type FileStat = [size: number, mtimeMs: number, ctimeMs: number, ino: number];
+
+function fileStat(st: Stats): FileStat {
+  return [st.size, st.mtimeMs, st.ctimeMs, st.ino];
+}
+
+function sameStat(st: Stats | undefined, was: FileStat): boolean {
+  return st !== undefined && canonicalJson(fileStat(st)) === canonicalJson(was);
 }
 
 export function stampPath(paths: ProjectPaths, manifestFile: string): string {
   return join(paths.cacheDir, "state", "stamps", `${hash64(manifestFile)}.json`);
 }
 
-/** The result of a no-op build if the stamp still holds, else undefined. */
-export async function upToDate(file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<{ result: BuildResult; warnings: string[] } | undefined> {
+export type StampCheck = { holds: true; result: BuildResult; warnings: string[] } | { holds: false; why: string };
+
+/** Whether the stamp of the last complete build still holds: if so, the result of a no-op build. */
+export async function upToDate(file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<StampCheck> {
+  const no = (why: string): StampCheck => ({ holds: false, why });
   let s: Stamp;
   try {
     s = JSON.parse(await readFile(stampPath(paths, file), "utf8")) as Stamp;
-  } catch {
-    return undefined;
+  } catch (err) {
+    return no((err as NodeJS.ErrnoException).code === "ENOENT" ? "no stamp (the last build was not complete, or made none)" : "the stamp is unreadable");
   }
-  if (s.stamp !== 1 || s.tool !== (await toolId()) || s.offline !== opts.offline) return undefined;
-  if (Object.keys(s.files)[0] !== file) return undefined;
-  for (const [path, [size, mtime]] of Object.entries(s.outputs)) {
-    const st = await stat(path).catch(() => undefined);
-    if (!st || st.size !== size || st.mtimeMs !== mtime) return undefined;
+  if (s.stamp !== 1 || s.tool !== (await toolId())) return no("written by another version of synthbuild or Node");
+  if (s.offline !== opts.offline) return no(`the last build was ${s.offline ? "" : "not "}--offline`);
+  if (Object.keys(s.files)[0] !== file) return no("the stamp is for another manifest");
+  for (const [path, was] of Object.entries(s.outputs)) {
+    if (!sameStat(await stat(path).catch(() => undefined), was)) return no(`${path} changed`);
   }
-  for (const [shard, mtime] of Object.entries(s.shards)) {
-    if ((await stat(shard).catch(() => undefined))?.mtimeMs !== mtime) return undefined;
+  for (const [shard, was] of Object.entries(s.shards)) {
+    if (!sameStat(await stat(shard).catch(() => undefined), was)) return no(`cache folder ${shard} changed`);
   }
-  if (s.env.hash !== envHash(s.env.names, opts.env)) return undefined;
-  if ((await hashFile(paths.lock)) !== s.lock) return undefined;
+  if (s.env.hash !== envHash(s.env.names, opts.env)) return no(`an environment variable the manifest reads changed (${s.env.names.join(", ")})`);
+  if ((await hashFile(paths.lock)) !== s.lock) return no(`${paths.lock} changed`);
   for (const [path, hash] of Object.entries(s.files)) {
-    if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return undefined;
+    if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return no(`${path} changed`);
   }
   for (const g of s.globs) {
-    if (canonicalJson(await globFiles(g.pattern, g.cwd)) !== canonicalJson(g.matches)) return undefined;
+    if (canonicalJson(await globFiles(g.pattern, g.cwd)) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
   }
-  return { result: s.result, warnings: s.warnings };
+  for (const url of s.modules) {
+    // A module whose own text is unchanged may still fail to load (an import gone): then the full
+    // path must run, to report it where the manifest names the module.
+    const mod = (await import(url).catch(() => undefined)) as { default?: unknown } | undefined;
+    if (typeof mod?.default !== "function") return no(`${fileURLToPath(url)} no longer loads`);
+  }
+  return { holds: true, result: s.result, warnings: s.warnings };
 }
 
 /**
@@ -86,15 +108,16 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
   for (const o of lock.outputs) {
     const abs = join(m.dir, o.path);
     const st = await stat(abs).catch(() => undefined);
-    if (!st || ambiguous(st.mtimeMs)) return;
-    outputs[abs] = [st.size, st.mtimeMs];
+    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
+    outputs[abs] = fileStat(st);
   }
   const keys: string[] = [];
   for (const s of lock.samples) for (const id in s.steps) if (s.steps[id]!.key) keys.push(s.steps[id]!.key!);
   const shards: Stamp["shards"] = {};
-  for (const [shard, mtime] of cache.shardTimes(keys)) {
-    if (mtime === undefined || ambiguous(mtime)) return;
-    shards[shard] = mtime;
+  for (const shard of cache.shardFolders(keys)) {
+    const st = await stat(shard).catch(() => undefined);
+    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
+    shards[shard] = fileStat(st);
   }
   const names = [...m.inputs.env].sort();
   const stamp: Stamp = {
@@ -103,6 +126,7 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
     offline,
     files: m.inputs.files,
     globs: m.inputs.globs,
+    modules: m.inputs.modules,
     env: { names, hash: envHash(names, env) },
     lock: lockHash,
     outputs,
@@ -159,8 +183,8 @@ let tool: Promise<string> | undefined;
 /** This version of synthbuild, down to the file it runs from (a rebuilt tool must not trust old stamps). */
 function toolId(): Promise<string> {
   tool ??= stat(fileURLToPath(import.meta.url)).then(
-    (st) => `${VERSION}:${st.size}:${st.mtimeMs}`,
-    () => VERSION,
+    (st) => `${VERSION}:${st.size}:${st.mtimeMs}:${process.version}`,
+    () => `${VERSION}:${process.version}`,
   );
   return tool;
 }

@@ -44,7 +44,7 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (syntax.length) throw new ManifestSyntaxError(syntax);
   if (src.doc.contents === null) throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
 
-  const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set() };
+  const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set(), modules: [] };
   const errors: Diagnostic[] = interpolateEnv(src, env, inputs.env);
   let data: unknown;
   try {

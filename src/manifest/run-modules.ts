@@ -35,7 +35,9 @@ export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: str
     let mod: { default?: unknown };
     try {
       // The source hash in the URL: a long-lived process (the library API) sees an edited module.
-      mod = (await import(`${pathToFileURL(abs).href}?v=${hash128(source)}`)) as { default?: unknown };
+      const url = `${pathToFileURL(abs).href}?v=${hash128(source)}`;
+      inputs?.modules.push(url);
+      mod = (await import(url)) as { default?: unknown };
     } catch (err) {
       errors.push(src.at(path, `${step.run.module} failed to load: ${(err as Error).message}`));
       continue;

@@ -145,4 +145,6 @@ export interface ManifestInputs {
   globs: { pattern: string; cwd: string; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
+  /** The URLs run modules were imported from: whether they still load depends on their imports too. */
+  modules: string[];
 }

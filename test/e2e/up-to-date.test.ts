@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { readdir, rm, utimes } from "node:fs/promises";
+import { readdir, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
+import { startTestServer } from "../server/openai-test-server.js";
 
 /**
  * The up-to-date stamp lets a no-op build skip reading the manifest. It must never make a build
  * that has work to do (or a dist/ to restore) into a no-op. Each case changes one thing the
- * dataset depends on and checks the build notices; the run module counts how often it is
- * imported, which shows whether the manifest was read at all.
+ * dataset depends on and checks the build notices (`build --verbose` says which way it decided).
  */
 const manifest = () => `version: 1
 name: stamp
@@ -34,31 +34,32 @@ const files = {
   "genres.txt": "sf\nromance\n",
   "docs/a.md": "alpha",
   "docs/b.md": "beta",
-  "tag.mjs": `import { appendFileSync } from "node:fs";\nappendFileSync(new URL("./imports.log", import.meta.url), "x");\nexport default (v) => v.s + " #1";\n`,
+  "tag.mjs": `import { suffix } from "./suffix.mjs";\nexport default (v) => v.s + suffix;\n`,
+  "suffix.mjs": `export const suffix = " #1";\n`,
 };
 
 describe("the up-to-date stamp", () => {
   let p: TempProject;
+  const STAMP = /up to date: nothing the last complete build's stamp lists has changed/;
   const build = async (env: Record<string, string> = {}) => {
-    const r = await runCli(["build", "--json"], p.dir, env);
+    const r = await runCli(["build", "--json", "--verbose"], p.dir, env);
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as { samples: number; requests: number; cached: number; outputs: { rows: number }[] };
+    return { ...(JSON.parse(r.stdout) as { samples: number; requests: number; cached: number; outputs: { rows: number }[] }), stderr: r.stderr };
   };
-  const imports = async () => (await p.exists("imports.log") ? (await p.read("imports.log")).length : 0);
-  /** The build reads the manifest (imports the module) and leaves a dataset verify accepts. */
+  /** The build reads the manifest (the stamp does not hold) and leaves a dataset verify accepts. */
   const rebuilt = async (requests: number, env: Record<string, string> = {}) => {
-    const before = await imports();
     const r = await build(env);
     assert.equal(r.requests, requests, "requests");
-    assert.ok((await imports()) > before, "the manifest was read, not skipped");
+    assert.doesNotMatch(r.stderr, STAMP, "the manifest was read, not skipped");
+    assert.match(r.stderr, /reading the manifest: /);
     const v = await runCli(["verify"], p.dir, env);
     assert.equal(v.status, 0, v.stderr);
+    return r;
   };
   const skipped = async (env: Record<string, string> = {}) => {
-    const before = await imports();
     const r = await build(env);
     assert.equal(r.requests, 0);
-    assert.equal(await imports(), before, "a no-op by the stamp reads nothing");
+    assert.match(r.stderr, STAMP, "a no-op decided by the stamp");
     return r;
   };
 
@@ -78,7 +79,8 @@ describe("the up-to-date stamp", () => {
     await skipped();
     // Without a stamp, the full check decides the no-op, and stamps it for next time.
     await rm(join(p.dir, "cache/state/stamps"), { recursive: true });
-    await rebuilt(0);
+    const full = await rebuilt(0);
+    assert.match(full.stderr, /up to date: every sample's recipe matches the lock/);
     await skipped();
   });
 
@@ -90,7 +92,7 @@ describe("the up-to-date stamp", () => {
     await rebuilt(3);
     await p.write({ "docs/c.md": "gamma, edited" });
     await rebuilt(3);
-    await p.write({ "tag.mjs": files["tag.mjs"].replace("#1", "#2") });
+    await p.write({ "suffix.mjs": files["suffix.mjs"].replace("#1", "#2"), "tag.mjs": `${files["tag.mjs"]}// edited\n` });
     await rebuilt(0);
     assert.match(await p.read("dist/out.jsonl"), /#2/);
     await skipped();
@@ -126,12 +128,77 @@ describe("the up-to-date stamp", () => {
     await skipped();
   });
 
+  test("dist/ edited in place with its size and mtime put back (cp -p, touch -r) is still repaired", async () => {
+    const good = await p.snapshot();
+    const path = join(p.dir, "dist/out.jsonl");
+    // A whole-second mtime, long past, so that it can be put back exactly; restamped with it.
+    await utimes(path, 1_700_000_000, 1_700_000_000);
+    await rebuilt(0);
+    await skipped();
+    await p.write({ "dist/out.jsonl": good["dist/out.jsonl"]!.replace("sf", "SF") });
+    await utimes(path, 1_700_000_000, 1_700_000_000);
+    assert.equal((await stat(path)).mtimeMs, 1_700_000_000_000);
+    await rebuilt(0);
+    assert.deepEqual(await p.snapshot(), good);
+  });
+
+  test("a run module that no longer loads (an import gone) is reported, not skipped", async () => {
+    await skipped();
+    await rm(join(p.dir, "suffix.mjs"));
+    const r = await runCli(["build"], p.dir);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /tag\.mjs failed to load/);
+    await p.write({ "suffix.mjs": files["suffix.mjs"] });
+  });
+
+  test("a warning from a rebuild (a corrupt cache entry) is not repeated by later no-ops", async () => {
+    const lock = await p.read("dataset.lock");
+    const key = (JSON.parse(lock.split("\n").find((l) => l.startsWith('{"id"'))!) as { steps: { s: { key: string } } }).steps.s.key;
+    await p.write({ [`cache/objects/${key.slice(0, 2)}/${key}.json`]: "corrupt" });
+    // An output edit makes the build read every answer (and so find the corrupt one).
+    const yaml = await p.read("dataset.yaml");
+    await p.write({ "dataset.yaml": yaml.replace('completion: "{{ tag }}"', 'completion: "{{ tag }}!"') });
+    const repaired = await rebuilt(1);
+    assert.match(repaired.stderr, /was corrupt/);
+    const again = await skipped();
+    assert.doesNotMatch(again.stderr, /corrupt/);
+    await p.write({ "dataset.yaml": yaml });
+    await rebuilt(0);
+  });
+
+  test("--offline and not are stamped apart", async () => {
+    await skipped();
+    const offline = await runCli(["build", "--offline", "--verbose"], p.dir);
+    assert.equal(offline.status, 0, offline.stderr);
+    assert.match(offline.stderr, /reading the manifest: the last build was not --offline/);
+    assert.match(await p.read("dataset.lock"), /"offline":true/);
+    await rebuilt(0);
+    assert.doesNotMatch(await p.read("dataset.lock"), /"offline":true/);
+  });
+
   test("a corrupt or foreign stamp is ignored", async () => {
     const stamps = join(p.dir, "cache/state/stamps");
     const [name] = await readdir(stamps);
     await p.write({ [`cache/state/stamps/${name}`]: "{not json" });
     await rebuilt(0);
     await skipped();
+  });
+
+  test("--max-cost checks prices on a no-op too, stamp or not", async () => {
+    const server = await startTestServer();
+    const q = await TempProject.create({
+      "dataset.yaml": `version: 1\nname: priced\nmodel: { name: unpriced-model, base_url: "${server.baseURL}" }\ndimensions: { g: [a, b] }\nsteps: [ { id: s, generate: { prompt: "{{ g }}" } } ]\noutput: { path: dist/o.jsonl, prompt: "{{ g }}", completion: "{{ s }}" }\n`,
+    });
+    try {
+      assert.equal((await runCli(["build"], q.dir, { OPENAI_API_KEY: "k" })).status, 0);
+      assert.match((await runCli(["build", "--verbose"], q.dir, { OPENAI_API_KEY: "k" })).stderr, STAMP);
+      const r = await runCli(["build", "--max-cost", "1"], q.dir, { OPENAI_API_KEY: "k" });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /--max-cost needs a price for unpriced-model/);
+    } finally {
+      await q.remove();
+      await server.close();
+    }
   });
 
   test("a build that fails a sample leaves no stamp behind", async () => {
