@@ -8,28 +8,21 @@ export interface WalkOptions extends PipelineOptions {
   requesting?: Resolver;
   /** Samples in flight at once. */
   width: number;
-  /** Called before each requesting pass with the samples about to request, for progress totals. */
+  /** Called once per segment with the samples that request, for progress totals (requests may have started). */
   onPending?: (pending: SampleRun[], end: number) => void;
 }
 
 /**
- * Take every sample as far as it can go. Per segment (the steps between dataset-level ones): first
- * a pass that uses only the cache, so the number of requests is known before any is made; then,
- * when requesting, a pass over the samples that stopped on a miss; then the dataset-level step
- * over everything that is complete.
+ * Take every sample as far as it can go. Per segment (the steps between dataset-level ones): a
+ * pass that uses only the cache and, when requesting, requests for the samples that stopped on a
+ * miss; then the dataset-level step over everything that is complete.
  */
 export async function walk(m: Manifest, runs: SampleRun[], opts: WalkOptions): Promise<void> {
   const ends = [...barriers(m.steps), m.steps.length];
   for (const end of ends) {
     const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor < end);
-    await forEachConcurrent(live, opts.width, (run) => advance(m, run, end, opts.cached, opts));
-    if (opts.requesting) {
-      const pending = live.filter((r) => r.status === "pending");
-      if (pending.length) {
-        opts.onPending?.(pending, end);
-        await forEachConcurrent(pending, opts.width, (run) => advance(m, run, end, opts.requesting!, opts));
-      }
-    }
+    if (opts.requesting) await scanAndRequest(m, live, end, opts, opts.requesting);
+    else await forEachConcurrent(live, opts.width, (run) => advance(m, run, end, opts.cached, opts));
     const step = m.steps[end];
     if (step?.kind === "dedupe") {
       const complete = runs.filter((r) => r.status === "kept" && r.cursor === end);
@@ -37,4 +30,56 @@ export async function walk(m: Manifest, runs: SampleRun[], opts: WalkOptions): P
       for (const r of complete) r.cursor = end + 1;
     }
   }
+}
+
+/**
+ * The cache pass and the requests overlap: a sample that misses goes to the requesting workers at
+ * once, so the first request does not wait for every cached answer to be read (on an edit of a
+ * 2,000-sample dataset, ~50 ms). The number of requests is announced when the scan is done, a
+ * few milliseconds into the first round trip.
+ */
+async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, requesting: Resolver): Promise<void> {
+  const pending: SampleRun[] = [];
+  let taken = 0;
+  let scanning = true;
+  let failure: { err: unknown } | undefined;
+  const waiting: (() => void)[] = [];
+  const wake = () => {
+    for (const w of waiting.splice(0)) w();
+  };
+  const fail = (err: unknown) => {
+    failure ??= { err };
+    wake();
+  };
+  let scanned = 0;
+  let gate: Promise<void> | undefined;
+  const scan = forEachConcurrent(live, opts.width, async (run) => {
+    if (failure) return;
+    // Cache reads are synchronous: unless every scanning worker stops now and then for a turn of
+    // the event loop, no request gets onto the wire until the scan ends.
+    if (++scanned % 32 === 0 && taken > 0) gate ??= new Promise((r) => setImmediate(() => ((gate = undefined), r())));
+    if (gate) await gate;
+    await advance(m, run, end, opts.cached, opts);
+    if (run.status === "pending") {
+      pending.push(run);
+      wake();
+    }
+  })
+    .then(() => {
+      if (pending.length && !failure) opts.onPending?.(pending, end);
+    })
+    .catch(fail)
+    .finally(() => {
+      scanning = false;
+      wake();
+    });
+  const worker = async () => {
+    while (!failure) {
+      if (taken < pending.length) await advance(m, pending[taken++]!, end, requesting, opts);
+      else if (scanning) await new Promise<void>((r) => waiting.push(r));
+      else return;
+    }
+  };
+  await Promise.all([scan, ...Array.from({ length: Math.max(1, opts.width) }, () => worker().catch(fail))]);
+  if (failure) throw failure.err;
 }

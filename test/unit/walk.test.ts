@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { UsageError } from "../../src/errors.js";
+import { expand } from "../../src/expand/expand.js";
+import { parseManifest } from "../../src/manifest/load.js";
+import { newRun, type Answer, type Resolver } from "../../src/plan/pipeline.js";
+import { walk } from "../../src/plan/walk.js";
+
+// The walk's own resolvers are stand-ins here: what is under test is the order of cache reads,
+// requests and announcements, not the cache or the provider (the e2e tests cover those).
+const manifest = () =>
+  parseManifest("d.yaml", "/nonexistent/d.yaml", `version: 1\nname: w\nmodel: { provider: echo }\ndimensions:\n  n: [${Array.from({ length: 200 }, (_, i) => `v${i}`).join(", ")}]\nsteps:\n  - id: s\n    generate: { prompt: "{{ n }}" }\noutput: { path: dist/o.jsonl, prompt: "{{ n }}", completion: "{{ s }}" }\n`, {});
+
+const answer = (text: string, cached: boolean): Answer => ({ text, finishReason: "stop", offline: true, cached });
+
+test("requests start while the cache is still being read; the count is announced once, complete", async () => {
+  const m = await manifest();
+  const runs = expand(m).map((s) => newRun(m, s));
+  const log: string[] = [];
+  // Every third sample is missing from the cache.
+  const cached: Resolver = { answer: async (_k, _r, sample) => (log.push("read"), Number(sample.values[0]!.key.slice(1)) % 3 ? answer("c", true) : undefined) };
+  const requesting: Resolver = {
+    answer: async (_k, _r, sample) => {
+      log.push("request");
+      await new Promise((r) => setTimeout(r, 5));
+      return answer(`r${sample.id}`, false);
+    },
+  };
+  const announced: number[] = [];
+  await walk(m, runs, { cached, requesting, width: 16, onPending: (pending) => announced.push(pending.length) });
+  const firstRequest = log.indexOf("request");
+  assert.ok(firstRequest >= 0 && firstRequest < log.lastIndexOf("read"), "a request started before the last cache read");
+  assert.deepEqual(announced, [67]);
+  assert.equal(runs.filter((r) => r.status === "kept").length, 200);
+  assert.equal(runs.filter((r) => r.steps[0]?.status === "ran").length, 67);
+});
+
+test("a build error in a request stops the scan and the other requests, and is thrown", async () => {
+  const m = await manifest();
+  const runs = expand(m).map((s) => newRun(m, s));
+  let reads = 0;
+  let requests = 0;
+  const cached: Resolver = { answer: async () => (reads++, undefined) };
+  const requesting: Resolver = {
+    answer: async () => {
+      if (++requests === 3) throw new UsageError("the endpoint refused the key");
+      await new Promise((r) => setTimeout(r, 20));
+      return answer("x", false);
+    },
+  };
+  await assert.rejects(walk(m, runs, { cached, requesting, width: 4 }), /refused the key/);
+  assert.ok(reads < 200, `the scan stopped early (read ${reads})`);
+  const after = requests;
+  await new Promise((r) => setTimeout(r, 60));
+  assert.ok(requests <= after + 4, "no new requests after the failure beyond those already taken");
+});
