@@ -182,6 +182,10 @@ try {
     const requests = (JSON.parse(noop.stdout) as { requests: number }).requests;
     const floor = must(await cli(["--version"], d), "start-up");
     report("no-op rebuild (100,000)", `${noop.wallS.toFixed(2)} s, ${noop.peakRssMb.toFixed(0)} MB, ${requests} requests`, `${floor.wallS.toFixed(2)} s start-up`, floor.wallS / noop.wallS, "< 1.5 s and < 300 MB (stretch: 0.3 s)", noop.wallS < 1.5 && noop.peakRssMb < 300 && requests === 0);
+    // The same without the up-to-date stamp: the full check (recipes against the lock).
+    await rm(join(d, "cache/state/stamps"), { recursive: true, force: true });
+    const full = must(await cli(["build", "-q", "--json"], d), "100k no-op, full check");
+    report("no-op rebuild (100,000), no stamp", `${full.wallS.toFixed(2)} s, ${full.peakRssMb.toFixed(0)} MB, ${(JSON.parse(full.stdout) as { requests: number }).requests} requests`, `${floor.wallS.toFixed(2)} s start-up`, floor.wallS / full.wallS, "< 1.5 s and < 300 MB", full.wallS < 1.5 && full.peakRssMb < 300);
   }
 
   if (want("plan1m")) {

@@ -122,7 +122,9 @@ export class Cache {
 
   /** The folders holding these keys. */
   shardFolders(keys: string[]): string[] {
-    return [...new Set(keys.map((k) => join(this.objects, k.slice(0, 2))))].sort();
+    const shards = new Set<string>();
+    for (const k of keys) shards.add(k.slice(0, 2));
+    return [...shards].sort().map((shard) => join(this.objects, shard));
   }
 
   private readMemo(memo: string): Record<string, number> {
