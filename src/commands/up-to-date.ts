@@ -1,4 +1,4 @@
-import type { Stats } from "node:fs";
+import { statSync, type Stats } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,6 +53,11 @@ function fileStat(st: Stats): FileStat {
   return [st.size, st.mtimeMs, st.ctimeMs, st.ino];
 }
 
+/** Synchronous: hundreds of stats one after another cost a thread-pool round trip each otherwise. */
+function statOf(path: string): Stats | undefined {
+  return statSync(path, { throwIfNoEntry: false });
+}
+
 function sameStat(st: Stats | undefined, was: FileStat): boolean {
   return st !== undefined && canonicalJson(fileStat(st)) === canonicalJson(was);
 }
@@ -76,10 +81,10 @@ export async function upToDate(file: string, paths: ProjectPaths, opts: { offlin
   if (s.offline !== opts.offline) return no(`the last build was ${s.offline ? "" : "not "}--offline`);
   if (Object.keys(s.files)[0] !== file) return no("the stamp is for another manifest");
   for (const [path, was] of Object.entries(s.outputs)) {
-    if (!sameStat(await stat(path).catch(() => undefined), was)) return no(`${path} changed`);
+    if (!sameStat(statOf(path), was)) return no(`${path} changed`);
   }
   for (const [shard, was] of Object.entries(s.shards)) {
-    if (!sameStat(await stat(shard).catch(() => undefined), was)) return no(`cache folder ${shard} changed`);
+    if (!sameStat(statOf(shard), was)) return no(`cache folder ${shard} changed`);
   }
   if (s.env.hash !== envHash(s.env.names, opts.env)) return no(`an environment variable the manifest reads changed (${s.env.names.join(", ")})`);
   if ((await hashFile(paths.lock)) !== s.lock) return no(`${paths.lock} changed`);
@@ -107,7 +112,7 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
   const outputs: Stamp["outputs"] = {};
   for (const o of lock.outputs) {
     const abs = join(m.dir, o.path);
-    const st = await stat(abs).catch(() => undefined);
+    const st = statOf(abs);
     if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
     outputs[abs] = fileStat(st);
   }
@@ -115,7 +120,7 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
   for (const s of lock.samples) for (const id in s.steps) if (s.steps[id]!.key) keys.push(s.steps[id]!.key!);
   const shards: Stamp["shards"] = {};
   for (const shard of cache.shardFolders(keys)) {
-    const st = await stat(shard).catch(() => undefined);
+    const st = statOf(shard);
     if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
     shards[shard] = fileStat(st);
   }
