@@ -7,7 +7,7 @@ export interface BuildEvents {
   warn?(message: string): void;
   /** How the build decided what to do: why it is, or is not, already up to date (`build --verbose`). */
   decided?(message: string): void;
-  /** More requests are about to be made; `total` grows as later steps' needs become known. */
+  /** Requests this build will make, for the progress total: once a step's cache scan is done (some may have started); later steps add to it. */
   planned?(requests: number): void;
   /** A request got its answer. */
   answered?(info: { step: string; inputTokens: number; outputTokens: number; costUsd: number | null }): void;

@@ -9,7 +9,7 @@ import { assembleLock } from "../output/lock-entries.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { priceOf } from "../plan/prices.js";
 import { Budget } from "../execute/budget.js";
-import { walk } from "../plan/walk.js";
+import { walk, type PendingRun } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { currentLock } from "../plan/from-lock.js";
 import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
@@ -91,6 +91,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (!opts.offline && !opts.frozen && m.steps.some((s) => s.kind === "generate" && s.model.provider !== "echo")) void import("../providers/openai.js").catch(() => {});
   const onAbort = () => controller.abort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted while the manifest was read: the listener above will never hear it.
+  if (opts.signal?.aborted) controller.abort();
   const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
   try {
     // Whatever happens next, the old stamp no longer describes dist/ and the lock.
@@ -159,7 +161,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       requesting,
       width: Math.max(256, maxConcurrency * 4),
       providerOverride: opts.offline ? "echo" : undefined,
-      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((r) => allowed.has(r.sample.id)) : pending)),
+      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
     });
 
     const interrupted = controller.signal.aborted;
@@ -189,9 +191,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */
-function countRequests(steps: { kind: string }[], pending: SampleRun[]): number {
+function countRequests(steps: { kind: string }[], pending: PendingRun[]): number {
   let n = 0;
-  for (const run of pending) for (let i = run.cursor; i < steps.length; i++) if (steps[i]!.kind === "generate") n++;
+  for (const p of pending) for (let i = p.cursor; i < steps.length; i++) if (steps[i]!.kind === "generate") n++;
   return n;
 }
 

@@ -1,6 +1,12 @@
 import type { Manifest } from "../manifest/types.js";
 import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "./pipeline.js";
 
+export interface PendingRun {
+  readonly run: SampleRun;
+  /** The step it stopped on when the scan found it missing. */
+  readonly cursor: number;
+}
+
 export interface WalkOptions extends PipelineOptions {
   /** Answers from the cache alone. */
   cached: Resolver;
@@ -8,8 +14,12 @@ export interface WalkOptions extends PipelineOptions {
   requesting?: Resolver;
   /** Samples in flight at once. */
   width: number;
-  /** Called once per segment with the samples that request, for progress totals (requests may have started). */
-  onPending?: (pending: SampleRun[], end: number) => void;
+  /**
+   * Called once per segment, when the cache scan is done, with the samples that stopped on a miss
+   * and the step each stopped on (for progress totals: their requests may have started already,
+   * so the runs' own cursors have moved on).
+   */
+  onPending?: (pending: PendingRun[], end: number) => void;
 }
 
 /**
@@ -35,21 +45,26 @@ export async function walk(m: Manifest, runs: SampleRun[], opts: WalkOptions): P
 /**
  * The cache pass and the requests overlap: a sample that misses goes to the requesting workers at
  * once, so the first request does not wait for every cached answer to be read (on an edit of a
- * 2,000-sample dataset, ~50 ms). The number of requests is announced when the scan is done, a
- * few milliseconds into the first round trip.
+ * 2,000-sample dataset, ~50 ms). The number of requests is announced when the scan is done.
+ * A build error (not a sample's failure) rejects at once; requests in flight are left to finish.
  */
 async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, requesting: Resolver): Promise<void> {
-  const pending: SampleRun[] = [];
+  const pending: PendingRun[] = [];
   let taken = 0;
   let scanning = true;
   let failure: { err: unknown } | undefined;
+  let failed!: (err: unknown) => void;
+  const failedEarly = new Promise<never>((_, reject) => (failed = reject));
   const waiting: (() => void)[] = [];
-  const wake = () => {
-    for (const w of waiting.splice(0)) w();
+  const wake = (all: boolean) => {
+    for (const w of all ? waiting.splice(0) : waiting.splice(0, 1)) w();
   };
   const fail = (err: unknown) => {
-    failure ??= { err };
-    wake();
+    if (!failure) {
+      failure = { err };
+      failed(err);
+    }
+    wake(true);
   };
   let scanned = 0;
   let gate: Promise<void> | undefined;
@@ -61,8 +76,8 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
     if (gate) await gate;
     await advance(m, run, end, opts.cached, opts);
     if (run.status === "pending") {
-      pending.push(run);
-      wake();
+      pending.push({ run, cursor: run.cursor });
+      wake(false);
     }
   })
     .then(() => {
@@ -71,15 +86,15 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
     .catch(fail)
     .finally(() => {
       scanning = false;
-      wake();
+      wake(true);
     });
   const worker = async () => {
     while (!failure) {
-      if (taken < pending.length) await advance(m, pending[taken++]!, end, requesting, opts);
+      if (taken < pending.length) await advance(m, pending[taken++]!.run, end, requesting, opts);
       else if (scanning) await new Promise<void>((r) => waiting.push(r));
       else return;
     }
   };
-  await Promise.all([scan, ...Array.from({ length: Math.max(1, opts.width) }, () => worker().catch(fail))]);
+  await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.width) }, () => worker().catch(fail))]), failedEarly]);
   if (failure) throw failure.err;
 }

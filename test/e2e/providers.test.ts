@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 import { REPO, runCli } from "../helpers/cli.js";
+import { build, InterruptedError } from "../../src/index.js";
 import { TempProject } from "../helpers/project.js";
 
 describe("providers and request options", () => {
@@ -37,8 +38,8 @@ describe("providers and request options", () => {
   test("an HTTPS endpoint: its certificate is checked, and a private CA is trusted through NODE_EXTRA_CA_CERTS", async () => {
     const tls = join(REPO, "test/fixtures/tls");
     const secure = await startTestServer({ tls: { key: readFileSync(join(tls, "key.pem"), "utf8"), cert: readFileSync(join(tls, "cert.pem"), "utf8") } });
+    const p = await project(`{ name: m, base_url: "${secure.baseURL.replace("127.0.0.1", "localhost")}", retries: 0 }`);
     try {
-      const p = await project(`{ name: m, base_url: "${secure.baseURL.replace("127.0.0.1", "localhost")}", retries: 0 }`);
       const untrusted = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
       assert.equal(untrusted.status, 1, untrusted.stderr);
       assert.match(JSON.parse(untrusted.stdout).failures[0].reason, /certificate/i);
@@ -48,9 +49,37 @@ describe("providers and request options", () => {
       assert.equal(trusted.status, 0, trusted.stderr);
       assert.equal(secure.requests.length, 2);
       assert.match(await p.read("dist/x.jsonl"), /TEST ANSWER/);
-      await p.remove();
     } finally {
+      await p.remove();
       await secure.close();
+    }
+  });
+
+  test("the progress total (planned events) adds up to the requests made, cold and after an edit", async () => {
+    const steps = `  - id: s\n    generate: { prompt: "Tell me about {{ a }} {{ b }}" }\n  - id: t\n    generate: { prompt: "Expand {{ s }}" }`;
+    const p = await project(`{ name: m, base_url: "${server.baseURL}" }`, steps, `a: [${Array.from({ length: 30 }, (_, i) => `x${i}`).join(", ")}]\n  b: [p, q, r]`, `output: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ t }}" }`);
+    try {
+      for (const edit of [false, true]) {
+        if (edit) await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("x7,", "edited,") });
+        let planned = 0;
+        const r = await build({ cwd: p.dir, env: { OPENAI_API_KEY: "k" }, events: { planned: (n) => (planned += n) } });
+        assert.equal(planned, r.requests, edit ? "after an edit" : "cold");
+        assert.equal(r.requests, edit ? 6 : 180);
+      }
+    } finally {
+      await p.remove();
+    }
+  });
+
+  test("a build whose signal is aborted before it starts makes no request", async () => {
+    const p = await project(`{ name: m, base_url: "${server.baseURL}" }`);
+    try {
+      server.reset();
+      const signal = AbortSignal.abort();
+      await assert.rejects(build({ cwd: p.dir, env: { OPENAI_API_KEY: "k" }, signal }), (e: unknown) => e instanceof InterruptedError);
+      assert.equal(server.requests.length, 0);
+    } finally {
+      await p.remove();
     }
   });
 
