@@ -1,4 +1,6 @@
-import { statSync, type Stats } from "node:fs";
+import { createHmac, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { homedir } from "node:os";
 import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +11,7 @@ import type { Manifest } from "../manifest/types.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
-import { createHash64, hash128, hash64 } from "../util/hash.js";
+import { createHash64, hash64 } from "../util/hash.js";
 import { VERSION } from "../version.js";
 import type { BuildResult } from "./build.js";
 
@@ -24,8 +26,9 @@ import type { BuildResult } from "./build.js";
  * vouch for (a `files` output, a time too coarse to trust) means no stamp, and a build that is
  * not a no-op removes it before doing anything.
  *
- * It lives in the cache's state folder (local, never committed). It holds hashes, never values:
- * an environment variable may be a secret.
+ * It lives in the cache's state folder (never committed, perhaps shared). It holds hashes, never
+ * values, and environment variables (which may be secrets) only as an HMAC under a key kept in
+ * ~/.cache/synthbuild (or $SYNTHBUILD_STATE_DIR): on another machine the stamp does not hold.
  */
 interface Stamp {
   stamp: 1;
@@ -70,13 +73,22 @@ export type StampCheck = { holds: true; result: BuildResult; warnings: string[] 
 
 /** Whether the stamp of the last complete build still holds: if so, the result of a no-op build. */
 export async function upToDate(file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<StampCheck> {
-  const no = (why: string): StampCheck => ({ holds: false, why });
-  let s: Stamp;
+  let text: string;
   try {
-    s = JSON.parse(await readFile(stampPath(paths, file), "utf8")) as Stamp;
-  } catch (err) {
-    return no((err as NodeJS.ErrnoException).code === "ENOENT" ? "no stamp (the last build was not complete, or made none)" : "the stamp is unreadable");
+    text = await readFile(stampPath(paths, file), "utf8");
+  } catch {
+    return { holds: false, why: "no stamp (the last build was not complete, or made none)" };
   }
+  try {
+    return await check(JSON.parse(text) as Stamp, file, paths, opts);
+  } catch {
+    // Not the shape this version writes: only a shortcut lost.
+    return { holds: false, why: "the stamp is unreadable" };
+  }
+}
+
+async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<StampCheck> {
+  const no = (why: string): StampCheck => ({ holds: false, why });
   if (s.stamp !== 1 || s.tool !== (await toolId())) return no("written by another version of synthbuild or Node");
   if (s.offline !== opts.offline) return no(`the last build was ${s.offline ? "" : "not "}--offline`);
   if (Object.keys(s.files)[0] !== file) return no("the stamp is for another manifest");
@@ -86,7 +98,7 @@ export async function upToDate(file: string, paths: ProjectPaths, opts: { offlin
   for (const [shard, was] of Object.entries(s.shards)) {
     if (!sameStat(statOf(shard), was)) return no(`cache folder ${shard} changed`);
   }
-  if (s.env.hash !== envHash(s.env.names, opts.env)) return no(`an environment variable the manifest reads changed (${s.env.names.join(", ")})`);
+  if (s.env.hash !== envHash(s.env.names, opts.env)) return no(`an environment variable the manifest reads changed, or this is another machine (${s.env.names.join(", ")})`);
   if ((await hashFile(paths.lock)) !== s.lock) return no(`${paths.lock} changed`);
   for (const [path, hash] of Object.entries(s.files)) {
     if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return no(`${path} changed`);
@@ -103,11 +115,25 @@ export async function upToDate(file: string, paths: ProjectPaths, opts: { offlin
   return { holds: true, result: s.result, warnings: s.warnings };
 }
 
+/** What a complete build leaves for its stamp: the lock it wrote (or confirmed) and its hash. */
+export interface StampOptions {
+  manifest: Manifest;
+  paths: ProjectPaths;
+  cache: Cache;
+  lock: Lock;
+  lockHash: string;
+  offline: boolean;
+  env: NodeJS.ProcessEnv;
+  /** The manifest's own warnings, said again by each no-op the stamp decides. */
+  warnings: string[];
+}
+
 /**
  * Stamp a complete build: `lock` is what was written (or confirmed), `keys` every cache key it
  * names. Writes nothing if a fact cannot be trusted to move when its file changes.
  */
-export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache, lock: Lock, lockHash: string, offline: boolean, env: NodeJS.ProcessEnv, warnings: string[]): Promise<void> {
+export async function writeStamp(o: StampOptions): Promise<void> {
+  const { manifest: m, paths, cache, lock, lockHash, offline, env, warnings } = o;
   if (m.outputs.some((o) => o.format === "files")) return;
   const outputs: Stamp["outputs"] = {};
   for (const o of lock.outputs) {
@@ -125,6 +151,8 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
     shards[shard] = fileStat(st);
   }
   const names = [...m.inputs.env].sort();
+  const hash = envHash(names, env);
+  if (hash === undefined) return;
   const stamp: Stamp = {
     stamp: 1,
     tool: await toolId(),
@@ -132,7 +160,7 @@ export async function writeStamp(m: Manifest, paths: ProjectPaths, cache: Cache,
     files: m.inputs.files,
     globs: m.inputs.globs,
     modules: m.inputs.modules,
-    env: { names, hash: envHash(names, env) },
+    env: { names, hash },
     lock: lockHash,
     outputs,
     shards,
@@ -170,8 +198,38 @@ function ambiguous(mtimeMs: number): boolean {
   return mtimeMs % 1000 === 0 && Date.now() - mtimeMs < 2000;
 }
 
-function envHash(names: string[], env: NodeJS.ProcessEnv): string {
-  return hash128(canonicalJson(names.map((n) => [n, env[n] ?? null])));
+/**
+ * The values of the environment variables the manifest reads, as an HMAC under a key that never
+ * leaves this machine: a value may be a secret (a gateway key in `headers`), and the cache folder
+ * the stamp lives in may be shared. Undefined when no key can be kept (no writable home).
+ */
+function envHash(names: string[], env: NodeJS.ProcessEnv): string | undefined {
+  if (names.length === 0) return "none";
+  const key = machineKey(env);
+  return key && createHmac("sha256", key).update(canonicalJson(names.map((n) => [n, env[n] ?? null]))).digest("hex");
+}
+
+let keyCache: Buffer | undefined;
+function machineKey(env: NodeJS.ProcessEnv): Buffer | undefined {
+  if (keyCache) return keyCache;
+  const dir = env.SYNTHBUILD_STATE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "synthbuild");
+  const path = join(dir, "stamp-key");
+  try {
+    return (keyCache = readFileSync(path));
+  } catch {
+    // First use on this machine.
+  }
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, randomBytes(32), { flag: "wx", mode: 0o600 });
+  } catch {
+    // Another process wrote it first, or there is nowhere to write: read what is there, if anything.
+  }
+  try {
+    return (keyCache = readFileSync(path));
+  } catch {
+    return undefined;
+  }
 }
 
 async function hashFile(path: string): Promise<string | undefined> {

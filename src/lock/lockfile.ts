@@ -141,7 +141,7 @@ export async function readLock(path: string): Promise<{ lock: Lock; hash: string
     fh = await open(path, "r");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
+    throw new UsageError(`cannot read ${basename(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
     const reader = new LockReader();
@@ -149,18 +149,29 @@ export async function readLock(path: string): Promise<{ lock: Lock; hash: string
     const decoder = new StringDecoder("utf8");
     const buf = Buffer.allocUnsafe(1 << 20);
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+      } catch (err) {
+        throw new UsageError(`cannot read ${basename(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
       if (bytesRead === 0) break;
       const bytes = buf.subarray(0, bytesRead);
       hash.update(bytes);
-      reader.add(decoder.write(bytes));
+      parsing(path, () => reader.add(decoder.write(bytes)));
     }
-    reader.add(decoder.end());
-    return { lock: reader.finish(), hash: hash.digest() };
-  } catch (err) {
-    throw new UsageError(`${basename(path)} cannot be read: ${(err as Error).message}`, "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)");
+    return { lock: parsing(path, () => (reader.add(decoder.end()), reader.finish())), hash: hash.digest() };
   } finally {
     await fh.close();
+  }
+}
+
+/** A lock whose text does not parse: most likely a merge conflict. */
+function parsing<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new UsageError(`${basename(path)} cannot be read: ${(err as Error).message}`, "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)");
   }
 }
 

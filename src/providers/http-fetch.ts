@@ -12,9 +12,10 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "n
  * off the 2,000-request benchmark. The SDK's `fetch` option exists for exactly this; the SDK still
  * builds every request and reads every response.
  *
- * Anything this does not handle the usual way is given to the global fetch instead, so behaviour
- * never differs: a non-string body, a redirect (fetch follows it as the spec says), a URL that is
- * not http(s). Like the global fetch of Node 20, it does not read proxy variables.
+ * What it does not handle itself goes to the global fetch: a non-string body, a redirect (fetch
+ * follows it as the spec says), a URL that is not http(s). Where it answers, it answers as that
+ * fetch would (statuses, headers, content codings, aborts), which test/unit/http-fetch.test.ts
+ * checks case by case. Like the global fetch of Node 20, it does not read proxy variables.
  */
 export function createHttpFetch(): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
@@ -97,21 +98,23 @@ function toResponse(res: IncomingMessage, status: number, raw: Buffer, url: stri
 }
 
 /**
- * We ask for no compression; a server that compresses anyway is decoded as fetch decodes it:
- * codings undone last-applied first, deflate with or without its zlib wrapper, and decoding
- * stopped (the rest passed through) at a coding it does not know.
+ * We ask for no compression; a server that compresses anyway is decoded as Node's fetch decodes
+ * it: codings undone last-applied first, deflate with or without its zlib wrapper, and nothing
+ * decoded at all if any coding is one it does not know (identity included).
  */
 function decode(body: Buffer, header: string): Buffer {
   const codings = header.split(",").map((c) => c.trim().toLowerCase());
-  for (let i = codings.length - 1; i >= 0; i--) {
-    const coding = codings[i]!;
-    if (coding === "gzip" || coding === "x-gzip") body = gunzipSync(body);
-    else if (coding === "br") body = brotliDecompressSync(body);
-    else if (coding === "deflate") body = body[0] !== undefined && (body[0] & 0x0f) === 8 ? inflateSync(body) : inflateRawSync(body);
-    else if (coding !== "identity" && coding !== "") break;
-  }
+  if (!codings.every((c) => DECODERS.has(c))) return body;
+  for (let i = codings.length - 1; i >= 0; i--) body = DECODERS.get(codings[i]!)!(body);
   return body;
 }
+
+const DECODERS = new Map<string, (b: Buffer) => Buffer>([
+  ["gzip", (b) => gunzipSync(b)],
+  ["x-gzip", (b) => gunzipSync(b)],
+  ["br", (b) => brotliDecompressSync(b)],
+  ["deflate", (b) => (b[0] !== undefined && (b[0] & 0x0f) === 8 ? inflateSync(b) : inflateRawSync(b))],
+]);
 
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("This operation was aborted", "AbortError");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readdir, rm, stat, utimes } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runCli } from "../helpers/cli.js";
@@ -163,6 +164,23 @@ describe("the up-to-date stamp", () => {
     const again = await skipped();
     assert.doesNotMatch(again.stderr, /corrupt/);
     await p.write({ "dataset.yaml": yaml });
+    await rebuilt(0);
+  });
+
+  test("environment values are kept as an HMAC under this machine's key: another machine's stamp does not hold", async () => {
+    await rebuilt(0, { MAX_TOKENS: "8" }); // set to its default is still a change of the environment
+    await skipped({ MAX_TOKENS: "8" });
+    const [name] = await readdir(join(p.dir, "cache/state/stamps"));
+    const stamp = await p.read(`cache/state/stamps/${name}`);
+    assert.match(stamp, /"names":\["MAX_TOKENS"\]/);
+    const other = await mkdtemp(join(tmpdir(), "synthbuild-other-machine-"));
+    try {
+      const r = await runCli(["build", "--verbose"], p.dir, { MAX_TOKENS: "8", SYNTHBUILD_STATE_DIR: other });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /reading the manifest: an environment variable the manifest reads changed, or this is another machine/);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
     await rebuilt(0);
   });
 

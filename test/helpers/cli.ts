@@ -1,3 +1,5 @@
+import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -16,6 +18,8 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   delete env.OPENAI_API_KEY;
   delete env.OPENAI_BASE_URL;
   delete env.SYNTHBUILD_CACHE_DIR;
+  // The stamps' machine key goes to the temp folder, not the home of whoever runs the tests.
+  env.SYNTHBUILD_STATE_DIR = join(tmpdir(), "synthbuild-test-state");
   return { ...env, ...extra };
 }
 

@@ -51,6 +51,10 @@ test("trailing blank lines are tolerated; a missing lock is undefined", async ()
   assert.equal(await readLock(join(dir, "absent.lock")), undefined);
 });
 
+test("a lock that cannot be read (a folder) is a user error without the merge-conflict hint", async () => {
+  await assert.rejects(readLock(dir), (err: unknown) => err instanceof UsageError && /cannot read .*EISDIR/.test(err.message) && err.hint === undefined);
+});
+
 test("a lock that does not parse is a user error with a hint; so is an unknown format or an empty file", async () => {
   const text = serializeLock(lockOf(3));
   const cases: [string, RegExp][] = [
