@@ -7,7 +7,7 @@ import { readLock, serializeLock, type Lock } from "../lock/lockfile.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
-import { priceOf } from "../plan/prices.js";
+import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { Budget } from "../execute/budget.js";
 import { walk, type PendingRun } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
@@ -79,7 +79,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const { manifest: m, paths, cache } = project;
   const samples = project.samples;
   const allowed = opts.limit !== undefined ? new Set(samples.slice(0, opts.limit).map((s) => s.id)) : undefined;
+  // Read while the manifest's samples are checked against the cache; no-op builds never wait for it.
+  const pricesLoaded = needsPriceBook(m.steps, offline) ? loadPrices() : Promise.resolve();
+  pricesLoaded.catch(() => {});
   if (opts.maxCost !== undefined && !opts.offline) {
+    await pricesLoaded;
     const unpriced = m.steps.filter((s): s is GenerateStep => s.kind === "generate" && !priceOf(s.model, false));
     if (unpriced.length) throw new UsageError(`--max-cost needs a price for ${unpriced[0]!.model.name} (step '${unpriced[0]!.id}')`, "set model.price: { input_per_mtok: …, output_per_mtok: … } in the manifest");
   }
@@ -129,6 +133,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await checkOutputPaths(m);
     const runs = samples.map((s) => newRun(m, s));
     if (runs.length >= 10_000) cache.snapshot();
+    await pricesLoaded;
     const budget = new Budget(opts.maxCost, opts.offline ?? false);
     const pool = new ProviderPool(opts.env ?? process.env, {
       offline: opts.offline ?? false,

@@ -3,7 +3,7 @@ import { readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { explainStale, indexLock } from "../plan/explain.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
-import { costOf, priceOf } from "../plan/prices.js";
+import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
 import { walk } from "../plan/walk.js";
 import type { ChatRequest } from "../plan/request.js";
@@ -50,6 +50,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const runs = samples.map((s) => newRun(m, s));
   if (runs.length >= 10_000) project.cache.snapshot();
   const count = await loadTokenCounter();
+  if (needsPriceBook(m.steps, opts.offline ?? false)) await loadPrices();
   const missed = new InputTally(count);
   await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, onMiss: (_run, req, step, key) => missed.add(step.id, req, key), providerOverride: opts.offline ? "echo" : undefined });
 

@@ -1,43 +1,51 @@
-import type { ModelConfig } from "../manifest/types.js";
+import type { ModelConfig, Step } from "../manifest/types.js";
+
+type PriceBook = typeof import("@pydantic/genai-prices");
+let book: PriceBook | undefined;
 
 /**
- * USD per million tokens (input, output), list prices of the standard tier. A manifest's
- * model.price overrides this; a model not listed has no cost estimate (null), never a guess.
- * Keys match a model name exactly or as the prefix of a dated snapshot (gpt-4o-mini-2024-07-18).
+ * List prices come from pydantic's genai-prices (maintained, ~900 models across providers, data
+ * shipped in the package: no network). It costs ~25 ms to load, so only runs that price
+ * something load it, and a manifest's model.price overrides it.
  */
-const PRICES: Record<string, [number, number]> = {
-  "gpt-5": [1.25, 10],
-  "gpt-5-mini": [0.25, 2],
-  "gpt-5-nano": [0.05, 0.4],
-  "gpt-4.1": [2, 8],
-  "gpt-4.1-mini": [0.4, 1.6],
-  "gpt-4.1-nano": [0.1, 0.4],
-  "gpt-4o": [2.5, 10],
-  "gpt-4o-mini": [0.15, 0.6],
-  "gpt-4-turbo": [10, 30],
-  "gpt-3.5-turbo": [0.5, 1.5],
-  o1: [15, 60],
-  "o1-mini": [1.1, 4.4],
-  o3: [2, 8],
-  "o3-mini": [1.1, 4.4],
-  "o4-mini": [1.1, 4.4],
-};
+export async function loadPrices(): Promise<void> {
+  book ??= await import("@pydantic/genai-prices");
+}
+
+/** Whether pricing these steps needs the price book (a model with no model.price, not offline). */
+export function needsPriceBook(steps: Step[], offline: boolean): boolean {
+  return !offline && steps.some((s) => s.kind === "generate" && s.model.provider === "openai" && !s.model.price);
+}
 
 export interface Price {
   inputPerMtok: number;
   outputPerMtok: number;
 }
 
+const FREE: Price = { inputPerMtok: 0, outputPerMtok: 0 };
+const listed = new Map<string, Price | undefined>();
+
+/**
+ * USD per million tokens (input, output). Offline, echo and ollama cost nothing; an unknown
+ * model has no price (null cost), never a guess.
+ */
 export function priceOf(model: ModelConfig, offline: boolean): Price | undefined {
-  if (offline || model.provider === "echo" || model.provider === "ollama") return { inputPerMtok: 0, outputPerMtok: 0 };
+  if (offline || model.provider === "echo" || model.provider === "ollama") return FREE;
   if (model.price) return model.price;
-  const name = model.name;
-  const key = Object.keys(PRICES)
-    .filter((k) => name === k || name.startsWith(`${k}-20`))
-    .sort((a, b) => b.length - a.length)[0];
-  if (!key) return undefined;
-  const [i, o] = PRICES[key]!;
-  return { inputPerMtok: i, outputPerMtok: o };
+  const key = `${model.name}\0${model.baseUrl ?? ""}`;
+  if (!listed.has(key)) listed.set(key, listPrice(model.name, model.baseUrl || undefined));
+  return listed.get(key);
+}
+
+function listPrice(name: string, baseUrl: string | undefined): Price | undefined {
+  if (!book) throw new Error("loadPrices() must be awaited before a list price is read");
+  const { calcPrice } = book;
+  // Rates from a small request: models whose price rises with prompt length are priced at their
+  // first tier. A gateway the book knows (OpenRouter, Groq, ...) is priced as that provider; any
+  // other endpoint serving a model by an OpenAI name, at OpenAI's list price.
+  const at = (options: Parameters<PriceBook["calcPrice"]>[2]) => calcPrice({ input_tokens: 1000, output_tokens: 1000 }, name, options);
+  const r = (baseUrl ? at({ providerApiUrl: baseUrl }) : undefined) ?? at({ providerId: "openai" });
+  return r ? { inputPerMtok: r.input_price * 1000, outputPerMtok: r.output_price * 1000 } : undefined;
 }
 
 export function costOf(price: Price | undefined, input: number, output: number): number | null {
