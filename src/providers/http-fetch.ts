@@ -1,5 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpAgent, request as httpRequest, type Agent, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { getProxyForUrl } from "proxy-from-env";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
 
 /**
@@ -15,11 +16,27 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "n
  * What it does not handle itself goes to the global fetch: a non-string body, a redirect (fetch
  * follows it as the spec says), a URL that is not http(s). Where it answers, it answers as that
  * fetch would (statuses, headers, content codings, aborts), which test/unit/http-fetch.test.ts
- * checks case by case. Like the global fetch of Node 20, it does not read proxy variables.
+ * checks case by case. Unlike the global fetch of Node 20, it honours HTTP_PROXY, HTTPS_PROXY,
+ * ALL_PROXY and NO_PROXY (what the global fetch is handed, a redirect, goes direct).
  */
 export function createHttpFetch(): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: Infinity }), https: new HttpsAgent({ keepAlive: true, maxSockets: Infinity }) };
+  const proxies = new Map<string, string>();
+  const proxyAgents = new Map<string, Promise<Agent>>();
+  /**
+   * The agent for a URL: through the proxy HTTP(S)_PROXY / ALL_PROXY names for it, unless NO_PROXY
+   * lists the host; direct for loopback hosts always (a local vLLM or Ollama), as Go's HTTP client does.
+   */
+  const agentFor = (url: string, secure: boolean): Agent | Promise<Agent> => {
+    let proxy = proxies.get(url);
+    if (proxy === undefined) proxies.set(url, (proxy = LOOPBACK.test(new URL(url).hostname) ? "" : getProxyForUrl(url)));
+    if (!proxy) return secure ? agents.https : agents.http;
+    const key = `${secure ? "https" : "http"} ${proxy}`;
+    let agent = proxyAgents.get(key);
+    if (!agent) proxyAgents.set(key, (agent = proxyAgent(proxy, secure)));
+    return agent;
+  };
   return (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : undefined;
     const body = init.body;
@@ -27,63 +44,82 @@ export function createHttpFetch(): typeof fetch {
     if (url === undefined || !(secure || url.startsWith("http:")) || (body != null && typeof body !== "string" && !(body instanceof Uint8Array))) {
       return fetch(input, init);
     }
-    const signal = init.signal ?? undefined;
-    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (init.signal?.aborted) return Promise.reject(abortReason(init.signal));
     const headers: Record<string, string> = {};
     (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => {
       headers[name] = value;
     });
     // A string body gets a length, as fetch gives it, rather than chunked encoding some servers refuse.
     if (body != null) headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
-    return new Promise<Response>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener("abort", onAbort);
-        // An abort (the SDK's timeout or the build's Ctrl-C) surfaces as the AbortError the SDK looks for.
-        reject(signal?.aborted ? abortReason(signal) : err);
-      };
-      const onAbort = () => {
-        req.destroy();
-        fail(abortReason(signal!));
-      };
-      const request = secure ? httpsRequest : httpRequest;
-      const req = request(url, { method: init.method ?? "GET", headers, agent: secure ? agents.https : agents.http }, (res) => {
-        const status = res.statusCode ?? 0;
-        if (REDIRECTS.has(status) && res.headers.location) {
-          // The server did not act on it; fetch repeats it where it points, as the spec says.
-          res.destroy();
-          settled = true;
-          signal?.removeEventListener("abort", onAbort);
-          resolve(fetch(input, init));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", fail);
-        res.on("close", () => {
-          if (!res.complete) fail(new Error("the connection closed before the response was complete"));
-        });
-        res.on("end", () => {
-          if (settled) return;
-          try {
-            const response = toResponse(res, status, Buffer.concat(chunks), url, init.method === "HEAD");
-            settled = true;
-            signal?.removeEventListener("abort", onAbort);
-            resolve(response);
-          } catch (err) {
-            fail(err);
-          }
-        });
-      });
-      req.on("error", fail);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      req.end(body ?? undefined);
-    });
+    const agent = agentFor(url, secure ?? false);
+    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a)) : send(input, url, init, headers, agent);
   };
 }
 
+/** One request, its whole body read, as a standard Response (see createHttpFetch). */
+function send(input: string | URL | Request, url: string, init: RequestInit, headers: Record<string, string>, agent: Agent): Promise<Response> {
+  const signal = init.signal ?? undefined;
+  // Aborted while a proxy agent was loading.
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+  return new Promise<Response>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      // An abort (the SDK's timeout or the build's Ctrl-C) surfaces as the AbortError the SDK looks for.
+      reject(signal?.aborted ? abortReason(signal) : err);
+    };
+    const onAbort = () => {
+      req.destroy();
+      fail(abortReason(signal!));
+    };
+    const req = request(url, { method: init.method ?? "GET", headers, agent }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (REDIRECTS.has(status) && res.headers.location) {
+        // The server did not act on it; fetch repeats it where it points, as the spec says.
+        res.destroy();
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        resolve(fetch(input, init));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", fail);
+      res.on("close", () => {
+        if (!res.complete) fail(new Error("the connection closed before the response was complete"));
+      });
+      res.on("end", () => {
+        if (settled) return;
+        try {
+          const response = toResponse(res, status, Buffer.concat(chunks), url, init.method === "HEAD");
+          settled = true;
+          signal?.removeEventListener("abort", onAbort);
+          resolve(response);
+        } catch (err) {
+          fail(err);
+        }
+      });
+    });
+    req.on("error", fail);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    req.end((init.body as string | Uint8Array | null | undefined) ?? undefined);
+  });
+}
+
+/** Proxy agents are loaded only by runs that use a proxy. */
+async function proxyAgent(proxy: string, secure: boolean): Promise<Agent> {
+  if (secure) {
+    const { HttpsProxyAgent } = await import("https-proxy-agent");
+    return new HttpsProxyAgent(proxy, { keepAlive: true });
+  }
+  const { HttpProxyAgent } = await import("http-proxy-agent");
+  return new HttpProxyAgent(proxy, { keepAlive: true });
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 

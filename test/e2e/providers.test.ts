@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from "../server/openai-test-server.j
 import { REPO, runCli } from "../helpers/cli.js";
 import { build, InterruptedError } from "../../src/index.js";
 import { TempProject } from "../helpers/project.js";
+import { startProxy } from "../helpers/proxy.js";
 
 describe("providers and request options", () => {
   let server: TestServer;
@@ -80,6 +81,56 @@ describe("providers and request options", () => {
       assert.equal(server.requests.length, 0);
     } finally {
       await p.remove();
+    }
+  });
+
+  test("HTTP_PROXY is used, NO_PROXY and loopback hosts go direct", async () => {
+    const proxy = await startProxy({ "api.example.test": new URL(server.url).host });
+    const viaName = `{ name: m, base_url: "http://api.example.test/v1", retries: 0 }`;
+    const projects: TempProject[] = [];
+    const build = async (model: string, env: Record<string, string>) => {
+      const p = await project(model);
+      projects.push(p);
+      return runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k", HTTP_PROXY: proxy.url, ...env });
+    };
+    try {
+      const via = await build(viaName, {});
+      assert.equal(via.status, 0, via.stderr);
+      assert.equal(proxy.forwarded, 2, "both requests through the proxy (the name resolves nowhere else)");
+
+      const bypass = await build(viaName, { NO_PROXY: "api.example.test" });
+      assert.equal(bypass.status, 1, "direct, the name does not resolve");
+      assert.match(JSON.parse(bypass.stdout).failures[0].reason, /ENOTFOUND|EAI_AGAIN|getaddrinfo/);
+      assert.equal(proxy.forwarded, 2);
+
+      const local = await build(`{ name: m, base_url: "${server.baseURL}" }`, {});
+      assert.equal(local.status, 0, local.stderr);
+      assert.equal(proxy.forwarded, 2, "a loopback endpoint is never proxied");
+    } finally {
+      for (const p of projects) await p.remove();
+      await proxy.close();
+    }
+  });
+
+  test("HTTPS_PROXY tunnels with CONNECT, and the endpoint's certificate is still checked", async () => {
+    const tls = join(REPO, "test/fixtures/tls");
+    const secure = await startTestServer({ tls: { key: readFileSync(join(tls, "key.pem"), "utf8"), cert: readFileSync(join(tls, "cert.pem"), "utf8") } });
+    const port = new URL(secure.url).port;
+    const proxy = await startProxy({ [`api.example.test:${port}`]: `127.0.0.1:${port}` });
+    const p = await project(`{ name: m, base_url: "https://api.example.test:${port}/v1", retries: 0 }`);
+    try {
+      const env = { OPENAI_API_KEY: "k", HTTPS_PROXY: proxy.url };
+      const untrusted = await runCli(["build", "--json"], p.dir, env);
+      assert.equal(untrusted.status, 1);
+      assert.match(JSON.parse(untrusted.stdout).failures[0].reason, /certificate/i);
+      const r = await runCli(["build", "--json"], p.dir, { ...env, NODE_EXTRA_CA_CERTS: join(tls, "cert.pem") });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(proxy.tunnels >= 1, "a CONNECT tunnel");
+      assert.equal(secure.requests.length, 2);
+    } finally {
+      await p.remove();
+      await proxy.close();
+      await secure.close();
     }
   });
 

@@ -18,6 +18,11 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   delete env.OPENAI_API_KEY;
   delete env.OPENAI_BASE_URL;
   delete env.SYNTHBUILD_CACHE_DIR;
+  // A proxy set on the machine running the tests must not decide where test requests go.
+  for (const v of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]) {
+    delete env[v];
+    delete env[v.toLowerCase()];
+  }
   // The stamps' machine key goes to the temp folder, not the home of whoever runs the tests.
   env.SYNTHBUILD_STATE_DIR = join(tmpdir(), "synthbuild-test-state");
   return { ...env, ...extra };
