@@ -114,7 +114,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
       if (current && cache.hasAll(current.keys, existing.hash) && (await outputsMatchLock(m, existing.lock))) {
         events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
-        await writeStamp({ manifest: m, paths, cache, lock: existing.lock, lockHash: existing.hash, offline, env, warnings });
+        const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing.lock, lockHash: existing.hash, offline, env, warnings });
+        if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
         return {
           samples: samples.length,
           requests: 0,
@@ -187,7 +188,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (!interrupted) cache.rememberComplete(lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))), hash);
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
-    if (result.failed === 0 && result.pending === 0) await writeStamp({ manifest: m, paths, cache, lock, lockHash: hash, offline, env, warnings });
+    if (result.failed === 0 && result.pending === 0) {
+      const unstamped = await writeStamp({ manifest: m, paths, cache, lock, lockHash: hash, offline, env, warnings });
+      if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
+    }
     return result;
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);

@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { readFile, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Cache } from "../cache/store.js";
 import type { Lock } from "../lock/lockfile.js";
@@ -129,17 +129,17 @@ export interface StampOptions {
 }
 
 /**
- * Stamp a complete build: `lock` is what was written (or confirmed), `keys` every cache key it
- * names. Writes nothing if a fact cannot be trusted to move when its file changes.
+ * Stamp a complete build. Writes nothing if a fact cannot be trusted to move when its file
+ * changes, and says why (build --verbose prints it).
  */
-export async function writeStamp(o: StampOptions): Promise<void> {
+export async function writeStamp(o: StampOptions): Promise<string | undefined> {
   const { manifest: m, paths, cache, lock, lockHash, offline, env, warnings } = o;
-  if (m.outputs.some((o) => o.format === "files")) return;
+  if (m.outputs.some((o) => o.format === "files")) return "a files output (its many files are not stamped)";
   const outputs: Stamp["outputs"] = {};
   for (const o of lock.outputs) {
     const abs = join(m.dir, o.path);
     const st = statOf(abs);
-    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
+    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return `${o.path}'s time is too coarse to trust yet`;
     outputs[abs] = fileStat(st);
   }
   const keys: string[] = [];
@@ -147,12 +147,12 @@ export async function writeStamp(o: StampOptions): Promise<void> {
   const shards: Stamp["shards"] = {};
   for (const shard of cache.shardFolders(keys)) {
     const st = statOf(shard);
-    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return;
+    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return `cache folder ${shard}'s time is too coarse to trust yet`;
     shards[shard] = fileStat(st);
   }
   const names = [...m.inputs.env].sort();
   const hash = envHash(names, env);
-  if (hash === undefined) return;
+  if (hash === undefined) return "no machine key could be kept for the environment's values (set SYNTHBUILD_STATE_DIR to a writable folder)";
   const stamp: Stamp = {
     stamp: 1,
     tool: await toolId(),
@@ -181,9 +181,11 @@ export async function writeStamp(o: StampOptions): Promise<void> {
   };
   try {
     await writeFileAtomic(stampPath(paths, m.file), JSON.stringify(stamp), { fsync: false });
-  } catch {
+  } catch (err) {
     // Only a shortcut: a read-only cache folder checks in full every time.
+    return `the cache folder is not writable (${(err as NodeJS.ErrnoException).code ?? "error"})`;
   }
+  return undefined;
 }
 
 export async function removeStamp(paths: ProjectPaths, file: string): Promise<void> {
@@ -209,27 +211,49 @@ function envHash(names: string[], env: NodeJS.ProcessEnv): string | undefined {
   return key && createHmac("sha256", key).update(canonicalJson(names.map((n) => [n, env[n] ?? null]))).digest("hex");
 }
 
-let keyCache: Buffer | undefined;
+const keys = new Map<string, Buffer | undefined>();
+const KEY_BYTES = 32;
+
+/** This machine's key: made once, whole or not at all (a temp file linked into place), 0600. */
 function machineKey(env: NodeJS.ProcessEnv): Buffer | undefined {
-  if (keyCache) return keyCache;
   const dir = env.SYNTHBUILD_STATE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "synthbuild");
-  const path = join(dir, "stamp-key");
+  if (!keys.has(dir)) keys.set(dir, readOrMakeKey(join(dir, "stamp-key")));
+  return keys.get(dir);
+}
+
+function readOrMakeKey(path: string): Buffer | undefined {
+  const read = () => {
+    try {
+      const key = readFileSync(path);
+      return key.length === KEY_BYTES ? key : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const existing = read();
+  if (existing) return existing;
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
-    return (keyCache = readFileSync(path));
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, randomBytes(KEY_BYTES), { mode: 0o600 });
+    try {
+      linkSync(tmp, path);
+    } catch {
+      // Another process made it first (then theirs is used), a damaged key is in the way, or the
+      // filesystem has no hard links.
+      if (!read()) renameSync(tmp, path);
+    }
   } catch {
-    // First use on this machine.
-  }
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path, randomBytes(32), { flag: "wx", mode: 0o600 });
-  } catch {
-    // Another process wrote it first, or there is nowhere to write: read what is there, if anything.
-  }
-  try {
-    return (keyCache = readFileSync(path));
-  } catch {
+    // Nowhere to keep a key: no stamps on this machine (the full check still decides no-ops).
     return undefined;
+  } finally {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // Its folder never existed.
+    }
   }
+  return read();
 }
 
 async function hashFile(path: string): Promise<string | undefined> {

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type Agent, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { getProxyForUrl } from "proxy-from-env";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import { proxyAgent, proxyFor, type ProxyRoute } from "./proxy.js";
 
 /**
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
@@ -22,20 +22,17 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "n
 export function createHttpFetch(): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: Infinity }), https: new HttpsAgent({ keepAlive: true, maxSockets: Infinity }) };
-  const proxies = new Map<string, string>();
+  const routes = new Map<string, ProxyRoute | undefined>();
   const proxyAgents = new Map<string, Promise<Agent>>();
-  /**
-   * The agent for a URL: through the proxy HTTP(S)_PROXY / ALL_PROXY names for it, unless NO_PROXY
-   * lists the host; direct for loopback hosts always (a local vLLM or Ollama), as Go's HTTP client does.
-   */
-  const agentFor = (url: string, secure: boolean): Agent | Promise<Agent> => {
-    let proxy = proxies.get(url);
-    if (proxy === undefined) proxies.set(url, (proxy = LOOPBACK.test(new URL(url).hostname) ? "" : getProxyForUrl(url)));
-    if (!proxy) return secure ? agents.https : agents.http;
-    const key = `${secure ? "https" : "http"} ${proxy}`;
+  /** Direct, or through the proxy the environment names for the URL (see proxyFor). */
+  const agentFor = (url: string, secure: boolean): { agent: Agent | Promise<Agent>; via?: string } => {
+    if (!routes.has(url)) routes.set(url, proxyFor(url));
+    const route = routes.get(url);
+    if (!route) return { agent: secure ? agents.https : agents.http };
+    const key = `${secure ? "https" : "http"} ${route.url.href} ${route.authorization ?? ""}`;
     let agent = proxyAgents.get(key);
-    if (!agent) proxyAgents.set(key, (agent = proxyAgent(proxy, secure)));
-    return agent;
+    if (!agent) proxyAgents.set(key, (agent = proxyAgent(route, secure)));
+    return { agent, via: route.label };
   };
   return (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : undefined;
@@ -51,13 +48,19 @@ export function createHttpFetch(): typeof fetch {
     });
     // A string body gets a length, as fetch gives it, rather than chunked encoding some servers refuse.
     if (body != null) headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
-    const agent = agentFor(url, secure ?? false);
-    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a)) : send(input, url, init, headers, agent);
+    let route: ReturnType<typeof agentFor>;
+    try {
+      route = agentFor(url, secure ?? false);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { agent, via } = route;
+    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a, via)) : send(input, url, init, headers, agent, via);
   };
 }
 
 /** One request, its whole body read, as a standard Response (see createHttpFetch). */
-function send(input: string | URL | Request, url: string, init: RequestInit, headers: Record<string, string>, agent: Agent): Promise<Response> {
+function send(input: string | URL | Request, url: string, init: RequestInit, headers: Record<string, string>, agent: Agent, via?: string): Promise<Response> {
   const signal = init.signal ?? undefined;
   // Aborted while a proxy agent was loading.
   if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -69,7 +72,8 @@ function send(input: string | URL | Request, url: string, init: RequestInit, hea
       settled = true;
       signal?.removeEventListener("abort", onAbort);
       // An abort (the SDK's timeout or the build's Ctrl-C) surfaces as the AbortError the SDK looks for.
-      reject(signal?.aborted ? abortReason(signal) : err);
+      if (signal?.aborted) reject(abortReason(signal));
+      else reject(via && err instanceof Error ? new Error(`${err.message} (via proxy ${via})`, { cause: err }) : err);
     };
     const onAbort = () => {
       req.destroy();
@@ -109,17 +113,6 @@ function send(input: string | URL | Request, url: string, init: RequestInit, hea
   });
 }
 
-/** Proxy agents are loaded only by runs that use a proxy. */
-async function proxyAgent(proxy: string, secure: boolean): Promise<Agent> {
-  if (secure) {
-    const { HttpsProxyAgent } = await import("https-proxy-agent");
-    return new HttpsProxyAgent(proxy, { keepAlive: true });
-  }
-  const { HttpProxyAgent } = await import("http-proxy-agent");
-  return new HttpProxyAgent(proxy, { keepAlive: true });
-}
-
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 

@@ -2,6 +2,7 @@ import OpenAI from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { createHttpFetch } from "./http-fetch.js";
+import { proxyFor } from "./proxy.js";
 import { RequestError, type Provider, type ProviderAnswer } from "./types.js";
 
 /**
@@ -13,6 +14,8 @@ export class OpenAIProvider implements Provider {
   private readonly client: OpenAI;
 
   constructor(cfg: ModelConfig, apiKey: string) {
+    // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
+    proxyFor(cfg.baseUrl || "https://api.openai.com/v1");
     this.client = new OpenAI({
       apiKey,
       baseURL: cfg.baseUrl,

@@ -94,14 +94,28 @@ describe("providers and request options", () => {
       return runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k", HTTP_PROXY: proxy.url, ...env });
     };
     try {
-      const via = await build(viaName, {});
+      const credentialed = proxy.url.replace("http://", "http://me:s3cret@");
+      const via = await build(viaName, { HTTP_PROXY: credentialed });
       assert.equal(via.status, 0, via.stderr);
       assert.equal(proxy.forwarded, 2, "both requests through the proxy (the name resolves nowhere else)");
+      assert.deepEqual(proxy.auth, [`Basic ${Buffer.from("me:s3cret").toString("base64")}`, `Basic ${Buffer.from("me:s3cret").toString("base64")}`]);
+      for (const file of ["dataset.lock", "dist/x.jsonl"]) assert.doesNotMatch(await projects[0]!.read(file), /s3cret/, file);
+      assert.doesNotMatch(via.stderr + via.stdout, /s3cret/);
+
+      const down = await build(viaName, { HTTP_PROXY: "http://me:s3cret@127.0.0.1:1" });
+      assert.equal(down.status, 1);
+      const reason = JSON.parse(down.stdout).failures[0].reason as string;
+      assert.match(reason, /via proxy 127\.0\.0\.1:1/);
+      assert.doesNotMatch(reason + down.stderr, /s3cret/);
 
       const bypass = await build(viaName, { NO_PROXY: "api.example.test" });
       assert.equal(bypass.status, 1, "direct, the name does not resolve");
       assert.match(JSON.parse(bypass.stdout).failures[0].reason, /ENOTFOUND|EAI_AGAIN|getaddrinfo/);
       assert.equal(proxy.forwarded, 2);
+
+      const socks = await build(viaName, { HTTP_PROXY: "socks5://127.0.0.1:1080" });
+      assert.equal(socks.status, 2, "an unusable proxy is the user's to fix");
+      assert.match(socks.stderr, /HTTP_PROXY names a socks5 proxy/);
 
       const local = await build(`{ name: m, base_url: "${server.baseURL}" }`, {});
       assert.equal(local.status, 0, local.stderr);

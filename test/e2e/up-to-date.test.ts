@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { mkdtemp, readdir, rm, stat, utimes } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -189,6 +189,26 @@ describe("the up-to-date stamp", { skip: coarseTimes && "this filesystem keeps w
     } finally {
       await rm(other, { recursive: true, force: true });
     }
+    await rebuilt(0);
+  });
+
+  test("a damaged machine key is replaced, whole and private; with nowhere to keep one, --verbose says so", async () => {
+    const state = await mkdtemp(join(tmpdir(), "synthbuild-state-"));
+    try {
+      await writeFile(join(state, "stamp-key"), "");
+      const env = { MAX_TOKENS: "8", SYNTHBUILD_STATE_DIR: state };
+      await rebuilt(0, env);
+      const key = await stat(join(state, "stamp-key"));
+      assert.equal(key.size, 32);
+      assert.equal(key.mode & 0o777, 0o600);
+      await skipped(env);
+    } finally {
+      await rm(state, { recursive: true, force: true });
+    }
+    // A folder under a file: it can never be made.
+    const nowhere = await runCli(["build", "--verbose"], p.dir, { MAX_TOKENS: "8", SYNTHBUILD_STATE_DIR: join(p.dir, "genres.txt", "state") });
+    assert.equal(nowhere.status, 0, nowhere.stderr);
+    assert.match(nowhere.stderr, /no stamp written: no machine key could be kept/);
     await rebuilt(0);
   });
 

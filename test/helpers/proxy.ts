@@ -7,11 +7,13 @@ import { connect } from "node:net";
  * Host names in `hosts` are sent to the address given (there is no DNS for them), which shows a
  * request went through the proxy: directly, the name would not resolve.
  */
-export async function startProxy(hosts: Record<string, string>): Promise<{ url: string; forwarded: number; tunnels: number; close(): Promise<void> }> {
+export async function startProxy(hosts: Record<string, string>): Promise<{ url: string; forwarded: number; tunnels: number; auth: (string | undefined)[]; close(): Promise<void> }> {
   const stats = { forwarded: 0, tunnels: 0 };
+  const auth: (string | undefined)[] = [];
   const route = (host: string) => hosts[host] ?? host;
   const server = createServer((req, res) => {
     stats.forwarded++;
+    auth.push(req.headers["proxy-authorization"]);
     const target = new URL(req.url!);
     const [host, port] = route(target.host).split(":");
     const upstream = request({ host, port, path: target.pathname + target.search, method: req.method, headers: { ...req.headers, host: target.host } }, (r) => {
@@ -23,6 +25,7 @@ export async function startProxy(hosts: Record<string, string>): Promise<{ url: 
   });
   server.on("connect", (req, socket, head) => {
     stats.tunnels++;
+    auth.push(req.headers["proxy-authorization"]);
     const [host, port] = route(req.url!).split(":");
     const upstream = connect(Number(port), host, () => {
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -42,6 +45,7 @@ export async function startProxy(hosts: Record<string, string>): Promise<{ url: 
     get tunnels() {
       return stats.tunnels;
     },
+    auth,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -1,0 +1,53 @@
+import type { Agent } from "node:http";
+import { getProxyForUrl } from "proxy-from-env";
+import { UsageError } from "../errors.js";
+
+/** A proxy a request goes through: its URL without credentials, which travel only in a header. */
+export interface ProxyRoute {
+  readonly url: URL;
+  readonly authorization?: string;
+  /** host:port, for messages (never the credentials). */
+  readonly label: string;
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (either case) name for a request URL, unless
+ * NO_PROXY lists its host (proxy-from-env's rules, as axios's); undefined for a direct connection.
+ * Loopback hosts are always direct, as in Go's HTTP client: a local vLLM or Ollama keeps working
+ * where a proxy is set for the internet. A proxy that cannot be used is a user error, naming the
+ * variable but never its value (it may hold a password).
+ */
+export function proxyFor(target: string): ProxyRoute | undefined {
+  const t = new URL(target);
+  if (LOOPBACK.test(t.hostname) || !getProxyForUrl(target)) return undefined;
+  const proto = t.protocol.slice(0, -1);
+  const variable = [`${proto}_proxy`, `${proto.toUpperCase()}_PROXY`, "all_proxy", "ALL_PROXY"].find((v) => process.env[v])!;
+  const raw = process.env[variable]!;
+  let url: URL;
+  try {
+    // curl reads a proxy written without a scheme as http://, not as the target's scheme.
+    url = new URL(raw.includes("://") ? raw : `http://${raw}`);
+  } catch {
+    throw new UsageError(`${variable} is not a URL`, "write it as http://host:port, with any credentials percent-encoded (http://user:p%40ss@host:port)");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`${variable} names a ${url.protocol.slice(0, -1)} proxy; only HTTP(S) proxies are supported`, "use an HTTP proxy: it reaches HTTPS endpoints with CONNECT");
+  }
+  const authorization = url.username ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}` : undefined;
+  url.username = "";
+  url.password = "";
+  return { url, authorization, label: url.host };
+}
+
+/** An agent through the proxy, loaded only by runs that use one. */
+export async function proxyAgent(route: ProxyRoute, secure: boolean): Promise<Agent> {
+  const opts = { keepAlive: true, headers: route.authorization ? { "proxy-authorization": route.authorization } : {} };
+  if (secure) {
+    const { HttpsProxyAgent } = await import("https-proxy-agent");
+    return new HttpsProxyAgent(route.url, opts);
+  }
+  const { HttpProxyAgent } = await import("http-proxy-agent");
+  return new HttpProxyAgent(route.url, opts);
+}

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import { UsageError } from "../../src/errors.js";
+import { proxyFor } from "../../src/providers/proxy.js";
+
+const VARS = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
+const saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]));
+const setEnv = (env: Record<string, string>) => {
+  for (const v of VARS) delete process.env[v];
+  Object.assign(process.env, env);
+};
+afterEach(() => {
+  for (const v of VARS) if (saved[v] === undefined) delete process.env[v];
+  else process.env[v] = saved[v];
+});
+
+test("HTTPS_PROXY for https, HTTP_PROXY for http, ALL_PROXY for either; lower case first, as curl", () => {
+  setEnv({ HTTPS_PROXY: "http://upper:3128", https_proxy: "http://lower:3128", HTTP_PROXY: "http://plain:8080" });
+  assert.equal(proxyFor("https://api.openai.com/v1")?.label, "lower:3128");
+  assert.equal(proxyFor("http://gateway.example/v1")?.label, "plain:8080");
+  setEnv({ ALL_PROXY: "http://all:1080" });
+  assert.equal(proxyFor("https://api.openai.com/v1")?.label, "all:1080");
+});
+
+test("a proxy without a scheme is http://, as curl reads it, whatever the endpoint's scheme", () => {
+  setEnv({ HTTPS_PROXY: "proxy.corp:3128" });
+  assert.equal(proxyFor("https://api.openai.com/v1")?.url.href, "http://proxy.corp:3128/");
+});
+
+test("credentials leave the URL and travel as Proxy-Authorization", () => {
+  setEnv({ HTTPS_PROXY: "http://me:p%40ss@proxy.corp:3128" });
+  const r = proxyFor("https://api.openai.com/v1")!;
+  assert.equal(r.url.href, "http://proxy.corp:3128/");
+  assert.equal(r.authorization, `Basic ${Buffer.from("me:p@ss").toString("base64")}`);
+});
+
+test("NO_PROXY hosts and loopback hosts go direct", () => {
+  setEnv({ HTTPS_PROXY: "http://proxy:3128", HTTP_PROXY: "http://proxy:3128", NO_PROXY: "internal.example, .corp.example" });
+  assert.equal(proxyFor("https://internal.example/v1"), undefined);
+  assert.equal(proxyFor("https://llm.corp.example/v1"), undefined);
+  for (const u of ["http://localhost:8000/v1", "http://127.0.0.1:11434/v1", "http://[::1]:8000/v1"]) assert.equal(proxyFor(u), undefined, u);
+  assert.ok(proxyFor("https://api.openai.com/v1"));
+});
+
+test("an unusable proxy is a user error naming the variable, never its value", () => {
+  for (const [value, message] of [
+    ["socks5://me:s3cret@127.0.0.1:1080", /HTTPS_PROXY names a socks5 proxy/],
+    ["http://me:s3cr#t@proxy:3128", /HTTPS_PROXY is not a URL/],
+  ] as const) {
+    setEnv({ HTTPS_PROXY: value });
+    assert.throws(
+      () => proxyFor("https://api.openai.com/v1"),
+      (e: unknown) => e instanceof UsageError && message.test(e.message) && !`${e.message} ${e.hint}`.includes("s3c"),
+      value,
+    );
+  }
+});
