@@ -14,14 +14,14 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /**
  * The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (either case) name for a request URL, unless
- * NO_PROXY lists its host (proxy-from-env's rules, as axios's); undefined for a direct connection.
+ * NO_PROXY lists its host; undefined for a direct connection.
  * Loopback hosts are always direct, as in Go's HTTP client: a local vLLM or Ollama keeps working
  * where a proxy is set for the internet. A proxy that cannot be used is a user error, naming the
  * variable but never its value (it may hold a password).
  */
 export function proxyFor(target: string): ProxyRoute | undefined {
   const t = new URL(target);
-  if (LOOPBACK.test(t.hostname) || !getProxyForUrl(target)) return undefined;
+  if (LOOPBACK.test(t.hostname) || noProxy(t) || !getProxyForUrl(target)) return undefined;
   const proto = t.protocol.slice(0, -1);
   const variable = [`${proto}_proxy`, `${proto.toUpperCase()}_PROXY`, "all_proxy", "ALL_PROXY"].find((v) => process.env[v])!;
   const raw = process.env[variable]!;
@@ -39,6 +39,26 @@ export function proxyFor(target: string): ProxyRoute | undefined {
   url.username = "";
   url.password = "";
   return { url, authorization, label: url.host };
+}
+
+/**
+ * NO_PROXY as curl and Go read it, which proxy-from-env does not quite: an entry matches its host
+ * and every subdomain (`example.com` covers `api.example.com`), with or without a leading `.` or
+ * `*.`; `host:port` only that port; `*` everything.
+ */
+function noProxy(t: URL): boolean {
+  const list = (process.env.no_proxy || process.env.NO_PROXY || "").toLowerCase();
+  const host = t.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  const port = t.port || (t.protocol === "https:" ? "443" : "80");
+  return list.split(/[\s,]+/).some((raw) => {
+    if (raw === "*") return true;
+    // host, host:port, [v6], [v6]:port, or a bare v6 address (more than one colon).
+    const bracketed = /^\[(.+)\](?::(\d+))?$/.exec(raw);
+    const [name, only] = bracketed ? [bracketed[1]!, bracketed[2]] : raw.split(":").length === 2 ? raw.split(":") : [raw, undefined];
+    const domain = name!.replace(/^\*?\./, "");
+    if (!domain || (only && only !== port)) return false;
+    return host === domain || host.endsWith(`.${domain}`);
+  });
 }
 
 /** An agent through the proxy, loaded only by runs that use one. */

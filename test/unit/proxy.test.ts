@@ -42,6 +42,24 @@ test("NO_PROXY hosts and loopback hosts go direct", () => {
   assert.ok(proxyFor("https://api.openai.com/v1"));
 });
 
+test("NO_PROXY as curl reads it: an entry covers its subdomains; ports; *", () => {
+  const proxied = (url: string, noProxy: string) => {
+    setEnv({ HTTPS_PROXY: "http://proxy:3128", HTTP_PROXY: "http://proxy:3128", NO_PROXY: noProxy });
+    return proxyFor(url) !== undefined;
+  };
+  assert.equal(proxied("https://api.example.com/v1", "example.com"), false);
+  assert.equal(proxied("https://example.com/v1", ".example.com"), false);
+  assert.equal(proxied("https://a.b.example.com/v1", "*.example.com"), false);
+  assert.equal(proxied("https://notexample.com/v1", "example.com"), true, "a domain boundary, not a bare suffix");
+  assert.equal(proxied("http://gw.corp:8080/v1", "gw.corp:8080"), false);
+  assert.equal(proxied("http://gw.corp:9090/v1", "gw.corp:8080"), true);
+  assert.equal(proxied("https://api.openai.com/v1", "*"), false);
+  assert.equal(proxied("https://api.openai.com/v1", "example.com, internal"), true);
+  assert.equal(proxied("http://[fd00::5]:8000/v1", "fd00::5"), false, "a bare IPv6 address");
+  assert.equal(proxied("http://[fd00::5]:8000/v1", "[fd00::5]:8000"), false);
+  assert.equal(proxied("http://[fd00::5]:8000/v1", "[fd00::5]:9000"), true);
+});
+
 test("an unusable proxy is a user error naming the variable, never its value", () => {
   for (const [value, message] of [
     ["socks5://me:s3cret@127.0.0.1:1080", /HTTPS_PROXY names a socks5 proxy/],
