@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { ChatRequest } from "../plan/request.js";
+import { tooRecentToTrust } from "../util/file-times.js";
 
 export const CACHE_FORMAT = 1;
 
@@ -138,9 +139,7 @@ export class Cache {
   private writeMemo(memo: string, mtimes: Map<string, number | undefined>): void {
     const now: Record<string, number> = {};
     for (const [shard, m] of mtimes) {
-      // On a filesystem with whole-second mtimes, a change in the same second as this check
-      // would not move the mtime: such a shard is only remembered once it is older than that.
-      if (m !== undefined && (m % 1000 !== 0 || Date.now() - m > 2000)) now[shard] = m;
+      if (m !== undefined && !tooRecentToTrust(m)) now[shard] = m;
     }
     const path = join(this.dir, "state", `${memo}.json`);
     try {

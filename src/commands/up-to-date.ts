@@ -11,6 +11,7 @@ import type { Manifest } from "../manifest/types.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
+import { tooRecentToTrust } from "../util/file-times.js";
 import { createHash64, hash64 } from "../util/hash.js";
 import { VERSION } from "../version.js";
 import type { BuildResult } from "./build.js";
@@ -139,7 +140,7 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
   for (const o of lock.outputs) {
     const abs = join(m.dir, o.path);
     const st = statOf(abs);
-    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return `${o.path}'s time is too coarse to trust yet`;
+    if (!st || tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `${o.path}'s time is too coarse to trust yet`;
     outputs[abs] = fileStat(st);
   }
   const keys: string[] = [];
@@ -147,7 +148,7 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
   const shards: Stamp["shards"] = {};
   for (const shard of cache.shardFolders(keys)) {
     const st = statOf(shard);
-    if (!st || ambiguous(st.mtimeMs) || ambiguous(st.ctimeMs)) return `cache folder ${shard}'s time is too coarse to trust yet`;
+    if (!st || tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `cache folder ${shard}'s time is too coarse to trust yet`;
     shards[shard] = fileStat(st);
   }
   const names = [...m.inputs.env].sort();
@@ -190,14 +191,6 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
 
 export async function removeStamp(paths: ProjectPaths, file: string): Promise<void> {
   await rm(stampPath(paths, file), { force: true });
-}
-
-/**
- * On a filesystem that keeps whole seconds, a change within the same second as the stamp would
- * not move the time: such a time is trusted only once it is older than that.
- */
-function ambiguous(mtimeMs: number): boolean {
-  return mtimeMs % 1000 === 0 && Date.now() - mtimeMs < 2000;
 }
 
 /**
