@@ -59,7 +59,11 @@ export class UsageError extends SynthbuildError {
 /** `--frozen` could not produce the dataset from the lock and cache alone. */
 export class FrozenError extends SynthbuildError {
   readonly exitCode = 1;
-  constructor(message: string, readonly missing: string[], hint?: string) {
+  constructor(
+    message: string,
+    readonly missing: string[],
+    hint?: string,
+  ) {
     super(message, hint);
   }
 }

@@ -4,9 +4,13 @@ export function formatPlan(p: PlanResult): string {
   const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
   const w = Math.max(4, ...p.steps.map((s) => s.id.length));
   lines.push(`  ${"step".padEnd(w)}  kind      total  cached  to run`);
-  for (const s of p.steps) lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
+  for (const s of p.steps)
+    lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
   const e = p.estimate;
-  if (p.requests) lines.push(`estimate: ~${e.input_tokens} input + ~${e.output_tokens} output tokens, ${e.cost_usd === null ? "cost unknown (no price for this model; set model.price)" : `~$${e.cost_usd.toFixed(4)}`}`);
+  if (p.requests)
+    lines.push(
+      `estimate: ~${e.input_tokens} input + ~${e.output_tokens} output tokens, ${e.cost_usd === null ? "cost unknown (no price for this model; set model.price)" : `~$${e.cost_usd.toFixed(4)}`}`,
+    );
   if (p.stale?.length) {
     // Grouped by reason: "24 samples: place changed: 'Kyoto' → 'Osaka'" says more than 24 lines.
     const groups = new Map<string, string[]>();

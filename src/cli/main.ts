@@ -1,7 +1,23 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { build, FrozenError, gc, init, ManifestError, ManifestSyntaxError, plan, show, SynthbuildError, verify, VerifyError, VERSION, type BuildResult, type PlanResult, type ShowResult } from "../index.js";
-import { createProgress } from "./progress.js";
+import {
+  type BuildResult,
+  build,
+  FrozenError,
+  gc,
+  init,
+  ManifestError,
+  ManifestSyntaxError,
+  type PlanResult,
+  plan,
+  type ShowResult,
+  SynthbuildError,
+  show,
+  VERSION,
+  VerifyError,
+  verify,
+} from "../index.js";
 import { formatBuild, formatPlan, formatShow } from "./format.js";
+import { createProgress } from "./progress.js";
 
 /**
  * The command line: a flag table per command and one library call each. This is the only place
@@ -79,13 +95,34 @@ export async function main(argv: string[]): Promise<number> {
       process.on("SIGTERM", onSigint);
       let result: BuildResult;
       try {
-        result = await build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal: controller.signal, events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined } });
+        result = await build({
+          ...c,
+          frozen: o.frozen,
+          limit: o.limit,
+          concurrency: o.concurrency,
+          maxCost: o.maxCost,
+          offline: o.offline,
+          signal: controller.signal,
+          events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined },
+        });
       } finally {
         progress.stop();
         process.off("SIGINT", onSigint);
         process.off("SIGTERM", onSigint);
       }
-      if (o.json) out({ samples: result.samples, requests: result.requests, cached: result.cached, failed: result.failed, dropped: result.dropped, pending: result.pending, held_back: result.heldBack, outputs: result.outputs, failures: result.failures, cost_usd: result.costUsd });
+      if (o.json)
+        out({
+          samples: result.samples,
+          requests: result.requests,
+          cached: result.cached,
+          failed: result.failed,
+          dropped: result.dropped,
+          pending: result.pending,
+          held_back: result.heldBack,
+          outputs: result.outputs,
+          failures: result.failures,
+          cost_usd: result.costUsd,
+        });
       if (!c.quiet || result.failed) err(formatBuild(result));
       if (result.failed || result.pending - result.heldBack) code = 1;
     });
@@ -120,7 +157,9 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: { dryRun?: boolean; json?: boolean }) => {
       const r = await gc({ ...common(), dryRun: o.dryRun });
       if (o.json) out(r);
-      err(`${r.dryRun ? "would remove" : "removed"} ${r.removed} cache entr${r.removed === 1 ? "y" : "ies"} (${(r.bytes / 1024).toFixed(1)} KiB); ${r.kept} kept`);
+      err(
+        `${r.dryRun ? "would remove" : "removed"} ${r.removed} cache entr${r.removed === 1 ? "y" : "ies"} (${(r.bytes / 1024).toFixed(1)} KiB); ${r.kept} kept`,
+      );
     });
 
   try {
@@ -164,4 +203,3 @@ function positiveNumber(v: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a number above 0");
   return n;
 }
-

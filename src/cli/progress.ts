@@ -31,7 +31,13 @@ export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean
     state.started = Date.now();
     if (opts.bars) {
       bar = new opts.bars.SingleBar(
-        { format: "{bar} {value}/{total} requests | {rate} req/s | tokens {inTok}/{outTok} | {cost} | ETA {remaining}{extra}", hideCursor: true, clearOnComplete: false, stream: process.stderr, etaBuffer: 50 },
+        {
+          format: "{bar} {value}/{total} requests | {rate} req/s | tokens {inTok}/{outTok} | {cost} | ETA {remaining}{extra}",
+          hideCursor: true,
+          clearOnComplete: false,
+          stream: process.stderr,
+          etaBuffer: 50,
+        },
         opts.bars.Presets.shades_classic,
       );
       bar.start(state.total, 0, payload());

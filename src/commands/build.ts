@@ -1,24 +1,24 @@
 import { setMaxListeners } from "node:events";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
-import { BuildResolver, CacheResolver } from "../execute/resolver.js";
+import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
+import { BuildResolver, CacheResolver } from "../execute/resolver.js";
+import { type PendingRun, walk } from "../execute/walk.js";
+import { type Lock, readLock, serializeLock } from "../lock/lockfile.js";
 import type { GenerateStep } from "../manifest/types.js";
-import { readLock, serializeLock, type Lock } from "../lock/lockfile.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
+import { checkOutputPaths } from "../output/preflight.js";
+import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
+import { currentLock } from "../plan/from-lock.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
-import { Budget } from "../execute/budget.js";
-import { walk, type PendingRun } from "../plan/walk.js";
 import { loadTokenCounter } from "../plan/tokens.js";
-import { currentLock } from "../plan/from-lock.js";
-import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
-import { checkOutputPaths } from "../output/preflight.js";
 import { acquireBuildLock } from "../project.js";
-import { writeFileAtomic } from "../util/fs-atomic.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64, initHashing } from "../util/hash.js";
-import { locateProject, openProject, type CommonOptions } from "./context.js";
+import { type CommonOptions, locateProject, openProject } from "./context.js";
 import { removeStamp, upToDate, writeStamp } from "./up-to-date.js";
 
 export interface BuildOptions extends CommonOptions {
@@ -65,7 +65,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const located = locateProject(opts);
   // Up to date by the stamp of the last complete build: decided without reading the manifest.
   // Not with --max-cost, whose check of the manifest's prices applies even to a no-op.
-  const stamp = opts.maxCost === undefined ? await upToDate(located.file, located.paths, { offline, env }) : { holds: false as const, why: "--max-cost checks the manifest's prices" };
+  const stamp =
+    opts.maxCost === undefined
+      ? await upToDate(located.file, located.paths, { offline, env })
+      : { holds: false as const, why: "--max-cost checks the manifest's prices" };
   if (stamp.holds) {
     events.decided?.("up to date: nothing the last complete build's stamp lists has changed");
     for (const w of stamp.warnings) events.warn?.(w);
@@ -85,19 +88,28 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (opts.maxCost !== undefined && !opts.offline) {
     await pricesLoaded;
     const unpriced = m.steps.filter((s): s is GenerateStep => s.kind === "generate" && !priceOf(s.model, false));
-    if (unpriced.length) throw new UsageError(`--max-cost needs a price for ${unpriced[0]!.model.name} (step '${unpriced[0]!.id}')`, "set model.price: { input_per_mtok: …, output_per_mtok: … } in the manifest");
+    if (unpriced.length)
+      throw new UsageError(
+        `--max-cost needs a price for ${unpriced[0]!.model.name} (step '${unpriced[0]!.id}')`,
+        "set model.price: { input_per_mtok: …, output_per_mtok: … } in the manifest",
+      );
   }
 
   const controller = new AbortController();
   // Every request in flight listens for the abort: far more than Node's default warning level of 10.
   setMaxListeners(0, controller.signal);
   // Load the HTTP client while the manifest's samples are checked against the cache.
-  if (!opts.offline && !opts.frozen && m.steps.some((s) => s.kind === "generate" && s.model.provider !== "echo")) void import("../providers/openai.js").catch(() => {});
+  if (!opts.offline && !opts.frozen && m.steps.some((s) => s.kind === "generate" && s.model.provider !== "echo"))
+    void import("../providers/openai.js").catch(() => {});
   const onAbort = () => controller.abort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   // Aborted while the manifest was read: the listener above will never hear it.
   if (opts.signal?.aborted) controller.abort();
-  const release = await acquireBuildLock(paths.buildLock, (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`), controller.signal);
+  const release = await acquireBuildLock(
+    paths.buildLock,
+    (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`),
+    controller.signal,
+  );
   try {
     // Whatever happens next, the old stamp no longer describes dist/ and the lock.
     await removeStamp(paths, m.file);
@@ -167,7 +179,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       requesting,
       width: Math.max(256, maxConcurrency * 4),
       providerOverride: opts.offline ? "echo" : undefined,
-      onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
+      onPending: (pending, end) =>
+        events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
     });
 
     const interrupted = controller.signal.aborted;
@@ -179,13 +192,18 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       return summarise(runs, emitted.outputs, null, false);
     }
     const emitted = await emit(m, runs, { write: true });
-    if (existing) for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
+    if (existing)
+      for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
     const lock = assembleLock(m, runs, emitted, opts.offline);
     const text = serializeLock(lock);
     const hash = hash64(text);
     if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
     // Every answer this lock names was just read or written: the next no-op need not look again.
-    if (!interrupted) cache.rememberComplete(lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))), hash);
+    if (!interrupted)
+      cache.rememberComplete(
+        lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))),
+        hash,
+      );
     if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
     if (result.failed === 0 && result.pending === 0) {
@@ -209,26 +227,51 @@ function countRequests(steps: { kind: string }[], pending: PendingRun[]): number
 function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existing: { lock: Lock; hash: string } | undefined, offline: boolean): void {
   const missing = runs.filter((r) => r.status === "pending").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
   if (missing.length && existing?.lock.header.offline && !offline) {
-    throw new FrozenError(`--frozen: dataset.lock was built --offline, and the cache has no real model's answers for ${missing.length} sample${missing.length === 1 ? "" : "s"}`, missing.map((r) => r.sample.id), "add --offline to check an offline build, or build with the model first");
+    throw new FrozenError(
+      `--frozen: dataset.lock was built --offline, and the cache has no real model's answers for ${missing.length} sample${missing.length === 1 ? "" : "s"}`,
+      missing.map((r) => r.sample.id),
+      "add --offline to check an offline build, or build with the model first",
+    );
   }
   if (missing.length) {
     const names = missing.map((r) => `${r.sample.id} (step ${steps[r.cursor]?.id ?? "?"})`);
-    throw new FrozenError(`--frozen: ${missing.length} sample${missing.length === 1 ? " is" : "s are"} not in the cache:\n${names.slice(0, 20).map((n) => `  ${n}`).join("\n")}${missing.length > 20 ? `\n  … and ${missing.length - 20} more` : ""}`, missing.map((r) => r.sample.id), "run `synthbuild build` (without --frozen) where the model can be reached, then commit dataset.lock and share the cache");
+    throw new FrozenError(
+      `--frozen: ${missing.length} sample${missing.length === 1 ? " is" : "s are"} not in the cache:\n${names
+        .slice(0, 20)
+        .map((n) => `  ${n}`)
+        .join("\n")}${missing.length > 20 ? `\n  … and ${missing.length - 20} more` : ""}`,
+      missing.map((r) => r.sample.id),
+      "run `synthbuild build` (without --frozen) where the model can be reached, then commit dataset.lock and share the cache",
+    );
   }
-  if (existing === undefined) throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
+  if (existing === undefined)
+    throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
   if (hash64(serializeLock(lock)) !== existing.hash) {
     const before = new Map(existing.lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const after = new Map(lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((id) => before.get(id) !== after.get(id)).sort();
     throw new FrozenError(
-      `--frozen: dataset.lock is out of date${changed.length ? `; ${changed.length} sample${changed.length === 1 ? " differs" : "s differ"}:\n${changed.slice(0, 20).map((id) => `  ${id}`).join("\n")}` : " (outputs differ)"}`,
+      `--frozen: dataset.lock is out of date${
+        changed.length
+          ? `; ${changed.length} sample${changed.length === 1 ? " differs" : "s differ"}:\n${changed
+              .slice(0, 20)
+              .map((id) => `  ${id}`)
+              .join("\n")}`
+          : " (outputs differ)"
+      }`,
       changed,
       "the manifest changed since the lock was written: run `synthbuild build` and commit dataset.lock",
     );
   }
 }
 
-function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[], costUsd: number | null, budgetReached: boolean, allowed?: Set<string>): BuildResult {
+function summarise(
+  runs: SampleRun[],
+  outputs: { path: string; rows: number }[],
+  costUsd: number | null,
+  budgetReached: boolean,
+  allowed?: Set<string>,
+): BuildResult {
   // Samples that sent the very same request shared one answer: count requests, not samples.
   const ran = new Set<string>();
   let cached = 0;
@@ -244,5 +287,17 @@ function summarise(runs: SampleRun[], outputs: { path: string; rows: number }[],
     }
     if (r.status === "failed") failures.push({ sample: r.sample.id, step: r.stoppedBy!.step, reason: r.stoppedBy!.reason });
   }
-  return { samples: runs.length, requests: ran.size, cached, failed: count.failed, dropped: count.dropped, pending: count.pending, heldBack, outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })), failures, costUsd: costUsd === null ? null : Math.round(costUsd * 1e6) / 1e6, budgetReached };
+  return {
+    samples: runs.length,
+    requests: ran.size,
+    cached,
+    failed: count.failed,
+    dropped: count.dropped,
+    pending: count.pending,
+    heldBack,
+    outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })),
+    failures,
+    costUsd: costUsd === null ? null : Math.round(costUsd * 1e6) / 1e6,
+    budgetReached,
+  };
 }

@@ -5,7 +5,7 @@ import { expand } from "../expand/expand.js";
 import type { Sample } from "../expand/sample.js";
 import { loadManifest } from "../manifest/load.js";
 import type { Manifest } from "../manifest/types.js";
-import { projectPaths, type ProjectPaths } from "../project.js";
+import { type ProjectPaths, projectPaths } from "../project.js";
 import { initHashing } from "../util/hash.js";
 
 /** Options every command shares. */

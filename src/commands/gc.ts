@@ -1,7 +1,7 @@
 import { rm, stat } from "node:fs/promises";
 import { UsageError } from "../errors.js";
 import { readLock } from "../lock/lockfile.js";
-import { openProject, type CommonOptions } from "./context.js";
+import { type CommonOptions, openProject } from "./context.js";
 
 export interface GcResult {
   kept: number;
@@ -17,8 +17,13 @@ export interface GcResult {
 export async function gc(opts: CommonOptions & { dryRun?: boolean } = {}): Promise<GcResult> {
   const { manifest, paths, cache } = await openProject(opts);
   const existing = await readLock(paths.lock);
-  if (!existing) throw new UsageError("no dataset.lock: gc keeps what the lock references, so without one it would remove everything", "run `synthbuild build` first");
-  if (existing.lock.header.name !== manifest.name) throw new UsageError(`dataset.lock is for '${existing.lock.header.name}', not '${manifest.name}': gc would remove this manifest's answers`, "run `synthbuild build` to write this manifest's lock first");
+  if (!existing)
+    throw new UsageError("no dataset.lock: gc keeps what the lock references, so without one it would remove everything", "run `synthbuild build` first");
+  if (existing.lock.header.name !== manifest.name)
+    throw new UsageError(
+      `dataset.lock is for '${existing.lock.header.name}', not '${manifest.name}': gc would remove this manifest's answers`,
+      "run `synthbuild build` to write this manifest's lock first",
+    );
   const live = new Set<string>();
   for (const s of existing.lock.samples) for (const st of Object.values(s.steps)) if (st.key) live.add(st.key);
   const { keys, strays } = await cache.list();

@@ -3,7 +3,8 @@ import { dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { exampleManifest } from "./example.js";
 
-const PLACES = "# One value a line. Blank lines and lines starting with # are skipped.\nParis\na lighthouse on the Faroe Islands\nKyoto\na generation ship between stars\n";
+const PLACES =
+  "# One value a line. Blank lines and lines starting with # are skipped.\nParis\na lighthouse on the Faroe Islands\nKyoto\na generation ship between stars\n";
 
 /** Write the starter manifest (and the places file it reads); never overwrite unless forced. */
 export async function init(opts: { cwd?: string; file?: string; force?: boolean } = {}): Promise<{ written: string[] }> {

@@ -1,14 +1,14 @@
 import { CacheResolver } from "../execute/resolver.js";
+import { walk } from "../execute/walk.js";
 import { readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { explainStale, indexLock } from "../plan/explain.js";
+import { currentLock } from "../plan/from-lock.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
-import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
-import { walk } from "../plan/walk.js";
 import type { ChatRequest } from "../plan/request.js";
-import { currentLock } from "../plan/from-lock.js";
-import { openProject, type CommonOptions } from "./context.js";
+import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
+import { type CommonOptions, openProject } from "./context.js";
 
 export interface PlanOptions extends CommonOptions {
   explain?: boolean;
@@ -45,14 +45,25 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const current = existing ? currentLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
   if (current && project.cache.hasAll(current.keys, existing!.hash)) {
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: current.reached[i]!, cached: current.reached[i]!, to_run: 0 }));
-    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...(opts.explain ? { stale: [] } : {}) };
+    return {
+      samples: samples.length,
+      requests: 0,
+      steps,
+      estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 },
+      ...(opts.explain ? { stale: [] } : {}),
+    };
   }
   const runs = samples.map((s) => newRun(m, s));
   if (runs.length >= 10_000) project.cache.snapshot();
   const count = await loadTokenCounter();
   if (needsPriceBook(m.steps, opts.offline ?? false)) await loadPrices();
   const missed = new InputTally(count);
-  await walk(m, runs, { cached: new CacheResolver(project.cache), width: 256, onMiss: (_run, req, step, key) => missed.add(step.id, req, key), providerOverride: opts.offline ? "echo" : undefined });
+  await walk(m, runs, {
+    cached: new CacheResolver(project.cache),
+    width: 256,
+    onMiss: (_run, req, step, key) => missed.add(step.id, req, key),
+    providerOverride: opts.offline ? "echo" : undefined,
+  });
 
   const steps = stepPlans(m, runs);
   // Samples that send the very same request share one answer: count requests, not samples.

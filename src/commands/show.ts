@@ -1,10 +1,10 @@
 import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
-import { readLock, type LockSample } from "../lock/lockfile.js";
+import { walk } from "../execute/walk.js";
+import { type LockSample, readLock } from "../lock/lockfile.js";
 import { newRun } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
-import { walk } from "../plan/walk.js";
-import { openProject, type CommonOptions } from "./context.js";
+import { type CommonOptions, openProject } from "./context.js";
 
 export interface ShowResult {
   id: string;
@@ -29,7 +29,11 @@ export interface ShowResult {
 
 /** One sample through every step: its values, each request as sent, each answer, and its fate. */
 export async function show(id: string, opts: CommonOptions & { offline?: boolean } = {}): Promise<ShowResult> {
-  if (!/^[0-9a-f]{1,16}$/.test(id)) throw new UsageError(`'${id}' is not a sample id`, "ids are 16 hex digits (a unique prefix will do); dataset.lock and `synthbuild plan --explain` list them");
+  if (!/^[0-9a-f]{1,16}$/.test(id))
+    throw new UsageError(
+      `'${id}' is not a sample id`,
+      "ids are 16 hex digits (a unique prefix will do); dataset.lock and `synthbuild plan --explain` list them",
+    );
   const { manifest: m, paths, cache, samples } = await openProject(opts);
   const matches = samples.filter((s) => s.id.startsWith(id));
   if (matches.length === 0) throw new UsageError(`no sample with id ${id}`, "`synthbuild plan --explain --json` or dataset.lock list sample ids");

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
-import { homedir } from "node:os";
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Cache } from "../cache/store.js";
@@ -10,8 +10,8 @@ import { globFiles } from "../manifest/resolve-dimensions.js";
 import type { Manifest } from "../manifest/types.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
-import { writeFileAtomic } from "../util/fs-atomic.js";
 import { tooRecentToTrust } from "../util/file-times.js";
+import { writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash64, hash64 } from "../util/hash.js";
 import { VERSION } from "../version.js";
 import type { BuildResult } from "./build.js";
@@ -99,7 +99,8 @@ async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offlin
   for (const [shard, was] of Object.entries(s.shards)) {
     if (!sameStat(statOf(shard), was)) return no(`cache folder ${shard} changed`);
   }
-  if (s.env.hash !== envHash(s.env.names, opts.env)) return no(`an environment variable the manifest reads changed, or this is another machine (${s.env.names.join(", ")})`);
+  if (s.env.hash !== envHash(s.env.names, opts.env))
+    return no(`an environment variable the manifest reads changed, or this is another machine (${s.env.names.join(", ")})`);
   if ((await hashFile(paths.lock)) !== s.lock) return no(`${paths.lock} changed`);
   for (const [path, hash] of Object.entries(s.files)) {
     if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return no(`${path} changed`);
@@ -201,7 +202,12 @@ export async function removeStamp(paths: ProjectPaths, file: string): Promise<vo
 function envHash(names: string[], env: NodeJS.ProcessEnv): string | undefined {
   if (names.length === 0) return "none";
   const key = machineKey(env);
-  return key && createHmac("sha256", key).update(canonicalJson(names.map((n) => [n, env[n] ?? null]))).digest("hex");
+  return (
+    key &&
+    createHmac("sha256", key)
+      .update(canonicalJson(names.map((n) => [n, env[n] ?? null])))
+      .digest("hex")
+  );
 }
 
 const keys = new Map<string, Buffer | undefined>();

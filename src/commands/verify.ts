@@ -1,15 +1,15 @@
 import { join } from "node:path";
 import { VerifyError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
+import { walk } from "../execute/walk.js";
 import { readLock, serializeLock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import { emit } from "../output/emit.js";
-import { hashOnDisk } from "../output/read-back.js";
 import { assembleLock } from "../output/lock-entries.js";
+import { hashOnDisk } from "../output/read-back.js";
 import { newRun } from "../plan/pipeline.js";
-import { walk } from "../plan/walk.js";
 import { hash64 } from "../util/hash.js";
-import { openProject, type CommonOptions } from "./context.js";
+import { type CommonOptions, openProject } from "./context.js";
 
 export interface VerifyResult {
   samples: number;
@@ -32,7 +32,8 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
   for (const o of lock.outputs) {
     const actual = await outputHash(m, o.path);
     if (actual === undefined) problems.push(`${o.path} is missing`);
-    else if (actual.hash !== o.hash) problems.push(`${o.path} differs from the lock (${actual.rows} rows on disk, ${o.rows} in the lock): it was edited or is from another build`);
+    else if (actual.hash !== o.hash)
+      problems.push(`${o.path} differs from the lock (${actual.rows} rows on disk, ${o.rows} in the lock): it was edited or is from another build`);
   }
 
   let cacheEntries = 0;
@@ -51,8 +52,10 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
   await walk(m, runs, { cached: new CacheResolver(cache, false), width: 256, providerOverride: offline ? "echo" : undefined });
   const pending = runs.filter((r) => r.status === "pending").length;
   const fresh = serializeLock(assembleLock(m, runs, await emit(m, runs, { write: false }), offline));
-  if (pending) problems.push(`${pending} sample${pending === 1 ? "" : "s"} of the manifest ${pending === 1 ? "is" : "are"} not built: run \`synthbuild build\``);
-  else if (hash64(fresh) !== existing.hash) problems.push(`dataset.lock does not match ${m.file.split("/").pop()}: the manifest changed since the last build; run \`synthbuild build\``);
+  if (pending)
+    problems.push(`${pending} sample${pending === 1 ? "" : "s"} of the manifest ${pending === 1 ? "is" : "are"} not built: run \`synthbuild build\``);
+  else if (hash64(fresh) !== existing.hash)
+    problems.push(`dataset.lock does not match ${m.file.split("/").pop()}: the manifest changed since the last build; run \`synthbuild build\``);
 
   if (problems.length) throw new VerifyError(problems);
   return { samples: lock.samples.length, outputs: lock.outputs.length, cacheEntries };

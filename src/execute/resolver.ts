@@ -89,13 +89,17 @@ export class BuildResolver implements Resolver {
     const started = Date.now();
     let answer: ProviderAnswer;
     try {
-      answer = await scheduler.run((signal) => {
-        this.events.onStart?.(step);
-        return provider.complete(req, signal).then((a) => {
-          if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
-          return a;
-        });
-      }, this.estimate(req), (a) => (a.usage ? a.usage.input + a.usage.output : undefined));
+      answer = await scheduler.run(
+        (signal) => {
+          this.events.onStart?.(step);
+          return provider.complete(req, signal).then((a) => {
+            if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
+            return a;
+          });
+        },
+        this.estimate(req),
+        (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+      );
     } catch (err) {
       if (this.signal.aborted) {
         this.events.onFailure?.(sample, step, req, "aborted");

@@ -1,8 +1,8 @@
 import type { DimValue, Manifest, Match } from "../manifest/types.js";
 import { unitInterval } from "../util/hash.js";
+import { comboId, sampleId } from "./identity.js";
 import { pairwise } from "./pairwise.js";
 import type { Sample } from "./sample.js";
-import { comboId, sampleId } from "./identity.js";
 
 interface Combination {
   readonly values: DimValue[];
@@ -87,7 +87,10 @@ function sample(all: Combination[], n: number, seed: number): Combination[] {
     return { i, t: -Math.log(1 - u) / w, id: c.id };
   });
   keyed.sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : 1));
-  const chosen = keyed.slice(0, n).map((k) => k.i).sort((a, b) => a - b);
+  const chosen = keyed
+    .slice(0, n)
+    .map((k) => k.i)
+    .sort((a, b) => a - b);
   return chosen.map((i) => all[i]!);
 }
 

@@ -1,5 +1,5 @@
-import { hash64 } from "../util/hash.js";
 import type { DimValue } from "../manifest/types.js";
+import { hash64 } from "../util/hash.js";
 
 /**
  * A combination's id: its (dimension, value key) pairs sorted by dimension name, so neither the

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { basename } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { UsageError } from "../errors.js";
@@ -171,7 +171,10 @@ function parsing<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw new UsageError(`${basename(path)} cannot be read: ${(err as Error).message}`, "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)");
+    throw new UsageError(
+      `${basename(path)} cannot be read: ${(err as Error).message}`,
+      "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)",
+    );
   }
 }
 

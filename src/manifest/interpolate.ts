@@ -35,7 +35,14 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
       }
       if (missing) {
         const offset = node.range?.[0] ?? 0;
-        errors.push(src.atOffset(offset, keyPathOf([...path, node]), `environment variable ${missing} is not set`, `export ${missing}=… or write \${${missing}:-default}`));
+        errors.push(
+          src.atOffset(
+            offset,
+            keyPathOf([...path, node]),
+            `environment variable ${missing} is not set`,
+            `export ${missing}=… or write \${${missing}:-default}`,
+          ),
+        );
       }
     },
   });

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, relative, resolve } from "node:path";
-import { ManifestError, ManifestSyntaxError, UsageError, type Diagnostic } from "../errors.js";
+import { type Diagnostic, ManifestError, ManifestSyntaxError, UsageError } from "../errors.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { loadJsonSchemaSupport } from "../util/json-schema.js";
 import { interpolateEnv } from "./interpolate.js";
@@ -42,7 +42,8 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   const src = YamlSource.parse(displayName, text);
   const syntax = src.syntaxDiagnostics();
   if (syntax.length) throw new ManifestSyntaxError(syntax);
-  if (src.doc.contents === null) throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
+  if (src.doc.contents === null)
+    throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
 
   const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set(), modules: [] };
   const errors: Diagnostic[] = interpolateEnv(src, env, inputs.env);
@@ -54,7 +55,9 @@ export async function parseManifest(displayName: string, abs: string, text: stri
     throw new ManifestError([src.aliasDiagnostic(err.message)]);
   }
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw new ManifestError([src.diagnostic(1, 1, "", "the manifest must be a mapping of keys (version, name, dimensions, steps, output)", "see `synthbuild init` for an example")]);
+    throw new ManifestError([
+      src.diagnostic(1, 1, "", "the manifest must be a mapping of keys (version, name, dimensions, steps, output)", "see `synthbuild init` for an example"),
+    ]);
   }
   const { manifest: raw, errors: schemaErrors } = validateSchema(src, data);
   errors.push(...schemaErrors);
@@ -72,7 +75,8 @@ export async function parseManifest(displayName: string, abs: string, text: stri
     [abs, "the manifest"],
     [resolve(dir, `${stem}.lock`), "the lock file"],
   ]);
-  for (const [name, spec] of Object.entries(raw.dimensions)) if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
+  for (const [name, spec] of Object.entries(raw.dimensions))
+    if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
   const outputs = resolveOutputs(src, raw.output, dir, readable, protectedPaths, errors);
   if (errors.length) throw new ManifestError(errors);
   return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs };

@@ -3,10 +3,10 @@ import { basename, extname, relative, resolve } from "node:path";
 import { isScalar } from "yaml";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
+import { hash64 } from "../util/hash.js";
 import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import { hash64 } from "../util/hash.js";
-import type { DimValue, Dimension, ManifestInputs } from "./types.js";
+import type { Dimension, DimValue, ManifestInputs } from "./types.js";
 
 /** Template built-ins, and names that would collide with JavaScript objects' own machinery. */
 export const RESERVED_NAMES = new Set(["nonce", "index", "id", "__proto__", "constructor", "prototype"]);
@@ -18,14 +18,24 @@ export async function globFiles(pattern: string, dir: string): Promise<string[]>
 }
 
 /** Read every dimension's values: inline lists, files, globs and conditional lists. */
-export async function resolveDimensions(src: YamlSource, raw: Record<string, RawDimension>, dir: string, errors: Diagnostic[], inputs?: ManifestInputs): Promise<Dimension[]> {
+export async function resolveDimensions(
+  src: YamlSource,
+  raw: Record<string, RawDimension>,
+  dir: string,
+  errors: Diagnostic[],
+  inputs?: ManifestInputs,
+): Promise<Dimension[]> {
   const out: Dimension[] = [];
   const names = Object.keys(raw);
   if (names.length === 0) errors.push(src.at(["dimensions"], "no dimensions", "declare at least one, e.g. genre: [comedy, horror]"));
   for (const name of names) {
     const path = ["dimensions", name];
     if (!NAME_PATTERN.test(name)) {
-      errors.push(src.at(path, `'${name}' is not a usable dimension name`, "use letters, digits and _, starting with a letter: templates read it as {{ name }}", { key: true }));
+      errors.push(
+        src.at(path, `'${name}' is not a usable dimension name`, "use letters, digits and _, starting with a letter: templates read it as {{ name }}", {
+          key: true,
+        }),
+      );
       continue;
     }
     if (RESERVED_NAMES.has(name)) {
@@ -36,7 +46,11 @@ export async function resolveDimensions(src: YamlSource, raw: Record<string, Raw
     const base = name.endsWith("_name") ? name.slice(0, -5) : undefined;
     const parent = base !== undefined ? raw[base] : undefined;
     if (parent && !Array.isArray(parent) && "glob" in parent) {
-      errors.push(src.at(path, `'${name}' is already the file name of glob dimension ${base}`, `rename this dimension; {{ ${name} }} reads ${base}'s file names`, { key: true }));
+      errors.push(
+        src.at(path, `'${name}' is already the file name of glob dimension ${base}`, `rename this dimension; {{ ${name} }} reads ${base}'s file names`, {
+          key: true,
+        }),
+      );
       continue;
     }
     const dim = await resolveOne(src, name, spec, dir, out, errors, inputs);
@@ -45,7 +59,15 @@ export async function resolveDimensions(src: YamlSource, raw: Record<string, Raw
   return out;
 }
 
-async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir: string, earlier: Dimension[], errors: Diagnostic[], inputs?: ManifestInputs): Promise<Dimension | undefined> {
+async function resolveOne(
+  src: YamlSource,
+  name: string,
+  spec: RawDimension,
+  dir: string,
+  earlier: Dimension[],
+  errors: Diagnostic[],
+  inputs?: ManifestInputs,
+): Promise<Dimension | undefined> {
   const path = ["dimensions", name];
   if (Array.isArray(spec)) {
     const values = inlineValues(src, path, spec, errors);
@@ -60,7 +82,13 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
       if (inputs) inputs.files[file] = hash64(text);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      errors.push(src.at([...path, "file"], code === "ENOENT" ? `file not found: ${spec.file}` : `cannot read ${spec.file}: ${code}`, `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`));
+      errors.push(
+        src.at(
+          [...path, "file"],
+          code === "ENOENT" ? `file not found: ${spec.file}` : `cannot read ${spec.file}: ${code}`,
+          `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`,
+        ),
+      );
       return undefined;
     }
     const values: DimValue[] = [];
@@ -70,7 +98,13 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
       if (!v || v.startsWith("#")) return;
       const first = seen.get(v);
       if (first !== undefined) {
-        errors.push(src.at([...path, "file"], `${spec.file}:${i + 1}: value '${v}' already appears on line ${first}`, "each value may appear once; a repeated value would be the same sample twice (use combine.repeat for more samples)"));
+        errors.push(
+          src.at(
+            [...path, "file"],
+            `${spec.file}:${i + 1}: value '${v}' already appears on line ${first}`,
+            "each value may appear once; a repeated value would be the same sample twice (use combine.repeat for more samples)",
+          ),
+        );
         return;
       }
       seen.set(v, i + 1);
@@ -103,14 +137,27 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
   const parent = earlier.find((d) => d.name === spec.by);
   if (!parent) {
     const known = earlier.map((d) => d.name);
-    errors.push(src.at([...path, "by"], `'${spec.by}' is not a dimension declared before '${name}'`, suggestion(spec.by, known) ?? "declare the parent dimension above this one"));
+    errors.push(
+      src.at(
+        [...path, "by"],
+        `'${spec.by}' is not a dimension declared before '${name}'`,
+        suggestion(spec.by, known) ?? "declare the parent dimension above this one",
+      ),
+    );
     return undefined;
   }
   const parentKeys = new Set(parent.values.map((v) => v.key));
   const byValue = new Map<string, DimValue[]>();
   for (const [pv, list] of Object.entries(spec.values)) {
     if (!parentKeys.has(pv)) {
-      errors.push(src.at([...path, "values", pv], `'${pv}' is not a value of ${parent.name}`, suggestion(pv, parentKeys) ?? `values of ${parent.name}: ${[...parentKeys].join(", ")}`, { key: true }));
+      errors.push(
+        src.at(
+          [...path, "values", pv],
+          `'${pv}' is not a value of ${parent.name}`,
+          suggestion(pv, parentKeys) ?? `values of ${parent.name}: ${[...parentKeys].join(", ")}`,
+          { key: true },
+        ),
+      );
       continue;
     }
     const values = inlineValues(src, [...path, "values", pv], list, errors);
@@ -119,7 +166,13 @@ async function resolveOne(src: YamlSource, name: string, spec: RawDimension, dir
   const fallback = spec.default ? inlineValues(src, [...path, "default"], spec.default, errors) : undefined;
   const uncovered = [...parentKeys].filter((k) => !Object.hasOwn(spec.values, k));
   if (uncovered.length && !fallback) {
-    errors.push(src.at([...path, "values"], `no values for ${parent.name} ${uncovered.map((u) => `'${u}'`).join(", ")}`, "list values for every parent value, or add `default: [...]`"));
+    errors.push(
+      src.at(
+        [...path, "values"],
+        `no values for ${parent.name} ${uncovered.map((u) => `'${u}'`).join(", ")}`,
+        "list values for every parent value, or add `default: [...]`",
+      ),
+    );
     return undefined;
   }
   for (const k of uncovered) byValue.set(k, fallback!);

@@ -1,11 +1,11 @@
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Diagnostic } from "../errors.js";
 import type { CompiledTemplate } from "../template/engine.js";
+import { outputTargets } from "./output-targets.js";
 import type { RawOutput } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
 import type { Output, OutputFormat } from "./types.js";
-import { outputTargets } from "./output-targets.js";
 
 const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
   "openai-chat": ["prompt", "completion"],
@@ -18,7 +18,14 @@ const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
  * `protectedPaths`: files the build reads or owns (the manifest, its lock, dimension files) that
  * an output must never overwrite, by absolute path, with what to call them.
  */
-export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, protectedPaths: ReadonlyMap<string, string>, errors: Diagnostic[]): Output[] {
+export function resolveOutputs(
+  src: YamlSource,
+  raw: RawOutput | RawOutput[],
+  dir: string,
+  names: ReadonlySet<string>,
+  protectedPaths: ReadonlyMap<string, string>,
+  errors: Diagnostic[],
+): Output[] {
   const list = Array.isArray(raw) ? raw : [raw];
   const base: (string | number)[] = Array.isArray(raw) ? ["output"] : [];
   const seen = new Map<string, number>();
@@ -30,24 +37,52 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
     let ok = true;
     for (const key of REQUIRED[format]) {
       if (o[key] === undefined) {
-        errors.push(src.at(path, `format ${format} needs ${key}:`, key === "record" ? "record: maps field names to templates, e.g. { text: '{{ expanded }}' }" : `${key}: is a template, e.g. '{{ ${key === "prompt" ? "genre" : "expanded"} }}'`));
+        errors.push(
+          src.at(
+            path,
+            `format ${format} needs ${key}:`,
+            key === "record"
+              ? "record: maps field names to templates, e.g. { text: '{{ expanded }}' }"
+              : `${key}: is a template, e.g. '{{ ${key === "prompt" ? "genre" : "expanded"} }}'`,
+          ),
+        );
         ok = false;
       }
     }
     if (o.record && format !== "jsonl") errors.push(src.at([...path, "record"], `record: is for format jsonl, not ${format}`));
     if (o.system !== undefined && format !== "openai-chat") errors.push(src.at([...path, "system"], `system: is for format openai-chat, not ${format}`));
-    if (o.name !== undefined && format !== "files") errors.push(src.at([...path, "name"], `name: is for format files, not ${format}`, "other formats write one file at path:"));
+    if (o.name !== undefined && format !== "files")
+      errors.push(src.at([...path, "name"], `name: is for format files, not ${format}`, "other formats write one file at path:"));
     const abs = resolve(dir, o.path);
     const rel = relative(dir, abs);
-    if (rel.startsWith("..") || isAbsolute(rel)) errors.push(src.at([...path, "path"], `output path ${o.path} is outside the project folder`, "write outputs under the manifest's folder, e.g. dist/"));
-    else if (rel === "") errors.push(src.at([...path, "path"], `output path ${o.path} is the project folder itself`, "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl"));
-    else if (protectedPaths.has(abs)) errors.push(src.at([...path, "path"], `output path ${o.path} is ${protectedPaths.get(abs)}: the build would overwrite it`, "write outputs under dist/"));
-    else if (rel === "cache" || rel.startsWith("cache/") || rel.startsWith(".git/") || rel === ".git") errors.push(src.at([...path, "path"], `output path ${o.path} is inside ${rel.split("/")[0]}/, which synthbuild or git owns`, "write outputs under dist/"));
+    if (rel.startsWith("..") || isAbsolute(rel))
+      errors.push(src.at([...path, "path"], `output path ${o.path} is outside the project folder`, "write outputs under the manifest's folder, e.g. dist/"));
+    else if (rel === "")
+      errors.push(
+        src.at(
+          [...path, "path"],
+          `output path ${o.path} is the project folder itself`,
+          "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl",
+        ),
+      );
+    else if (protectedPaths.has(abs))
+      errors.push(src.at([...path, "path"], `output path ${o.path} is ${protectedPaths.get(abs)}: the build would overwrite it`, "write outputs under dist/"));
+    else if (rel === "cache" || rel.startsWith("cache/") || rel.startsWith(".git/") || rel === ".git")
+      errors.push(
+        src.at([...path, "path"], `output path ${o.path} is inside ${rel.split("/")[0]}/, which synthbuild or git owns`, "write outputs under dist/"),
+      );
     // Every file an output writes (one per split) must be its own: a split of one output may not
     // land on another output's path.
     for (const t of outputTargets({ path: o.path, absPath: abs, format, split: o.split ? Object.entries(o.split) : undefined })) {
       const other = seen.get(t.abs);
-      if (other !== undefined) errors.push(src.at([...path, "path"], `output[${i}] would write ${relative(dir, t.abs)}, which output[${other}] writes too`, "give each output (and each split of it) its own path"));
+      if (other !== undefined)
+        errors.push(
+          src.at(
+            [...path, "path"],
+            `output[${i}] would write ${relative(dir, t.abs)}, which output[${other}] writes too`,
+            "give each output (and each split of it) its own path",
+          ),
+        );
       else seen.set(t.abs, i);
     }
     const tpl = (key: "system" | "prompt" | "completion" | "name"): CompiledTemplate | undefined => {
@@ -72,7 +107,17 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
         ok = false;
       }
     }
-    const out: Output = { path: rel.split("\\").join("/"), absPath: abs, format, system: tpl("system"), prompt: tpl("prompt"), completion: tpl("completion"), name: tpl("name"), record: o.record ? record : undefined, split };
+    const out: Output = {
+      path: rel.split("\\").join("/"),
+      absPath: abs,
+      format,
+      system: tpl("system"),
+      prompt: tpl("prompt"),
+      completion: tpl("completion"),
+      name: tpl("name"),
+      record: o.record ? record : undefined,
+      split,
+    };
     if (ok) outputs.push(out);
   });
   return outputs;

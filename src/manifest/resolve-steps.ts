@@ -1,15 +1,15 @@
 import type { Diagnostic } from "../errors.js";
+import { canonicalJson } from "../util/canonical-json.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
-import { canonicalJson } from "../util/canonical-json.js";
 import { compileJsonSchema } from "../util/json-schema.js";
-import { mergeModel, resolveModel } from "./resolve-model.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
-import { STEP_KINDS, type RawDimension, type RawModel, type RawStep } from "./schema.js";
+import { mergeModel, resolveModel } from "./resolve-model.js";
+import type { LoadedModule } from "./run-modules.js";
+import { type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
 import type { MessageTemplate, Step } from "./types.js";
-import type { LoadedModule } from "./run-modules.js";
 
 /**
  * Names every template can read: dimensions (and glob names), nonce, index, id. Taken from the raw
@@ -29,12 +29,33 @@ export function valueStepIds(raw: RawStep[]): string[] {
   return raw.filter((s) => s.generate || s.map || s.run).map((s) => s.id);
 }
 
-export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: RawModel | undefined, rawDims: Record<string, RawDimension>, modules: ReadonlyMap<string, LoadedModule>, errors: Diagnostic[]): Step[] {
+export function resolveSteps(
+  src: YamlSource,
+  rawSteps: RawStep[],
+  rawModel: RawModel | undefined,
+  rawDims: Record<string, RawDimension>,
+  modules: ReadonlyMap<string, LoadedModule>,
+  errors: Diagnostic[],
+): Step[] {
   const dimNames = new Set(baseNames(rawDims).filter((n) => !RESERVED_NAMES.has(n)));
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
-    if (ids.has(s.id)) errors.push(src.at(["steps", i, "id"], `duplicate step id '${s.id}' (also steps[${ids.get(s.id)}])`, "every step needs its own id: outputs and later steps read steps by id"));
-    else if (dimNames.has(s.id) || RESERVED_NAMES.has(s.id)) errors.push(src.at(["steps", i, "id"], `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension (or a glob dimension's file name)" : "a built-in variable"}`, "rename the step"));
+    if (ids.has(s.id))
+      errors.push(
+        src.at(
+          ["steps", i, "id"],
+          `duplicate step id '${s.id}' (also steps[${ids.get(s.id)}])`,
+          "every step needs its own id: outputs and later steps read steps by id",
+        ),
+      );
+    else if (dimNames.has(s.id) || RESERVED_NAMES.has(s.id))
+      errors.push(
+        src.at(
+          ["steps", i, "id"],
+          `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension (or a glob dimension's file name)" : "a built-in variable"}`,
+          "rename the step",
+        ),
+      );
     else ids.set(s.id, i);
   });
 
@@ -44,7 +65,13 @@ export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: Raw
     const path = ["steps", index];
     const kinds = STEP_KINDS.filter((k) => raw[k] !== undefined);
     if (kinds.length !== 1) {
-      errors.push(src.at(path, kinds.length ? `a step has one kind, this one has ${kinds.join(" and ")}` : `step '${raw.id}' has no kind`, `give it exactly one of: ${STEP_KINDS.join(", ")}`));
+      errors.push(
+        src.at(
+          path,
+          kinds.length ? `a step has one kind, this one has ${kinds.join(" and ")}` : `step '${raw.id}' has no kind`,
+          `give it exactly one of: ${STEP_KINDS.join(", ")}`,
+        ),
+      );
       return;
     }
     const later = new Map<string, string>();
@@ -59,19 +86,39 @@ export function resolveSteps(src: YamlSource, rawSteps: RawStep[], rawModel: Raw
   return steps;
 }
 
-function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: RawModel | undefined, scope: Scope, modules: ReadonlyMap<string, LoadedModule>, errors: Diagnostic[]): Step | undefined {
+function resolveStep(
+  src: YamlSource,
+  raw: RawStep,
+  index: number,
+  rawModel: RawModel | undefined,
+  scope: Scope,
+  modules: ReadonlyMap<string, LoadedModule>,
+  errors: Diagnostic[],
+): Step | undefined {
   const path = ["steps", index];
   const field = (f: string, kind: string) => {
     if (scope.names.has(f)) return true;
     const why = scope.later.get(f);
-    errors.push(src.at([...path, kind, "field"], why ? `'${f}' ${why}` : `unknown field '${f}'`, suggestion(f, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`));
+    errors.push(
+      src.at(
+        [...path, kind, "field"],
+        why ? `'${f}' ${why}` : `unknown field '${f}'`,
+        suggestion(f, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`,
+      ),
+    );
     return false;
   };
   if (raw.generate) {
     const g = raw.generate;
     const gp = [...path, "generate"];
     if ((g.prompt === undefined) === (g.messages === undefined)) {
-      errors.push(src.at(gp, g.prompt === undefined ? "a generate step needs prompt: or messages:" : "give prompt: or messages:, not both", "prompt: is one user message; messages: is a list of {role, content}"));
+      errors.push(
+        src.at(
+          gp,
+          g.prompt === undefined ? "a generate step needs prompt: or messages:" : "give prompt: or messages:, not both",
+          "prompt: is one user message; messages: is a list of {role, content}",
+        ),
+      );
       return undefined;
     }
     if (g.system !== undefined && g.messages) errors.push(src.at([...gp, "system"], "system: goes with prompt:; with messages:, add a {role: system} message"));
@@ -84,24 +131,42 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
     };
     if (g.system !== undefined) add("system", [...gp, "system"], g.system);
     if (g.prompt !== undefined) add("user", [...gp, "prompt"], g.prompt);
-    g.messages?.forEach((m, i) => add(m.role, [...gp, "messages", i, "content"], m.content));
+    for (const [i, m] of (g.messages ?? []).entries()) add(m.role, [...gp, "messages", i, "content"], m.content);
     const merged = mergeModel(rawModel, g.model);
     const model = resolveModel(merged);
     if (model.nameMissing) {
-      errors.push(src.at(g.model ? [...gp, "model"] : rawModel ? ["model"] : gp, "no model name", "set model.name (e.g. gpt-4o-mini) at the top level or in the step's model:"));
+      errors.push(
+        src.at(
+          g.model ? [...gp, "model"] : rawModel ? ["model"] : gp,
+          "no model name",
+          "set model.name (e.g. gpt-4o-mini) at the top level or in the step's model:",
+        ),
+      );
       ok = false;
     }
     try {
       canonicalJson(merged.extra_body ?? {});
     } catch (err) {
-      errors.push(src.at(g.model?.extra_body ? [...gp, "model", "extra_body"] : ["model", "extra_body"], `extra_body: ${(err as Error).message}`, "extra_body is sent as JSON: finite numbers, strings, booleans, lists and mappings"));
+      errors.push(
+        src.at(
+          g.model?.extra_body ? [...gp, "model", "extra_body"] : ["model", "extra_body"],
+          `extra_body: ${(err as Error).message}`,
+          "extra_body is sent as JSON: finite numbers, strings, booleans, lists and mappings",
+        ),
+      );
       ok = false;
     }
     if (g.json_schema) {
       try {
         compileJsonSchema(g.json_schema);
       } catch (err) {
-        errors.push(src.at([...gp, "json_schema"], `invalid JSON Schema: ${(err as Error).message}`, "json_schema: is a JSON Schema object, e.g. { type: object, properties: { title: { type: string } }, required: [title] }"));
+        errors.push(
+          src.at(
+            [...gp, "json_schema"],
+            `invalid JSON Schema: ${(err as Error).message}`,
+            "json_schema: is a JSON Schema object, e.g. { type: object, properties: { title: { type: string } }, required: [title] }",
+          ),
+        );
         ok = false;
       }
     }
@@ -114,7 +179,15 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
       messages,
       model: cfg,
       jsonSchema: g.json_schema,
-      defHash: hashValue({ kind: "generate", messages: messages.map((m) => [m.role, m.template.source]), provider: cfg.provider, model: cfg.name, params: cfg.params, extra: cfg.extraBody, schema: g.json_schema }),
+      defHash: hashValue({
+        kind: "generate",
+        messages: messages.map((m) => [m.role, m.template.source]),
+        provider: cfg.provider,
+        model: cfg.name,
+        params: cfg.params,
+        extra: cfg.extraBody,
+        schema: g.json_schema,
+      }),
     };
   }
   if (raw.filter) {
@@ -122,9 +195,21 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
     if (!field(f.field, "filter")) return undefined;
     const mustMatch = regexes(src, [...path, "filter", "must_match"], f.must_match, errors);
     const mustNotMatch = regexes(src, [...path, "filter", "must_not_match"], f.must_not_match, errors);
-    if (f.min_chars !== undefined && f.max_chars !== undefined && f.min_chars > f.max_chars) errors.push(src.at([...path, "filter", "min_chars"], `min_chars ${f.min_chars} is above max_chars ${f.max_chars}`, "every sample would be dropped"));
+    if (f.min_chars !== undefined && f.max_chars !== undefined && f.min_chars > f.max_chars)
+      errors.push(src.at([...path, "filter", "min_chars"], `min_chars ${f.min_chars} is above max_chars ${f.max_chars}`, "every sample would be dropped"));
     if (!mustMatch || !mustNotMatch) return undefined;
-    return { kind: "filter", id: raw.id, index, field: f.field, minChars: f.min_chars, maxChars: f.max_chars, mustMatch, mustNotMatch, dropTruncated: f.drop_truncated ?? false, defHash: hashValue({ kind: "filter", ...f }) };
+    return {
+      kind: "filter",
+      id: raw.id,
+      index,
+      field: f.field,
+      minChars: f.min_chars,
+      maxChars: f.max_chars,
+      mustMatch,
+      mustNotMatch,
+      dropTruncated: f.drop_truncated ?? false,
+      defHash: hashValue({ kind: "filter", ...f }),
+    };
   }
   if (raw.map) {
     const m = raw.map;
@@ -142,13 +227,21 @@ function resolveStep(src: YamlSource, raw: RawStep, index: number, rawModel: Raw
   if (raw.run) {
     const mod = modules.get(raw.run.module);
     if (!mod) return undefined; // its load error is already reported
-    return { kind: "run", id: raw.id, index, module: raw.run.module, fn: mod.fn, defHash: hashValue({ kind: "run", module: raw.run.module, source: mod.sourceHash }) };
+    return {
+      kind: "run",
+      id: raw.id,
+      index,
+      module: raw.run.module,
+      fn: mod.fn,
+      defHash: hashValue({ kind: "run", module: raw.run.module, source: mod.sourceHash }),
+    };
   }
   const d = raw.dedupe!;
   if (!field(d.field, "dedupe")) return undefined;
   const minhash = d.method === "minhash";
   for (const k of ["threshold", "shingle"] as const) {
-    if (d[k] !== undefined && !minhash) errors.push(src.at([...path, "dedupe", k], `${k}: is for method minhash`, "add method: minhash for near-duplicates, or remove it"));
+    if (d[k] !== undefined && !minhash)
+      errors.push(src.at([...path, "dedupe", k], `${k}: is for method minhash`, "add method: minhash for near-duplicates, or remove it"));
   }
   return {
     kind: "dedupe",
@@ -177,7 +270,13 @@ function compileRegex(src: YamlSource, path: (string | number)[], pattern: strin
   try {
     return new RegExp(pattern, flags);
   } catch (err) {
-    errors.push(src.at(path, `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, "")}`, "JavaScript regex syntax; in YAML, single-quote patterns with backslashes: '\\d+'"));
+    errors.push(
+      src.at(
+        path,
+        `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, "")}`,
+        "JavaScript regex syntax; in YAML, single-quote patterns with backslashes: '\\d+'",
+      ),
+    );
     return undefined;
   }
 }

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Diagnostic } from "../errors.js";
-import { hash128, hash64 } from "../util/hash.js";
+import { hash64, hash128 } from "../util/hash.js";
 import type { RawStep } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { ManifestInputs, RunFunction } from "./types.js";
@@ -14,7 +14,13 @@ export interface LoadedModule {
 }
 
 /** Import every run step's module, by path as written; problems are positioned diagnostics. */
-export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: string, errors: Diagnostic[], inputs?: ManifestInputs): Promise<Map<string, LoadedModule>> {
+export async function loadRunModules(
+  src: YamlSource,
+  steps: RawStep[],
+  dir: string,
+  errors: Diagnostic[],
+  inputs?: ManifestInputs,
+): Promise<Map<string, LoadedModule>> {
   const out = new Map<string, LoadedModule>();
   for (const [i, step] of steps.entries()) {
     if (!step.run || out.has(step.run.module)) continue;
@@ -29,7 +35,9 @@ export async function loadRunModules(src: YamlSource, steps: RawStep[], dir: str
       continue;
     }
     if (!/\.(m?js)$/.test(abs)) {
-      errors.push(src.at(path, `${step.run.module} is not a JavaScript module`, "write the step as a .js or .mjs file with `export default function (vars) { ... }`"));
+      errors.push(
+        src.at(path, `${step.run.module} is not a JavaScript module`, "write the step as a .js or .mjs file with `export default function (vars) { ... }`"),
+      );
       continue;
     }
     let mod: { default?: unknown };

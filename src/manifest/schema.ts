@@ -25,17 +25,16 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 export const ModelParams = strict({
-    temperature: z.number().min(0).max(2).optional(),
-    top_p: z.number().min(0).max(1).optional(),
-    max_tokens: z.number().int().positive().optional(),
-    max_completion_tokens: z.number().int().positive().optional(),
-    seed: z.number().int().optional(),
-    stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
-    presence_penalty: z.number().min(-2).max(2).optional(),
-    frequency_penalty: z.number().min(-2).max(2).optional(),
-    reasoning_effort: z.enum(["minimal", "low", "medium", "high"]).optional(),
-  })
-  .describe("Generation parameters sent with every request; all of them are part of the cache key.");
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  max_tokens: z.number().int().positive().optional(),
+  max_completion_tokens: z.number().int().positive().optional(),
+  seed: z.number().int().optional(),
+  stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
+  presence_penalty: z.number().min(-2).max(2).optional(),
+  frequency_penalty: z.number().min(-2).max(2).optional(),
+  reasoning_effort: z.enum(["minimal", "low", "medium", "high"]).optional(),
+}).describe("Generation parameters sent with every request; all of them are part of the cache key.");
 
 export const Price = strict({
   input_per_mtok: z.number().nonnegative().describe("USD per million input tokens"),
@@ -43,21 +42,20 @@ export const Price = strict({
 });
 
 export const Model = strict({
-    provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
-    name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
-    base_url: z.string().optional().describe("Endpoint URL; empty = the provider's default"),
-    api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
-    headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
-    extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),
-    params: ModelParams.optional(),
-    concurrency: z.number().int().min(1).max(4096).optional(),
-    rpm: z.number().positive().optional().describe("Client-side requests-per-minute limit"),
-    tpm: z.number().positive().optional().describe("Client-side tokens-per-minute limit"),
-    timeout_s: z.number().positive().optional(),
-    retries: z.number().int().min(0).max(100).optional(),
-    price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
-  })
-  .describe("Model defaults; a generate step may override any field.");
+  provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
+  name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
+  base_url: z.string().optional().describe("Endpoint URL; empty = the provider's default"),
+  api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
+  headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
+  extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),
+  params: ModelParams.optional(),
+  concurrency: z.number().int().min(1).max(4096).optional(),
+  rpm: z.number().positive().optional().describe("Client-side requests-per-minute limit"),
+  tpm: z.number().positive().optional().describe("Client-side tokens-per-minute limit"),
+  timeout_s: z.number().positive().optional(),
+  retries: z.number().int().min(0).max(100).optional(),
+  price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
+}).describe("Model defaults; a generate step may override any field.");
 
 const WeightedValue = strict({
   value: Scalar,
@@ -117,7 +115,16 @@ export const MapStep = strict({
   field: z.string().min(1),
   extract: z.enum(["json", "fenced"]).optional().describe("Keep only the first JSON value or fenced code block"),
   replace: z
-    .array(strict({ pattern: z.string(), with: z.string(), flags: z.string().regex(/^(?!.*(.).*\1)[imsu]*$/, "flags are some of i, m, s, u, each at most once").optional() }))
+    .array(
+      strict({
+        pattern: z.string(),
+        with: z.string(),
+        flags: z
+          .string()
+          .regex(/^(?!.*(.).*\1)[imsu]*$/, "flags are some of i, m, s, u, each at most once")
+          .optional(),
+      }),
+    )
     .optional(),
   trim: z.boolean().optional(),
 });

@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from "yaml";
 import type { Diagnostic } from "../errors.js";
 
 export type KeyPath = ReadonlyArray<string | number>;
@@ -35,7 +35,15 @@ export class YamlSource {
         const key = `${overIndented.line}:${overIndented.col}`;
         if (seen.has(key)) return [];
         seen.add(key);
-        return [this.diagnostic(overIndented.line, overIndented.col, "", `'${overIndented.name}:' is indented more than the key above it`, "keys of one mapping line up: indent them by the same number of spaces")];
+        return [
+          this.diagnostic(
+            overIndented.line,
+            overIndented.col,
+            "",
+            `'${overIndented.name}:' is indented more than the key above it`,
+            "keys of one mapping line up: indent them by the same number of spaces",
+          ),
+        ];
       }
       const message = e.code === "MULTIPLE_DOCS" ? "a manifest is one YAML document, but this file has several" : e.message.split("\n")[0]!;
       return [this.diagnostic(line, col, "", message, hintForYamlError(e.code, message))];
@@ -67,7 +75,7 @@ export class YamlSource {
         if (!pair) break;
         const last = seg === path[path.length - 1] && opts.key;
         node = pair.value;
-        pos = (last ? rangeStart(pair.key) : rangeStart(pair.value) ?? rangeStart(pair.key)) ?? pos;
+        pos = (last ? rangeStart(pair.key) : (rangeStart(pair.value) ?? rangeStart(pair.key))) ?? pos;
         if (last) break;
       } else if (isSeq(node) && typeof seg === "number") {
         const item = node.items[seg];
@@ -89,7 +97,13 @@ export class YamlSource {
       },
     });
     const { line, col } = this.counter.linePos(offset);
-    return this.diagnostic(line, col, "", `aliases expand to too much data (${message})`, "a manifest needs few anchors and aliases; write the values out or use fewer nested aliases");
+    return this.diagnostic(
+      line,
+      col,
+      "",
+      `aliases expand to too much data (${message})`,
+      "a manifest needs few anchors and aliases; write the values out or use fewer nested aliases",
+    );
   }
 
   /** The node at a path, if it exists (used to map positions inside template strings). */

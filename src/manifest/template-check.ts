@@ -1,7 +1,7 @@
 import { isScalar, Scalar } from "yaml";
 import type { Diagnostic } from "../errors.js";
+import { type CompiledTemplate, compileTemplate, renderTemplate, TemplateSyntaxError } from "../template/engine.js";
 import { suggestion } from "../util/did-you-mean.js";
-import { compileTemplate, renderTemplate, TemplateSyntaxError, type CompiledTemplate } from "../template/engine.js";
 import { formatPath, type KeyPath, type YamlSource } from "./source.js";
 
 /** What a template at one place in the manifest may read. */
@@ -23,7 +23,9 @@ export function checkTemplate(src: YamlSource, path: KeyPath, source: string, sc
     t = compileTemplate(source, `${d.file}:${d.line}:${d.col} ${d.path}`);
   } catch (err) {
     if (!(err instanceof TemplateSyntaxError)) throw err;
-    errors.push(at(src, path, err.line, err.col, `template syntax: ${err.message}`, "Liquid syntax: {{ name }}, {{ name | upcase }}, {% if name %}...{% endif %}"));
+    errors.push(
+      at(src, path, err.line, err.col, `template syntax: ${err.message}`, "Liquid syntax: {{ name }}, {{ name | upcase }}, {% if name %}...{% endif %}"),
+    );
     return undefined;
   }
   let ok = true;
@@ -32,7 +34,10 @@ export function checkTemplate(src: YamlSource, path: KeyPath, source: string, sc
     ok = false;
     const why = scope.later.get(name);
     if (why) errors.push(atName(src, path, source, name, `'${name}' ${why}`, "a step can only read dimensions, nonce, index, id and the steps before it"));
-    else errors.push(atName(src, path, source, name, `unknown variable '${name}'`, suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`));
+    else
+      errors.push(
+        atName(src, path, source, name, `unknown variable '${name}'`, suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`),
+      );
   }
   if (!ok) return undefined;
   // Every value a template sees is text (index is a number), so one render with stand-in text
@@ -44,7 +49,16 @@ export function checkTemplate(src: YamlSource, path: KeyPath, source: string, sc
   } catch (err) {
     const cause = (err as { cause?: { token?: { getPosition?: () => [number, number] } } }).cause;
     const [line, col] = cause?.token?.getPosition?.() ?? [1, 1];
-    errors.push(at(src, path, line, col, (err as Error).message.replace(/^template: /, "").replace(/, line:\d+, col:\d+$/, ""), "check the filter's arguments (e.g. append: 'text') and that every property read exists"));
+    errors.push(
+      at(
+        src,
+        path,
+        line,
+        col,
+        (err as Error).message.replace(/^template: /, "").replace(/, line:\d+, col:\d+$/, ""),
+        "check the filter's arguments (e.g. append: 'text') and that every property read exists",
+      ),
+    );
     return undefined;
   }
   return t;

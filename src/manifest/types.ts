@@ -99,7 +99,6 @@ export interface RunStep extends StepBase {
 
 export type Step = GenerateStep | FilterStep | MapStep | DedupeStep | RunStep;
 
-
 export type OutputFormat = "openai-chat" | "prompt-completion" | "jsonl" | "files";
 
 export interface Output {

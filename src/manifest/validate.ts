@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
-import { ManifestSchema, UNKNOWN_KEY_TAG, type RawManifest } from "./schema.js";
+import { ManifestSchema, type RawManifest, UNKNOWN_KEY_TAG } from "./schema.js";
 import { formatPath, type KeyPath, type YamlSource } from "./source.js";
 
 type Issue = z.core.$ZodIssue;
@@ -21,7 +21,9 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
     case "unrecognized_keys": {
       const known = decodeKnown(issue.message);
       return issue.keys.map((key) =>
-        src.at([...path, key], `unknown key '${key}'`, suggestion(key, known) ?? (known.length ? `allowed here: ${known.join(", ")}` : undefined), { key: true }),
+        src.at([...path, key], `unknown key '${key}'`, suggestion(key, known) ?? (known.length ? `allowed here: ${known.join(", ")}` : undefined), {
+          key: true,
+        }),
       );
     }
     case "invalid_union": {
@@ -43,7 +45,9 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
       if (value === undefined) return [src.at(path.slice(0, -1), `missing required key '${String(path[path.length - 1])}'`, requiredHint(path))];
       const options = issue.values.map((v) => String(v));
       const hint = typeof value === "string" ? suggestion(value, options) : undefined;
-      return [src.at(path, `expected ${options.length === 1 ? JSON.stringify(issue.values[0]) : "one of " + options.join(", ")}, got ${describe(value)}`, hint)];
+      return [
+        src.at(path, `expected ${options.length === 1 ? JSON.stringify(issue.values[0]) : "one of " + options.join(", ")}, got ${describe(value)}`, hint),
+      ];
     }
     case "invalid_format":
       return [src.at(path, issue.message.startsWith("Invalid") ? `not a valid ${issue.format}` : issue.message)];
@@ -64,7 +68,9 @@ function bestBranch(branches: Issue[][], path: KeyPath, data: unknown): Issue[] 
   const value = valueAt(data, path);
   let best: Issue[] | undefined;
   for (const b of branches) {
-    const rootTypeMismatch = b.some((i) => i.path.length === 0 && (i.code === "invalid_type" || (i.code === "invalid_union" && !bestBranch(i.errors, [], value))));
+    const rootTypeMismatch = b.some(
+      (i) => i.path.length === 0 && (i.code === "invalid_type" || (i.code === "invalid_union" && !bestBranch(i.errors, [], value))),
+    );
     if (rootTypeMismatch) continue;
     if (!best || score(b) < score(best)) best = b;
   }
@@ -124,7 +130,9 @@ export function describe(value: unknown): string {
 function dedupeDiagnostics(ds: Diagnostic[]): Diagnostic[] {
   const seen = new Set<string>();
   // "missing 'file'" beside "unknown key 'fil', did you mean 'file'?" says the same thing twice.
-  const typoed = new Set(ds.flatMap((d) => (d.hint?.startsWith("did you mean") ? [`${d.path.replace(/(\.[^.[]+|\[[^\]]+\])$/, "")}|${d.hint.slice(14, -2)}`] : [])));
+  const typoed = new Set(
+    ds.flatMap((d) => (d.hint?.startsWith("did you mean") ? [`${d.path.replace(/(\.[^.[]+|\[[^\]]+\])$/, "")}|${d.hint.slice(14, -2)}`] : [])),
+  );
   return ds.filter((d) => {
     const m = /^missing required key '([^']+)'/.exec(d.message);
     if (m && typoed.has(`${d.path}|${m[1]}`)) return false;

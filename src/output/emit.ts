@@ -1,7 +1,8 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Manifest, Output } from "../manifest/types.js";
 import type { LockOutput } from "../lock/lockfile.js";
+import { outputTargets } from "../manifest/output-targets.js";
+import type { Manifest, Output } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { renderTemplate } from "../template/engine.js";
 import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
@@ -9,7 +10,6 @@ import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
 import { outputScope, renderRecord } from "./rows.js";
 import { splitOf } from "./split.js";
-import { outputTargets } from "../manifest/output-targets.js";
 
 export interface EmitResult {
   outputs: LockOutput[];
@@ -92,7 +92,11 @@ async function emitFiles(m: Manifest, out: Output, runs: SampleRun[], dir: strin
     raw: out.name ? renderTemplate(out.name, scopes[i]!) : defaultName(m, run),
   }));
   const names = uniqueNames(raw);
-  const files: [string, string, string][] = runs.map((run, i) => [names.get(run.sample.id)!, renderTemplate(out.prompt!, scopes[i]!), renderTemplate(out.completion!, scopes[i]!)]);
+  const files: [string, string, string][] = runs.map((run, i) => [
+    names.get(run.sample.id)!,
+    renderTemplate(out.prompt!, scopes[i]!),
+    renderTemplate(out.completion!, scopes[i]!),
+  ]);
   const digest = filesDigest(files);
   if (write) {
     for (const sub of ["prompts", "completions"] as const) {

@@ -1,8 +1,8 @@
-import type { Manifest } from "../manifest/types.js";
 import type { Lock, LockSample, LockStep } from "../lock/lockfile.js";
+import type { Manifest } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
-import type { EmitResult } from "./emit.js";
 import { globTexts } from "../plan/recipe.js";
+import type { EmitResult } from "./emit.js";
 
 /** What the lock pins: every sample's values, each step's hashes and answering model, and each output's hash. */
 export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult, offline = false): Lock {
@@ -10,7 +10,7 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
   const samples: LockSample[] = runs.map((run) => {
     count[run.status]++;
     const values: Record<string, string> = {};
-    m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
+    for (const [i, d] of m.dimensions.entries()) values[d.name] = run.sample.values[i]!.key;
     const steps: Record<string, LockStep> = {};
     for (const s of run.steps) {
       const e: LockStep = { r: s.recipe };
@@ -32,7 +32,14 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     return entry;
   });
   return {
-    header: { lockfile: 1, name: m.name, samples: runs.length, ...count, ...(offline ? { offline: true as const } : {}), steps: Object.fromEntries(m.steps.map((s) => [s.id, s.defHash])) },
+    header: {
+      lockfile: 1,
+      name: m.name,
+      samples: runs.length,
+      ...count,
+      ...(offline ? { offline: true as const } : {}),
+      steps: Object.fromEntries(m.steps.map((s) => [s.id, s.defHash])),
+    },
     outputs: emitted.outputs,
     samples,
   };

@@ -2,10 +2,10 @@ import { createReadStream } from "node:fs";
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
+import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest } from "../manifest/types.js";
 import { createHash128 } from "../util/hash.js";
 import { filesDigest, outputDef } from "./emit.js";
-import { outputTargets } from "../manifest/output-targets.js";
 
 /** Hash an output on disk as emit() hashed it: a JSONL file's bytes, or a files folder's (name, prompt, completion) triples. */
 export async function hashOnDisk(abs: string, format: string): Promise<{ hash: string; rows: number } | undefined> {
@@ -22,7 +22,12 @@ export async function hashOnDisk(abs: string, format: string): Promise<{ hash: s
     }
     const names = (await readdir(join(abs, "prompts"))).filter((f) => f.endsWith(".txt"));
     const files: [string, string, string][] = [];
-    for (const f of names) files.push([f.slice(0, -4), await readFile(join(abs, "prompts", f), "utf8"), await readFile(join(abs, "completions", f), "utf8").catch(() => "\0missing")]);
+    for (const f of names)
+      files.push([
+        f.slice(0, -4),
+        await readFile(join(abs, "prompts", f), "utf8"),
+        await readFile(join(abs, "completions", f), "utf8").catch(() => "\0missing"),
+      ]);
     const extra = (await readdir(join(abs, "completions"))).filter((f) => f.endsWith(".txt") && !names.includes(f));
     if (extra.length) files.push(["\0extra", extra.join(","), ""]);
     return { hash: filesDigest(files), rows: files.length };

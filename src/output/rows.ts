@@ -1,7 +1,7 @@
 import type { Manifest, Output } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { nonceFor } from "../plan/scope.js";
-import { renderTemplate, type CompiledTemplate } from "../template/engine.js";
+import { type CompiledTemplate, renderTemplate } from "../template/engine.js";
 
 /** The variables an output template sees: everything a step could read, plus every step's output. */
 export function outputScope(m: Manifest, run: SampleRun): Record<string, unknown> {

@@ -1,5 +1,5 @@
-import type { Manifest } from "../manifest/types.js";
 import type { Lock, LockSample } from "../lock/lockfile.js";
+import type { Manifest } from "../manifest/types.js";
 import type { SampleRun } from "./pipeline.js";
 
 /**
@@ -13,9 +13,14 @@ export function explainStale(m: Manifest, run: SampleRun, lock: Lock | undefined
   if (!prev) return [newSampleReason(m, run, index!)];
   if (prev.status === "failed" && prev.reason?.step === step.id) return [`step '${step.id}' failed last build: ${prev.reason.why}`];
   const was = prev.steps[step.id];
-  if (!was || !was.key) return [`step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`];
+  if (!was?.key)
+    return [
+      `step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`,
+    ];
   if (lock.header.steps?.[step.id] !== step.defHash) return [`step '${step.id}' changed (its template, model or parameters)`];
-  const upstream = m.steps.slice(0, run.cursor).filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
+  const upstream = m.steps
+    .slice(0, run.cursor)
+    .filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
   if (upstream.length) return upstream.map((s) => `reads '${s.id}', whose output changed`);
   return [`the answer for step '${step.id}' is not in the cache (deleted, or built on another machine)`];
 }
@@ -46,7 +51,7 @@ function othersKey(m: Manifest, skip: string, values: Record<string, string>, re
 
 function newSampleReason(m: Manifest, run: SampleRun, index: LockIndex): string {
   const values: Record<string, string> = {};
-  m.dimensions.forEach((d, i) => (values[d.name] = run.sample.values[i]!.key));
+  for (const [i, d] of m.dimensions.entries()) values[d.name] = run.sample.values[i]!.key;
   for (const d of m.dimensions) {
     const neighbours = index.byOthers.get(othersKey(m, d.name, values, run.sample.repeat)) ?? [];
     if (neighbours.length === 0) continue;

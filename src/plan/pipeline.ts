@@ -1,12 +1,12 @@
+import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, Step } from "../manifest/types.js";
-import { SynthbuildError } from "../errors.js";
 import { hash64 } from "../util/hash.js";
+import { nearDuplicates } from "./near-duplicates.js";
 import { stepRecipe } from "./recipe.js";
-import { renderRequest, requestKey, type ChatRequest } from "./request.js";
+import { type ChatRequest, renderRequest, requestKey } from "./request.js";
 import { baseScope, nonceFor } from "./scope.js";
 import { applyMap, dedupeKey, filterReason } from "./transforms.js";
-import { nearDuplicates } from "./near-duplicates.js";
 
 /** A model answer as the pipeline needs it, from the cache or fresh from a provider. */
 export interface Answer {
@@ -189,7 +189,10 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
  * does not depend on order and stays put as the dataset grows.
  */
 export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
-  if (step.minhash) return applyNearDedupe(step, step.minhash, runs);
+  if (step.minhash) {
+    applyNearDedupe(step, step.minhash, runs);
+    return;
+  }
   const keeper = new Map<string, SampleRun>();
   for (const run of runs) {
     if (run.status !== "kept") continue;

@@ -24,7 +24,12 @@ export interface ChatRequest {
   json_schema?: Record<string, unknown>;
 }
 
-export function renderRequest(step: GenerateStep, scope: Record<string, unknown>, provider: ProviderKind = step.model.provider, extra?: Record<string, unknown>): ChatRequest {
+export function renderRequest(
+  step: GenerateStep,
+  scope: Record<string, unknown>,
+  provider: ProviderKind = step.model.provider,
+  extra?: Record<string, unknown>,
+): ChatRequest {
   const messages = step.messages.map((m) => ({ role: m.role, content: renderTemplate(m.template, scope, extra) }));
   const req: ChatRequest = { provider, model: provider === "echo" ? "echo" : step.model.name, messages, params: { ...step.model.params } };
   if (Object.keys(step.model.extraBody).length) req.extra_body = { ...step.model.extraBody };

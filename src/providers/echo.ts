@@ -46,7 +46,13 @@ export function echoAnswer(req: ChatRequest): ProviderAnswer {
   const all = body.split(" ");
   const truncated = all.length > limit;
   const text = truncated ? all.slice(0, limit).join(" ") : body;
-  return { text, finishReason: truncated ? "length" : "stop", usage: { input, output: truncated ? limit : all.length }, model: "synthbuild-echo", fingerprint: "offline" };
+  return {
+    text,
+    finishReason: truncated ? "length" : "stop",
+    usage: { input, output: truncated ? limit : all.length },
+    model: "synthbuild-echo",
+    fingerprint: "offline",
+  };
 }
 
 /** The simplest value a JSON Schema accepts, with `text` wherever a free string goes. */

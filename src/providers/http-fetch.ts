@@ -1,7 +1,7 @@
-import { Agent as HttpAgent, request as httpRequest, type Agent, type IncomingMessage } from "node:http";
+import { type Agent, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
-import { proxyAgent, proxyFor, type ProxyRoute } from "./proxy.js";
+import { type ProxyRoute, proxyAgent, proxyFor } from "./proxy.js";
 
 /**
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
@@ -121,7 +121,11 @@ function toResponse(res: IncomingMessage, status: number, raw: Buffer, url: stri
   const headers = new Headers();
   for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
   const encoding = headers.get("content-encoding");
-  const response = new Response(NULL_BODY.has(status) || head ? null : encoding && raw.length ? decode(raw, encoding) : raw, { status, statusText: res.statusMessage ?? "", headers });
+  const response = new Response(NULL_BODY.has(status) || head ? null : encoding && raw.length ? decode(raw, encoding) : raw, {
+    status,
+    statusText: res.statusMessage ?? "",
+    headers,
+  });
   Object.defineProperty(response, "url", { value: url });
   return response;
 }

@@ -3,7 +3,7 @@ import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { createHttpFetch } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
-import { RequestError, type Provider, type ProviderAnswer } from "./types.js";
+import { type Provider, type ProviderAnswer, RequestError } from "./types.js";
 
 /**
  * Any OpenAI-compatible chat endpoint (OpenAI, gateways, vLLM, llama.cpp, Ollama). The SDK's own
@@ -68,7 +68,8 @@ export class OpenAIProvider implements Provider {
 export function toRequestError(err: unknown): RequestError {
   if (err instanceof OpenAI.APIUserAbortError) return new RequestError("aborted", false);
   if (err instanceof OpenAI.APIConnectionTimeoutError) return new RequestError("timed out", true);
-  if (err instanceof OpenAI.APIConnectionError) return new RequestError(`connection failed: ${err.cause instanceof Error ? err.cause.message : err.message}`, true);
+  if (err instanceof OpenAI.APIConnectionError)
+    return new RequestError(`connection failed: ${err.cause instanceof Error ? err.cause.message : err.message}`, true);
   if (err instanceof OpenAI.APIError && err.status !== undefined) {
     const status = err.status;
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;

@@ -33,9 +33,14 @@ export function proxyFor(target: string): ProxyRoute | undefined {
     throw new UsageError(`${variable} is not a URL`, "write it as http://host:port, with any credentials percent-encoded (http://user:p%40ss@host:port)");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError(`${variable} names a ${url.protocol.slice(0, -1)} proxy; only HTTP(S) proxies are supported`, "use an HTTP proxy: it reaches HTTPS endpoints with CONNECT");
+    throw new UsageError(
+      `${variable} names a ${url.protocol.slice(0, -1)} proxy; only HTTP(S) proxies are supported`,
+      "use an HTTP proxy: it reaches HTTPS endpoints with CONNECT",
+    );
   }
-  const authorization = url.username ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}` : undefined;
+  const authorization = url.username
+    ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}`
+    : undefined;
   url.username = "";
   url.password = "";
   return { url, authorization, label: url.host };

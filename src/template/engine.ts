@@ -68,7 +68,11 @@ export function compileTemplate(source: string, where?: string): CompiledTemplat
   const fileTag = FILE_TAGS.exec(source);
   if (fileTag) {
     const before = source.slice(0, fileTag.index).split("\n");
-    throw new TemplateSyntaxError(`the {% ${fileTag[1]} %} tag is not available: templates cannot read other files`, before.length, before[before.length - 1]!.length + 1);
+    throw new TemplateSyntaxError(
+      `the {% ${fileTag[1]} %} tag is not available: templates cannot read other files`,
+      before.length,
+      before[before.length - 1]!.length + 1,
+    );
   }
   let parsed: Template[];
   try {
@@ -118,7 +122,10 @@ function renderWithLiquid(t: CompiledTemplate, scope: Record<string, unknown>): 
     return liquid.renderSync(t.parsed, scope) as string;
   } catch (err) {
     const e = err as Error;
-    const error = new TemplateRenderError(`${t.where ?? "template"}: cannot render: ${e.message.replace(/, line:\d+, col:\d+$/, "")}`, "check the filter's arguments (e.g. append: 'text') and that every property read exists");
+    const error = new TemplateRenderError(
+      `${t.where ?? "template"}: cannot render: ${e.message.replace(/, line:\d+, col:\d+$/, "")}`,
+      "check the filter's arguments (e.g. append: 'text') and that every property read exists",
+    );
     (error as { cause?: unknown }).cause = e;
     throw error;
   }

@@ -21,10 +21,16 @@ describe("the example, offline", () => {
     for (const k of ["samples", "requests", "cached", "failed", "dropped", "outputs"]) assert.ok(k in json, `--json lacks ${k}`);
     assert.equal(json.samples, 90);
     assert.equal(json.requests, 180);
-    assert.deepEqual(json.outputs.map((o: { path: string }) => o.path), ["dist/plot-outlines.train.jsonl", "dist/plot-outlines.validation.jsonl"]);
+    assert.deepEqual(
+      json.outputs.map((o: { path: string }) => o.path),
+      ["dist/plot-outlines.train.jsonl", "dist/plot-outlines.validation.jsonl"],
+    );
     assert.match(r.stderr, /built 90 samples/);
     const row = JSON.parse((await p.read("dist/plot-outlines.train.jsonl")).split("\n")[0]!);
-    assert.deepEqual(row.messages.map((m: { role: string }) => m.role), ["system", "user", "assistant"]);
+    assert.deepEqual(
+      row.messages.map((m: { role: string }) => m.role),
+      ["system", "user", "assistant"],
+    );
     assert.match(row.messages[1].content, /^Genre: .+\nLocation: .+\nPeriod: .+\nModifier: .+\n\nPLOT OUTLINE:$/);
     assert.match(row.messages[2].content, /^\[offline echo [0-9a-f]{8}\]/);
     const lock = await p.read("dataset.lock");
@@ -88,7 +94,13 @@ describe("commands and usage", () => {
     const b = runCliSync(["build", "--help"], p.dir);
     assert.equal(b.status, 0);
     for (const f of ["--json", "--frozen", "--limit", "--concurrency", "--max-cost", "--offline"]) assert.ok(b.stdout.includes(f), `build --help lacks ${f}`);
-    const flags: Record<string, string[]> = { plan: ["--json", "--explain", "--offline", "--limit"], init: ["--force"], verify: ["--json"], show: ["<id>", "--json", "--offline"], gc: ["--dry-run", "--json"] };
+    const flags: Record<string, string[]> = {
+      plan: ["--json", "--explain", "--offline", "--limit"],
+      init: ["--force"],
+      verify: ["--json"],
+      show: ["<id>", "--json", "--offline"],
+      gc: ["--dry-run", "--json"],
+    };
     for (const [cmd, want] of Object.entries(flags)) {
       const h = runCliSync([cmd, "--help"], p.dir);
       assert.equal(h.status, 0, `${cmd} --help exited ${h.status}`);
@@ -147,7 +159,11 @@ describe("commands and usage", () => {
   });
 });
 
-const simple = (dims: string, output = `output: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }}", completion: "{{ s }}" }`, combine = "") => `version: 1
+const simple = (
+  dims: string,
+  output = `output: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }}", completion: "{{ s }}" }`,
+  combine = "",
+) => `version: 1
 name: t
 model: { provider: echo }
 dimensions:
@@ -173,10 +189,16 @@ describe("output formats", () => {
     });
     const r = runCliSync(["build", "--json"], p.dir);
     assert.equal(r.status, 0, r.stderr);
-    const pc = (await p.read("dist/pc.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const pc = (await p.read("dist/pc.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.deepEqual(Object.keys(pc[0]), ["prompt", "completion"]);
     assert.deepEqual(pc.map((r) => r.prompt).sort(), ["P x", "P y"]);
-    const rec = (await p.read("dist/rec.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const rec = (await p.read("dist/rec.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.deepEqual(Object.keys(rec[0]), ["topic", "text", "id"]);
     assert.deepEqual(rec.map((r) => r.topic).sort(), ["x", "y"]);
     assert.equal(rec[1].text, rec[1].text.toUpperCase());
@@ -187,7 +209,10 @@ describe("output formats", () => {
 
   test("files: prompts/NAME.txt and completions/NAME.txt, safe and collision-free; stale files removed", async () => {
     const p = await TempProject.create({
-      "dataset.yaml": simple("  a: [\"../../escape\", \"a/b\", \"a b\", plain]", `output: { path: dist/files, format: files, prompt: "{{ a }}", completion: "{{ s }}" }`),
+      "dataset.yaml": simple(
+        '  a: ["../../escape", "a/b", "a b", plain]',
+        `output: { path: dist/files, format: files, prompt: "{{ a }}", completion: "{{ s }}" }`,
+      ),
     });
     const r = runCliSync(["build", "--json"], p.dir);
     assert.equal(r.status, 0, r.stderr);
@@ -224,8 +249,17 @@ output: { path: dist/x.jsonl, format: jsonl, record: { name: "{{ doc_name }}", d
     });
     const r = runCliSync(["build"], p.dir);
     assert.equal(r.status, 0, r.stderr);
-    const rows = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
-    assert.deepEqual(rows.sort((a, b) => (a.name < b.name ? -1 : 1)), [{ name: "alpha", doc: "Alpha text" }, { name: "beta", doc: "Beta text" }]);
+    const rows = (await p.read("dist/x.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      rows.sort((a, b) => (a.name < b.name ? -1 : 1)),
+      [
+        { name: "alpha", doc: "Alpha text" },
+        { name: "beta", doc: "Beta text" },
+      ],
+    );
     await p.remove();
   });
 
@@ -251,7 +285,10 @@ output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
     const r = runCliSync(["build", "--json"], p.dir);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).dropped, 2);
-    const lock = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"status":"dropped"')).map((l) => JSON.parse(l));
+    const lock = (await p.read("dataset.lock"))
+      .split("\n")
+      .filter((l) => l.includes('"status":"dropped"'))
+      .map((l) => JSON.parse(l));
     assert.deepEqual(lock.map((s) => s.reason.step).sort(), ["no-three", "unique"]);
     assert.match(lock.find((s) => s.reason.step === "unique").reason.why, /duplicates sample [0-9a-f]{16}/);
     const rows = (await p.read("dist/x.jsonl")).trim().split("\n");
@@ -313,7 +350,10 @@ output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}" } }
     const r = runCliSync(["build", "--json"], p.dir);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).dropped, 1);
-    const dropped = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"dropped"') && l.includes('"id"')).map((l) => JSON.parse(l));
+    const dropped = (await p.read("dataset.lock"))
+      .split("\n")
+      .filter((l) => l.includes('"dropped"') && l.includes('"id"'))
+      .map((l) => JSON.parse(l));
     assert.match(dropped[0].reason.why, /near-duplicate of sample [0-9a-f]{16}/);
     await p.remove();
   });

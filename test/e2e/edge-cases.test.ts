@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { startTestServer } from "../server/openai-test-server.js";
 import { runCli, runCliSync } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
+import { startTestServer } from "../server/openai-test-server.js";
 
 /** Found by review: each of these once went wrong. */
 
@@ -31,7 +31,11 @@ describe("edge cases", () => {
     const p = await TempProject.create({ "dataset.yaml": echo("  a: [3.9, 3.10, 3.1, 007, 1e3]") });
     const r = runCliSync(["build"], p.dir);
     assert.equal(r.status, 0, r.stderr);
-    const values = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l).a).sort();
+    const values = (await p.read("dist/x.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).a)
+      .sort();
     assert.deepEqual(values, ["007", "1e3", "3.1", "3.10", "3.9"]);
     await p.remove();
   });
@@ -85,7 +89,9 @@ describe("edge cases", () => {
   });
 
   test("values named like Object.prototype members are ordinary values", async () => {
-    const p = await TempProject.create({ "dataset.yaml": echo("  a: [toString, constructor, x]\n  sub:\n    by: a\n    values: { x: [one] }\n    default: [other]") });
+    const p = await TempProject.create({
+      "dataset.yaml": echo("  a: [toString, constructor, x]\n  sub:\n    by: a\n    values: { x: [one] }\n    default: [other]"),
+    });
     const r = runCliSync(["build", "--json"], p.dir);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).samples, 3);
@@ -93,7 +99,10 @@ describe("edge cases", () => {
   });
 
   test("an output path that is a folder is a usage error before any request", async () => {
-    const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]", "", `output: { path: out, format: jsonl, record: { a: "{{ a }}" } }`), "out/keep.txt": "x" });
+    const p = await TempProject.create({
+      "dataset.yaml": echo("  a: [x]", "", `output: { path: out, format: jsonl, record: { a: "{{ a }}" } }`),
+      "out/keep.txt": "x",
+    });
     const r = runCliSync(["build"], p.dir);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /output out is a folder/);

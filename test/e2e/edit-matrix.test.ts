@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
+import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 /**
  * The invariants of DESIGN.md, end to end: the real binary, the real openai SDK, over HTTP to
@@ -71,7 +71,9 @@ describe("edit matrix", { concurrency: false }, () => {
     assert.equal(r.json.requests, 12);
     dist = await p.snapshot();
     lock = await p.read("dataset.lock");
-    const rows = dist["dist/out.jsonl"]!.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = dist["dist/out.jsonl"]!.trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.equal(rows[0].messages[1].role, "assistant");
     assert.match(rows[0].messages[1].content, /^TEST ANSWER/);
   });
@@ -89,7 +91,10 @@ describe("edit matrix", { concurrency: false }, () => {
     await p.write({ "dataset.yaml": manifest({ places: "Paris, Lyon" }) });
     const plan = await runCli(["plan", "--json", "--explain"], p.dir, env());
     assert.equal(JSON.parse(plan.stdout).requests, 6);
-    assert.ok(JSON.parse(plan.stdout).stale.every((s: { reasons: string[] }) => /place changed: 'Kyoto' → 'Lyon'/.test(s.reasons[0]!)), plan.stdout);
+    assert.ok(
+      JSON.parse(plan.stdout).stale.every((s: { reasons: string[] }) => /place changed: 'Kyoto' → 'Lyon'/.test(s.reasons[0]!)),
+      plan.stdout,
+    );
     const human = await runCli(["plan", "--explain"], p.dir, env());
     assert.match(human.stderr, /3 samples at outline: place changed: 'Kyoto' → 'Lyon'/);
     assert.equal(human.stdout, "", "human output goes to stderr");
@@ -119,14 +124,23 @@ describe("edit matrix", { concurrency: false }, () => {
   });
 
   test("concurrency changed: zero requests", async () => {
-    await p.write({ "dataset.yaml": manifest({ places: "Paris, Lyon", expand: "Expand fully: {{ outline }}", completion: "STORY: {{ expanded }}", concurrency: 9 }) });
+    await p.write({
+      "dataset.yaml": manifest({ places: "Paris, Lyon", expand: "Expand fully: {{ outline }}", completion: "STORY: {{ expanded }}", concurrency: 9 }),
+    });
     const r = await build("--concurrency", "2");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.requests.length, 0);
   });
 
   test("a value added: only the new samples", async () => {
-    await p.write({ "dataset.yaml": manifest({ genres: "sf, romance, comedy, horror", places: "Paris, Lyon", expand: "Expand fully: {{ outline }}", completion: "STORY: {{ expanded }}" }) });
+    await p.write({
+      "dataset.yaml": manifest({
+        genres: "sf, romance, comedy, horror",
+        places: "Paris, Lyon",
+        expand: "Expand fully: {{ outline }}",
+        completion: "STORY: {{ expanded }}",
+      }),
+    });
     const r = await build();
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.requests.length, 4);
@@ -135,7 +149,14 @@ describe("edit matrix", { concurrency: false }, () => {
   });
 
   test("a value removed: zero requests, its rows gone, gc reclaims its answers", async () => {
-    await p.write({ "dataset.yaml": manifest({ genres: "romance, comedy, horror", places: "Paris, Lyon", expand: "Expand fully: {{ outline }}", completion: "STORY: {{ expanded }}" }) });
+    await p.write({
+      "dataset.yaml": manifest({
+        genres: "romance, comedy, horror",
+        places: "Paris, Lyon",
+        expand: "Expand fully: {{ outline }}",
+        completion: "STORY: {{ expanded }}",
+      }),
+    });
     const r = await build();
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.requests.length, 0);
@@ -173,7 +194,14 @@ describe("edit matrix", { concurrency: false }, () => {
   });
 
   test("--frozen fails when the manifest changed but the lock was not rebuilt", async () => {
-    await p.write({ "dataset.yaml": manifest({ genres: "romance, comedy, horror", places: "Paris, Lyon", expand: "Expand fully: {{ outline }}", completion: "CHANGED {{ expanded }}" }) });
+    await p.write({
+      "dataset.yaml": manifest({
+        genres: "romance, comedy, horror",
+        places: "Paris, Lyon",
+        expand: "Expand fully: {{ outline }}",
+        completion: "CHANGED {{ expanded }}",
+      }),
+    });
     const r = await build("--frozen");
     assert.equal(r.status, 1);
     assert.match(r.stderr, /out of date/);
@@ -206,13 +234,19 @@ describe("edit matrix", { concurrency: false }, () => {
 describe("sample mode", () => {
   test("raising n keeps the samples already built: only new ones are requested", async () => {
     const server = await startTestServer();
-    const p = await TempProject.create({ "dataset.yaml": manifest({ genres: "a, b, c, d", places: "p, q, r, s", combine: "combine: { mode: sample, n: 4 }" }) });
+    const p = await TempProject.create({
+      "dataset.yaml": manifest({ genres: "a, b, c, d", places: "p, q, r, s", combine: "combine: { mode: sample, n: 4 }" }),
+    });
     try {
       const env = { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "k" };
       const r1 = await runCli(["build", "--json"], p.dir, env);
       assert.equal(r1.status, 0, r1.stderr);
       assert.equal(server.requests.length, 8);
-      const ids1 = (await p.read("dataset.lock")).split("\n").slice(2).filter(Boolean).map((l) => JSON.parse(l).id);
+      const ids1 = (await p.read("dataset.lock"))
+        .split("\n")
+        .slice(2)
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).id);
       server.reset();
       await p.write({ "dataset.yaml": manifest({ genres: "a, b, c, d", places: "p, q, r, s", combine: "combine: { mode: sample, n: 7 }" }) });
       const r2 = await runCli(["build", "--json"], p.dir, env);

@@ -3,9 +3,20 @@ import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { startTestServer, type FaultRule, type TestServer, type TestServerOptions } from "../server/openai-test-server.js";
-import { allFiles, contentOf, faultManifest, item, parseLockText, runCliBounded as runCli, scanCache, spawnCli, waitFor, type FaultManifestOptions } from "../helpers/faults.js";
+import {
+  allFiles,
+  contentOf,
+  type FaultManifestOptions,
+  faultManifest,
+  item,
+  parseLockText,
+  runCliBounded as runCli,
+  scanCache,
+  spawnCli,
+  waitFor,
+} from "../helpers/faults.js";
 import { TempProject } from "../helpers/project.js";
+import { type FaultRule, startTestServer, type TestServer, type TestServerOptions } from "../server/openai-test-server.js";
 
 /**
  * Faults end to end: the real binary, the real openai SDK, over HTTP to the test server, which
@@ -23,7 +34,12 @@ interface Ctx {
 }
 
 /** A server and a project for one test; both are torn down afterwards whatever happens. */
-async function withProject(manifest: string, serverOpts: TestServerOptions, fn: (c: Ctx) => Promise<void>, extraEnv: Record<string, string> = {}): Promise<void> {
+async function withProject(
+  manifest: string,
+  serverOpts: TestServerOptions,
+  fn: (c: Ctx) => Promise<void>,
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
   const server = await startTestServer(serverOpts);
   const p = await TempProject.create({ "dataset.yaml": manifest });
   const extra: TempProject[] = [];
@@ -150,7 +166,10 @@ describe("faults", { concurrency: false }, () => {
       assert.ok(failed, "the failing sample is missing from the lock");
       assert.equal(failed.status, "failed");
       assert.equal(failed.reason?.step, "outline");
-      assert.ok(lock.samples.filter((s) => s.values.item !== item(3)).every((s) => s.status === "kept"), "other samples should be kept");
+      assert.ok(
+        lock.samples.filter((s) => s.values.item !== item(3)).every((s) => s.status === "kept"),
+        "other samples should be kept",
+      );
       assert.match(r.stderr, new RegExp(`${failed.id} at outline`), "stderr should name the sample and its step");
       assert.match(r.stderr, /400/);
       assert.ok((await p.read("dataset.lock")).includes('"status":"failed"'), "the lock should say failed");
@@ -163,7 +182,10 @@ describe("faults", { concurrency: false }, () => {
       const again = await build();
       assert.equal(again.status, 0, again.stderr);
       assert.equal(server.requests.length, 2, `expected only the failed sample's two requests, got ${server.requests.length}`);
-      assert.ok(server.requests.every((q) => contentOf(q.body).includes(`[${item(3)}]`)), "a request for another sample was made");
+      assert.ok(
+        server.requests.every((q) => contentOf(q.body).includes(`[${item(3)}]`)),
+        "a request for another sample was made",
+      );
       assert.equal(await rowsOf(p), 5);
       assert.equal(parseLockText(await p.read("dataset.lock")).samples.find((s) => s.id === failed.id)?.status, "kept");
     });
@@ -242,7 +264,10 @@ describe("faults", { concurrency: false }, () => {
       const again = await c.build();
       assert.equal(again.status, 0, again.stderr);
       assert.equal(c.server.requests.length, N - kept.length, "the resumed build re-requested finished answers");
-      assert.ok(c.server.requests.every((q) => ![...keptItems].some((i) => contentOf(q.body).includes(`[${i}]`))), "a kept sample was requested again");
+      assert.ok(
+        c.server.requests.every((q) => ![...keptItems].some((i) => contentOf(q.body).includes(`[${i}]`))),
+        "a kept sample was requested again",
+      );
       const dist = await c.p.snapshot();
       const lockText = await c.p.read("dataset.lock");
 
@@ -371,9 +396,15 @@ describe("faults", { concurrency: false }, () => {
       const r = await c.build();
       assert.equal(r.status, 0, r.stderr);
       assert.equal(c.server.stats().faulted, 5);
-      assert.ok(c.server.requests.every((q) => q.headers.authorization === `Bearer ${KEY}`), "the key did not reach the server");
+      assert.ok(
+        c.server.requests.every((q) => q.headers.authorization === `Bearer ${KEY}`),
+        "the key did not reach the server",
+      );
       const files = await allFiles(c.p.dir);
-      assert.ok(Object.keys(files).some((f) => f.startsWith("cache/")) && "dataset.lock" in files && "dist/out.jsonl" in files, `files: ${Object.keys(files).join(", ")}`);
+      assert.ok(
+        Object.keys(files).some((f) => f.startsWith("cache/")) && "dataset.lock" in files && "dist/out.jsonl" in files,
+        `files: ${Object.keys(files).join(", ")}`,
+      );
       for (const [path, text] of Object.entries(files)) assert.ok(!text.includes(KEY), `${path} contains the API key`);
       assert.ok(!r.stdout.includes(KEY), "stdout contains the API key");
       assert.ok(!r.stderr.includes(KEY), "stderr contains the API key");

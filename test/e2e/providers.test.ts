@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startTestServer, type TestServer } from "../server/openai-test-server.js";
-import { REPO, runCli } from "../helpers/cli.js";
 import { build, InterruptedError } from "../../src/index.js";
+import { REPO, runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startProxy } from "../helpers/proxy.js";
+import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 describe("providers and request options", () => {
   let server: TestServer;
@@ -15,8 +15,12 @@ describe("providers and request options", () => {
   });
   after(() => server.close());
 
-  const project = (model: string, steps = `  - id: s\n    generate: { prompt: "Tell me about {{ a }}" }`, dims = "a: [x, y]", output = `output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}", s: "{{ s }}" } }`) =>
-    TempProject.create({ "dataset.yaml": `version: 1\nname: p\nmodel: ${model}\ndimensions:\n  ${dims}\nsteps:\n${steps}\n${output}\n` });
+  const project = (
+    model: string,
+    steps = `  - id: s\n    generate: { prompt: "Tell me about {{ a }}" }`,
+    dims = "a: [x, y]",
+    output = `output: { path: dist/x.jsonl, format: jsonl, record: { a: "{{ a }}", s: "{{ s }}" } }`,
+  ) => TempProject.create({ "dataset.yaml": `version: 1\nname: p\nmodel: ${model}\ndimensions:\n  ${dims}\nsteps:\n${steps}\n${output}\n` });
 
   test("headers reach the server but not the cache key; extra_body reaches it and is part of the key", async () => {
     const p = await project(`{ name: m, base_url: "${server.baseURL}", headers: { x-team: red }, extra_body: { user: u1 } }`);
@@ -58,7 +62,12 @@ describe("providers and request options", () => {
 
   test("the progress total (planned events) adds up to the requests made, cold and after an edit", async () => {
     const steps = `  - id: s\n    generate: { prompt: "Tell me about {{ a }} {{ b }}" }\n  - id: t\n    generate: { prompt: "Expand {{ s }}" }`;
-    const p = await project(`{ name: m, base_url: "${server.baseURL}" }`, steps, `a: [${Array.from({ length: 30 }, (_, i) => `x${i}`).join(", ")}]\n  b: [p, q, r]`, `output: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ t }}" }`);
+    const p = await project(
+      `{ name: m, base_url: "${server.baseURL}" }`,
+      steps,
+      `a: [${Array.from({ length: 30 }, (_, i) => `x${i}`).join(", ")}]\n  b: [p, q, r]`,
+      `output: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ t }}" }`,
+    );
     try {
       for (const edit of [false, true]) {
         if (edit) await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("x7,", "edited,") });
@@ -167,7 +176,10 @@ describe("providers and request options", () => {
     const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).dropped, 2);
-    const samples = (await p.read("dataset.lock")).split("\n").filter((l) => l.includes('"id"')).map((l) => JSON.parse(l));
+    const samples = (await p.read("dataset.lock"))
+      .split("\n")
+      .filter((l) => l.includes('"id"'))
+      .map((l) => JSON.parse(l));
     for (const s of samples) {
       assert.equal(s.steps.s.model, "gpt-test-2024-07-18");
       assert.equal(s.steps.s.fp, "fp_test");
@@ -180,7 +192,10 @@ describe("providers and request options", () => {
 
   test("structured output: valid JSON passes; an invalid answer fails its sample, is not cached, and is retried next build", async () => {
     const schema = `{ type: object, properties: { answer: { type: string } }, required: [answer] }`;
-    const p = await project(`{ name: m, base_url: "${server.baseURL}", retries: 0 }`, `  - id: s\n    generate: { prompt: "Tell me about {{ a }}", json_schema: ${schema} }`);
+    const p = await project(
+      `{ name: m, base_url: "${server.baseURL}", retries: 0 }`,
+      `  - id: s\n    generate: { prompt: "Tell me about {{ a }}", json_schema: ${schema} }`,
+    );
     server.reset();
     server.inject({ kind: "malformed_content", match: "about y", times: 1 });
     const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: "k" });
@@ -189,7 +204,10 @@ describe("providers and request options", () => {
     const json = JSON.parse(r.stdout);
     assert.equal(json.failed, 1);
     assert.match(json.failures[0].reason, /not JSON|does not match/);
-    const rows = (await p.read("dist/x.jsonl")).trim().split("\n").map((l) => JSON.parse(l));
+    const rows = (await p.read("dist/x.jsonl"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.equal(rows.length, 1);
     assert.ok(JSON.parse(rows[0].s).answer, "the valid answer is JSON with its field");
     server.reset();

@@ -1,6 +1,6 @@
-import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { spawn, spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));

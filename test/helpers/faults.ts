@@ -1,8 +1,8 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { readFile, readdir } from "node:fs/promises";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BIN, cliEnv, type CliResult } from "./cli.js";
+import { BIN, type CliResult, cliEnv } from "./cli.js";
 
 /** What the fault tests vary in a manifest; everything else is fixed so answers are deterministic. */
 export interface FaultManifestOptions {
@@ -164,7 +164,10 @@ export interface LockSampleLine {
 
 /** The header and sample lines of a dataset.lock. */
 export function parseLockText(text: string): { header: Record<string, unknown>; samples: LockSampleLine[] } {
-  const lines = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+  const lines = text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l));
   return { header: lines[0], samples: lines.filter((l) => typeof l.id === "string" && l.steps) };
 }
 

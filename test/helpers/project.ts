@@ -1,4 +1,5 @@
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import type { Dirent } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -34,7 +35,7 @@ export class TempProject {
   async snapshot(sub = "dist"): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const walk = async (rel: string) => {
-      let entries;
+      let entries: Dirent[];
       try {
         entries = await readdir(join(this.dir, rel), { withFileTypes: true });
       } catch {

@@ -7,7 +7,9 @@ import { connect } from "node:net";
  * Host names in `hosts` are sent to the address given (there is no DNS for them), which shows a
  * request went through the proxy: directly, the name would not resolve.
  */
-export async function startProxy(hosts: Record<string, string>): Promise<{ url: string; forwarded: number; tunnels: number; auth: (string | undefined)[]; close(): Promise<void> }> {
+export async function startProxy(
+  hosts: Record<string, string>,
+): Promise<{ url: string; forwarded: number; tunnels: number; auth: (string | undefined)[]; close(): Promise<void> }> {
   const stats = { forwarded: 0, tunnels: 0 };
   const auth: (string | undefined)[] = [];
   const route = (host: string) => hosts[host] ?? host;

@@ -176,9 +176,7 @@ function prng(seed: number): () => number {
 function contentText(content: unknown): string {
   if (typeof content === "string") return content;
   if (Array.isArray(content)) {
-    return content
-      .map((p) => (p && typeof p === "object" && typeof (p as any).text === "string" ? (p as any).text : ""))
-      .join("");
+    return content.map((p) => (p && typeof p === "object" && typeof (p as any).text === "string" ? (p as any).text : "")).join("");
   }
   return "";
 }
@@ -563,7 +561,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   /** Server-sent events in the shape of OpenAI's chat.completion.chunk stream. */
   function sendStream(res: Res, body: any, n: number, headers: Headers): void {
     const payload = completionPayload(body, n);
-    const base = { id: payload.id, object: "chat.completion.chunk", created: payload.created, model: payload.model, system_fingerprint: payload.system_fingerprint };
+    const base = {
+      id: payload.id,
+      object: "chat.completion.chunk",
+      created: payload.created,
+      model: payload.model,
+      system_fingerprint: payload.system_fingerprint,
+    };
     const events: string[] = [];
     const push = (obj: unknown) => events.push(`data: ${JSON.stringify(obj)}\n\n`);
     for (const choice of payload.choices) {
@@ -743,7 +747,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
 
   async function handleControl(req: http.IncomingMessage, res: Res, path: string, query: string): Promise<void> {
     const method = req.method ?? "GET";
-    let body: any = undefined;
+    let body: any;
     if (method === "POST" || method === "PUT") {
       const raw = await readBody(req);
       try {

@@ -39,7 +39,8 @@ test("source imports follow the flow of data", async () => {
       const a = layer(from);
       const b = layer(to);
       if (a >= 0 && b >= 0 && b > a) problems.push(`${from} → ${to}: ${to.split("/")[0]} comes after ${from.split("/")[0]}`);
-      if (LEAVES.some((l) => from === l || from.startsWith(l)) && !LEAVES.some((l) => to === l || to.startsWith(l))) problems.push(`${from} → ${to}: a leaf module must not depend on a stage`);
+      if (LEAVES.some((l) => from === l || from.startsWith(l)) && !LEAVES.some((l) => to === l || to.startsWith(l)))
+        problems.push(`${from} → ${to}: a leaf module must not depend on a stage`);
     }
   }
   assert.deepEqual(problems, [], problems.join("\n"));

@@ -21,7 +21,16 @@ test("a sample's id depends on its values, not on list order, dimension order or
   const base = await manifest("  a: [x, y]\n  b: [1, 2]");
   const reordered = await manifest("  b: [2, 1]\n  a: [y, x]");
   const grown = await manifest("  a: [x, y, z]\n  b: [1, 2]");
-  const byValue = (m: Manifest) => new Map(expand(m).map((s) => [s.values.map((v) => v.key).sort().join("|"), s.id]));
+  const byValue = (m: Manifest) =>
+    new Map(
+      expand(m).map((s) => [
+        s.values
+          .map((v) => v.key)
+          .sort()
+          .join("|"),
+        s.id,
+      ]),
+    );
   const b = byValue(base);
   for (const [k, id] of byValue(reordered)) assert.equal(id, b.get(k), `reordering moved ${k}`);
   const g = byValue(grown);
@@ -35,11 +44,16 @@ test("repeat gives each copy its own id but one combination id", async () => {
   assert.equal(s.length, 3);
   assert.equal(new Set(s.map((x) => x.id)).size, 3);
   assert.equal(new Set(s.map((x) => x.comboId)).size, 1);
-  assert.deepEqual(s.map((x) => x.repeat), [0, 1, 2]);
+  assert.deepEqual(
+    s.map((x) => x.repeat),
+    [0, 1, 2],
+  );
 });
 
 test("conditional dimension follows its parent's value", async () => {
-  const m = await manifest("  genre: [sf, romance, comedy]\n  sub:\n    by: genre\n    values: { sf: [space opera, cyberpunk], romance: [regency] }\n    default: [plain]");
+  const m = await manifest(
+    "  genre: [sf, romance, comedy]\n  sub:\n    by: genre\n    values: { sf: [space opera, cyberpunk], romance: [regency] }\n    default: [plain]",
+  );
   assert.deepEqual(values(m), ["sf|space opera", "sf|cyberpunk", "romance|regency", "comedy|plain"]);
 });
 
@@ -57,7 +71,10 @@ test("sample: seeded and deterministic, n combinations in declaration order", as
   assert.deepEqual(ids(await manifest(big, "  mode: sample\n  n: 50")), s1);
   const order = values(await manifest(big, "  mode: product"));
   const positions = values(m).map((v) => order.indexOf(v));
-  assert.deepEqual(positions, [...positions].sort((a, b) => a - b));
+  assert.deepEqual(
+    positions,
+    [...positions].sort((a, b) => a - b),
+  );
 });
 
 test("sample: raising n keeps every sample already chosen", async () => {
@@ -86,7 +103,7 @@ test("sample: weights make a value proportionally more likely", async () => {
 test("pairwise: every pair of values occurs, with far fewer samples than the product", async () => {
   const m = await manifest(big + "\n  d: [d0, d1, d2, d3]", "  mode: pairwise");
   const s = expand(m);
-  assert.ok(s.length < 8 * 8 * 8 * 4 / 4, `${s.length} samples is not much of a reduction`);
+  assert.ok(s.length < (8 * 8 * 8 * 4) / 4, `${s.length} samples is not much of a reduction`);
   const pairs = new Set<string>();
   for (const x of s) for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++) pairs.add(`${i}=${x.values[i]!.key},${j}=${x.values[j]!.key}`);
   assert.equal(pairs.size, 8 * 8 * 3 + 8 * 4 * 2 + 0 + 8 * 4);

@@ -121,7 +121,12 @@ test("204 has no body, as a standard Response requires", async () => {
 });
 
 test("a compressed body is decoded, as fetch decodes it", async () => {
-  for (const [path, text] of [["/gzip", "squeezed ✓"], ["/raw-deflate", "raw"], ["/gzip-then-br", "twice"], ["/unknown-coding", gzipSync(Buffer.from("left alone")).toString("latin1")]]) {
+  for (const [path, text] of [
+    ["/gzip", "squeezed ✓"],
+    ["/raw-deflate", "raw"],
+    ["/gzip-then-br", "twice"],
+    ["/unknown-coding", gzipSync(Buffer.from("left alone")).toString("latin1")],
+  ]) {
     const [ours, theirs] = await both(path!);
     const read = async (r: Response) => (path === "/unknown-coding" ? Buffer.from(await r.arrayBuffer()).toString("latin1") : r.text());
     assert.equal(await read(theirs), text, `global fetch, ${path}`);

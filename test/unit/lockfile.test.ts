@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { parseLock, readLock, serializeLock, type Lock, type LockSample } from "../../src/lock/lockfile.js";
 import { UsageError } from "../../src/errors.js";
+import { type Lock, type LockSample, parseLock, readLock, serializeLock } from "../../src/lock/lockfile.js";
 import { hash64, initHashing } from "../../src/util/hash.js";
 
 let dir = "";
@@ -18,7 +18,14 @@ function lockOf(n: number): Lock {
   const samples: LockSample[] = [];
   for (let i = 0; i < n; i++) {
     // Multi-byte characters everywhere, so 1 MB read boundaries fall inside them.
-    samples.push({ id: i.toString(16).padStart(16, "0"), values: { place: `Kyōto ${i} ✓ 𝄞` }, repeat: 0, status: i % 7 ? "kept" : "dropped", ...(i % 7 ? {} : { reason: { step: "s", why: "too short" } }), steps: { s: { key: "k".repeat(32), out: "o".repeat(16), r: "r".repeat(16), usage: [i, 60] } } });
+    samples.push({
+      id: i.toString(16).padStart(16, "0"),
+      values: { place: `Kyōto ${i} ✓ 𝄞` },
+      repeat: 0,
+      status: i % 7 ? "kept" : "dropped",
+      ...(i % 7 ? {} : { reason: { step: "s", why: "too short" } }),
+      steps: { s: { key: "k".repeat(32), out: "o".repeat(16), r: "r".repeat(16), usage: [i, 60] } },
+    });
   }
   return {
     header: { lockfile: 1, name: "t", samples: n, kept: n - Math.ceil(n / 7), dropped: Math.ceil(n / 7), failed: 0, pending: 0, steps: { s: "d".repeat(32) } },
@@ -65,6 +72,10 @@ test("a lock that does not parse is a user error with a hint; so is an unknown f
   for (const [i, [body, message]] of cases.entries()) {
     const path = join(dir, `bad${i}.lock`);
     await writeFile(path, body);
-    await assert.rejects(readLock(path), (err: unknown) => err instanceof UsageError && message.test(err.message) && /merge conflict/.test(err.hint ?? ""), `case ${i}`);
+    await assert.rejects(
+      readLock(path),
+      (err: unknown) => err instanceof UsageError && message.test(err.message) && /merge conflict/.test(err.hint ?? ""),
+      `case ${i}`,
+    );
   }
 });

@@ -7,10 +7,13 @@ import { parseManifest } from "../../src/manifest/load.js";
 import { manifestJsonSchema } from "../../src/manifest/schema.js";
 import { REPO } from "../helpers/cli.js";
 
-const base = (model: string) => `version: 1\nname: t\nmodel: ${model}\ndimensions: { a: [x] }\nsteps:\n  - id: s\n    generate: { prompt: "{{ a }}" }\noutput: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }\n`;
+const base = (model: string) =>
+  `version: 1\nname: t\nmodel: ${model}\ndimensions: { a: [x] }\nsteps:\n  - id: s\n    generate: { prompt: "{{ a }}" }\noutput: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }\n`;
 
 test("${VAR} and ${VAR:-default} interpolate before validation; $$ is a literal $", async () => {
-  const m = await parseManifest("d.yaml", "/p/d.yaml", base("{ name: '${MODEL}', base_url: '${URL:-http://localhost:1/v1}', headers: { x: 'a$$b' } }"), { MODEL: "gpt-test" });
+  const m = await parseManifest("d.yaml", "/p/d.yaml", base("{ name: '${MODEL}', base_url: '${URL:-http://localhost:1/v1}', headers: { x: 'a$$b' } }"), {
+    MODEL: "gpt-test",
+  });
   const step = m.steps[0]!;
   assert.equal(step.kind, "generate");
   if (step.kind !== "generate") return;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
 import { after, before, test } from "node:test";
-import { OpenAIProvider } from "../../src/providers/openai.js";
 import type { ModelConfig } from "../../src/manifest/types.js";
+import { OpenAIProvider } from "../../src/providers/openai.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 let server: TestServer;
@@ -11,7 +11,18 @@ before(async () => {
 });
 after(() => server.close());
 
-const cfg = (baseUrl: string): ModelConfig => ({ provider: "openai", name: "m", baseUrl, apiKeyEnv: "OPENAI_API_KEY", headers: {}, extraBody: {}, params: {}, concurrency: 8, timeoutS: 5, retries: 0 });
+const cfg = (baseUrl: string): ModelConfig => ({
+  provider: "openai",
+  name: "m",
+  baseUrl,
+  apiKeyEnv: "OPENAI_API_KEY",
+  headers: {},
+  extraBody: {},
+  params: {},
+  concurrency: 8,
+  timeoutS: 5,
+  retries: 0,
+});
 const request = (i: number) => ({ provider: "openai" as const, model: "m", messages: [{ role: "user" as const, content: `q${i}` }], params: {} });
 
 test("the build's one abort signal does not collect a listener per request", async () => {

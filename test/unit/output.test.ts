@@ -1,23 +1,32 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
+import { splitPath } from "../../src/manifest/output-targets.js";
 import { safeName, uniqueNames } from "../../src/output/file-names.js";
 import { splitOf } from "../../src/output/split.js";
-import { splitPath } from "../../src/manifest/output-targets.js";
-import { initHashing, hash64 } from "../../src/util/hash.js";
+import { hash64, initHashing } from "../../src/util/hash.js";
 
 before(initHashing);
 
 test("splits: deterministic, close to the fractions, stable as the set grows", () => {
-  const fractions = [["train", 0.9], ["validation", 0.1]] as const;
+  const fractions = [
+    ["train", 0.9],
+    ["validation", 0.1],
+  ] as const;
   const combos = Array.from({ length: 2000 }, (_, i) => hash64(`c${i}`));
   const first = combos.map((c) => splitOf(42, c, fractions));
   const validation = first.filter((s) => s === "validation").length;
   assert.ok(validation > 150 && validation < 250, `validation got ${validation} of 2000`);
   // Growing the set: the old combinations keep their split.
   const grown = [...combos, ...Array.from({ length: 500 }, (_, i) => hash64(`new${i}`))];
-  assert.deepEqual(grown.slice(0, 2000).map((c) => splitOf(42, c, fractions)), first);
+  assert.deepEqual(
+    grown.slice(0, 2000).map((c) => splitOf(42, c, fractions)),
+    first,
+  );
   // The seed is a real input.
-  assert.notDeepEqual(combos.map((c) => splitOf(43, c, fractions)), first);
+  assert.notDeepEqual(
+    combos.map((c) => splitOf(43, c, fractions)),
+    first,
+  );
 });
 
 test("split file names insert the split before the extension", () => {

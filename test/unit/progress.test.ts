@@ -13,8 +13,14 @@ test("without a terminal, progress is a plain line every interval and a summary 
   p.answered?.({ step: "s", inputTokens: 10, outputTokens: 20, costUsd: 0.001 });
   p.stop();
   assert.equal(lines[0], "3 requests to make");
-  assert.ok(lines.some((l) => /^1\/3 requests .* tokens 10 in \/ 20 out {2}\$0\.0010 .* retries 1/.test(l)), lines.join("\n"));
-  assert.ok(lines.some((l) => l === "sample abc failed at s: HTTP 400: no"), lines.join("\n"));
+  assert.ok(
+    lines.some((l) => /^1\/3 requests .* tokens 10 in \/ 20 out {2}\$0\.0010 .* retries 1/.test(l)),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) => l === "sample abc failed at s: HTTP 400: no"),
+    lines.join("\n"),
+  );
   assert.match(lines[lines.length - 1]!, /^3\/3 requests .* tokens 20 in \/ 40 out {2}\$0\.0020 .* retries 1 {2}failed 1$/);
 });
 

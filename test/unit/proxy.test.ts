@@ -10,8 +10,9 @@ const setEnv = (env: Record<string, string>) => {
   Object.assign(process.env, env);
 };
 afterEach(() => {
-  for (const v of VARS) if (saved[v] === undefined) delete process.env[v];
-  else process.env[v] = saved[v];
+  for (const v of VARS)
+    if (saved[v] === undefined) delete process.env[v];
+    else process.env[v] = saved[v];
 });
 
 test("HTTPS_PROXY for https, HTTP_PROXY for http, ALL_PROXY for either; lower case first, as curl", () => {

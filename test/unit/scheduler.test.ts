@@ -82,7 +82,10 @@ test("retry-after is honoured, and pauses every start, not just the one refused"
   await sleep(20);
   const second = s.run(async () => void starts.push(Date.now() - t0));
   await Promise.all([first, second]);
-  assert.ok(starts.every((t) => t >= 140), `requests started at ${starts.join(", ")} ms, before the 150 ms retry-after`);
+  assert.ok(
+    starts.every((t) => t >= 140),
+    `requests started at ${starts.join(", ")} ms, before the 150 ms retry-after`,
+  );
 });
 
 test("a 429 halves the effective concurrency and successes win it back", async () => {
@@ -120,7 +123,12 @@ test("tpm paces by tokens and settles the estimate against real usage", async ()
   const t0 = Date.now();
   const starts: number[] = [];
   // Estimated 100 tokens each, really 10: after the first, the budget is mostly given back.
-  for (let i = 0; i < 4; i++) await s.run(async () => void starts.push(Date.now() - t0), 100, () => 10);
+  for (let i = 0; i < 4; i++)
+    await s.run(
+      async () => void starts.push(Date.now() - t0),
+      100,
+      () => 10,
+    );
   // Without the correction the fourth could not start before 300 ms (three 100-token estimates at 1 token/ms).
   assert.ok(starts[3]! < 250, `fourth start at ${starts[3]} ms: usage did not correct the estimate`);
   const s2 = scheduler({ concurrency: 10, tpm: 60_000 });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { before, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Liquid } from "liquidjs";
+import { type ChatRequest, KEY_VERSION, requestKey } from "../../src/plan/request.js";
 import { compileTemplate, renderTemplate, TemplateRenderError } from "../../src/template/engine.js";
-import { KEY_VERSION, requestKey, type ChatRequest } from "../../src/plan/request.js";
 import { hashValue, initHashing } from "../../src/util/hash.js";
 
 before(initHashing);
@@ -51,7 +51,10 @@ test("dates render the same on every machine: UTC and en-US, whatever TZ and loc
 test("%c, %x and %X are en-US under a German locale too", (t) => {
   const engine = fileURLToPath(new URL("../../src/template/engine.ts", import.meta.url));
   const script = `import(${JSON.stringify(engine)}).then((e) => console.log(JSON.stringify([new Date(0).toLocaleString("default", { timeZone: "UTC" }), e.renderTemplate(e.compileTemplate('{{ d | date: "%c|%x|%X" }}'), { d: "2024-01-01T13:05:09Z" })])))`;
-  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { env: { ...process.env, LANG: "de_DE.UTF-8", LC_ALL: "de_DE.UTF-8" }, encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], {
+    env: { ...process.env, LANG: "de_DE.UTF-8", LC_ALL: "de_DE.UTF-8" },
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
   const [machine, rendered] = JSON.parse(r.stdout) as [string, string];
   if (machine === "1/1/1970, 12:00:00 AM") return t.skip("this Node has no German locale data");
@@ -60,13 +63,31 @@ test("%c, %x and %X are en-US under a German locale too", (t) => {
 
 test("a render failure is a user error naming where the template is", () => {
   const t = compileTemplate("{{ a | append: }}", "dataset.yaml:3:4 steps[0].generate.prompt");
-  assert.throws(() => renderTemplate(t, { a: "x" }), (e: unknown) => e instanceof TemplateRenderError && e.message.startsWith("dataset.yaml:3:4"));
+  assert.throws(
+    () => renderTemplate(t, { a: "x" }),
+    (e: unknown) => e instanceof TemplateRenderError && e.message.startsWith("dataset.yaml:3:4"),
+  );
 });
 
 test("requestKey equals the hash of the request's canonical JSON, whatever the key order", () => {
-  const req: ChatRequest = { provider: "openai", model: "m", messages: [{ role: "system", content: "s\u2028\"q\"" }, { role: "user", content: "é\n" }], params: { top_p: 1, temperature: 0.5 }, extra_body: { z: [1, { b: 2, a: 1 }] } };
+  const req: ChatRequest = {
+    provider: "openai",
+    model: "m",
+    messages: [
+      { role: "system", content: 's\u2028"q"' },
+      { role: "user", content: "é\n" },
+    ],
+    params: { top_p: 1, temperature: 0.5 },
+    extra_body: { z: [1, { b: 2, a: 1 }] },
+  };
   assert.equal(requestKey(req), hashValue({ key: KEY_VERSION, ...req }));
-  const reordered: ChatRequest = { messages: req.messages, params: { temperature: 0.5, top_p: 1 }, extra_body: { z: [1, { a: 1, b: 2 }] }, model: "m", provider: "openai" };
+  const reordered: ChatRequest = {
+    messages: req.messages,
+    params: { temperature: 0.5, top_p: 1 },
+    extra_body: { z: [1, { a: 1, b: 2 }] },
+    model: "m",
+    provider: "openai",
+  };
   assert.equal(requestKey(reordered), requestKey(req));
   assert.notEqual(requestKey({ ...req, params: { temperature: 0.6, top_p: 1 } }), requestKey(req));
 });

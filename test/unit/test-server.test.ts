@@ -24,10 +24,7 @@ function client(server: TestServer, extra: ConstructorParameters<typeof OpenAI>[
 }
 
 function ask(c: OpenAI, content: string, extra: Record<string, unknown> = {}, reqOpts: OpenAI.RequestOptions = {}) {
-  return c.chat.completions.create(
-    { model: MODEL, messages: [{ role: "user", content }], ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming,
-    reqOpts,
-  );
+  return c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content }], ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming, reqOpts);
 }
 
 /** Run `fn`, expecting it to reject; return the error for further assertions. */
@@ -292,7 +289,13 @@ describe("test server: answers and faults (shared server)", () => {
     await rejection(() => ask(openai, "POISON again"));
     // match also looks at system messages (all message contents).
     await rejection(() =>
-      openai.chat.completions.create({ model: MODEL, messages: [{ role: "system", content: "POISON" }, { role: "user", content: "hi" }] }),
+      openai.chat.completions.create({
+        model: MODEL,
+        messages: [
+          { role: "system", content: "POISON" },
+          { role: "user", content: "hi" },
+        ],
+      }),
     );
     assert.equal(server.stats().faulted, 3);
     server.clearFaults();
@@ -379,7 +382,10 @@ describe("test server: answers and faults (shared server)", () => {
     assert.equal(server.requests.length, 0);
 
     const models = await openai.models.list();
-    assert.ok(models.data.some((m) => m.id === MODEL), "model list");
+    assert.ok(
+      models.data.some((m) => m.id === MODEL),
+      "model list",
+    );
 
     const missing = await fetch(`${server.url}/nope`);
     assert.equal(missing.status, 404);
@@ -405,10 +411,7 @@ describe("test server: rpm enforcement", () => {
     assert.ok(Number(err.headers?.get("retry-after-ms")) > 0, "retry-after-ms");
     assert.equal(err.headers?.get("x-ratelimit-remaining-requests"), "0");
     assert.ok(err.headers?.get("x-ratelimit-reset-requests"), "x-ratelimit-reset-requests");
-    assert.deepEqual(
-      { answered: server.stats().answered, refused429: server.stats().refused429 },
-      { answered: 3, refused429: 1 },
-    );
+    assert.deepEqual({ answered: server.stats().answered, refused429: server.stats().refused429 }, { answered: 3, refused429: 1 });
   });
 
   test("the window slides: requests are accepted again once a slot frees", async () => {

@@ -5,7 +5,17 @@ import { applyMap, dedupeKey, filterReason } from "../../src/plan/transforms.js"
 import { canonicalJson } from "../../src/util/canonical-json.js";
 
 const map = (o: Partial<MapStep>): MapStep => ({ kind: "map", id: "m", index: 0, defHash: "", field: "f", replace: [], trim: false, ...o });
-const filter = (o: Partial<FilterStep>): FilterStep => ({ kind: "filter", id: "f", index: 0, defHash: "", field: "x", mustMatch: [], mustNotMatch: [], dropTruncated: false, ...o });
+const filter = (o: Partial<FilterStep>): FilterStep => ({
+  kind: "filter",
+  id: "f",
+  index: 0,
+  defHash: "",
+  field: "x",
+  mustMatch: [],
+  mustNotMatch: [],
+  dropTruncated: false,
+  ...o,
+});
 
 test("canonical JSON sorts keys at every depth and drops undefined", () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');

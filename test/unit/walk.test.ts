@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { UsageError } from "../../src/errors.js";
+import { walk } from "../../src/execute/walk.js";
 import { expand } from "../../src/expand/expand.js";
 import { parseManifest } from "../../src/manifest/load.js";
-import { newRun, type Answer, type Resolver } from "../../src/plan/pipeline.js";
-import { walk } from "../../src/plan/walk.js";
+import { type Answer, newRun, type Resolver } from "../../src/plan/pipeline.js";
 
 // The walk's own resolvers are stand-ins here: what is under test is the order of cache reads,
 // requests and announcements, not the cache or the provider (the e2e tests cover those).
 const manifest = () =>
-  parseManifest("d.yaml", "/nonexistent/d.yaml", `version: 1\nname: w\nmodel: { provider: echo }\ndimensions:\n  n: [${Array.from({ length: 200 }, (_, i) => `v${i}`).join(", ")}]\nsteps:\n  - id: s\n    generate: { prompt: "{{ n }}" }\noutput: { path: dist/o.jsonl, prompt: "{{ n }}", completion: "{{ s }}" }\n`, {});
+  parseManifest(
+    "d.yaml",
+    "/nonexistent/d.yaml",
+    `version: 1\nname: w\nmodel: { provider: echo }\ndimensions:\n  n: [${Array.from({ length: 200 }, (_, i) => `v${i}`).join(", ")}]\nsteps:\n  - id: s\n    generate: { prompt: "{{ n }}" }\noutput: { path: dist/o.jsonl, prompt: "{{ n }}", completion: "{{ s }}" }\n`,
+    {},
+  );
 
 const answer = (text: string, cached: boolean): Answer => ({ text, finishReason: "stop", offline: true, cached });
 
@@ -29,7 +34,12 @@ test("requests start while the cache is still being read; the count is announced
     },
   };
   const announced: { n: number; cursors: number[] }[] = [];
-  await walk(m, runs, { cached, requesting, width: 16, onPending: (pending) => announced.push({ n: pending.length, cursors: [...new Set(pending.map((p) => p.cursor))] }) });
+  await walk(m, runs, {
+    cached,
+    requesting,
+    width: 16,
+    onPending: (pending) => announced.push({ n: pending.length, cursors: [...new Set(pending.map((p) => p.cursor))] }),
+  });
   const firstRequest = log.indexOf("request");
   assert.ok(firstRequest >= 0 && firstRequest < log.lastIndexOf("read"), "a request got past a turn of the event loop before the last cache read");
   assert.deepEqual(announced, [{ n: 67, cursors: [0] }], "announced once, with the step each sample stopped on (not where it is now)");

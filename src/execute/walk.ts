@@ -1,5 +1,5 @@
 import type { Manifest } from "../manifest/types.js";
-import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "./pipeline.js";
+import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "../plan/pipeline.js";
 
 export interface PendingRun {
   readonly run: SampleRun;
