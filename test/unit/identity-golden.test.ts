@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { expand } from "../../src/expand/expand.js";
+import { parseManifest } from "../../src/manifest/load.js";
+import type { GenerateStep, Manifest } from "../../src/manifest/types.js";
+import { splitOf } from "../../src/output/split.js";
+import { renderRequest, requestKey } from "../../src/plan/request.js";
+import { baseScope, nonceFor } from "../../src/plan/scope.js";
+import { hash64 } from "../../src/util/hash.js";
+
+/**
+ * What users pay for, pinned. A sample id names a row, a nonce is part of a paid prompt, a cache
+ * key finds a paid answer, a split decides where a row is trained on. If one of these values
+ * changes, every user's cache or dataset changes with it: that must be a deliberate, versioned
+ * migration (a new KEY_VERSION, `combo:v2`, ...) with a note in the README, never the side effect
+ * of a refactor. Update the values here only together with such a migration.
+ */
+const MANIFEST = `version: 1
+name: golden
+seed: 42
+model:
+  name: gpt-4o-mini
+  params: { temperature: 1.0, max_tokens: 1000 }
+dimensions:
+  genre: [science fiction, romance, comedy]
+  place: [Paris, a generation ship between stars]
+  modifier:
+    - { value: cerebral and suspenseful, weight: 2 }
+    - supernatural and otherworldly
+combine: { mode: product, repeat: 2 }
+steps:
+  - id: outline
+    generate:
+      system: You write plot outlines.
+      prompt: |
+        {{ nonce }}
+        A {{ genre }} film set in {{ place }}. The story should be {{ modifier }}. Take {{ index }}.
+  - id: local
+    generate:
+      model: { base_url: "http://127.0.0.1:8080/v1", name: tiny, params: { temperature: 0.7 } }
+      prompt: "Expand: {{ outline }}"
+output:
+  path: dist/golden.jsonl
+  prompt: "{{ genre }} / {{ place }}"
+  completion: "{{ local }}"
+  split: { train: 0.8, validation: 0.2 }
+`;
+
+async function golden(): Promise<Manifest> {
+  return parseManifest("dataset.yaml", "/nonexistent/golden/dataset.yaml", MANIFEST, {});
+}
+
+const valuesOf = (m: Manifest, i: number) => expand(m)[i]!.values.map((v) => v.key);
+
+test("golden: sample ids of a known manifest", async () => {
+  const m = await golden();
+  const samples = expand(m);
+  assert.equal(samples.length, 24);
+  const ids = samples.map((s) => s.id);
+  assert.deepEqual(ids.slice(0, 4), GOLDEN.firstIds);
+  assert.deepEqual(valuesOf(m, 0), ["science fiction", "Paris", "cerebral and suspenseful"]);
+  assert.equal(hash64([...ids].sort().join(",")), GOLDEN.allIds);
+  assert.equal(samples[0]!.comboId, GOLDEN.firstCombo);
+});
+
+test("golden: sampled ids (seeded, weighted) of a known manifest", async () => {
+  const m = await parseManifest(
+    "dataset.yaml",
+    "/nonexistent/golden/dataset.yaml",
+    MANIFEST.replace("{ mode: product, repeat: 2 }", "{ mode: sample, n: 5 }"),
+    {},
+  );
+  assert.deepEqual(
+    expand(m).map((s) => s.id),
+    GOLDEN.sampledIds,
+  );
+});
+
+test("golden: nonces, rendered prompts and cache keys", async () => {
+  const m = await golden();
+  const [outline, local] = m.steps as GenerateStep[];
+  const sample = expand(m)[1]!;
+  assert.equal(nonceFor(m, sample, "outline"), GOLDEN.nonce);
+  const scope = baseScope(m, sample);
+  const req = renderRequest(outline!, scope, undefined, { nonce: nonceFor(m, sample, "outline") });
+  assert.equal(req.messages[1]!.content, `${GOLDEN.nonce}\nA science fiction film set in Paris. The story should be cerebral and suspenseful. Take 1.\n`);
+  assert.equal(requestKey(req, outline), GOLDEN.keyOpenAI);
+  const offline = renderRequest(outline!, scope, "echo", { nonce: nonceFor(m, sample, "outline") });
+  assert.equal(requestKey(offline, outline), GOLDEN.keyEcho);
+  const expandReq = renderRequest(local!, { ...scope, outline: "An outline." }, undefined, { nonce: nonceFor(m, sample, "local") });
+  assert.equal(requestKey(expandReq, local), GOLDEN.keyLocal);
+});
+
+test("golden: splits", async () => {
+  const m = await golden();
+  const split = m.outputs[0]!.split!;
+  assert.deepEqual(
+    expand(m)
+      .map((s) => splitOf(m.seed, s.comboId, split)[0])
+      .join(""),
+    GOLDEN.splits,
+  );
+});
+
+const GOLDEN = {
+  firstIds: ["9f43e3b243f4611b", "3939b15dc1ee8381", "7a2e288d8df5b3b7", "d733534450ee5581"],
+  allIds: "c337b199861c7db6",
+  firstCombo: "68fef6f162bdc6ac",
+  sampledIds: ["9f43e3b243f4611b", "546cc18ce21fea3f", "82ae4c3d4752aec6", "a37d994d64a82fdc", "d906689218f6cf28"],
+  nonce: "a9a31aa9-4fc8-4294-9fd7-c2a8d69b6fc8",
+  keyOpenAI: "e67fe395470fd5d07707fa2b5352994f",
+  keyEcho: "01a9d3cb70bd07b84482b518780eabf1",
+  keyLocal: "de46918d9224ad2b91f79c19796d1508",
+  splits: "ttttttttttttttttvvtttttt",
+};
