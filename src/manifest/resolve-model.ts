@@ -3,6 +3,7 @@ import type { ModelConfig, ProviderKind } from "./types.js";
 
 const DEFAULTS = { concurrency: 16, timeoutS: 120, retries: 6 } as const;
 const OLLAMA_URL = "http://localhost:11434/v1";
+const OPENAI_URL = "https://api.openai.com/v1";
 
 /** A step's override on top of the manifest's model: maps merge key by key, scalars replace. */
 export function mergeModel(base: RawModel | undefined, override: RawModel | undefined): RawModel {
@@ -26,6 +27,7 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     name: raw.name ?? (provider === "echo" ? "echo" : ""),
     nameMissing: !raw.name && provider !== "echo",
     baseUrl,
+    endpoint: provider === "echo" ? "echo" : (raw.endpoint_id ?? endpointOf(baseUrl ?? OPENAI_URL)),
     apiKeyEnv: raw.api_key_env ?? "OPENAI_API_KEY",
     headers: raw.headers ?? {},
     extraBody: raw.extra_body ?? {},
@@ -37,4 +39,20 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     retries: raw.retries ?? DEFAULTS.retries,
     price: raw.price ? { inputPerMtok: raw.price.input_per_mtok, outputPerMtok: raw.price.output_per_mtok } : undefined,
   };
+}
+
+/**
+ * The identity of an endpoint URL: scheme, host and port (as URL normalises them: lower case, no
+ * default port), path without trailing slashes, and the query (Azure's api-version selects the
+ * API). Credentials in the URL are dropped: they say who pays, not who answers, and must never
+ * reach a cache entry.
+ */
+export function endpointOf(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    return url.trim();
+  }
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}${u.search}`;
 }

@@ -45,6 +45,13 @@ export const Model = strict({
   provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
   name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
   base_url: z.string().optional().describe("Endpoint URL; empty = the provider's default"),
+  endpoint_id: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Who answers, as far as the cache is concerned (default: the base_url). Answers are tied to the endpoint that gave them; endpoints that serve the same model the same way (replicas, a gateway in front of the provider) share answers by naming the same endpoint_id",
+    ),
   api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
   headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
   extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),

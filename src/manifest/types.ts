@@ -28,6 +28,11 @@ export interface ModelConfig {
   readonly provider: ProviderKind;
   readonly name: string;
   readonly baseUrl?: string;
+  /**
+   * Who answers, for the cache: part of every cache key, so an answer from one endpoint never
+   * stands in for another's. The normalised base URL unless the manifest names an endpoint_id.
+   */
+  readonly endpoint: string;
   readonly apiKeyEnv: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly extraBody: Readonly<Record<string, unknown>>;

@@ -3,8 +3,16 @@ import { renderTemplate } from "../template/engine.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { hash128 } from "../util/hash.js";
 
-/** Bump when the meaning of a key changes; old cache entries then simply stop matching. */
-export const KEY_VERSION = 1;
+/**
+ * Bump when the meaning of a key changes; old cache entries then simply stop matching, so a bump
+ * is a migration users pay for: say so in the README, and update the golden values in
+ * test/unit/identity-golden.test.ts.
+ *
+ * 1: provider, model, messages, params, extra_body, json_schema.
+ * 2: and the endpoint that answers (`endpoint`), so that answers from a test server, a LAN box
+ *    or a gateway never stand in for another endpoint's.
+ */
+export const KEY_VERSION = 2;
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -12,11 +20,13 @@ export interface ChatMessage {
 }
 
 /**
- * Exactly what is sent, minus transport: this is what the cache key covers. Endpoint URL, headers,
- * API key, concurrency and limits are deliberately absent: they cannot change the answer.
+ * Exactly what is sent, and to whom: this is what the cache key covers. Headers, API key,
+ * concurrency and limits are deliberately absent: they cannot change the answer.
  */
 export interface ChatRequest {
   provider: ProviderKind;
+  /** Who answers (ModelConfig.endpoint; `echo` offline). Not sent: the client's base URL is. */
+  endpoint: string;
   model: string;
   messages: ChatMessage[];
   params: Record<string, unknown>;
@@ -31,7 +41,14 @@ export function renderRequest(
   extra?: Record<string, unknown>,
 ): ChatRequest {
   const messages = step.messages.map((m) => ({ role: m.role, content: renderTemplate(m.template, scope, extra) }));
-  const req: ChatRequest = { provider, model: provider === "echo" ? "echo" : step.model.name, messages, params: { ...step.model.params } };
+  const offline = provider === "echo";
+  const req: ChatRequest = {
+    provider,
+    endpoint: offline ? "echo" : step.model.endpoint,
+    model: offline ? "echo" : step.model.name,
+    messages,
+    params: { ...step.model.params },
+  };
   if (Object.keys(step.model.extraBody).length) req.extra_body = { ...step.model.extraBody };
   if (step.jsonSchema) req.json_schema = step.jsonSchema;
   return req;

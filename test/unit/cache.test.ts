@@ -8,7 +8,7 @@ import { Cache, type CacheEntry } from "../../src/cache/store.js";
 const entry = (key: string): CacheEntry => ({
   format: 1,
   key,
-  request: { provider: "echo", model: "echo", messages: [], params: {} },
+  request: { provider: "echo", endpoint: "echo", model: "echo", messages: [], params: {} },
   response: { text: "t", finish_reason: "stop", usage: null, model: null, system_fingerprint: null, request_id: null },
   offline: true,
   created_at: "2026-01-01T00:00:00.000Z",

@@ -89,6 +89,10 @@ test("golden: nonces, rendered prompts and cache keys", async () => {
   assert.equal(requestKey(offline, outline), GOLDEN.keyEcho);
   const expandReq = renderRequest(local!, { ...scope, outline: "An outline." }, undefined, { nonce: nonceFor(m, sample, "local") });
   assert.equal(requestKey(expandReq, local), GOLDEN.keyLocal);
+  // Key version 2: the endpoint that answers is part of the key.
+  assert.equal(req.endpoint, "https://api.openai.com/v1");
+  assert.equal(expandReq.endpoint, "http://127.0.0.1:8080/v1");
+  assert.equal(offline.endpoint, "echo");
 });
 
 test("golden: splits", async () => {
@@ -108,8 +112,18 @@ const GOLDEN = {
   firstCombo: "68fef6f162bdc6ac",
   sampledIds: ["9f43e3b243f4611b", "546cc18ce21fea3f", "82ae4c3d4752aec6", "a37d994d64a82fdc", "d906689218f6cf28"],
   nonce: "a9a31aa9-4fc8-4294-9fd7-c2a8d69b6fc8",
-  keyOpenAI: "e67fe395470fd5d07707fa2b5352994f",
-  keyEcho: "01a9d3cb70bd07b84482b518780eabf1",
-  keyLocal: "de46918d9224ad2b91f79c19796d1508",
+  keyOpenAI: "ff24dc378073c4fa4e2ea464028dc6c3",
+  keyEcho: "07e6683fcc4a05c7982bac7e03d85fc1",
+  keyLocal: "1d74b923977f8f7e16d7256d5289ee0f",
   splits: "ttttttttttttttttvvtttttt",
 };
+
+test("an endpoint's identity: normalised URL, credentials dropped, endpoint_id when named", async () => {
+  const { endpointOf } = await import("../../src/manifest/resolve-model.js");
+  assert.equal(endpointOf("HTTP://LocalHost:80/v1/"), "http://localhost/v1");
+  assert.equal(endpointOf("https://user:secret@gw.example.com:443/openai/v1?api-version=2024-10-01"), "https://gw.example.com/openai/v1?api-version=2024-10-01");
+  assert.notEqual(endpointOf("http://10.0.0.5:8000/v1"), endpointOf("http://10.0.0.6:8000/v1"));
+  const m = await parseManifest("dataset.yaml", "/nonexistent/golden/dataset.yaml", MANIFEST.replace("name: tiny,", "name: tiny, endpoint_id: our-vllm,"), {});
+  assert.equal((m.steps[1] as GenerateStep).model.endpoint, "our-vllm");
+  assert.equal((m.steps[0] as GenerateStep).model.endpoint, "https://api.openai.com/v1");
+});

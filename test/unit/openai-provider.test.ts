@@ -15,6 +15,7 @@ const cfg = (baseUrl: string): ModelConfig => ({
   provider: "openai",
   name: "m",
   baseUrl,
+  endpoint: baseUrl,
   apiKeyEnv: "OPENAI_API_KEY",
   headers: {},
   extraBody: {},
@@ -23,7 +24,13 @@ const cfg = (baseUrl: string): ModelConfig => ({
   timeoutS: 5,
   retries: 0,
 });
-const request = (i: number) => ({ provider: "openai" as const, model: "m", messages: [{ role: "user" as const, content: `q${i}` }], params: {} });
+const request = (i: number) => ({
+  provider: "openai" as const,
+  endpoint: "test",
+  model: "m",
+  messages: [{ role: "user" as const, content: `q${i}` }],
+  params: {},
+});
 
 test("the build's one abort signal does not collect a listener per request", async () => {
   const provider = new OpenAIProvider(cfg(server.baseURL), "k");

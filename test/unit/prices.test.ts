@@ -6,6 +6,7 @@ import { costOf, loadPrices, needsPriceBook, priceOf } from "../../src/plan/pric
 const model = (o: Partial<ModelConfig>): ModelConfig => ({
   provider: "openai",
   name: "gpt-4o-mini",
+  endpoint: "https://api.openai.com/v1",
   apiKeyEnv: "OPENAI_API_KEY",
   headers: {},
   extraBody: {},

@@ -72,6 +72,7 @@ test("a render failure is a user error naming where the template is", () => {
 test("requestKey equals the hash of the request's canonical JSON, whatever the key order", () => {
   const req: ChatRequest = {
     provider: "openai",
+    endpoint: "https://api.openai.com/v1",
     model: "m",
     messages: [
       { role: "system", content: 's\u2028"q"' },
@@ -86,6 +87,7 @@ test("requestKey equals the hash of the request's canonical JSON, whatever the k
     params: { temperature: 0.5, top_p: 1 },
     extra_body: { z: [1, { a: 1, b: 2 }] },
     model: "m",
+    endpoint: "https://api.openai.com/v1",
     provider: "openai",
   };
   assert.equal(requestKey(reordered), requestKey(req));
