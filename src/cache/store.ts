@@ -1,14 +1,22 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { link, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { SynthbuildError, UsageError } from "../errors.js";
 import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
+import { hash128 } from "../util/hash.js";
 
-export const CACHE_FORMAT = 1;
+/**
+ * 1: one JSON object.
+ * 2: the JSON object, then a line holding the xxh128 of the first line's text: a byte changed in
+ *    place is caught on read, not only a file cut short. Format-1 entries are still read (their
+ *    keys are key version 1, which only `synthbuild migrate` looks up).
+ */
+export const CACHE_FORMAT = 2;
 
 /** One model answer, stored under the hash of the exact request that produced it. */
 export interface CacheEntry {
-  format: typeof CACHE_FORMAT;
+  format: 1 | 2;
   key: string;
   request: ChatRequest;
   response: {
@@ -25,11 +33,42 @@ export interface CacheEntry {
   duration_ms: number;
 }
 
+/** Per process, not per Cache: two Cache objects on one folder must not share a temp name. */
+let tempSeq = 0;
+
+/** The cache could not be written: a local failure that stops the build, never a sample's. */
+export class CacheWriteError extends SynthbuildError {
+  readonly exitCode = 1;
+}
+
+/** An entry's bytes on disk: its JSON, then the checksum of that line. */
+export function serializeEntry(entry: CacheEntry): string {
+  const json = JSON.stringify(entry);
+  return `${json}\n${JSON.stringify(`xxh128:${hash128(json)}`)}\n`;
+}
+
+/** The entry these bytes hold, if they are whole, sound and stored under `key`. */
+export function parseEntry(text: string, key: string): CacheEntry | undefined {
+  const cut = text.indexOf("\n");
+  const json = cut === -1 ? text : text.slice(0, cut);
+  try {
+    const e = JSON.parse(json) as CacheEntry;
+    if (e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string") return undefined;
+    if (e.format === 2) {
+      if (cut === -1 || text.slice(cut + 1) !== `${JSON.stringify(`xxh128:${hash128(json)}`)}\n`) return undefined;
+    } else if (e.format !== 1) return undefined;
+    return e;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A content-addressed store of answers: `objects/ab/abcdef….json`. Entries are written atomically
  * and checked on read; a corrupt one is removed and reported, never trusted. Failures are never
- * stored. Safe to share between checkouts, machines and concurrent builds: the same key always
- * holds an equivalent answer, so a lost race costs nothing.
+ * stored. Safe to share between checkouts, machines and concurrent builds: the first answer
+ * stored under a key wins, and a writer that finds one already there adopts it, so every lock
+ * names an answer the cache keeps.
  */
 export class Cache {
   readonly objects: string;
@@ -64,24 +103,28 @@ export class Cache {
 
   private known?: Set<string>;
 
-  /** The entry, if present and sound. A corrupt one is removed unless `evict: false` (verify only looks). */
+  /** The entry, if present and sound. A corrupt one is removed unless `evict: false`. */
   async get(key: string, opts: { evict?: boolean } = {}): Promise<CacheEntry | undefined> {
     if (this.known ? !this.known.has(key) : !existsSync(this.pathOf(key))) return undefined;
-    let text: string;
-    try {
-      // Synchronous on purpose: for small files it is several times faster than fs/promises
-      // (no thread-pool round trip), and a rebuild reads one entry per sample.
-      text = readFileSync(this.pathOf(key), "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
+    const text = this.readText(key);
+    if (text === undefined) return undefined;
     const entry = parseEntry(text, key);
     if (entry) return entry;
     if (opts.evict === false) return undefined;
     this.onWarning(`cache entry ${key} was corrupt and has been removed; it will be requested again`);
-    await rm(this.pathOf(key), { force: true });
+    await this.delete(key);
     return undefined;
+  }
+
+  private readText(key: string): string | undefined {
+    try {
+      // Synchronous on purpose: for small files it is several times faster than fs/promises
+      // (no thread-pool round trip), and a rebuild reads one entry per sample.
+      return readFileSync(this.pathOf(key), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
   }
 
   async has(key: string): Promise<boolean> {
@@ -94,31 +137,27 @@ export class Cache {
   }
 
   /**
-   * True if every key has an entry (existence only: a no-op build's check). With a `memo` (a
-   * name for this set of keys: the hash of the lock that lists them), a shard whose folder has
-   * not changed since the same set was last known complete is not checked again: a folder's
-   * mtime moves whenever an entry in it is added or removed. A no-op rebuild of 100,000 samples
-   * then costs 256 stats instead of 100,000.
+   * The first key without an entry (existence only: a no-op build's check), or undefined when
+   * all are there. With a `memo` (a name for this set of keys: the hash of the lock that lists
+   * them), a shard whose folder has not changed since the same set was last found complete is not
+   * checked again: a folder's mtime moves whenever an entry in it is added or removed. A no-op
+   * rebuild of 100,000 samples then costs 256 stats instead of 100,000.
+   *
+   * The memo records only what this call checked: each folder's time is read before the entries
+   * in it are, so an entry removed during the check moves the time past what is recorded.
    */
-  hasAll(keys: string[], memo?: string): boolean {
+  firstMissing(keys: string[], memo?: string): string | undefined {
     const seen = memo ? this.readMemo(memo) : {};
     const mtimes = new Map<string, number | undefined>();
     for (const k of keys) {
       const shard = k.slice(0, 2);
       let m = mtimes.get(shard);
       if (!mtimes.has(shard)) mtimes.set(shard, (m = statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs));
-      if (m === undefined) return false;
-      if (seen[shard] !== m && !existsSync(this.pathOf(k))) return false;
+      if (m === undefined) return k;
+      if (seen[shard] !== m && !existsSync(this.pathOf(k))) return k;
     }
     if (memo) this.writeMemo(memo, mtimes);
-    return true;
-  }
-
-  /** After a build, whose lock's keys are all in the cache (it just read or wrote them). */
-  rememberComplete(keys: string[], memo: string): void {
-    const mtimes = new Map<string, number | undefined>();
-    for (const folder of this.shardFolders(keys)) mtimes.set(basename(folder), statSync(folder, { throwIfNoEntry: false })?.mtimeMs);
-    this.writeMemo(memo, mtimes);
+    return undefined;
   }
 
   /** The folders holding these keys. */
@@ -128,9 +167,13 @@ export class Cache {
     return [...shards].sort().map((shard) => join(this.objects, shard));
   }
 
+  private memoPath(memo: string): string {
+    return join(this.dir, "state", "complete", `${memo}.json`);
+  }
+
   private readMemo(memo: string): Record<string, number> {
     try {
-      return JSON.parse(readFileSync(join(this.dir, "state", `${memo}.json`), "utf8")) as Record<string, number>;
+      return JSON.parse(readFileSync(this.memoPath(memo), "utf8")) as Record<string, number>;
     } catch {
       return {};
     }
@@ -141,7 +184,7 @@ export class Cache {
     for (const [shard, m] of mtimes) {
       if (m !== undefined && !tooRecentToTrust(m)) now[shard] = m;
     }
-    const path = join(this.dir, "state", `${memo}.json`);
+    const path = this.memoPath(memo);
     try {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(`${path}.tmp-${process.pid}`, JSON.stringify(now));
@@ -151,29 +194,79 @@ export class Cache {
     }
   }
 
-  async put(entry: CacheEntry): Promise<void> {
-    // Temp file + rename, so a reader (or a killed writer) never sees half an entry. No fsync: a
-    // reader validates entries, so even a power loss can only cost a re-request, never a wrong
-    // answer. Two calls per entry, not five: this runs once per answer, at full request rate.
+  /**
+   * Before the first request is paid for: can answers be kept here at all? A read-only or
+   * missing mount found now costs nothing; found after the answers arrive, it costs all of them.
+   */
+  async checkWritable(): Promise<void> {
+    const probe = join(this.objects, `.probe-${process.pid}`);
+    try {
+      await mkdir(this.objects, { recursive: true });
+      await writeFile(probe, "");
+      await rm(probe, { force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      throw new UsageError(
+        `the cache folder ${this.dir} is not writable (${code}): answers could not be kept`,
+        "check the folder and its mount, or pass --cache-dir to use another",
+      );
+    }
+  }
+
+  /**
+   * Store an answer, unless one is already stored under its key: then that one is returned and
+   * this one dropped (first writer wins). Two checkouts sharing a cache that request the same new
+   * key at temperature 1 thus end up naming the same answer in their locks.
+   */
+  async put(entry: CacheEntry): Promise<CacheEntry> {
     const path = this.pathOf(entry.key);
     const shard = dirname(path);
-    if (!this.shards.has(shard)) {
-      await mkdir(shard, { recursive: true });
-      this.shards.add(shard);
-    }
-    const tmp = `${path}.tmp-${process.pid}-${(this.seq++).toString(36)}`;
+    const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
     try {
-      await writeFile(tmp, JSON.stringify(entry) + "\n");
-      await rename(tmp, path);
+      if (!this.shards.has(shard)) {
+        await mkdir(shard, { recursive: true });
+        this.shards.add(shard);
+      }
+      // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
+      // never a wrong answer.
+      await writeFile(tmp, serializeEntry(entry));
+      const stored = await this.claim(tmp, path, entry);
+      this.known?.add(entry.key);
+      return stored;
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => {});
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code)
+        throw new CacheWriteError(
+          `cannot write to the cache ${this.dir} (${code}: ${(err as Error).message.split(",")[0]})`,
+          "free space or fix the folder, then build again: answers already stored are kept",
+        );
       throw err;
     }
-    this.known?.add(entry.key);
+  }
+
+  /** link() fails if the name exists: the atomic "create only if absent" that rename is not. */
+  private async claim(tmp: string, path: string, entry: CacheEntry): Promise<CacheEntry> {
+    try {
+      await link(tmp, path);
+      await rm(tmp, { force: true });
+      return entry;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EEXIST" && code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw err;
+    }
+    // Already stored (or no hard links here, where the check below leaves a small window).
+    const text = this.readText(entry.key);
+    const existing = text === undefined ? undefined : parseEntry(text, entry.key);
+    if (existing) {
+      await rm(tmp, { force: true });
+      return existing;
+    }
+    await rename(tmp, path);
+    return entry;
   }
 
   private readonly shards = new Set<string>();
-  private seq = 0;
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
@@ -190,21 +283,12 @@ export class Cache {
       return { keys, strays };
     }
     for (const shard of shards.sort()) {
+      if (shard.startsWith(".probe-")) continue;
       for (const f of (await readdir(join(this.objects, shard))).sort()) {
         if (f.endsWith(".json")) keys.push(f.slice(0, -5));
         else if (f.includes(".tmp-")) strays.push(join(this.objects, shard, f));
       }
     }
     return { keys, strays };
-  }
-}
-
-function parseEntry(text: string, key: string): CacheEntry | undefined {
-  try {
-    const e = JSON.parse(text) as CacheEntry;
-    if (e.format !== CACHE_FORMAT || e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string") return undefined;
-    return e;
-  } catch {
-    return undefined;
   }
 }

@@ -1,16 +1,18 @@
 import { setMaxListeners } from "node:events";
+import type { Cache } from "../cache/store.js";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
 import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { type PendingRun, walk } from "../execute/walk.js";
-import { type Lock, readLock, serializeLock } from "../lock/lockfile.js";
-import type { GenerateStep } from "../manifest/types.js";
+import { decide } from "../freshness/decide.js";
+import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
+import { type Lock, lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
+import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
-import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
-import { currentLock } from "../plan/from-lock.js";
+import { removeStaleOutputs } from "../output/read-back.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
@@ -19,7 +21,6 @@ import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { type CommonOptions, locateProject, openProject } from "./context.js";
-import { removeStamp, upToDate, writeStamp } from "./up-to-date.js";
 
 export interface BuildOptions extends CommonOptions {
   /** Make no request; fail if the cache and lock cannot produce the dataset. */
@@ -64,15 +65,17 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   await initHashing();
   const located = locateProject(opts);
   // Up to date by the stamp of the last complete build: decided without reading the manifest.
-  // Not with --max-cost, whose check of the manifest's prices applies even to a no-op.
-  const stamp =
-    opts.maxCost === undefined
+  // Not with --max-cost, whose check of the manifest's prices applies even to a no-op, nor with
+  // --frozen, which reads every answer the lock names (the stamp vouches for their presence only).
+  const stamp = opts.frozen
+    ? { holds: false as const, why: "--frozen reads every answer the lock names" }
+    : opts.maxCost === undefined
       ? await upToDate(located.file, located.paths, { offline, env })
       : { holds: false as const, why: "--max-cost checks the manifest's prices" };
   if (stamp.holds) {
     events.decided?.("up to date: nothing the last complete build's stamp lists has changed");
     for (const w of stamp.warnings) events.warn?.(w);
-    return stamp.result;
+    return noopResult(stamp.result);
   }
   events.decided?.(`reading the manifest: ${stamp.why}`);
   // The manifest's own warnings are kept in the stamp, to be said again by every no-op it decides.
@@ -119,102 +122,116 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       events.warn?.(`${err.message}; it will be written anew`);
       return undefined;
     });
-    if (existing) {
-      // Nothing changed (make's "up to date"): decided from the manifest, the lock and dist/, and
-      // that every answer the lock names is still in the cache (else --frozen could not pass, and
-      // this build must restore it).
-      const current = currentLock(m, samples, existing.lock, opts.offline ?? false);
-      if (current && cache.hasAll(current.keys, existing.hash) && (await outputsMatchLock(m, existing.lock))) {
-        events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
-        const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing.lock, lockHash: existing.hash, offline, env, warnings });
-        if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
-        return {
-          samples: samples.length,
-          requests: 0,
-          cached: current.keys.length,
-          failed: 0,
-          dropped: current.dropped,
-          pending: 0,
-          heldBack: 0,
-          outputs: existing.lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
-          failures: [],
-          costUsd: 0,
-          budgetReached: false,
-        };
-      }
+    // make's "up to date", decided where plan, verify and --frozen decide it too. --frozen, the
+    // release gate, reads every answer the lock names rather than trusting that it is there.
+    const verdict = await decide(m, samples, cache, existing, { offline, content: opts.frozen });
+    if (verdict.upToDate) {
+      events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
+      const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
+      if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
+      const l = existing!.lock;
+      return noopResult({
+        samples: l.header.samples,
+        dropped: l.header.dropped,
+        cached: verdict.current.keys.length,
+        outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
+      });
     }
+    events.decided?.(`building: ${verdict.why}`);
     await checkOutputPaths(m);
     const runs = samples.map((s) => newRun(m, s));
     if (runs.length >= 10_000) cache.snapshot();
+    if (opts.frozen) return await frozenBuild(m, runs, cache, existing, offline);
+    await cache.checkWritable();
     await pricesLoaded;
-    const budget = new Budget(opts.maxCost, opts.offline ?? false);
-    const pool = new ProviderPool(opts.env ?? process.env, {
-      offline: opts.offline ?? false,
+    const budget = new Budget(opts.maxCost, offline);
+    const pool = new ProviderPool(env, {
+      offline,
       concurrency: opts.concurrency,
       signal: controller.signal,
       onRetry: (r) => events.retried?.({ step: "", attempt: r.attempt, delayMs: r.delayMs, reason: r.error.message }),
     });
-    const requesting = opts.frozen
-      ? undefined
-      : new BuildResolver(
-          cache,
-          pool,
-          controller.signal,
-          {
-            onAnswer: (step, req, a, offline) => {
-              const cost = budget.settle(step, req, a.usage, offline);
-              events.answered?.({ step: step.id, inputTokens: a.usage?.input ?? 0, outputTokens: a.usage?.output ?? 0, costUsd: cost });
-            },
-            onFailure: (sample, step, req, reason) => {
-              budget.settle(step, req, undefined, false);
-              if (!controller.signal.aborted) events.failed?.({ sample: sample.id, step: step.id, reason });
-            },
-          },
-          (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
-          m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !opts.offline ? await loadTokenCounter() : undefined,
-        );
+    const requesting = new BuildResolver(
+      cache,
+      pool,
+      controller.signal,
+      {
+        onAnswer: (step, req, a, offline) => {
+          const cost = budget.settle(step, req, a.usage, offline);
+          events.answered?.({ step: step.id, inputTokens: a.usage?.input ?? 0, outputTokens: a.usage?.output ?? 0, costUsd: cost });
+        },
+        onFailure: (sample, step, req, reason) => {
+          budget.settle(step, req, undefined, false);
+          if (!controller.signal.aborted) events.failed?.({ sample: sample.id, step: step.id, reason });
+        },
+      },
+      (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
+      m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
+    );
     const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
-    await walk(m, runs, {
-      cached: new CacheResolver(cache),
-      requesting,
-      width: Math.max(256, maxConcurrency * 4),
-      providerOverride: opts.offline ? "echo" : undefined,
-      onPending: (pending, end) =>
-        events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
-    });
-
-    const interrupted = controller.signal.aborted;
-    if (opts.frozen) {
-      const emitted = await emit(m, runs, { write: false });
-      const lock = assembleLock(m, runs, emitted, opts.offline);
-      checkFrozen(m.steps, runs, lock, existing, opts.offline ?? false);
-      await emit(m, runs, { write: true });
-      return summarise(runs, emitted.outputs, null, false);
+    try {
+      await walk(m, runs, {
+        cached: new CacheResolver(cache),
+        requesting,
+        width: Math.max(256, maxConcurrency * 4),
+        providerOverride: offline ? "echo" : undefined,
+        onPending: (pending, end) =>
+          events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
+      });
+    } catch (err) {
+      // A build that stops early pays for nothing more: requests in flight are dropped.
+      controller.abort();
+      throw err;
     }
+    // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
+    // whole; every answer that arrived is in the cache, and the next build starts from there.
+    if (controller.signal.aborted)
+      throw new InterruptedError("interrupted: dist/ and the lock are as they were; finished answers are cached, and `synthbuild build` goes on from them");
     const emitted = await emit(m, runs, { write: true });
     if (existing)
       for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
-    const lock = assembleLock(m, runs, emitted, opts.offline);
+    const lock = assembleLock(m, runs, emitted, offline);
     const text = serializeLock(lock);
     const hash = hash64(text);
     if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
-    // Every answer this lock names was just read or written: the next no-op need not look again.
-    if (!interrupted)
-      cache.rememberComplete(
-        lock.samples.flatMap((s) => Object.values(s.steps).flatMap((st) => (st.key ? [st.key] : []))),
-        hash,
-      );
-    if (interrupted) throw new InterruptedError("interrupted: finished answers are cached and in the lock; run build again to finish");
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
     if (result.failed === 0 && result.pending === 0) {
-      const unstamped = await writeStamp({ manifest: m, paths, cache, lock, lockHash: hash, offline, env, warnings });
-      if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
+      // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
+      const missing = cache.firstMissing(lockKeys(lock), hash);
+      if (missing) events.warn?.(`answer ${missing}, which the lock names, left the cache during the build; the next build requests it again`);
+      else {
+        const unstamped = await writeStamp({ manifest: m, paths, cache, lock, lockHash: hash, offline, env, warnings });
+        if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
+      }
     }
     return result;
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await release();
   }
+}
+
+function noopResult(s: NoopSummary): BuildResult {
+  return { ...s, requests: 0, failed: 0, pending: 0, heldBack: 0, failures: [], costUsd: 0, budgetReached: false };
+}
+
+/**
+ * --frozen, when the lock, cache and dist/ are not already in agreement (dist/ missing in a fresh
+ * clone, say): build from the cache alone, check that it gives exactly the lock, and only then
+ * write dist/. The lock is never written: it is what is being checked against.
+ */
+async function frozenBuild(
+  m: Manifest,
+  runs: SampleRun[],
+  cache: Cache,
+  existing: { lock: Lock; hash: string } | undefined,
+  offline: boolean,
+): Promise<BuildResult> {
+  await walk(m, runs, { cached: new CacheResolver(cache), width: 256, providerOverride: offline ? "echo" : undefined });
+  const emitted = await emit(m, runs, { write: false });
+  checkFrozen(m.steps, runs, assembleLock(m, runs, emitted, offline), existing, offline);
+  await emit(m, runs, { write: true });
+  return summarise(runs, emitted.outputs, null, false);
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */

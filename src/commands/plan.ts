@@ -1,9 +1,9 @@
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
-import { readLock } from "../lock/lockfile.js";
+import { decide } from "../freshness/decide.js";
+import { type Lock, readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
-import { explainStale, indexLock } from "../plan/explain.js";
-import { currentLock } from "../plan/from-lock.js";
+import { Explainer } from "../plan/explain.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
@@ -31,68 +31,80 @@ export interface PlanResult {
   estimate: { input_tokens: number; output_tokens: number; cost_usd: number | null };
   /** With explain: each sample that needs requests, and why. */
   stale?: { id: string; values: Record<string, string>; step: string; reasons: string[] }[];
+  /** With explain: samples that need no request but whose rows or fate will change (a filter edited, an output's input...), and why. */
+  changed?: { id: string; values: Record<string, string>; step: string; reasons: string[] }[];
+  /** With explain: samples in the lock that the manifest no longer makes, and why. */
+  removed?: { id: string; values: Record<string, string>; reasons: string[] }[];
 }
 
 /** What a build would do, from the manifest, the cache and the lock alone: no request is made. */
 export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
+  const offline = opts.offline ?? false;
   const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
   const existing = await readLock(project.paths.lock).catch((err: Error) => {
     opts.events?.warn?.(`${err.message}; planning as if there were none`);
     return undefined;
   });
-  const current = existing ? currentLock(m, samples, existing.lock, opts.offline ?? false) : undefined;
-  if (current && project.cache.hasAll(current.keys, existing!.hash)) {
-    const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: current.reached[i]!, cached: current.reached[i]!, to_run: 0 }));
-    return {
-      samples: samples.length,
-      requests: 0,
-      steps,
-      estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 },
-      ...(opts.explain ? { stale: [] } : {}),
-    };
+  // The decision a build would take, taken the same way.
+  const verdict = opts.limit === undefined ? await decide(m, samples, project.cache, existing, { offline }) : undefined;
+  if (verdict?.upToDate) {
+    const r = verdict.current.reached;
+    const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: r[i]!, cached: r[i]!, to_run: 0 }));
+    const empty = opts.explain ? { stale: [], changed: [], removed: [] } : {};
+    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...empty };
   }
   const runs = samples.map((s) => newRun(m, s));
   if (runs.length >= 10_000) project.cache.snapshot();
   const count = await loadTokenCounter();
-  if (needsPriceBook(m.steps, opts.offline ?? false)) await loadPrices();
+  if (needsPriceBook(m.steps, offline)) await loadPrices();
   const missed = new InputTally(count);
   await walk(m, runs, {
     cached: new CacheResolver(project.cache),
     width: 256,
     onMiss: (_run, req, step, key) => missed.add(step.id, req, key),
-    providerOverride: opts.offline ? "echo" : undefined,
+    providerOverride: offline ? "echo" : undefined,
   });
 
-  const steps = stepPlans(m, runs);
+  const steps = stepPlans(m, runs, existing?.lock);
   // Samples that send the very same request share one answer: count requests, not samples.
   const downstream = runs.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
-  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, opts.offline ?? false) };
+  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, offline) };
   if (opts.explain) {
-    const lock = existing?.lock;
-    const index = lock ? indexLock(m, lock) : undefined;
-    result.stale = runs
-      .filter((r) => r.status === "pending")
-      .map((r) => ({
-        id: r.sample.id,
-        values: Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key])),
-        step: m.steps[r.cursor]!.id,
-        reasons: explainStale(m, r, lock, index),
-      }));
+    const explainer = new Explainer(m, existing?.lock);
+    const valuesOf = (r: SampleRun) => Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key]));
+    result.stale = [];
+    result.changed = [];
+    for (const r of runs) {
+      if (r.status === "pending") result.stale.push({ id: r.sample.id, values: valuesOf(r), step: m.steps[r.cursor]!.id, reasons: explainer.stale(r) });
+      else {
+        const c = explainer.changed(r);
+        if (c) result.changed.push({ id: r.sample.id, values: valuesOf(r), ...c });
+      }
+    }
+    result.removed = opts.limit === undefined ? explainer.removed(new Set(runs.map((r) => r.sample.id))) : [];
   }
   return result;
 }
 
-function stepPlans(m: Manifest, runs: SampleRun[]): StepPlan[] {
+/**
+ * Per step: how many samples reach it, how many of those are as the lock has them, and how many
+ * will run: a request for a generate step, a recomputation for the others (a filter whose
+ * min_chars changed requests nothing, yet changes the rows: it shows here).
+ */
+function stepPlans(m: Manifest, runs: SampleRun[], lock: Lock | undefined): StepPlan[] {
   const plans = m.steps.map((s) => ({ id: s.id, kind: s.kind, total: 0, cached: 0, to_run: 0 }));
   const at = new Map(plans.map((p, i) => [p.id, i]));
+  const locked = new Map(lock?.samples.map((s) => [s.id, s]) ?? []);
   for (const run of runs) {
+    const was = locked.get(run.sample.id);
     for (const rec of run.steps) {
       const p = plans[at.get(rec.id)!]!;
       p.total++;
-      if (rec.status === "cached" || rec.status === "computed") p.cached++;
+      if (rec.status === "cached" || (rec.status === "computed" && was?.steps[rec.id]?.r === rec.recipe)) p.cached++;
+      else p.to_run++;
     }
     if (run.status === "pending") {
       for (let i = run.cursor; i < plans.length; i++) {

@@ -1,4 +1,4 @@
-import type { Cache, CacheEntry } from "../cache/store.js";
+import { CACHE_FORMAT, type Cache, type CacheEntry } from "../cache/store.js";
 import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
@@ -111,7 +111,7 @@ export class BuildResolver implements Resolver {
       throw new Error(message);
     }
     const entry: CacheEntry = {
-      format: 1,
+      format: CACHE_FORMAT,
       key,
       request: req,
       response: {
@@ -126,9 +126,11 @@ export class BuildResolver implements Resolver {
       created_at: new Date().toISOString(),
       duration_ms: Date.now() - started,
     };
-    await this.cache.put(entry);
+    // Another build sharing the cache may have stored an answer first: then its answer is the one
+    // this lock names too (this one was paid for, and is counted, but not kept).
+    const stored = await this.cache.put(entry);
     this.events.onAnswer?.(step, req, answer, provider.offline);
-    return answerFromEntry(entry, false);
+    return answerFromEntry(stored, false);
   }
 }
 

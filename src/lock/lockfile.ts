@@ -5,7 +5,13 @@ import { UsageError } from "../errors.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { createHash64 } from "../util/hash.js";
 
-export const LOCK_FORMAT = 1;
+/**
+ * 1: steps as definition hashes only.
+ * 2: the header records the seed, combine, the tool's key and rendering versions and each step's
+ *    definition in parts (template hash, model, endpoint, params, a filter's options...), so that
+ *    `plan --explain` and `diff` can say what changed, and which endpoint answered.
+ */
+export const LOCK_FORMAT = 2;
 
 export interface LockStep {
   /** Cache key of the request (generate steps). */
@@ -46,9 +52,20 @@ export interface LockOutput {
   def: string;
 }
 
+/** A step's definition as the lock records it: its hash, and the parts it was made of. */
+export interface LockStepDef {
+  def: string;
+  kind: string;
+  [part: string]: unknown;
+}
+
 export interface LockHeader {
   lockfile: typeof LOCK_FORMAT;
   name: string;
+  seed: number;
+  combine: { mode: string; n?: number; repeat: number };
+  /** The tool's cache-key and rendering versions the lock was built with. */
+  versions: { key: number; render: number };
   samples: number;
   kept: number;
   dropped: number;
@@ -56,8 +73,8 @@ export interface LockHeader {
   pending: number;
   /** Built with --offline (the echo provider): verify and --frozen must check it the same way. */
   offline?: true;
-  /** Each step's definition hash (template, model, params...), once: what `plan --explain` compares. */
-  steps: Record<string, string>;
+  /** Each step's definition, once: what `plan --explain` and `diff` compare. */
+  steps: Record<string, LockStepDef>;
 }
 
 export interface Lock {
@@ -78,6 +95,13 @@ export function serializeLock(lock: Lock): string {
   return lines.join("\n") + "\n";
 }
 
+/** Every cache key a lock names. */
+export function lockKeys(lock: Lock): string[] {
+  const keys: string[] = [];
+  for (const s of lock.samples) for (const id in s.steps) if (s.steps[id]!.key) keys.push(s.steps[id]!.key!);
+  return keys;
+}
+
 export function parseLock(text: string): Lock {
   const reader = new LockReader();
   reader.add(text);
@@ -93,6 +117,7 @@ class LockReader {
   private readonly outputs: LockOutput[] = [];
   private readonly samples: LockSample[] = [];
   private rest = "";
+  private line = 0;
 
   add(chunk: string): void {
     const text = this.rest + chunk;
@@ -119,15 +144,83 @@ class LockReader {
     const all = JSON.parse(`[${block.replaceAll("\n", ",")}]`) as Record<string, unknown>[];
     let i = 0;
     if (!this.header) {
-      this.header = all[i++] as unknown as LockHeader;
-      if (this.header?.lockfile !== LOCK_FORMAT) throw new Error(`unsupported lock format ${String(this.header?.lockfile)}`);
+      this.line++;
+      this.header = checkHeader(all[i++]);
     }
     for (; i < all.length; i++) {
       const obj = all[i]!;
-      if (typeof obj.output === "string") this.outputs.push({ path: obj.output, rows: obj.rows as number, hash: obj.hash as string, def: obj.def as string });
-      else this.samples.push(obj as unknown as LockSample);
+      this.line++;
+      if (obj !== null && typeof obj === "object" && "output" in obj) this.outputs.push(checkOutput(obj, this.line));
+      else this.samples.push(checkSample(obj, this.line));
     }
   }
+}
+
+/**
+ * Lines that parse but are not what this version writes (an edit by hand, a bad merge, another
+ * tool's file) are reported with their line, never trusted: every later decision reads these
+ * fields as the types below.
+ */
+class LockShapeError extends Error {}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === "string";
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+
+function shape(ok: boolean, line: number, what: string): void {
+  if (!ok) throw new LockShapeError(`line ${line}: ${what}`);
+}
+
+function checkHeader(h: unknown): LockHeader {
+  if (isObj(h) && h.lockfile !== LOCK_FORMAT && typeof h.lockfile === "number") {
+    throw new LockShapeError(
+      h.lockfile < LOCK_FORMAT
+        ? `it was written by an older synthbuild (lock format ${h.lockfile}; this one writes ${LOCK_FORMAT})`
+        : `it was written by a newer synthbuild (lock format ${h.lockfile})`,
+    );
+  }
+  shape(isObj(h) && h.lockfile === LOCK_FORMAT, 1, "not a synthbuild lock header");
+  const x = h as Record<string, unknown>;
+  shape(
+    isStr(x.name) && typeof x.seed === "number" && isObj(x.combine) && isObj(x.versions) && isObj(x.steps),
+    1,
+    "the header lacks name, seed, combine, versions or steps",
+  );
+  for (const k of ["samples", "kept", "dropped", "failed", "pending"]) shape(isCount(x[k]), 1, `the header's ${k} is not a count`);
+  for (const [id, d] of Object.entries(x.steps as object)) shape(isObj(d) && isStr(d.def) && isStr(d.kind), 1, `step ${id} has no definition`);
+  return x as unknown as LockHeader;
+}
+
+function checkOutput(o: Record<string, unknown>, line: number): LockOutput {
+  shape(isStr(o.output) && isCount(o.rows) && isStr(o.hash) && isStr(o.def), line, "an output line needs output, rows, hash and def");
+  return { path: o.output as string, rows: o.rows as number, hash: o.hash as string, def: o.def as string };
+}
+
+const STATUSES = new Set(["kept", "dropped", "failed", "pending"]);
+
+function checkSample(s: unknown, line: number): LockSample {
+  shape(isObj(s), line, "not a sample");
+  const x = s as Record<string, unknown>;
+  shape(
+    isStr(x.id) && isObj(x.values) && isCount(x.repeat) && STATUSES.has(x.status as string) && isObj(x.steps),
+    line,
+    "a sample needs id, values, repeat, status and steps",
+  );
+  for (const v of Object.values(x.values as object)) shape(isStr(v), line, `sample ${x.id}: a value is not text`);
+  shape(x.reason === undefined || (isObj(x.reason) && isStr(x.reason.step) && isStr(x.reason.why)), line, `sample ${x.id}: reason needs step and why`);
+  shape(x.texts === undefined || isStr(x.texts), line, `sample ${x.id}: texts is not a hash`);
+  shape(x.split === undefined || isStr(x.split), line, `sample ${x.id}: split is not a name`);
+  for (const [id, st] of Object.entries(x.steps as object)) {
+    shape(isObj(st) && isStr(st.r), line, `sample ${x.id} step ${id}: no recipe`);
+    const e = st as Record<string, unknown>;
+    for (const k of ["key", "out", "model", "fp", "finish"]) shape(e[k] === undefined || isStr(e[k]), line, `sample ${x.id} step ${id}: ${k} is not text`);
+    shape(
+      e.usage === undefined || (Array.isArray(e.usage) && e.usage.length === 2 && e.usage.every(isCount)),
+      line,
+      `sample ${x.id} step ${id}: usage is not [input, output]`,
+    );
+  }
+  return x as unknown as LockSample;
 }
 
 /**
@@ -171,9 +264,12 @@ function parsing<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
+    const version = err instanceof LockShapeError && err.message.startsWith("it was written by");
     throw new UsageError(
       `${basename(path)} cannot be read: ${(err as Error).message}`,
-      "a merge conflict? resolve it (or delete the lock and run `synthbuild build` to write it anew)",
+      version
+        ? "run `synthbuild build` to write it anew"
+        : "a merge conflict or a hand edit? `synthbuild lock` writes it anew from the manifest and the cache, with no request",
     );
   }
 }

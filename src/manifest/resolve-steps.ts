@@ -9,7 +9,7 @@ import type { LoadedModule } from "./run-modules.js";
 import { type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
-import type { MessageTemplate, Step } from "./types.js";
+import type { MessageTemplate, Step, StepParts } from "./types.js";
 
 /**
  * Names every template can read: dimensions (and glob names), nonce, index, id. Taken from the raw
@@ -179,14 +179,15 @@ function resolveStep(
       messages,
       model: cfg,
       jsonSchema: g.json_schema,
-      defHash: hashValue({
+      ...definition({
         kind: "generate",
-        messages: messages.map((m) => [m.role, m.template.source]),
+        template: hashValue(messages.map((m) => [m.role, m.template.source])),
         provider: cfg.provider,
         model: cfg.name,
+        endpoint: cfg.endpoint,
         params: cfg.params,
-        extra: cfg.extraBody,
-        schema: g.json_schema,
+        extra_body: Object.keys(cfg.extraBody).length ? hashValue(cfg.extraBody) : null,
+        json_schema: g.json_schema ? hashValue(g.json_schema) : null,
       }),
     };
   }
@@ -208,7 +209,7 @@ function resolveStep(
       mustMatch,
       mustNotMatch,
       dropTruncated: f.drop_truncated ?? false,
-      defHash: hashValue({ kind: "filter", ...f }),
+      ...definition({ kind: "filter", ...f }),
     };
   }
   if (raw.map) {
@@ -222,7 +223,7 @@ function resolveStep(
       else ok = false;
     });
     if (!ok) return undefined;
-    return { kind: "map", id: raw.id, index, field: m.field, extract: m.extract, replace, trim: m.trim ?? false, defHash: hashValue({ kind: "map", ...m }) };
+    return { kind: "map", id: raw.id, index, field: m.field, extract: m.extract, replace, trim: m.trim ?? false, ...definition({ kind: "map", ...m }) };
   }
   if (raw.run) {
     const mod = modules.get(raw.run.module);
@@ -233,7 +234,7 @@ function resolveStep(
       index,
       module: raw.run.module,
       fn: mod.fn,
-      defHash: hashValue({ kind: "run", module: raw.run.module, source: mod.sourceHash }),
+      ...definition({ kind: "run", module: raw.run.module, source: mod.sourceHash }),
     };
   }
   const d = raw.dedupe!;
@@ -251,8 +252,15 @@ function resolveStep(
     minhash: minhash ? { threshold: d.threshold ?? 0.85, shingle: d.shingle ?? 3 } : undefined,
     ignoreCase: d.ignore_case ?? true,
     ignoreWhitespace: d.ignore_whitespace ?? true,
-    defHash: hashValue({ kind: "dedupe", ...d }),
+    ...definition({ kind: "dedupe", ...d }),
   };
+}
+
+/** A step's definition parts (as the lock records them) and their hash. */
+function definition(parts: Record<string, unknown>): { parts: StepParts; defHash: string } {
+  // Through JSON: what the lock will hold, so a comparison with a lock read back is exact.
+  const clean = JSON.parse(canonicalJson(parts)) as StepParts;
+  return { parts: clean, defHash: hashValue(clean) };
 }
 
 function regexes(src: YamlSource, path: (string | number)[], patterns: string | string[] | undefined, errors: Diagnostic[]): RegExp[] | undefined {

@@ -50,11 +50,19 @@ export interface MessageTemplate {
   readonly template: CompiledTemplate;
 }
 
+export type StepParts = Readonly<Record<string, unknown>>;
+
 interface StepBase {
   readonly id: string;
   readonly index: number;
-  /** Hash of the step's own definition (templates, options, effective model): what `--explain` compares. */
+  /** Hash of `parts`: the step's own definition. */
   readonly defHash: string;
+  /**
+   * The step's definition in parts a person edits (template hash, model, endpoint, params; a
+   * filter's options...), recorded in the lock's header so that `plan --explain` and `diff` can
+   * say which of them changed, not just that something did.
+   */
+  readonly parts: StepParts;
 }
 
 export interface GenerateStep extends StepBase {

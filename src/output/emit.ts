@@ -4,7 +4,7 @@ import type { LockOutput } from "../lock/lockfile.js";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest, Output } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
-import { renderTemplate } from "../template/engine.js";
+import { RENDER_VERSION, renderTemplate } from "../template/engine.js";
 import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
@@ -44,6 +44,7 @@ export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolea
 /** Everything an output's content depends on besides the samples themselves. */
 export function outputDef(m: Manifest, out: Output): string {
   return hashValue({
+    render: RENDER_VERSION,
     format: out.format,
     seed: m.seed,
     split: out.split,

@@ -1,7 +1,9 @@
-import type { Lock, LockSample, LockStep } from "../lock/lockfile.js";
+import { LOCK_FORMAT, type Lock, type LockHeader, type LockSample, type LockStep } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { globTexts } from "../plan/recipe.js";
+import { KEY_VERSION } from "../plan/request.js";
+import { RENDER_VERSION } from "../template/engine.js";
 import type { EmitResult } from "./emit.js";
 
 /** What the lock pins: every sample's values, each step's hashes and answering model, and each output's hash. */
@@ -32,15 +34,29 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     return entry;
   });
   return {
-    header: {
-      lockfile: 1,
-      name: m.name,
-      samples: runs.length,
-      ...count,
-      ...(offline ? { offline: true as const } : {}),
-      steps: Object.fromEntries(m.steps.map((s) => [s.id, s.defHash])),
-    },
+    header: lockHeader(m, count, runs.length, offline),
     outputs: emitted.outputs,
     samples,
+  };
+}
+
+/** What the lock says about the manifest as a whole: what `plan --explain` and `diff` compare. */
+export function lockHeader(
+  m: Manifest,
+  count: { kept: number; dropped: number; failed: number; pending: number },
+  samples: number,
+  offline: boolean,
+): LockHeader {
+  const { mode, n, repeat } = m.combine;
+  return {
+    lockfile: LOCK_FORMAT,
+    name: m.name,
+    seed: m.seed,
+    combine: n === undefined ? { mode, repeat } : { mode, n, repeat },
+    versions: { key: KEY_VERSION, render: RENDER_VERSION },
+    samples,
+    ...count,
+    ...(offline ? { offline: true as const } : {}),
+    steps: Object.fromEntries(m.steps.map((s) => [s.id, { ...s.parts, def: s.defHash, kind: s.kind }])),
   };
 }

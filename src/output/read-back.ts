@@ -37,8 +37,8 @@ export async function hashOnDisk(abs: string, format: string): Promise<{ hash: s
   }
 }
 
-/** Every output the manifest defines is in the lock with the same definition, and on disk as the lock says. */
-export async function outputsMatchLock(m: Manifest, lock: Lock): Promise<boolean> {
+/** Every output the manifest defines is in the lock with the same definition, and on disk as the lock says; else which is not. */
+export async function outputsDiffer(m: Manifest, lock: Lock): Promise<string | undefined> {
   const byPath = new Map(lock.outputs.map((o) => [o.path, o]));
   let count = 0;
   for (const out of m.outputs) {
@@ -46,12 +46,14 @@ export async function outputsMatchLock(m: Manifest, lock: Lock): Promise<boolean
     for (const t of outputTargets(out)) {
       count++;
       const locked = byPath.get(t.path);
-      if (!locked || locked.def !== def) return false;
+      if (!locked) return `${t.path} is not in the lock`;
+      if (locked.def !== def) return `the definition of ${t.path} changed`;
       const disk = await hashOnDisk(t.abs, out.format);
-      if (!disk || disk.hash !== locked.hash) return false;
+      if (!disk) return `${t.path} is missing`;
+      if (disk.hash !== locked.hash) return `${t.path} differs from the lock`;
     }
   }
-  return count === lock.outputs.length;
+  return count === lock.outputs.length ? undefined : "the lock names outputs the manifest no longer writes";
 }
 
 /**

@@ -1,65 +1,168 @@
-import type { Lock, LockSample } from "../lock/lockfile.js";
-import type { Manifest } from "../manifest/types.js";
+import type { Lock, LockSample, LockStepDef } from "../lock/lockfile.js";
+import type { Manifest, Step } from "../manifest/types.js";
+import { RENDER_VERSION } from "../template/engine.js";
+import { canonicalJson } from "../util/canonical-json.js";
 import type { SampleRun } from "./pipeline.js";
+import { KEY_VERSION } from "./request.js";
 
 /**
- * Why a sample needs requests, in the terms a person edits: which value changed, which step's
- * definition changed, which upstream output it reads changed, or that its answer left the cache.
+ * Why a sample will change, in the terms a person edits: which value changed, which part of
+ * which step's definition (template, model, endpoint, a parameter, a filter's option), the seed,
+ * `combine`, an upstream output, or that its answer left the cache. Everything is compared with
+ * what the lock's header and the sample's lock entry recorded.
  */
-export function explainStale(m: Manifest, run: SampleRun, lock: Lock | undefined, index: LockIndex | undefined): string[] {
-  const step = m.steps[run.cursor]!;
-  const prev = index?.byId.get(run.sample.id);
-  if (!lock) return ["no dataset.lock yet: first build"];
-  if (!prev) return [newSampleReason(m, run, index!)];
-  if (prev.status === "failed" && prev.reason?.step === step.id) return [`step '${step.id}' failed last build: ${prev.reason.why}`];
-  const was = prev.steps[step.id];
-  if (!was?.key)
-    return [
-      `step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`,
-    ];
-  if (lock.header.steps?.[step.id] !== step.defHash) return [`step '${step.id}' changed (its template, model or parameters)`];
-  const upstream = m.steps
-    .slice(0, run.cursor)
-    .filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
-  if (upstream.length) return upstream.map((s) => `reads '${s.id}', whose output changed`);
-  return [`the answer for step '${step.id}' is not in the cache (deleted, or built on another machine)`];
-}
+export class Explainer {
+  private readonly byId: Map<string, LockSample>;
+  /** "values without dimension d" → lock samples: finds the one value a new sample changed. */
+  private readonly byOthers = new Map<string, LockSample[]>();
+  /** Per dimension, the value keys the manifest has now (built once: a dimension may hold a million). */
+  private readonly current: Map<string, Set<string>>;
+  /** Per dimension, the value keys the lock has. */
+  private readonly locked = new Map<string, Set<string>>();
 
-export interface LockIndex {
-  byId: Map<string, LockSample>;
-  /** "values without dimension d" → samples, to name the one value a new sample changed. */
-  byOthers: Map<string, LockSample[]>;
-}
-
-export function indexLock(m: Manifest, lock: Lock): LockIndex {
-  const byId = new Map(lock.samples.map((s) => [s.id, s]));
-  const byOthers = new Map<string, LockSample[]>();
-  for (const s of lock.samples) {
-    for (const d of m.dimensions) {
-      const k = othersKey(m, d.name, s.values, s.repeat);
-      const list = byOthers.get(k);
-      if (list) list.push(s);
-      else byOthers.set(k, [s]);
+  constructor(
+    private readonly m: Manifest,
+    private readonly lock: Lock | undefined,
+  ) {
+    this.byId = new Map(lock?.samples.map((s) => [s.id, s]) ?? []);
+    this.current = new Map(m.dimensions.map((d) => [d.name, new Set(d.values.map((v) => v.key))]));
+    for (const d of m.dimensions) this.locked.set(d.name, new Set());
+    for (const s of lock?.samples ?? []) {
+      for (const d of m.dimensions) {
+        this.locked.get(d.name)!.add(s.values[d.name]!);
+        const k = this.othersKey(d.name, s.values, s.repeat);
+        const list = this.byOthers.get(k);
+        if (list) list.push(s);
+        else this.byOthers.set(k, [s]);
+      }
     }
   }
-  return { byId, byOthers };
-}
 
-function othersKey(m: Manifest, skip: string, values: Record<string, string>, repeat: number): string {
-  return JSON.stringify([skip, repeat, ...m.dimensions.filter((d) => d.name !== skip).map((d) => values[d.name] ?? null)]);
-}
-
-function newSampleReason(m: Manifest, run: SampleRun, index: LockIndex): string {
-  const values: Record<string, string> = {};
-  for (const [i, d] of m.dimensions.entries()) values[d.name] = run.sample.values[i]!.key;
-  for (const d of m.dimensions) {
-    const neighbours = index.byOthers.get(othersKey(m, d.name, values, run.sample.repeat)) ?? [];
-    if (neighbours.length === 0) continue;
-    // A neighbour whose value is gone from the manifest is this sample before the edit.
-    const current = new Set(d.values.map((v) => v.key));
-    const replaced = neighbours.find((n) => n.values[d.name] !== undefined && !current.has(n.values[d.name]!));
-    if (replaced) return `${d.name} changed: '${replaced.values[d.name]}' → '${values[d.name]}'`;
-    return `new sample: ${d.name} '${values[d.name]}' was added`;
+  /** A sample that needs a request at the step it stopped on. */
+  stale(run: SampleRun): string[] {
+    const step = this.m.steps[run.cursor]!;
+    if (!this.lock) return ["no dataset.lock yet: first build"];
+    const prev = this.byId.get(run.sample.id);
+    if (!prev) return [this.newSample(run)];
+    if (prev.status === "failed" && prev.reason?.step === step.id) return [`step '${step.id}' failed last build: ${prev.reason.why}`];
+    const was = prev.steps[step.id];
+    if (!was?.key)
+      return [
+        `step '${step.id}' was not built for this sample before${prev.status !== "kept" ? ` (it was ${prev.status}${prev.reason ? `: ${prev.reason.why}` : ""})` : ""}`,
+      ];
+    const why = this.stepChanged(step, run, prev);
+    return why.length ? why : [`the answer for step '${step.id}' is not in the cache (deleted, or built on another machine: \`synthbuild pull\`)`];
   }
-  return "new sample (no sample with these values is in the lock)";
+
+  /** A sample that needs no request but whose rows may change: the first step whose recipe moved. */
+  changed(run: SampleRun): { step: string; reasons: string[] } | undefined {
+    const prev = this.byId.get(run.sample.id);
+    if (!prev) return this.lock ? { step: this.m.steps[0]?.id ?? "", reasons: [this.newSample(run)] } : undefined;
+    for (const rec of run.steps) {
+      const was = prev.steps[rec.id];
+      if (was && was.r === rec.recipe) continue;
+      const step = this.m.steps.find((s) => s.id === rec.id)!;
+      const why = was ? this.stepChanged(step, run, prev) : [`step '${rec.id}' was not reached before (the sample was ${prev.status})`];
+      return { step: rec.id, reasons: why.length ? why : [`what step '${rec.id}' reads changed`] };
+    }
+    if (prev.status !== run.status) return { step: run.stoppedBy?.step ?? "", reasons: [`it was ${prev.status}, now ${run.status}`] };
+    return undefined;
+  }
+
+  /** Samples the lock has and the manifest no longer makes, and why. */
+  removed(present: Set<string>): { id: string; values: Record<string, string>; reasons: string[] }[] {
+    const out: { id: string; values: Record<string, string>; reasons: string[] }[] = [];
+    for (const s of this.lock?.samples ?? []) if (!present.has(s.id)) out.push({ id: s.id, values: s.values, reasons: [this.removedWhy(s)] });
+    return out;
+  }
+
+  private removedWhy(s: LockSample): string {
+    for (const d of this.m.dimensions) {
+      const v = s.values[d.name];
+      if (v !== undefined && !this.current.get(d.name)!.has(v)) return `${d.name} '${v}' was removed`;
+    }
+    const h = this.lock!.header;
+    if (Object.keys(s.values).some((k) => !this.current.has(k))) return "a dimension was removed";
+    if (s.repeat >= this.m.combine.repeat) return `combine.repeat lowered: ${h.combine.repeat} → ${this.m.combine.repeat}`;
+    if (this.m.combine.mode === "sample" && h.combine.n !== undefined && this.m.combine.n !== undefined && this.m.combine.n < h.combine.n)
+      return `combine.n lowered: ${h.combine.n} → ${this.m.combine.n}`;
+    if (h.seed !== this.m.seed && this.m.combine.mode === "sample") return `seed changed: ${h.seed} → ${this.m.seed} (combine: sample draws other samples)`;
+    return "no longer combined (combine mode, exclude or a conditional dimension changed)";
+  }
+
+  private newSample(run: SampleRun): string {
+    const m = this.m;
+    const h = this.lock!.header;
+    const values: Record<string, string> = {};
+    for (const [i, d] of m.dimensions.entries()) values[d.name] = run.sample.values[i]!.key;
+    for (const d of m.dimensions) {
+      const neighbours = this.byOthers.get(this.othersKey(d.name, values, run.sample.repeat)) ?? [];
+      if (neighbours.length === 0 || this.locked.get(d.name)!.has(values[d.name]!)) continue;
+      // A neighbour whose value is gone from the manifest is this sample before the edit.
+      const current = this.current.get(d.name)!;
+      const replaced = neighbours.find((n) => n.values[d.name] !== undefined && !current.has(n.values[d.name]!));
+      if (replaced) return `${d.name} changed: '${replaced.values[d.name]}' → '${values[d.name]}'`;
+      return `new sample: ${d.name} '${values[d.name]}' was added`;
+    }
+    for (const d of m.dimensions) if (!this.locked.get(d.name)!.has(values[d.name]!)) return `new sample: ${d.name} '${values[d.name]}' was added`;
+    if (Object.keys(this.lock!.samples[0]?.values ?? {}).length !== m.dimensions.length) return "new sample: the dimensions changed";
+    if (run.sample.repeat >= h.combine.repeat) return `new sample: combine.repeat raised: ${h.combine.repeat} → ${m.combine.repeat}`;
+    if (m.combine.mode === "sample" && h.combine.mode === "sample") {
+      if (h.seed !== m.seed) return `new sample: seed changed: ${h.seed} → ${m.seed} (combine: sample draws other samples)`;
+      if ((m.combine.n ?? 0) > (h.combine.n ?? 0)) return `new sample: combine.n raised: ${h.combine.n} → ${m.combine.n}`;
+    }
+    if (h.combine.mode !== m.combine.mode) return `new sample: combine.mode changed: ${h.combine.mode} → ${m.combine.mode}`;
+    return "new sample: its values were not combined before (exclude or a conditional dimension changed)";
+  }
+
+  /** What differs for this step of this sample from what the lock recorded; empty if nothing can be named. */
+  private stepChanged(step: Step, run: SampleRun, prev: LockSample): string[] {
+    const h = this.lock!.header;
+    if (h.versions.key !== KEY_VERSION)
+      return [`synthbuild's cache keys changed (key version ${h.versions.key} → ${KEY_VERSION}; \`synthbuild migrate\` keeps answers paid for)`];
+    if (h.versions.render !== RENDER_VERSION) return [`synthbuild's template rendering changed (version ${h.versions.render} → ${RENDER_VERSION})`];
+    const def = h.steps[step.id];
+    if (!def) return [`step '${step.id}' is new`];
+    if (def.def !== step.defHash) return [`step '${step.id}' changed: ${partsChanged(def, step.parts).join(", ")}`];
+    const reasons: string[] = [];
+    if (h.seed !== this.m.seed && step.kind !== "dedupe") reasons.push(`seed changed: ${h.seed} → ${this.m.seed}`);
+    const upstream = this.m.steps
+      .slice(0, step.index)
+      .filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
+    for (const s of upstream) reasons.push(`reads '${s.id}', whose output changed`);
+    if (!reasons.length && run.sample.values.some((v, i) => this.m.dimensions[i]!.kind === "glob" && v.key === prev.values[this.m.dimensions[i]!.name])) {
+      reasons.push("a file it reads changed");
+    }
+    return reasons;
+  }
+
+  private othersKey(skip: string, values: Record<string, string>, repeat: number): string {
+    return JSON.stringify([skip, repeat, ...this.m.dimensions.filter((d) => d.name !== skip).map((d) => values[d.name] ?? null)]);
+  }
+}
+
+/** Which parts of a step's definition differ: `template`, `params.temperature 1 → 1.2`, `min_chars 400 → 300`. */
+export function partsChanged(was: LockStepDef, now: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])].filter((k) => k !== "def").sort();
+  for (const k of keys) {
+    const a = was[k];
+    const b = now[k];
+    if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) continue;
+    if (k === "template" || k === "source" || k === "extra_body" || k === "json_schema") out.push(k === "source" ? "the module's source" : k);
+    else if (isRecord(a) && isRecord(b)) {
+      for (const p of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+        if (canonicalJson(a[p] ?? null) !== canonicalJson(b[p] ?? null)) out.push(`${k}.${p} ${show(a[p])} → ${show(b[p])}`);
+      }
+    } else out.push(`${k} ${show(a)} → ${show(b)}`);
+  }
+  return out.length ? out : ["its definition"];
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+  return v === undefined ? "(unset)" : JSON.stringify(v);
 }

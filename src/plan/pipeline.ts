@@ -3,7 +3,7 @@ import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, Step } from "../manifest/types.js";
 import { hash64 } from "../util/hash.js";
 import { nearDuplicates } from "./near-duplicates.js";
-import { stepRecipe } from "./recipe.js";
+import { dedupeRecipe, stepRecipe } from "./recipe.js";
 import { type ChatRequest, renderRequest, requestKey } from "./request.js";
 import { baseScope, nonceFor } from "./scope.js";
 import { applyMap, dedupeKey, filterReason } from "./transforms.js";
@@ -204,7 +204,7 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
     if (run.status !== "kept") continue;
     const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
     const kept = keeper.get(k)!;
-    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: step.defHash });
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: dedupeRecipe(step) });
     if (kept !== run) {
       run.status = "dropped";
       run.stoppedBy = { step: step.id, reason: `${step.field} duplicates sample ${kept.sample.id}` };
@@ -221,7 +221,7 @@ function applyNearDedupe(step: DedupeStep, opts: { threshold: number; shingle: n
     opts.shingle,
   );
   for (const run of live) {
-    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: step.defHash });
+    run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: dedupeRecipe(step) });
     const of = dup.get(run.sample.id);
     if (of) {
       run.status = "dropped";

@@ -1,6 +1,14 @@
 import type { Sample } from "../expand/sample.js";
 import type { DimValue, Manifest, Step } from "../manifest/types.js";
+import { RENDER_VERSION } from "../template/engine.js";
 import { hash64 } from "../util/hash.js";
+import { KEY_VERSION } from "./request.js";
+
+/**
+ * The versions of everything that turns a definition into a request: in every recipe, so that a
+ * tool upgrade that changes keys or rendering is never mistaken for "nothing changed".
+ */
+export const RECIPE_VERSIONS = `key:${KEY_VERSION}:render:${RENDER_VERSION}`;
 
 /**
  * A step's recipe: everything its output is a function of, named by hashes — its definition, and
@@ -10,7 +18,8 @@ import { hash64 } from "../util/hash.js";
  * can be decided without rendering a template or opening a cache entry.
  */
 export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLookup, offline: boolean): string {
-  const parts: string[] = [step.defHash];
+  if (step.kind === "dedupe") return dedupeRecipe(step);
+  const parts: string[] = [RECIPE_VERSIONS, step.defHash];
   if (step.kind === "generate") {
     parts.push(offline ? "offline" : "online");
     for (const name of readsOf(step)) parts.push(name, input(m, sample, name, outs, step.id));
@@ -23,6 +32,14 @@ export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLoo
     parts.push(step.field, input(m, sample, step.field, outs, step.id));
   }
   return hash64(parts.join("\u0000"));
+}
+
+const dedupeRecipes = new WeakMap<Step, string>();
+/** A dataset-level step's recipe: its definition alone (what it reads is in the recipes before it). */
+export function dedupeRecipe(step: Step): string {
+  let r = dedupeRecipes.get(step);
+  if (!r) dedupeRecipes.set(step, (r = hash64(`${RECIPE_VERSIONS}\u0000${step.defHash}`)));
+  return r;
 }
 
 const reads = new WeakMap<Step, string[]>();

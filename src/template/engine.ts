@@ -27,6 +27,16 @@ liquid.registerFilter("date", function (this: unknown, value: unknown, format?: 
   return builtinDate.call(this, value, fixed, ...rest);
 });
 
+/**
+ * Bump when the same template and values may render to different text (a filter fixed, an engine
+ * upgrade that changes output): every recipe and output definition carries it, so a no-op check
+ * after an upgrade re-renders instead of trusting the lock. Keys then change only where the text
+ * really did.
+ *
+ * 1: strict Liquid; `date` in UTC and en-US.
+ */
+export const RENDER_VERSION = 1;
+
 export interface CompiledTemplate {
   readonly source: string;
   readonly parsed: Template[];

@@ -149,17 +149,29 @@ describe("edge cases", () => {
     await p.remove();
   });
 
-  test("verify reports a corrupt cache entry without removing it", async () => {
+  test("a cache entry garbled in place: verify removes it, --frozen fails naming the sample, build repairs it", async () => {
     const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]") });
     assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const dist = await p.snapshot();
     const [shard] = await readdir(join(p.dir, "cache/objects"));
     const [file] = await readdir(join(p.dir, "cache/objects", shard!));
     const path = join(p.dir, "cache/objects", shard!, file!);
-    await writeFile(path, (await readFile(path, "utf8")).slice(0, 40));
+    // Still valid JSON, same length: only the entry's checksum can tell.
+    await writeFile(path, (await readFile(path, "utf8")).replace("offline echo", "offline ECHO"));
+    const sample = JSON.parse((await p.read("dataset.lock")).split("\n")[2]!).id as string;
     const v = runCliSync(["verify"], p.dir);
     assert.equal(v.status, 1);
     assert.match(v.stderr, /corrupt in the cache/);
-    assert.equal((await readFile(path, "utf8")).length, 40, "verify must only look");
+    assert.match(v.stderr, /removed: `synthbuild build` requests it again/);
+    const frozen = runCliSync(["build", "--frozen"], p.dir);
+    assert.equal(frozen.status, 1, frozen.stderr);
+    assert.match(frozen.stderr, new RegExp(sample));
+    const b = runCliSync(["build", "--json"], p.dir);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(JSON.parse(b.stdout).requests, 1, "the build asks for the removed answer again");
+    assert.deepEqual(await p.snapshot(), dist);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    assert.equal(runCliSync(["build", "--frozen"], p.dir).status, 0);
     await p.remove();
   });
 });
@@ -179,4 +191,17 @@ describe("stale outputs", () => {
     assert.equal(await p.read("dist/new.jsonl"), "mine\n");
     await p.remove();
   });
+});
+
+test("--frozen reads every answer: a garbled entry fails it even when a no-op build would pass", async () => {
+  const p = await TempProject.create({ "dataset.yaml": echo("  a: [x, y]") });
+  assert.equal(runCliSync(["build"], p.dir).status, 0);
+  const [shard] = await readdir(join(p.dir, "cache/objects"));
+  const [file] = await readdir(join(p.dir, "cache/objects", shard!));
+  const path = join(p.dir, "cache/objects", shard!, file!);
+  await writeFile(path, (await readFile(path, "utf8")).replace("offline echo", "offline ECHO"));
+  const frozen = runCliSync(["build", "--frozen"], p.dir);
+  assert.equal(frozen.status, 1, frozen.stderr);
+  assert.match(frozen.stderr, /not in the cache/);
+  await p.remove();
 });

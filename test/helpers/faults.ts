@@ -2,6 +2,8 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { parseEntry } from "../../src/cache/store.js";
+import { initHashing } from "../../src/util/hash.js";
 import { BIN, type CliResult, cliEnv } from "./cli.js";
 
 /** What the fault tests vary in a manifest; everything else is fixed so answers are deterministic. */
@@ -133,6 +135,7 @@ export interface CacheScan {
 
 /** Read every file under cache/objects and sort it into valid entries, corrupt ones and strays. */
 export async function scanCache(projectDir: string): Promise<CacheScan> {
+  await initHashing();
   const scan: CacheScan = { valid: [], corrupt: [], strays: [], other: [] };
   const objects = join(projectDir, "cache", "objects");
   for (const [rel, text] of Object.entries(await allFiles(objects))) {
@@ -142,8 +145,12 @@ export async function scanCache(projectDir: string): Promise<CacheScan> {
       const key = name.slice(0, -5);
       let ok = false;
       try {
-        const e = JSON.parse(text);
-        ok = e.key === key && rel.startsWith(key.slice(0, 2) + "/") && typeof e.response?.text === "string";
+        // An entry is its JSON, then a line with that JSON's checksum (checked by the store's own reader).
+        const [json, sum, rest] = text.split("\n");
+        const e = JSON.parse(json!);
+        ok =
+          e.key === key && rel.startsWith(`${key.slice(0, 2)}/`) && typeof e.response?.text === "string" && /^"xxh128:[0-9a-f]{32}"$/.test(sum!) && rest === "";
+        ok &&= parseEntry(text, key) !== undefined;
       } catch {
         ok = false;
       }

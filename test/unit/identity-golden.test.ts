@@ -121,7 +121,10 @@ const GOLDEN = {
 test("an endpoint's identity: normalised URL, credentials dropped, endpoint_id when named", async () => {
   const { endpointOf } = await import("../../src/manifest/resolve-model.js");
   assert.equal(endpointOf("HTTP://LocalHost:80/v1/"), "http://localhost/v1");
-  assert.equal(endpointOf("https://user:secret@gw.example.com:443/openai/v1?api-version=2024-10-01"), "https://gw.example.com/openai/v1?api-version=2024-10-01");
+  assert.equal(
+    endpointOf("https://user:secret@gw.example.com:443/openai/v1?api-version=2024-10-01"),
+    "https://gw.example.com/openai/v1?api-version=2024-10-01",
+  );
   assert.notEqual(endpointOf("http://10.0.0.5:8000/v1"), endpointOf("http://10.0.0.6:8000/v1"));
   const m = await parseManifest("dataset.yaml", "/nonexistent/golden/dataset.yaml", MANIFEST.replace("name: tiny,", "name: tiny, endpoint_id: our-vllm,"), {});
   assert.equal((m.steps[1] as GenerateStep).model.endpoint, "our-vllm");

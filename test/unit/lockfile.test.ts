@@ -28,7 +28,19 @@ function lockOf(n: number): Lock {
     });
   }
   return {
-    header: { lockfile: 1, name: "t", samples: n, kept: n - Math.ceil(n / 7), dropped: Math.ceil(n / 7), failed: 0, pending: 0, steps: { s: "d".repeat(32) } },
+    header: {
+      lockfile: 2,
+      name: "t",
+      seed: 1,
+      combine: { mode: "product", repeat: 1 },
+      versions: { key: 2, render: 1 },
+      samples: n,
+      kept: n - Math.ceil(n / 7),
+      dropped: Math.ceil(n / 7),
+      failed: 0,
+      pending: 0,
+      steps: { s: { def: "d".repeat(32), kind: "generate", model: "m" } },
+    },
     outputs: [{ path: "dist/x.jsonl", rows: n, hash: "h".repeat(32), def: "f".repeat(32) }],
     samples,
   };
@@ -62,20 +74,29 @@ test("a lock that cannot be read (a folder) is a user error without the merge-co
   await assert.rejects(readLock(dir), (err: unknown) => err instanceof UsageError && /cannot read .*EISDIR/.test(err.message) && err.hint === undefined);
 });
 
-test("a lock that does not parse is a user error with a hint; so is an unknown format or an empty file", async () => {
+test("a lock that does not parse, or parses into the wrong shape, is a user error with a hint", async () => {
   const text = serializeLock(lockOf(3));
-  const cases: [string, RegExp][] = [
-    [text.replace("\n", "\n<<<<<<< HEAD\n"), /cannot be read/],
-    [text.replace('"lockfile":1', '"lockfile":99'), /unsupported lock format 99/],
-    ["", /empty lock file/],
+  const conflict = /merge conflict/;
+  const cases: [string, RegExp, RegExp][] = [
+    [text.replace("\n", "\n<<<<<<< HEAD\n"), /cannot be read/, conflict],
+    [text.replace('"lockfile":2', '"lockfile":99'), /newer synthbuild \(lock format 99\)/, /synthbuild build/],
+    [text.replace('"lockfile":2', '"lockfile":1'), /older synthbuild \(lock format 1/, /synthbuild build/],
+    ["", /empty lock file/, conflict],
+    [`${text}[1,2,3]\n`, /line 6: not a sample/, conflict],
+    [`${text}{"id":"x","values":{},"repeat":0,"status":"kept","steps":{"s":{}}}\n`, /line 6: sample x step s: no recipe/, conflict],
+    [text.replace('"status":"kept"', '"status":"great"'), /line \d: a sample needs/, conflict],
+    [text.replace('"usage":[1,60]', '"usage":"lots"'), /usage is not/, conflict],
+    [text.replace('"rows":3', '"rows":"three"'), /line 2: an output line/, conflict],
+    [text.replace(/"seed":1,/, ""), /line 1: the header lacks/, conflict],
+    ['"just a string"\n', /not a synthbuild lock header/, conflict],
   ];
-  for (const [i, [body, message]] of cases.entries()) {
+  for (const [i, [body, message, hint]] of cases.entries()) {
     const path = join(dir, `bad${i}.lock`);
     await writeFile(path, body);
     await assert.rejects(
       readLock(path),
-      (err: unknown) => err instanceof UsageError && message.test(err.message) && /merge conflict/.test(err.hint ?? ""),
-      `case ${i}`,
+      (err: unknown) => err instanceof UsageError && message.test(err.message) && hint.test(err.hint ?? ""),
+      `case ${i}: ${body.slice(0, 80)}`,
     );
   }
 });

@@ -4,12 +4,13 @@ import type { FilterStep, MapStep } from "../../src/manifest/types.js";
 import { applyMap, dedupeKey, filterReason } from "../../src/plan/transforms.js";
 import { canonicalJson } from "../../src/util/canonical-json.js";
 
-const map = (o: Partial<MapStep>): MapStep => ({ kind: "map", id: "m", index: 0, defHash: "", field: "f", replace: [], trim: false, ...o });
+const map = (o: Partial<MapStep>): MapStep => ({ kind: "map", id: "m", index: 0, defHash: "", parts: {}, field: "f", replace: [], trim: false, ...o });
 const filter = (o: Partial<FilterStep>): FilterStep => ({
   kind: "filter",
   id: "f",
   index: 0,
   defHash: "",
+  parts: {},
   field: "x",
   mustMatch: [],
   mustNotMatch: [],

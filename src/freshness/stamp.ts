@@ -14,7 +14,6 @@ import { tooRecentToTrust } from "../util/file-times.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash64, hash64 } from "../util/hash.js";
 import { VERSION } from "../version.js";
-import type { BuildResult } from "./build.js";
 
 /**
  * make's "up to date" without reading the makefile: a stamp, written by a build that finished
@@ -48,7 +47,7 @@ interface Stamp {
   /** Cache shard folder → its stat: an entry added or removed moves it. */
   shards: Record<string, FileStat>;
   warnings: string[];
-  result: BuildResult;
+  result: NoopSummary;
 }
 
 type FileStat = [size: number, mtimeMs: number, ctimeMs: number, ino: number];
@@ -70,7 +69,16 @@ export function stampPath(paths: ProjectPaths, manifestFile: string): string {
   return join(paths.cacheDir, "state", "stamps", `${hash64(manifestFile)}.json`);
 }
 
-export type StampCheck = { holds: true; result: BuildResult; warnings: string[] } | { holds: false; why: string };
+/** What a no-op build reports: the lock's counts. */
+export interface NoopSummary {
+  samples: number;
+  dropped: number;
+  /** Answers the lock names. */
+  cached: number;
+  outputs: { path: string; rows: number }[];
+}
+
+export type StampCheck = { holds: true; result: NoopSummary; warnings: string[] } | { holds: false; why: string };
 
 /** Whether the stamp of the last complete build still holds: if so, the result of a no-op build. */
 export async function upToDate(file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<StampCheck> {
@@ -169,16 +177,9 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
     warnings,
     result: {
       samples: lock.header.samples,
-      requests: 0,
-      cached: keys.length,
-      failed: 0,
       dropped: lock.header.dropped,
-      pending: 0,
-      heldBack: 0,
+      cached: keys.length,
       outputs: lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
-      failures: [],
-      costUsd: 0,
-      budgetReached: false,
     },
   };
   try {
