@@ -102,15 +102,15 @@ export class Explainer {
       const current = this.current.get(d.name)!;
       const replaced = neighbours.find((n) => n.values[d.name] !== undefined && !current.has(n.values[d.name]!));
       if (replaced) return `${d.name} changed: '${replaced.values[d.name]}' → '${values[d.name]}'`;
-      return `new sample: ${d.name} '${values[d.name]}' was added`;
     }
-    for (const d of m.dimensions) if (!this.locked.get(d.name)!.has(values[d.name]!)) return `new sample: ${d.name} '${values[d.name]}' was added`;
     if (Object.keys(this.lock!.samples[0]?.values ?? {}).length !== m.dimensions.length) return "new sample: the dimensions changed";
-    if (run.sample.repeat >= h.combine.repeat) return `new sample: combine.repeat raised: ${h.combine.repeat} → ${m.combine.repeat}`;
+    // A sampled lock holds only the values that were drawn: a value it lacks may not be new.
     if (m.combine.mode === "sample" && h.combine.mode === "sample") {
       if (h.seed !== m.seed) return `new sample: seed changed: ${h.seed} → ${m.seed} (combine: sample draws other samples)`;
       if ((m.combine.n ?? 0) > (h.combine.n ?? 0)) return `new sample: combine.n raised: ${h.combine.n} → ${m.combine.n}`;
     }
+    if (run.sample.repeat >= h.combine.repeat) return `new sample: combine.repeat raised: ${h.combine.repeat} → ${m.combine.repeat}`;
+    for (const d of m.dimensions) if (!this.locked.get(d.name)!.has(values[d.name]!)) return `new sample: ${d.name} '${values[d.name]}' was added`;
     if (h.combine.mode !== m.combine.mode) return `new sample: combine.mode changed: ${h.combine.mode} → ${m.combine.mode}`;
     return "new sample: its values were not combined before (exclude or a conditional dimension changed)";
   }

@@ -55,6 +55,11 @@ export interface TestServerOptions {
   latencyMs?: number;
   /** length of generated answers in words, not counting the "TEST ANSWER <hex>:" prefix (default 60) */
   answerWords?: number;
+  /**
+   * Answer each request anew, as a model sampling at temperature 1 does: the same body gets a
+   * different text every time (still reproducible from the request's arrival number).
+   */
+  varyAnswers?: boolean;
   /** sliding-window requests-per-minute limit; beyond it answer 429 */
   rpm?: number;
   /** length of the rpm sliding window (default 60 000 ms); mainly for tests that want the window to slide quickly */
@@ -534,7 +539,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   function completionPayload(body: any, n: number): any {
     const count = Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, 16) : 1;
     const choices = [];
-    for (let i = 0; i < count; i++) choices.push(generate(body, answerWords, i));
+    for (let i = 0; i < count; i++) choices.push(generate(body, answerWords, opts.varyAnswers ? n * 16 + i : i));
     const completionTokens = choices.reduce((s, c) => s + wordCount(c.text), 0);
     const promptTokens = promptTokensFor(body);
     return {
