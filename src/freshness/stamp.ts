@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +8,7 @@ import type { Cache } from "../cache/store.js";
 import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/resolve-dimensions.js";
 import type { Manifest } from "../manifest/types.js";
+import { RECIPE_VERSIONS } from "../plan/recipe.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { tooRecentToTrust } from "../util/file-times.js";
@@ -266,12 +267,11 @@ async function hashFile(path: string): Promise<string | undefined> {
   }
 }
 
-let tool: Promise<string> | undefined;
-/** This version of synthbuild, down to the file it runs from (a rebuilt tool must not trust old stamps). */
+/**
+ * The tool as far as the dataset is concerned: its version and the versions that turn a
+ * definition into requests (the recipes' own, which the full check compares), and Node's. The
+ * same identity decide() sees, so the stamp can never hold where the full check would not.
+ */
 function toolId(): Promise<string> {
-  tool ??= stat(fileURLToPath(import.meta.url)).then(
-    (st) => `${VERSION}:${st.size}:${st.mtimeMs}:${process.version}`,
-    () => `${VERSION}:${process.version}`,
-  );
-  return tool;
+  return Promise.resolve(`${VERSION}:${RECIPE_VERSIONS}:${process.version}`);
 }

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readdir, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { BIN, cliEnv } from "../helpers/cli.js";
+import { TempProject } from "../helpers/project.js";
+
+const VERDICTS = fileURLToPath(new URL("../helpers/verdicts.mjs", import.meta.url));
+
+/**
+ * "Is this up to date?" is answered three ways, which must agree after any edit a user makes:
+ * - the stamp, which decides a no-op without reading the manifest;
+ * - decide(), the full check build/plan/verify/--frozen share (recipes against the lock);
+ * - the truth: the lock re-derived from the manifest and the cache as if nothing were known,
+ *   compared byte for byte, with dist/ as the lock says and every answer it names present.
+ * The stamp may be more cautious than decide() (a touched file it cannot vouch for), never less;
+ * decide() must equal the truth. Random sequences of edits, seeded and printed, so a failure
+ * can be replayed.
+ */
+
+const manifest = (o: { min: number; seed: number; n: string; template: string }) => `version: 1
+name: diff
+seed: ${o.seed}
+model: { provider: echo, name: "\${MODEL:-m1}", params: { max_tokens: 30 } }
+dimensions:
+  genre: { file: "\${GENRES:-genres.txt}" }
+  mood: [${o.n}]
+  doc: { glob: "docs/*.md" }
+steps:
+  - id: s
+    generate:
+      prompt: "${o.template}"
+  - id: tag
+    run: { module: tag.mjs }
+  - id: long
+    filter: { field: tag, min_chars: ${o.min} }
+output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ genre }} {{ doc_name }}", completion: "{{ tag }}" }
+`;
+
+type State = { min: number; seed: number; n: string; template: string };
+
+/** A tiny seeded generator (mulberry32): the same seed replays the same edits. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test("the stamp, decide() and a full re-derivation agree after random user edits", { timeout: 240_000 }, async (t) => {
+  const seed = Number(process.env.DIFF_SEED ?? Math.floor(Math.random() * 1e9));
+  t.diagnostic(`DIFF_SEED=${seed}`);
+  const random = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const state: State = { min: 5, seed: 1, n: "calm, tense", template: "{{ genre }} {{ mood }} {{ doc }}" };
+  let env: Record<string, string> = {};
+  let counter = 0;
+  const p = await TempProject.create({
+    "dataset.yaml": manifest(state),
+    "genres.txt": "sf\nromance\n",
+    "docs/a.md": "alpha",
+    "docs/b.md": "beta",
+    "tag.mjs": `import { suffix } from "./suffix.mjs";\nexport default (v) => v.s.slice(0, 40) + suffix;\n`,
+    "suffix.mjs": `export const suffix = " #0";\n`,
+  });
+  const stateDir = await mkdtemp(join(tmpdir(), "synthbuild-diff-state-"));
+  const fullEnv = () => ({ ...env, SYNTHBUILD_STATE_DIR: stateDir });
+
+  const edits: [string, () => Promise<void>][] = [
+    ["edit a values file", () => p.write({ "genres.txt": pick(["sf\nromance\n", "sf\nnoir\n", "sf\nromance\nwestern\n"]) })],
+    ["edit an inline list", async () => ((state.n = pick(["calm, tense", "calm", "calm, tense, eerie"])), p.write({ "dataset.yaml": manifest(state) }))],
+    ["add or edit a globbed file", () => p.write({ [`docs/${pick(["a", "c"])}.md`]: pick(["alpha", "gamma", "delta"]) })],
+    ["remove a globbed file", async () => rm(join(p.dir, "docs/c.md"), { force: true })],
+    [
+      "edit the run module",
+      () => p.write({ "tag.mjs": `import { suffix } from "./suffix.mjs";\nexport default (v) => v.s.slice(0, ${pick([40, 41])}) + suffix;\n` }),
+    ],
+    ["edit a module the run module imports", () => p.write({ "suffix.mjs": `export const suffix = " #${pick([0, 1])}";\n` })],
+    ["change a filter option", async () => ((state.min = pick([5, 45])), p.write({ "dataset.yaml": manifest(state) }))],
+    [
+      "edit a template",
+      async () => (
+        (state.template = pick(["{{ genre }} {{ mood }} {{ doc }}", "{{ mood }}: {{ genre }} {{ doc }}"])), p.write({ "dataset.yaml": manifest(state) })
+      ),
+    ],
+    ["change the seed", async () => ((state.seed = pick([1, 2])), p.write({ "dataset.yaml": manifest(state) }))],
+    ["touch the manifest", async () => utimes(join(p.dir, "dataset.yaml"), new Date(), new Date())],
+    [
+      "change an environment variable",
+      async () => {
+        env = pick([{}, { MODEL: "m2" }, { GENRES: "genres.txt" }]);
+      },
+    ],
+    ["edit dist/ by hand", () => p.write({ "dist/out.jsonl": `tampered ${counter++}\n` })],
+    ["remove dist/", () => rm(join(p.dir, "dist"), { recursive: true, force: true })],
+    ["touch dist/ (content unchanged)", async () => utimes(join(p.dir, "dist/out.jsonl"), new Date(), new Date()).catch(() => {})],
+    ["edit the lock", async () => p.write({ "dataset.lock": (await p.read("dataset.lock").catch(() => "")).replace(/"r":"[0-9a-f]/, '"r":"x') })],
+    ["remove the lock", () => rm(join(p.dir, "dataset.lock"), { force: true })],
+    [
+      "remove a cache entry",
+      async () => {
+        const objects = join(p.dir, "cache", "objects");
+        const shards = await readdir(objects).catch(() => [] as string[]);
+        if (!shards.length) return;
+        const shard = pick(shards);
+        const files = await readdir(join(objects, shard));
+        if (files.length) await rm(join(objects, shard, pick(files)));
+      },
+    ],
+  ];
+
+  const verdicts = async (): Promise<{ stamp: boolean; full: boolean; why: string; truth: boolean }> => {
+    const r = spawnSync(process.execPath, [VERDICTS], { cwd: p.dir, env: cliEnv(fullEnv()), encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const rebuild = () => {
+    const r = spawnSync(process.execPath, [BIN, "build", "--offline"], { cwd: p.dir, env: cliEnv(fullEnv()), encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  };
+
+  try {
+    rebuild();
+    let stampHeld = 0;
+    let stale = 0;
+    const history: string[] = [];
+    for (let i = 0; i < Number(process.env.DIFF_STEPS ?? 25); i++) {
+      const [name, edit] = pick(edits);
+      await edit();
+      history.push(name);
+      const v = await verdicts();
+      const where = `after: ${history.slice(-6).join(" → ")} (DIFF_SEED=${seed}, step ${i})`;
+      if (v.stamp) assert.ok(v.full, `the stamp said up to date, decide() did not (${v.why}); ${where}`);
+      assert.equal(v.full, v.truth, `decide() said ${v.full ? "up to date" : `stale (${v.why})`}, the re-derivation ${v.truth ? "fresh" : "stale"}; ${where}`);
+      if (!v.full) stale++;
+      if (random() < 0.5) {
+        rebuild();
+        history.push("build");
+        const after = await verdicts();
+        assert.ok(after.full && after.truth, `a build left it stale (${after.why}); ${where}`);
+        if (after.stamp) stampHeld++;
+      }
+    }
+    t.diagnostic(`${stale} edits made it stale; the stamp held ${stampHeld} times after a build`);
+    assert.ok(stale > 4, "the edits must change something");
+    assert.ok(stampHeld > 2, "the stamp must hold after builds, or this test checks nothing about it");
+  } finally {
+    await p.remove();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+});
