@@ -95,7 +95,7 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
     [
       "change an environment variable",
       async () => {
-        env = pick([{}, { MODEL: "m2" }, { GENRES: "genres.txt" }]);
+        env = pick<Record<string, string>>([{}, { MODEL: "m2" }, { GENRES: "genres.txt" }]);
       },
     ],
     ["edit dist/ by hand", () => p.write({ "dist/out.jsonl": `tampered ${counter++}\n` })],
