@@ -5,7 +5,7 @@
 
 export { type BuildOptions, type BuildResult, build } from "./commands/build.js";
 export type { CommonOptions } from "./commands/context.js";
-export { type GcResult, gc } from "./commands/gc.js";
+export { type GcOptions, type GcResult, gc } from "./commands/gc.js";
 export { init } from "./commands/init.js";
 export { type PlanOptions, type PlanResult, plan, type StepPlan } from "./commands/plan.js";
 export { type ShowResult, show } from "./commands/show.js";

@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { open, readFile, rm } from "node:fs/promises";
 import { basename, extname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { InterruptedError } from "./errors.js";
 import type { Manifest } from "./manifest/types.js";
 
 export interface ProjectPaths {
@@ -23,25 +25,34 @@ export function projectPaths(m: Pick<Manifest, "file" | "dir">, cacheDir?: strin
 /**
  * One build per manifest at a time: a second build waits for the first (their cache writes could
  * never conflict, but their dist/ and lock writes could interleave). A lock left by a killed
- * process is taken over.
+ * process is taken over, including one that names this very process's PID (PID 1 in a container
+ * restarted after kill -9): a random token tells this process's lock from a dead one's. Ctrl-C
+ * while waiting is an interruption (exit 130), not an error.
  */
 export async function acquireBuildLock(path: string, onWait: (pid: number) => void, signal?: AbortSignal): Promise<() => Promise<void>> {
+  const token = `${process.pid}:${randomBytes(6).toString("hex")}`;
   let told = false;
   for (;;) {
+    if (signal?.aborted) throw new InterruptedError("interrupted while waiting for another build of this manifest; nothing was changed");
     try {
       const fh = await open(path, "wx");
-      await fh.writeFile(String(process.pid));
+      await fh.writeFile(token);
       await fh.close();
-      return () => rm(path, { force: true });
+      held.add(token);
+      return async () => {
+        held.delete(token);
+        await rm(path, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
-    if (!pid || !alive(pid)) {
+    const holder = await readFile(path, "utf8").catch(() => "");
+    const pid = Number(holder.split(":")[0]);
+    if (!pid || !alive(holder)) {
       // Empty (a writer between open and write) gets one grace period before being treated as stale.
       if (!pid) await sleep(100);
-      const again = Number((await readFile(path, "utf8").catch(() => "")).trim());
-      if (!again || !alive(again)) {
+      const again = await readFile(path, "utf8").catch(() => "");
+      if (!Number(again.split(":")[0]) || !alive(again)) {
         await rm(path, { force: true });
         continue;
       }
@@ -50,12 +61,22 @@ export async function acquireBuildLock(path: string, onWait: (pid: number) => vo
       onWait(pid);
       told = true;
     }
-    await sleep(200, undefined, { signal });
+    try {
+      await sleep(200, undefined, { signal });
+    } catch {
+      throw new InterruptedError("interrupted while waiting for another build of this manifest; nothing was changed");
+    }
   }
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** Tokens of the build locks this process holds (the library may run several builds at once). */
+const held = new Set<string>();
+
+function alive(holder: string): boolean {
+  const pid = Number(holder.split(":")[0]);
+  // This process knows the locks it holds: one naming its PID without one of its tokens is a
+  // dead predecessor's.
+  if (pid === process.pid) return held.has(holder);
   try {
     process.kill(pid, 0);
     return true;

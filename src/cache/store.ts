@@ -29,6 +29,8 @@ export interface CacheEntry {
   };
   /** True for the echo provider: never a real model's answer. The key differs too (provider is part of it). */
   offline: boolean;
+  /** The project (manifest name) whose build stored it: `gc` of a shared cache removes only its own. */
+  project?: string;
   created_at: string;
   duration_ms: number;
 }
@@ -76,6 +78,8 @@ export class Cache {
   constructor(
     readonly dir: string,
     private readonly onWarning: (message: string) => void = () => {},
+    /** The project storing answers here (recorded in each entry it stores). */
+    readonly project?: string,
   ) {
     this.objects = join(dir, "objects");
   }
@@ -229,6 +233,7 @@ export class Cache {
       }
       // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
       // never a wrong answer.
+      if (this.project !== undefined && entry.project === undefined) entry = { ...entry, project: this.project };
       await writeFile(tmp, serializeEntry(entry));
       const stored = await this.claim(tmp, path, entry);
       this.known?.add(entry.key);

@@ -151,15 +151,26 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command("gc")
-    .description("remove cache entries dataset.lock does not reference (only this manifest's lock counts)")
+    .description(
+      "remove cache entries nothing needs: keeps every answer named by dataset.lock, by the lock of every git branch and tag, by --keep locks, and by other projects sharing the cache; waits for running builds",
+    )
     .option("--dry-run", "say what would be removed, remove nothing")
+    .option("--keep <lock...>", "also keep every answer these lock files name")
     .option("--json", "print one JSON object on stdout")
-    .action(async (o: { dryRun?: boolean; json?: boolean }) => {
-      const r = await gc({ ...common(), dryRun: o.dryRun });
-      if (o.json) out(r);
-      err(
-        `${r.dryRun ? "would remove" : "removed"} ${r.removed} cache entr${r.removed === 1 ? "y" : "ies"} (${(r.bytes / 1024).toFixed(1)} KiB); ${r.kept} kept`,
-      );
+    .action(async (o: { dryRun?: boolean; json?: boolean; keep?: string[] }) => {
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      try {
+        const r = await gc({ ...common(), dryRun: o.dryRun, keep: o.keep, signal: controller.signal, events: { warn: (m) => err(`warning: ${m}`) } });
+        if (o.json) out(r);
+        err(
+          `${r.dryRun ? "would remove" : "removed"} ${r.removed} cache entr${r.removed === 1 ? "y" : "ies"} (${(r.bytes / 1024).toFixed(1)} KiB); ${r.kept} kept` +
+            ` (the working lock${r.sources.refs ? `, ${r.sources.refs} committed lock${r.sources.refs === 1 ? "" : "s"}` : ""}${r.sources.files ? `, ${r.sources.files} --keep` : ""}${r.sources.otherProjects ? `, ${r.sources.otherProjects} other project${r.sources.otherProjects === 1 ? "" : "s"}` : ""})`,
+        );
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
     });
 
   try {

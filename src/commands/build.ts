@@ -1,5 +1,7 @@
 import { setMaxListeners } from "node:events";
+import { hasRoot, writeRoot } from "../cache/roots.js";
 import type { Cache } from "../cache/store.js";
+import { useCache } from "../cache/users.js";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
 import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
@@ -113,7 +115,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     (pid) => events.warn?.(`waiting for another build of this manifest (pid ${pid}) to finish`),
     controller.signal,
   );
+  // While this build runs, gc waits: it must not delete an answer this build pays for or names.
+  let unuse: () => Promise<void> = async () => {};
   try {
+    unuse = await useCache(paths.cacheDir, (what) => events.warn?.(what), controller.signal);
     // Whatever happens next, the old stamp no longer describes dist/ and the lock.
     await removeStamp(paths, m.file);
     // An unreadable lock is rewritten by a build (it is derived data), but never trusted by --frozen.
@@ -130,6 +135,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
       if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
       const l = existing!.lock;
+      if (!hasRoot(paths.cacheDir, m.file)) await writeRoot(paths.cacheDir, m.name, m.file, verdict.current.keys).catch(() => {});
       return noopResult({
         samples: l.header.samples,
         dropped: l.header.dropped,
@@ -194,6 +200,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const text = serializeLock(lock);
     const hash = hash64(text);
     if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
+    // For gc of a cache shared with other projects: what this one's lock names.
+    await writeRoot(paths.cacheDir, m.name, m.file, lockKeys(lock)).catch((err: Error) =>
+      events.warn?.(`could not record this project's answers for gc: ${err.message}`),
+    );
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
@@ -207,6 +217,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     return result;
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
+    await unuse();
     await release();
   }
 }

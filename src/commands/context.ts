@@ -31,7 +31,7 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
   const env = opts.env ?? process.env;
   const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
-  const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg));
+  const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg), manifest.name);
   const samples = expand(manifest);
   const n = manifest.combine.n;
   if (manifest.combine.mode === "sample" && n !== undefined && n > samples.length / manifest.combine.repeat) {

@@ -385,3 +385,35 @@ output: { path: dist/x.jsonl, format: jsonl, record: { doc: "{{ doc }}", s: "{{ 
     await p.remove();
   });
 });
+
+test("piped output is never cut: --json of 400 KB reaches a reader whole", async () => {
+  const values = Array.from({ length: 1500 }, (_, i) => `value number ${i} with some words to make it longer`).join(", ");
+  const p = await TempProject.create({
+    "dataset.yaml": `version: 1
+name: big
+model: { provider: echo, name: m }
+dimensions:
+  v: [${values}]
+steps:
+  - id: s
+    generate: { prompt: "{{ v }}" }
+output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
+`,
+  });
+  try {
+    // A reader slower than the CLI (jq on a big object): the pipe takes 64 KB, the rest waits.
+    const { spawnSync } = await import("node:child_process");
+    const { BIN, cliEnv } = await import("../helpers/cli.js");
+    const r = spawnSync("sh", ["-c", `"${process.execPath}" "${BIN}" plan --json --explain --offline | (sleep 1; cat)`], {
+      cwd: p.dir,
+      env: cliEnv(),
+      encoding: "utf8",
+      maxBuffer: 1 << 26,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.length > 200_000, `${r.stdout.length} bytes`);
+    assert.equal(JSON.parse(r.stdout).stale.length, 1500);
+  } finally {
+    await p.remove();
+  }
+});
