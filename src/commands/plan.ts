@@ -1,6 +1,6 @@
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
-import { readLock } from "../lock/lockfile.js";
+import { type Lock, readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { explainStale, indexLock } from "../plan/explain.js";
 import { currentLock } from "../plan/from-lock.js";
@@ -65,7 +65,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     providerOverride: opts.offline ? "echo" : undefined,
   });
 
-  const steps = stepPlans(m, runs);
+  const steps = stepPlans(m, runs, existing?.lock);
   // Samples that send the very same request share one answer: count requests, not samples.
   const downstream = runs.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
@@ -85,14 +85,21 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   return result;
 }
 
-function stepPlans(m: Manifest, runs: SampleRun[]): StepPlan[] {
+/**
+ * Per step: how many samples reach it, and of those how many are settled (an answer in the cache;
+ * a local step whose recipe the lock already holds) or to run (a request; a local step, such as
+ * a run module whose imports were edited, that computes something the lock does not have).
+ */
+function stepPlans(m: Manifest, runs: SampleRun[], lock: Lock | undefined): StepPlan[] {
   const plans = m.steps.map((s) => ({ id: s.id, kind: s.kind, total: 0, cached: 0, to_run: 0 }));
   const at = new Map(plans.map((p, i) => [p.id, i]));
+  const locked = new Map(lock?.samples.map((s) => [s.id, s.steps]));
   for (const run of runs) {
     for (const rec of run.steps) {
       const p = plans[at.get(rec.id)!]!;
       p.total++;
-      if (rec.status === "cached" || rec.status === "computed") p.cached++;
+      if (rec.status === "cached" || (rec.status === "computed" && locked.get(run.sample.id)?.[rec.id]?.r === rec.recipe)) p.cached++;
+      else if (rec.status === "computed") p.to_run++;
     }
     if (run.status === "pending") {
       for (let i = run.cursor; i < plans.length; i++) {
