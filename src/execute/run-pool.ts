@@ -18,9 +18,10 @@ import type { RunOutcome } from "../plan/pipeline.js";
  * - Ctrl-C: every thread is terminated at once and the samples not done are left pending.
  *
  * Threads start only when a call comes, up to one per core. Each has a short queue of calls,
- * which it runs one after another: the message round trip then overlaps the calls (about 6 µs a
- * call instead of 60), and the call running is always the oldest not answered, so a timeout or
- * a crash is blamed on the right sample.
+ * sent many to a message and run one after another: the round trips overlap the calls (about
+ * 10 µs of the main thread a call, instead of 60 for a call per round trip), and the call
+ * running is always the oldest not answered, so a timeout or a crash is blamed on the right
+ * sample.
  */
 export class RunPool {
   private readonly size: number;
