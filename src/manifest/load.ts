@@ -66,10 +66,15 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (!raw) throw new ManifestError(errors);
 
   const dir = dirname(abs);
+  // Run modules are checked in worker threads, whose start-up overlaps reading the values files.
+  const moduleErrors: Diagnostic[] = [];
+  const modulesLoaded = loadRunModules(src, raw.steps ?? [], dir, moduleErrors, inputs, signal);
+  modulesLoaded.catch(() => {}); // awaited below, unless something before throws
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors, inputs);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
-  const modules = await loadRunModules(src, raw.steps ?? [], dir, errors, inputs, signal);
+  const modules = await modulesLoaded;
+  errors.push(...moduleErrors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
   const stem = basename(abs, extname(abs));
