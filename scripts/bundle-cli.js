@@ -8,7 +8,8 @@
 //
 // What is loaded only when needed (the openai SDK, ajv, gpt-tokenizer, cli-progress, chalk,
 // fast-glob) stays in split chunks behind the same dynamic imports. A user's `run` module is
-// imported by a computed URL, which esbuild leaves alone.
+// imported by a computed URL, which esbuild leaves alone, in a worker thread whose entry point
+// (lib/bundle/module-worker.js) is bundled on its own.
 import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -17,7 +18,11 @@ import { build } from "esbuild";
 const outdir = fileURLToPath(new URL("../lib/bundle/", import.meta.url));
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { cli: fileURLToPath(new URL("../lib/cli/main.js", import.meta.url)) },
+  // The thread run modules live in is started from a file beside the chunk that starts it.
+  entryPoints: {
+    cli: fileURLToPath(new URL("../lib/cli/main.js", import.meta.url)),
+    "module-worker": fileURLToPath(new URL("../lib/manifest/module-worker.js", import.meta.url)),
+  },
   outdir,
   bundle: true,
   splitting: true,

@@ -17,6 +17,8 @@ export interface CommonOptions {
   /** Cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR). */
   cacheDir?: string;
   events?: BuildEvents;
+  /** Abort (Ctrl-C), heard from the moment the manifest is read. */
+  signal?: AbortSignal;
 }
 
 export interface Project {
@@ -29,7 +31,7 @@ export interface Project {
 export async function openProject(opts: CommonOptions): Promise<Project> {
   await initHashing();
   const env = opts.env ?? process.env;
-  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
+  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env, signal: opts.signal });
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg), manifest.name);
   const samples = expand(manifest);

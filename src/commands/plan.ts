@@ -90,9 +90,9 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
 }
 
 /**
- * Per step: how many samples reach it, how many of those are as the lock has them, and how many
- * will run: a request for a generate step, a recomputation for the others (a filter whose
- * min_chars changed requests nothing, yet changes the rows: it shows here).
+ * Per step: how many samples reach it, and of those how many are settled (an answer in the cache;
+ * a local step whose recipe the lock already holds) or to run (a request; a local step, such as
+ * a run module whose imports were edited, that computes something the lock does not have).
  */
 function stepPlans(m: Manifest, runs: SampleRun[], lock: Lock | undefined): StepPlan[] {
   const plans = m.steps.map((s) => ({ id: s.id, kind: s.kind, total: 0, cached: 0, to_run: 0 }));
@@ -104,7 +104,7 @@ function stepPlans(m: Manifest, runs: SampleRun[], lock: Lock | undefined): Step
       const p = plans[at.get(rec.id)!]!;
       p.total++;
       if (rec.status === "cached" || (rec.status === "computed" && was?.steps[rec.id]?.r === rec.recipe)) p.cached++;
-      else p.to_run++;
+      else if (rec.status === "computed") p.to_run++;
     }
     if (run.status === "pending") {
       for (let i = run.cursor; i < plans.length; i++) {

@@ -1,5 +1,6 @@
 import type { Manifest } from "../manifest/types.js";
 import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "../plan/pipeline.js";
+import { RunPool } from "./run-pool.js";
 
 export interface PendingRun {
   readonly run: SampleRun;
@@ -20,6 +21,8 @@ export interface WalkOptions extends PipelineOptions {
    * so the runs' own cursors have moved on).
    */
   onPending?: (pending: PendingRun[], end: number) => void;
+  /** Ctrl-C: run modules' threads are terminated at once (requests hear it through their resolver). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -27,7 +30,18 @@ export interface WalkOptions extends PipelineOptions {
  * pass that uses only the cache and, when requesting, requests for the samples that stopped on a
  * miss; then the dataset-level step over everything that is complete.
  */
-export async function walk(m: Manifest, runs: SampleRun[], opts: WalkOptions): Promise<void> {
+export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions): Promise<void> {
+  // Its threads start with the first call of a run module, and all end with the walk.
+  const pool = m.steps.some((s) => s.kind === "run") ? new RunPool({ signal: walkOpts.signal }) : undefined;
+  const opts: WalkOptions = pool ? { ...walkOpts, runModule: (step, vars) => pool.run(step, vars) } : walkOpts;
+  try {
+    await walkSegments(m, runs, opts);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): Promise<void> {
   const ends = [...barriers(m.steps), m.steps.length];
   for (const end of ends) {
     const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor < end);

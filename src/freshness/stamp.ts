@@ -38,8 +38,6 @@ interface Stamp {
   /** Absolute path → hash64 of its text (the manifest first). */
   files: Record<string, string>;
   globs: { pattern: string; cwd: string; matches: string[] }[];
-  /** Run modules' import URLs: they must still load, as the full check would import them. */
-  modules: string[];
   env: { names: string[]; hash: string };
   /** hash64 of the lock's text. */
   lock: string;
@@ -117,12 +115,6 @@ async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offlin
   for (const g of s.globs) {
     if (canonicalJson(await globFiles(g.pattern, g.cwd)) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
   }
-  for (const url of s.modules) {
-    // A module whose own text is unchanged may still fail to load (an import gone): then the full
-    // path must run, to report it where the manifest names the module.
-    const mod = (await import(url).catch(() => undefined)) as { default?: unknown } | undefined;
-    if (typeof mod?.default !== "function") return no(`${fileURLToPath(url)} no longer loads`);
-  }
   return { holds: true, result: s.result, warnings: s.warnings };
 }
 
@@ -170,7 +162,6 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
     offline,
     files: m.inputs.files,
     globs: m.inputs.globs,
-    modules: m.inputs.modules,
     env: { names, hash },
     lock: lockHash,
     outputs,

@@ -16,6 +16,8 @@ import { validateSchema } from "./validate.js";
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Ctrl-C: loading a run module (in a worker) is abandoned at once. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -34,10 +36,10 @@ export async function loadManifest(file: string, opts: LoadOptions = {}): Promis
     if (code === "ENOENT") throw new UsageError(`no manifest at ${file}`, "run `synthbuild init` to write a starter dataset.yaml, or pass -f PATH");
     throw new UsageError(`cannot read ${file}: ${code}`);
   }
-  return parseManifest(relative(cwd, abs) || abs, abs, text, opts.env ?? process.env);
+  return parseManifest(relative(cwd, abs) || abs, abs, text, opts.env ?? process.env, opts.signal);
 }
 
-export async function parseManifest(displayName: string, abs: string, text: string, env: NodeJS.ProcessEnv): Promise<Manifest> {
+export async function parseManifest(displayName: string, abs: string, text: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Manifest> {
   await initHashing();
   const src = YamlSource.parse(displayName, text);
   const syntax = src.syntaxDiagnostics();
@@ -45,7 +47,7 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (src.doc.contents === null)
     throw new ManifestError([src.diagnostic(1, 1, "", "the manifest is empty", "run `synthbuild init` for a starter dataset.yaml")]);
 
-  const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set(), modules: [] };
+  const inputs: ManifestInputs = { files: { [abs]: hash64(text) }, globs: [], env: new Set() };
   const errors: Diagnostic[] = interpolateEnv(src, env, inputs.env);
   let data: unknown;
   try {
@@ -64,10 +66,15 @@ export async function parseManifest(displayName: string, abs: string, text: stri
   if (!raw) throw new ManifestError(errors);
 
   const dir = dirname(abs);
+  // Run modules are checked in worker threads, whose start-up overlaps reading the values files.
+  const moduleErrors: Diagnostic[] = [];
+  const modulesLoaded = loadRunModules(src, raw.steps ?? [], dir, moduleErrors, inputs, signal);
+  modulesLoaded.catch(() => {}); // awaited below, unless something before throws
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors, inputs);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
-  const modules = await loadRunModules(src, raw.steps ?? [], dir, errors, inputs);
+  const modules = await modulesLoaded;
+  errors.push(...moduleErrors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
   const stem = basename(abs, extname(abs));

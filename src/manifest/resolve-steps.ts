@@ -5,7 +5,7 @@ import { hashValue } from "../util/hash.js";
 import { compileJsonSchema } from "../util/json-schema.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
 import { mergeModel, resolveModel } from "./resolve-model.js";
-import type { LoadedModule } from "./run-modules.js";
+import { DEFAULT_RUN_TIMEOUT_S, type LoadedModule } from "./run-modules.js";
 import { type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
@@ -233,8 +233,10 @@ function resolveStep(
       id: raw.id,
       index,
       module: raw.run.module,
-      fn: mod.fn,
-      ...definition({ kind: "run", module: raw.run.module, source: mod.sourceHash }),
+      url: mod.url,
+      timeoutS: raw.run.timeout_s ?? DEFAULT_RUN_TIMEOUT_S,
+      // The module's whole import graph, and not its timeout, which cannot change its text.
+      ...definition({ kind: "run", module: raw.run.module, ...mod.identity }),
     };
   }
   const d = raw.dedupe!;

@@ -146,7 +146,18 @@ export const DedupeStep = strict({
 });
 
 export const RunStep = strict({
-  module: z.string().min(1).describe("A JavaScript module (.js/.mjs) whose default export takes the sample's variables and returns text, or { drop: reason }"),
+  module: z
+    .string()
+    .min(1)
+    .describe(
+      "A JavaScript module (.js/.mjs) whose default export takes the sample's variables and returns text, or { drop: reason }; it and every local file it imports are its identity",
+    ),
+  timeout_s: z
+    .number()
+    .positive()
+    .max(86_400)
+    .optional()
+    .describe("Seconds one call (and the module's first load) may take; a call that takes longer fails its sample (default 30)"),
 });
 
 export const STEP_KINDS = ["generate", "filter", "map", "dedupe", "run"] as const;

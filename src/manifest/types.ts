@@ -99,15 +99,18 @@ export interface DedupeStep extends StepBase {
   readonly ignoreWhitespace: boolean;
 }
 
-/** What a run step's module returns: the step's text, or a request to drop the sample. */
-export type RunResult = string | { drop: string };
-export type RunFunction = (vars: Readonly<Record<string, unknown>>) => RunResult | Promise<RunResult>;
-
+/**
+ * A user's module, whose default export gets the sample's variables and returns the step's text
+ * or `{ drop: "why" }`. It runs in a worker thread (execute/run-pool.ts), never in the build's.
+ */
 export interface RunStep extends StepBase {
   readonly kind: "run";
   /** As written, relative to the manifest. */
   readonly module: string;
-  readonly fn: RunFunction;
+  /** The file URL the worker imports. */
+  readonly url: string;
+  /** How long one call may take before it fails its sample and its worker is replaced. */
+  readonly timeoutS: number;
 }
 
 export type Step = GenerateStep | FilterStep | MapStep | DedupeStep | RunStep;
@@ -151,12 +154,13 @@ export interface Manifest {
 }
 
 export interface ManifestInputs {
-  /** Absolute path → hash64 of the text read: the manifest, values files, globbed files, run modules. */
+  /**
+   * Absolute path → hash64 of the text read: the manifest, values files, globbed files, run
+   * modules with every local file they import and the package.json of each package they import.
+   */
   files: Record<string, string>;
   /** Each glob as run: pattern, folder, and the sorted files it matched. */
   globs: { pattern: string; cwd: string; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
-  /** The URLs run modules were imported from: whether they still load depends on their imports too. */
-  modules: string[];
 }

@@ -1,6 +1,6 @@
 import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
-import type { DedupeStep, GenerateStep, Manifest, ProviderKind, Step } from "../manifest/types.js";
+import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
 import { hash64 } from "../util/hash.js";
 import { nearDuplicates } from "./near-duplicates.js";
 import { dedupeRecipe, stepRecipe } from "./recipe.js";
@@ -73,7 +73,16 @@ export interface PipelineOptions {
   keepRequests?: boolean;
   /** Told of each request a sample stops on for want of an answer (plan's token estimate). */
   onMiss?: (run: SampleRun, req: ChatRequest, step: GenerateStep, key: string) => void;
+  /** Calls a run step's module for one sample (in a worker thread: execute/run-pool.ts). */
+  runModule?: (step: RunStep, vars: Record<string, unknown>) => Promise<RunOutcome>;
 }
+
+/**
+ * One call of a run module: its text, a drop, or a failure of the sample (it threw, returned
+ * something else, timed out, called process.exit) with the reason; interrupted leaves the sample
+ * pending, as a request cut off by Ctrl-C does.
+ */
+export type RunOutcome = { text: string } | { drop: string } | { failed: string } | { interrupted: true };
 
 export function newRun(m: Manifest, sample: Sample): SampleRun {
   return { sample, scope: baseScope(m, sample), steps: [], status: "kept", cursor: 0 };
@@ -153,30 +162,26 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         break;
       }
       case "run": {
-        let result: unknown;
-        try {
-          result = await step.fn(Object.freeze({ ...run.scope, nonce: nonceFor(m, run.sample, step.id) }));
-        } catch (err) {
-          run.steps.push({ id: step.id, kind: step.kind, status: "failed", recipe });
-          run.status = "failed";
-          run.stoppedBy = { step: step.id, reason: `${step.module} threw: ${(err as Error)?.message ?? String(err)}` };
+        if (!opts.runModule) throw new Error("advance() needs a runModule for run steps (execute/walk.ts gives one)");
+        const outcome = await opts.runModule(step, { ...run.scope, nonce: nonceFor(m, run.sample, step.id) });
+        if ("interrupted" in outcome) {
+          run.status = "pending";
           return;
         }
-        if (typeof result === "string") {
-          run.scope[step.id] = result;
-          run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(result), recipe });
-          break;
+        if ("failed" in outcome) {
+          run.steps.push({ id: step.id, kind: step.kind, status: "failed", recipe });
+          run.status = "failed";
+          run.stoppedBy = { step: step.id, reason: outcome.failed };
+          return;
         }
-        const drop = (result as { drop?: unknown } | null)?.drop;
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
-        if (typeof drop === "string") {
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe, ...("text" in outcome ? { out: hash64(outcome.text) } : {}) });
+        if ("drop" in outcome) {
           run.status = "dropped";
-          run.stoppedBy = { step: step.id, reason: drop };
+          run.stoppedBy = { step: step.id, reason: outcome.drop };
           break;
         }
-        run.status = "failed";
-        run.stoppedBy = { step: step.id, reason: `${step.module} returned ${JSON.stringify(result)?.slice(0, 60)}; expected text or { drop: "reason" }` };
-        return;
+        run.scope[step.id] = outcome.text;
+        break;
       }
       case "dedupe":
         throw new Error("dedupe is a dataset-level step; advance() must stop before it");

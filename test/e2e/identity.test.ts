@@ -102,12 +102,15 @@ describe("answers are tied to the endpoint that gave them", { concurrency: false
 });
 
 describe("a shared cache keeps the first answer", () => {
-  test("two checkouts building the same new keys at once name the same answers; both pass --frozen", { timeout: 30_000 }, async () => {
+  test("two checkouts building the same new keys at once name the same answers; both pass --frozen", { timeout: 60_000 }, async () => {
     // Every request answered anew, as at temperature 1: the race is real.
-    const server = await startTestServer({ varyAnswers: true, latencyMs: 150 });
+    const server = await startTestServer({ varyAnswers: true, latencyMs: 2000 });
     const shared = await TempProject.create({});
-    const one = await TempProject.create({ "dataset.yaml": manifest({ genres: "a, b, c, d, e, f, g, h" }) });
-    const two = await TempProject.create({ "dataset.yaml": manifest({ genres: "a, b, c, d, e, f, g, h" }) });
+    // All 8 requests of each build in flight at once, for 2 s: the two builds overlap however
+    // slowly a busy machine starts them.
+    const wide = manifest({ genres: "a, b, c, d, e, f, g, h" }).replace("concurrency: 4", "concurrency: 8");
+    const one = await TempProject.create({ "dataset.yaml": wide });
+    const two = await TempProject.create({ "dataset.yaml": wide });
     try {
       const env = { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: KEY, SYNTHBUILD_CACHE_DIR: join(shared.dir, "cache") };
       const [r1, r2] = await Promise.all([runCli(["build", "--json"], one.dir, env), runCli(["build", "--json"], two.dir, env)]);
