@@ -6,7 +6,7 @@ import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { type PendingRun, walk } from "../execute/walk.js";
 import { type Lock, readLock, serializeLock } from "../lock/lockfile.js";
 import type { GenerateStep } from "../manifest/types.js";
-import { emit } from "../output/emit.js";
+import { emit, rejectionWarnings } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
 import { outputsMatchLock, removeStaleOutputs } from "../output/read-back.js";
@@ -192,6 +192,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       return summarise(runs, emitted.outputs, null, false);
     }
     const emitted = await emit(m, runs, { write: true });
+    for (const w of rejectionWarnings(emitted.rejected)) events.warn?.(w);
     if (existing)
       for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
     const lock = assembleLock(m, runs, emitted, opts.offline);
