@@ -179,6 +179,7 @@ function resolveStep(
       messages,
       model: cfg,
       jsonSchema: g.json_schema,
+      ...(g.on_empty === "retry" ? { retryEmpty: true as const } : {}),
       defHash: hashValue({
         kind: "generate",
         messages: messages.map((m) => [m.role, m.template.source]),
@@ -187,6 +188,8 @@ function resolveStep(
         params: cfg.params,
         extra: cfg.extraBody,
         schema: g.json_schema,
+        // Only when set: a manifest without it keeps the recipe it always had.
+        on_empty: g.on_empty === "retry" ? "retry" : undefined,
       }),
     };
   }

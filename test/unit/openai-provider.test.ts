@@ -21,6 +21,7 @@ const cfg = (baseUrl: string): ModelConfig => ({
   params: {},
   concurrency: 8,
   timeoutS: 5,
+  totalTimeoutS: 15,
   retries: 0,
 });
 const request = (i: number) => ({ provider: "openai" as const, model: "m", messages: [{ role: "user" as const, content: `q${i}` }], params: {} });
