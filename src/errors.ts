@@ -76,6 +76,28 @@ export class VerifyError extends SynthbuildError {
   }
 }
 
+/**
+ * An answer that concerns the whole endpoint (a rejected key, a forbidden project, an unknown
+ * model or URL, a json_schema the endpoint refuses, an endpoint that cannot be reached) stopped
+ * the build: every other request would have failed the same way. Exit 1, as for any build that
+ * did not produce its dataset (DESIGN: a stopped build leaves dist/ and the lock as they were);
+ * not 2, which promises that nothing was done, while answers received before it are cached.
+ */
+export class EndpointError extends SynthbuildError {
+  readonly exitCode = 1;
+  constructor(
+    message: string,
+    hint: string,
+    /** What went wrong: auth, forbidden, model, path, schema, quota, unreachable, no-answer. */
+    readonly kind: string,
+    readonly endpoint: string,
+    readonly model: string,
+    readonly step: string,
+  ) {
+    super(message, hint);
+  }
+}
+
 /** The build was interrupted (Ctrl-C); finished results are kept. */
 export class InterruptedError extends SynthbuildError {
   readonly exitCode = 130;

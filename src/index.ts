@@ -12,6 +12,7 @@ export { type ShowResult, show } from "./commands/show.js";
 export { type VerifyResult, verify } from "./commands/verify.js";
 export {
   type Diagnostic,
+  EndpointError,
   FrozenError,
   formatDiagnostic,
   InterruptedError,
@@ -28,4 +29,5 @@ export { type Lock, type LockSample, parseLock, serializeLock } from "./lock/loc
 export { type LoadOptions, loadManifest, parseManifest } from "./manifest/load.js";
 export { manifestJsonSchema } from "./manifest/schema.js";
 export type { Manifest } from "./manifest/types.js";
+export { type Redact, redactor, secretsIn } from "./util/redact.js";
 export { VERSION } from "./version.js";

@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import {
   type BuildResult,
   build,
+  EndpointError,
   FrozenError,
   gc,
   init,
@@ -9,8 +10,10 @@ import {
   ManifestSyntaxError,
   type PlanResult,
   plan,
+  redactor,
   type ShowResult,
   SynthbuildError,
+  secretsIn,
   show,
   VERSION,
   VerifyError,
@@ -25,8 +28,10 @@ import { createProgress } from "./progress.js";
  * 130 interrupted); human output goes to stderr, --json output alone to stdout.
  */
 export async function main(argv: string[]): Promise<number> {
-  const err = (line: string) => process.stderr.write(line + "\n");
-  const out = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+  // Everything printed passes the one redaction: an endpoint may echo a key into any message.
+  const redact = redactor(secretsIn(process.env));
+  const err = (line: string) => process.stderr.write(redact(line) + "\n");
+  const out = (value: unknown) => process.stdout.write(redact(JSON.stringify(value, null, 2)) + "\n");
   let code = 0;
 
   const program = new Command("synthbuild")
@@ -36,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--cache-dir <dir>", "cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR)")
     .option("-q, --quiet", "no progress output")
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
     .exitOverride();
 
   const common = () => {
@@ -146,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (id: string, o: { json?: boolean; offline?: boolean }) => {
       const r: ShowResult = await show(id, { ...common(), offline: o.offline });
       if (o.json) out(r);
-      else process.stdout.write(formatShow(r) + "\n");
+      else process.stdout.write(redact(formatShow(r)) + "\n");
     });
 
   program
@@ -199,6 +204,7 @@ export async function main(argv: string[]): Promise<number> {
 function details(e: SynthbuildError): Record<string, unknown> {
   if (e instanceof VerifyError) return { problems: e.problems };
   if (e instanceof FrozenError) return { missing: e.missing };
+  if (e instanceof EndpointError) return { problem: e.kind, endpoint: e.endpoint, model: e.model, step: e.step };
   if (e instanceof ManifestError || e instanceof ManifestSyntaxError) return { diagnostics: e.diagnostics.map(({ frame: _, ...d }) => d) };
   return {};
 }

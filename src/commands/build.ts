@@ -11,7 +11,7 @@ import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
 import { type Lock, lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
-import { emit } from "../output/emit.js";
+import { emit, rejectionWarnings } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
 import { removeStaleOutputs } from "../output/read-back.js";
@@ -195,6 +195,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (controller.signal.aborted)
       throw new InterruptedError("interrupted: dist/ and the lock are as they were; finished answers are cached, and `synthbuild build` goes on from them");
     const emitted = await emit(m, runs, { write: true });
+    for (const w of rejectionWarnings(emitted.rejected)) events.warn?.(w);
     if (existing)
       for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
     const lock = assembleLock(m, runs, emitted, offline);

@@ -1,32 +1,71 @@
+import { setMaxListeners } from "node:events";
 import { UsageError } from "../errors.js";
 import type { GenerateStep, ModelConfig } from "../manifest/types.js";
 import { EchoProvider } from "../providers/echo.js";
 import type { Provider } from "../providers/types.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { type Redact, redactor, secretsIn } from "../util/redact.js";
+import { Breaker } from "./breaker.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 
 /**
  * One provider client per endpoint and one scheduler per (endpoint, model, limits), created on
- * first use: a build whose answers are all cached needs no API key at all.
+ * first use: a build whose answers are all cached needs no API key at all. Also what concerns an
+ * endpoint as a whole: its breaker, and halting every scheduler when the build must stop.
  */
 export class ProviderPool {
   private readonly providers = new Map<string, Promise<Provider>>();
   private readonly schedulers = new Map<string, Scheduler>();
+  private readonly breakers = new Map<string, Breaker>();
+  /**
+   * Aborted when an endpoint error stops the build: the schedulers stop starting requests (their
+   * queues and waits are given this), while requests already sent keep the build's own signal
+   * and may finish, so their answers are kept.
+   */
+  private readonly halt = new AbortController();
+  private readonly schedulerSignal: AbortSignal;
+  private readonly keyEnvs = new Set(["OPENAI_API_KEY"]);
+  private masking: Redact;
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
     private readonly opts: { offline: boolean; concurrency?: number; signal: AbortSignal; onRetry?: SchedulerOptions["onRetry"] },
-  ) {}
+  ) {
+    this.schedulerSignal = AbortSignal.any([opts.signal, this.halt.signal]);
+    // Every queued and waiting request listens to it, as to the build's signal.
+    setMaxListeners(0, this.schedulerSignal);
+    this.masking = redactor(secretsIn(env, this.keyEnvs));
+  }
+
+  /** Masks every key the build's environment holds (and each api_key_env used), wherever a message is stored or printed. */
+  readonly redact: Redact = (text) => this.masking(text);
+
+  /** Start no more requests on any endpoint (those sent already may finish). */
+  stopStarting(): void {
+    this.halt.abort();
+  }
+
+  /** The breaker of the endpoint a step's requests go to. */
+  breakerFor(step: GenerateStep): Breaker {
+    const id = step.model.baseUrl ?? "";
+    let b = this.breakers.get(id);
+    if (!b) this.breakers.set(id, (b = new Breaker()));
+    return b;
+  }
 
   providerFor(step: GenerateStep): Promise<Provider> {
     const cfg = step.model;
     if (this.opts.offline || cfg.provider === "echo") return this.cached("echo", async () => new EchoProvider());
     const id = canonicalJson({ p: cfg.provider, u: cfg.baseUrl, k: cfg.apiKeyEnv, h: cfg.headers, t: cfg.timeoutS });
     return this.cached(id, async () => {
+      if (!this.keyEnvs.has(cfg.apiKeyEnv)) {
+        this.keyEnvs.add(cfg.apiKeyEnv);
+        this.masking = redactor(secretsIn(this.env, this.keyEnvs));
+      }
       const key = this.apiKey(step, cfg);
       // Loaded on first use: the SDK costs ~70 ms of start-up that a cached build should not pay.
       const { OpenAIProvider } = await import("../providers/openai.js");
-      return new OpenAIProvider(cfg, key);
+      return new OpenAIProvider(cfg, key, this.env);
     });
   }
 
@@ -42,8 +81,8 @@ export class ProviderPool {
         rpm: offline ? undefined : cfg.rpm,
         tpm: offline ? undefined : cfg.tpm,
         retries: cfg.retries,
-        signal: this.opts.signal,
-        onRetry: this.opts.onRetry,
+        signal: this.schedulerSignal,
+        onRetry: this.opts.onRetry && ((r) => this.opts.onRetry!({ ...r, error: Object.assign(r.error, { message: this.redact(r.error.message) }) })),
       });
       this.schedulers.set(id, s);
     }
@@ -59,6 +98,13 @@ export class ProviderPool {
   private apiKey(step: GenerateStep, cfg: ModelConfig): string {
     const key = this.env[cfg.apiKeyEnv];
     if (key) return key;
+    // A variable the manifest names is meant to hold the key: sending none instead would fail
+    // every request with a 401, one by one.
+    if (cfg.apiKeyEnv !== "OPENAI_API_KEY")
+      throw new UsageError(
+        `step '${step.id}' reads its API key from ${cfg.apiKeyEnv} (model.api_key_env), which is not set`,
+        `export ${cfg.apiKeyEnv}=…, or change model.api_key_env to the variable that holds the key`,
+      );
     // Local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) usually take any key.
     if (cfg.baseUrl) return "no-key";
     throw new UsageError(

@@ -1,14 +1,23 @@
+import { setMaxListeners } from "node:events";
 import { CACHE_FORMAT, type Cache, type CacheEntry } from "../cache/store.js";
 import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
+import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
 import type { Answer, Resolver } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { requestTokens } from "../plan/tokens.js";
-import type { ProviderAnswer } from "../providers/types.js";
+import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
+import { endpointError } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import { RetriesExhausted } from "./scheduler.js";
+import { TimeBudget } from "./time-budget.js";
+
+/** With `on_empty: retry`, an empty answer in the cache is no answer: it is requested again. */
+function usable(e: CacheEntry, step?: GenerateStep): boolean {
+  return !(step?.retryEmpty && isRetryableEmpty({ text: e.response.text, finishReason: e.response.finish_reason }));
+}
 
 export function answerFromEntry(e: CacheEntry, cached: boolean): Answer {
   const u = e.response.usage;
@@ -31,9 +40,9 @@ export class CacheResolver implements Resolver {
     private readonly evict = true,
   ) {}
 
-  async answer(key: string): Promise<Answer | undefined> {
+  async answer(key: string, _req?: ChatRequest, _sample?: Sample, step?: GenerateStep): Promise<Answer | undefined> {
     const e = await this.cache.get(key, { evict: this.evict });
-    return e ? answerFromEntry(e, true) : undefined;
+    return e && usable(e, step) ? answerFromEntry(e, true) : undefined;
   }
 }
 
@@ -47,9 +56,21 @@ export interface RequestEvents {
 /**
  * Cache first; a miss goes through the step's scheduler to its provider and is stored the moment
  * it arrives. Identical requests within one build are sent once.
+ *
+ * An answer that concerns the whole endpoint (EndpointRefused, or the breaker giving up on an
+ * endpoint that does not answer) stops the build: no request is started after it, the requests
+ * already sent are waited for and their answers stored, and then every request of the build
+ * rejects with the one EndpointError, which the walk and the build pass on without writing
+ * dist/ or the lock.
  */
 export class BuildResolver implements Resolver {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
+  /** Requests on the wire (sent, answer not yet stored): what a stop waits for. */
+  private readonly sent = new Set<Promise<void>>();
+  private stopped?: SynthbuildError;
+  /** Aborted to abandon the requests on the wire when the endpoint is not answering anyway. */
+  private readonly abandon = new AbortController();
+  private readonly requestSignal: AbortSignal;
 
   constructor(
     private readonly cache: Cache,
@@ -60,7 +81,10 @@ export class BuildResolver implements Resolver {
     private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample) => boolean = () => true,
     /** A tokenizer, when some step has a tpm limit to pace. */
     private readonly countTokens?: (text: string) => number,
-  ) {}
+  ) {
+    this.requestSignal = AbortSignal.any([signal, this.abandon.signal]);
+    setMaxListeners(0, this.requestSignal);
+  }
 
   private estimate(req: ChatRequest): number {
     return estimateTokens(req, this.countTokens);
@@ -68,8 +92,9 @@ export class BuildResolver implements Resolver {
 
   async answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
     const hit = await this.cache.get(key);
-    if (hit) return answerFromEntry(hit, true);
+    if (hit && usable(hit, step)) return answerFromEntry(hit, true);
     if (this.signal.aborted) return undefined;
+    if (this.stopped) return this.whenStopped();
     let p = this.inflight.get(key);
     if (!p) {
       p = this.request(key, req, sample, step);
@@ -82,31 +107,78 @@ export class BuildResolver implements Resolver {
     return p;
   }
 
+  /**
+   * `abandon`: the endpoint is not answering, so the requests on the wire would only time out;
+   * otherwise (a refusal of the key, the model, ...) they are waited for and their answers kept.
+   */
+  private stop(err: SynthbuildError, abandon = false): void {
+    if (this.stopped) return;
+    this.stopped = err;
+    this.pool.stopStarting();
+    if (abandon) this.abandon.abort();
+  }
+
+  /** Once the requests on the wire have settled (their answers stored), the error that stopped the build. */
+  private async whenStopped(): Promise<never> {
+    await Promise.allSettled([...this.sent]);
+    throw this.stopped!;
+  }
+
   private async request(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
     if (!this.mayStart(step, req, sample)) return undefined;
     const provider = await this.pool.providerFor(step);
     const scheduler = this.pool.schedulerFor(step);
+    const breaker = provider.offline ? undefined : this.pool.breakerFor(step);
+    const budget = new TimeBudget(step.model.timeoutS * 1000, step.model.totalTimeoutS * 1000);
     const started = Date.now();
+    let onWire: (() => void) | undefined;
+    const landed = () => {
+      onWire?.();
+      onWire = undefined;
+    };
     let answer: ProviderAnswer;
     try {
       answer = await scheduler.run(
-        (signal) => {
+        async () => {
+          if (this.stopped) throw new RequestError("the build is stopping", false);
+          if (!onWire) {
+            const p = new Promise<void>((r) => (onWire = r));
+            this.sent.add(p);
+            void p.then(() => this.sent.delete(p));
+          }
           this.events.onStart?.(step);
-          return provider.complete(req, signal).then((a) => {
+          const t0 = Date.now();
+          breaker?.attempt(t0);
+          let a: ProviderAnswer;
+          try {
+            // Not the scheduler's signal: a stop halts the schedulers, but a request already sent
+            // may finish.
+            a = await provider.complete(req, this.requestSignal, { timeoutMs: budget.nextTimeoutMs() });
+          } catch (e) {
+            this.sawFailure(e, step, breaker);
+            throw budget.charge(Date.now() - t0, e);
+          }
+          breaker?.heard(Date.now());
+          if (!dropReason(a)) {
             if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
-            return a;
-          });
+          } else if (step.retryEmpty && isRetryableEmpty(a)) {
+            throw new RequestError("empty answer (on_empty: retry)", true);
+          }
+          return a;
         },
         this.estimate(req),
         (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
       );
     } catch (err) {
+      landed();
       if (this.signal.aborted) {
         this.events.onFailure?.(sample, step, req, "aborted");
         return undefined;
       }
+      if (this.stopped) return this.whenStopped();
       if (err instanceof SynthbuildError) throw err;
-      const message = err instanceof RetriesExhausted ? err.message : (err as Error).message;
+      // The lock, --json and the summary carry this: no key may be in it, whatever the endpoint echoed.
+      const message = this.pool.redact(err instanceof RetriesExhausted ? err.message : (err as Error).message);
       this.events.onFailure?.(sample, step, req, message);
       throw new Error(message);
     }
@@ -128,9 +200,34 @@ export class BuildResolver implements Resolver {
     };
     // Another build sharing the cache may have stored an answer first: then its answer is the one
     // this lock names too (this one was paid for, and is counted, but not kept).
-    const stored = await this.cache.put(entry);
+    let stored: CacheEntry;
+    try {
+      stored = await this.cache.put(entry);
+    } finally {
+      landed();
+    }
     this.events.onAnswer?.(step, req, answer, provider.offline);
     return answerFromEntry(stored, false);
+  }
+
+  /** What a failed attempt says about the endpoint: a refusal of every request, or one more silence. */
+  private sawFailure(e: unknown, step: GenerateStep, breaker: ReturnType<ProviderPool["breakerFor"]> | undefined): void {
+    if (this.signal.aborted || this.stopped) return;
+    const now = Date.now();
+    if (e instanceof NoResponse) {
+      if (breaker?.silent(now)) {
+        const s = breaker.silence(now);
+        const detail =
+          e.kind === "connect"
+            ? `${e.what} (${s.failures} attempts in a row over ${(s.ms / 1000).toFixed(1)} s, ${s.everAnswered ? "none answered since the last answer" : "none answered"})`
+            : `${s.failures} attempts in a row got no response in ${step.model.timeoutS} s (model.timeout_s), ${s.everAnswered ? "none since the last answer" : "and none has been answered"}`;
+        this.stop(endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.pool.redact(detail), step), true);
+      }
+      return;
+    }
+    // Any other failure came with (or after) a response: the endpoint is there.
+    breaker?.heard(now);
+    if (e instanceof EndpointRefused) this.stop(endpointError(e.problem, this.pool.redact(e.message), step));
   }
 }
 

@@ -102,6 +102,10 @@ export class RunPool {
 
   private answered(slot: Slot, msg: FromModuleWorker): void {
     if (slot.retired) return; // timed out, or closed, while this answer was on its way
+    if ("crashed" in msg) {
+      this.lost(slot, `crashed its worker thread: ${msg.crashed}`);
+      return;
+    }
     const call = slot.calls.shift();
     if (!call || call.id !== msg.id) throw new Error(`run worker answered call ${msg.id} out of order`);
     this.time(slot);

@@ -3,7 +3,6 @@ import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, stat
 import { readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Cache } from "../cache/store.js";
 import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/resolve-dimensions.js";

@@ -20,6 +20,8 @@ export type FromModuleWorker = { id: number } & (
   | { threw: string }
   | { loadError: string }
   | { exited: string }
+  /** Not an answer: the thread failed outside any call (id -1) and is ending. */
+  | { crashed: string }
 );
 
 // Beside this file in both layouts: lib/manifest/ (tsc) and lib/bundle/ (scripts/bundle-cli.js makes

@@ -8,7 +8,7 @@
  * oldest it has not heard back about), so a timeout or a crash is blamed on the right sample.
  */
 import { parentPort } from "node:worker_threads";
-import type { ModuleCall, ToModuleWorker } from "./module-thread.js";
+import type { FromModuleWorker, ModuleCall, ToModuleWorker } from "./module-thread.js";
 
 class ExitCalled extends Error {
   constructor(readonly code: string) {
@@ -16,6 +16,8 @@ class ExitCalled extends Error {
     super(`called process.exit(${code})`);
   }
 }
+
+const exitThread = process.exit.bind(process);
 
 // In a worker thread, process.exit() would end only the thread, and every call queued behind
 // the one that made it with it; as an error it fails one sample and the thread goes on.
@@ -31,6 +33,15 @@ function defaultExport(url: string): Promise<unknown> {
 }
 
 const port = parentPort!;
+
+// An error thrown outside any call (from a timer the module set): the thread cannot go on. Said
+// to the parent as a message, then the thread ends itself: left to Node's own uncaught-exception
+// path, a worker thread being torn down at that moment can abort the whole process (Node 20).
+process.on("uncaughtException", (err) => {
+  const message = err instanceof ExitCalled ? err.message : err instanceof Error ? err.message : String(err);
+  port.postMessage({ id: -1, crashed: message } satisfies FromModuleWorker);
+  exitThread(1);
+});
 let queue = Promise.resolve();
 port.on("message", (msg: ToModuleWorker) => {
   if (msg.kind === "load") queue = queue.then(() => load(msg));

@@ -36,6 +36,7 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     rpm: raw.rpm,
     tpm: raw.tpm,
     timeoutS: raw.timeout_s ?? DEFAULTS.timeoutS,
+    totalTimeoutS: raw.total_timeout_s ?? 3 * (raw.timeout_s ?? DEFAULTS.timeoutS),
     retries: raw.retries ?? DEFAULTS.retries,
     price: raw.price ? { inputPerMtok: raw.price.input_per_mtok, outputPerMtok: raw.price.output_per_mtok } : undefined,
   };

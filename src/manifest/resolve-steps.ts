@@ -179,6 +179,7 @@ function resolveStep(
       messages,
       model: cfg,
       jsonSchema: g.json_schema,
+      ...(g.on_empty === "retry" ? { retryEmpty: true as const } : {}),
       ...definition({
         kind: "generate",
         template: hashValue(messages.map((m) => [m.role, m.template.source])),
@@ -188,6 +189,8 @@ function resolveStep(
         params: cfg.params,
         extra_body: Object.keys(cfg.extraBody).length ? hashValue(cfg.extraBody) : null,
         json_schema: g.json_schema ? hashValue(g.json_schema) : null,
+        // Only when set: a manifest without it keeps the definition it always had.
+        ...(g.on_empty === "retry" ? { on_empty: "retry" } : {}),
       }),
     };
   }

@@ -59,8 +59,21 @@ export const Model = strict({
   concurrency: z.number().int().min(1).max(4096).optional(),
   rpm: z.number().positive().optional().describe("Client-side requests-per-minute limit"),
   tpm: z.number().positive().optional().describe("Client-side tokens-per-minute limit"),
-  timeout_s: z.number().positive().optional(),
-  retries: z.number().int().min(0).max(100).optional(),
+  timeout_s: z
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      "Per attempt: seconds to wait for the answer to arrive (default 120). A chat completion that is not streamed sends nothing until it is complete, so this is also the first-byte timeout; an attempt that exceeds it is abandoned and retried",
+    ),
+  total_timeout_s: z
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      "Per request, over all its attempts: seconds it may wait for answers in total (default 3 × timeout_s); waits between attempts and for rate limits do not count. Then the sample fails",
+    ),
+  retries: z.number().int().min(0).max(100).optional().describe("Attempts after the first, for failures that may pass (default 6)"),
   price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
 }).describe("Model defaults; a generate step may override any field.");
 
@@ -105,6 +118,10 @@ export const GenerateStep = strict({
   messages: z.array(Message).min(1).optional(),
   model: Model.optional(),
   json_schema: z.record(z.string(), z.unknown()).optional().describe("Structured output: the answer must be JSON valid against this schema"),
+  on_empty: z
+    .enum(["drop", "retry"])
+    .optional()
+    .describe("An empty answer: drop the sample (the default; the answer is cached) or ask again (up to model.retries, then the sample fails)"),
 });
 
 const Patterns = z.union([z.string(), z.array(z.string())]);

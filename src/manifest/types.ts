@@ -40,7 +40,10 @@ export interface ModelConfig {
   readonly concurrency: number;
   readonly rpm?: number;
   readonly tpm?: number;
+  /** Per attempt. */
   readonly timeoutS: number;
+  /** Per request, over all its attempts (time waiting on the endpoint only). */
+  readonly totalTimeoutS: number;
   readonly retries: number;
   readonly price?: { readonly inputPerMtok: number; readonly outputPerMtok: number };
 }
@@ -70,6 +73,8 @@ export interface GenerateStep extends StepBase {
   readonly messages: MessageTemplate[];
   readonly model: ModelConfig;
   readonly jsonSchema?: Record<string, unknown>;
+  /** `on_empty: retry`: an empty answer is a failed attempt, not an answer. */
+  readonly retryEmpty?: true;
 }
 
 export interface FilterStep extends StepBase {

@@ -8,13 +8,21 @@ import { RENDER_VERSION, renderTemplate } from "../template/engine.js";
 import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { uniqueNames } from "./file-names.js";
-import { outputScope, renderRecord } from "./rows.js";
+import { outputScope, rejectedBy, renderRecord } from "./rows.js";
 import { splitOf } from "./split.js";
 
 export interface EmitResult {
   outputs: LockOutput[];
   /** Sample id → split name, from the first output that has a split. */
   splits: Map<string, string>;
+  /** Rows left out because the output's consumer would reject them (see rows.ts). */
+  rejected: RejectedRow[];
+}
+
+export interface RejectedRow {
+  path: string;
+  sample: string;
+  reason: string;
 }
 
 /**
@@ -28,17 +36,21 @@ export async function emit(m: Manifest, runs: SampleRun[], opts: { write: boolea
   const kept = runs.filter((r) => r.status === "kept").sort((a, b) => (a.sample.id < b.sample.id ? -1 : a.sample.id > b.sample.id ? 1 : 0));
   const outputs: LockOutput[] = [];
   const splits = new Map<string, string>();
+  const rejected: RejectedRow[] = [];
   for (const out of m.outputs) {
     const groups = groupBySplit(m, out, kept);
     if (out.split && splits.size === 0) for (const [name, rs] of groups) for (const run of rs) if (name !== undefined) splits.set(run.sample.id, name);
     const def = outputDef(m, out);
     for (const target of outputTargets(out)) {
       const rs = groups.get(target.split)!;
-      const result = out.format === "files" ? await emitFiles(m, out, rs, target.abs, opts.write) : await emitLines(m, out, rs, target.abs, opts.write);
+      const result =
+        out.format === "files"
+          ? await emitFiles(m, out, rs, target.abs, opts.write)
+          : await emitLines(m, out, rs, target.abs, opts.write, (sample, reason) => rejected.push({ path: target.path, sample, reason }));
       outputs.push({ path: target.path, ...result, def });
     }
   }
-  return { outputs, splits };
+  return { outputs, splits, rejected };
 }
 
 /** Everything an output's content depends on besides the samples themselves. */
@@ -62,13 +74,28 @@ function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): Map<string |
 }
 
 /** JSONL, rendered and written in ~1 MB chunks and hashed as it goes: memory stays flat however large the dataset. */
-async function emitLines(m: Manifest, out: Output, runs: SampleRun[], abs: string, write: boolean): Promise<{ rows: number; hash: string }> {
+async function emitLines(
+  m: Manifest,
+  out: Output,
+  runs: SampleRun[],
+  abs: string,
+  write: boolean,
+  reject: (sample: string, reason: string) => void,
+): Promise<{ rows: number; hash: string }> {
   const hasher = createHash128();
   const writer = write ? await AtomicFileWriter.open(abs) : undefined;
+  let rows = 0;
   try {
     let chunk = "";
     for (const run of runs) {
-      chunk += JSON.stringify(renderRecord(out, outputScope(m, run))) + "\n";
+      const record = renderRecord(out, outputScope(m, run));
+      const why = rejectedBy(out, record);
+      if (why) {
+        reject(run.sample.id, why);
+        continue;
+      }
+      rows++;
+      chunk += JSON.stringify(record) + "\n";
       if (chunk.length >= 1 << 20) {
         hasher.update(chunk);
         await writer?.write(chunk);
@@ -82,7 +109,7 @@ async function emitLines(m: Manifest, out: Output, runs: SampleRun[], abs: strin
     await writer?.abort();
     throw err;
   }
-  return { rows: runs.length, hash: hasher.digest() };
+  return { rows, hash: hasher.digest() };
 }
 
 /** The tutorial's layout: prompts/NAME.txt and completions/NAME.txt, one pair per sample. */
@@ -126,4 +153,14 @@ export function filesDigest(files: [string, string, string][]): string {
       .sort()
       .join("\0\0"),
   );
+}
+
+/** The rejected rows as one warning per output, naming a few samples. */
+export function rejectionWarnings(rejected: RejectedRow[]): string[] {
+  const byPath = new Map<string, RejectedRow[]>();
+  for (const r of rejected) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+  return [...byPath].map(([path, rs]) => {
+    const ids = rs.slice(0, 5).map((r) => r.sample);
+    return `${path}: left out ${rs.length} row${rs.length === 1 ? "" : "s"} (sample${rs.length === 1 ? "" : "s"} ${ids.join(", ")}${rs.length > 5 ? ", …" : ""}): ${rs[0]!.reason}`;
+  });
 }

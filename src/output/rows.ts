@@ -32,3 +32,24 @@ export function renderRecord(out: Output, scope: Record<string, unknown>): Recor
       throw new Error("the files format has no records");
   }
 }
+
+/**
+ * Why the output's consumer would reject this row, or undefined: no output format writes a row
+ * its consumer rejects. openai-chat: OpenAI's fine-tuning format check refuses a message without
+ * content; prompt-completion: a row with nothing to complete teaches nothing. A blank text counts
+ * as empty. (`jsonl` records have no known consumer: written as rendered.)
+ */
+export function rejectedBy(out: Output, record: Record<string, unknown>): string | undefined {
+  const blank = (v: unknown) => typeof v !== "string" || v.trim() === "";
+  switch (out.format) {
+    case "openai-chat":
+      // An empty system message is left out when rendered; the others must say something.
+      for (const msg of record.messages as { role: string; content: string }[])
+        if (msg.role !== "system" && blank(msg.content)) return `its ${msg.role} message would be empty, which OpenAI's fine-tuning format check rejects`;
+      return undefined;
+    case "prompt-completion":
+      return blank(record.completion) ? "its completion would be empty" : undefined;
+    default:
+      return undefined;
+  }
+}

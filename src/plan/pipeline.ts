@@ -2,6 +2,7 @@ import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
 import { hash64 } from "../util/hash.js";
+import { dropReason } from "./answer-drops.js";
 import { nearDuplicates } from "./near-duplicates.js";
 import { dedupeRecipe, stepRecipe } from "./recipe.js";
 import { type ChatRequest, renderRequest, requestKey } from "./request.js";
@@ -128,6 +129,13 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         run.scope[step.id] = answer.text;
         if (answer.finishReason === "length") (run.truncated ??= new Set()).add(step.id);
         const out = hash64(answer.text);
+        // A refusal, a content filter's stop or an empty answer: recorded with the step (its key
+        // and answer stay in the lock), and the sample dropped by this step with that reason.
+        const unusable = dropReason(answer);
+        if (unusable) {
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason: unusable };
+        }
         run.steps.push({
           ...base,
           status: answer.cached ? "cached" : "ran",

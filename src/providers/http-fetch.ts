@@ -19,7 +19,7 @@ import { type ProxyRoute, proxyAgent, proxyFor } from "./proxy.js";
  * checks case by case. Unlike the global fetch of Node 20, it honours HTTP_PROXY, HTTPS_PROXY,
  * ALL_PROXY and NO_PROXY (what the global fetch is handed, a redirect, goes direct).
  */
-export function createHttpFetch(): typeof fetch {
+export function createHttpFetch(opts: { maxBodyBytes?: number } = {}): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: Infinity }), https: new HttpsAgent({ keepAlive: true, maxSockets: Infinity }) };
   const routes = new Map<string, ProxyRoute | undefined>();
@@ -55,12 +55,21 @@ export function createHttpFetch(): typeof fetch {
       return Promise.reject(err);
     }
     const { agent, via } = route;
-    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a, via)) : send(input, url, init, headers, agent, via);
+    const max = opts.maxBodyBytes ?? Infinity;
+    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a, via, max)) : send(input, url, init, headers, agent, via, max);
   };
 }
 
 /** One request, its whole body read, as a standard Response (see createHttpFetch). */
-function send(input: string | URL | Request, url: string, init: RequestInit, headers: Record<string, string>, agent: Agent, via?: string): Promise<Response> {
+function send(
+  input: string | URL | Request,
+  url: string,
+  init: RequestInit,
+  headers: Record<string, string>,
+  agent: Agent,
+  via: string | undefined,
+  maxBodyBytes: number,
+): Promise<Response> {
   const signal = init.signal ?? undefined;
   // Aborted while a proxy agent was loading.
   if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -81,7 +90,8 @@ function send(input: string | URL | Request, url: string, init: RequestInit, hea
     };
     const req = request(url, { method: init.method ?? "GET", headers, agent }, (res) => {
       const status = res.statusCode ?? 0;
-      if (REDIRECTS.has(status) && res.headers.location) {
+      // redirect: "manual" asks for the redirect itself as the response, as fetch gives it.
+      if (REDIRECTS.has(status) && res.headers.location && init.redirect !== "manual") {
         // The server did not act on it; fetch repeats it where it points, as the spec says.
         res.destroy();
         settled = true;
@@ -90,7 +100,17 @@ function send(input: string | URL | Request, url: string, init: RequestInit, hea
         return;
       }
       const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
+      let size = 0;
+      const tooLarge = () => {
+        req.destroy();
+        fail(responseTooLarge(maxBodyBytes));
+      };
+      if (Number(res.headers["content-length"]) > maxBodyBytes) return tooLarge();
+      res.on("data", (c: Buffer) => {
+        // Counted as it arrives: a runaway body must not be held in memory before it is refused.
+        if ((size += c.length) > maxBodyBytes) tooLarge();
+        else chunks.push(c);
+      });
       res.on("error", fail);
       res.on("close", () => {
         if (!res.complete) fail(new Error("the connection closed before the response was complete"));
@@ -110,6 +130,19 @@ function send(input: string | URL | Request, url: string, init: RequestInit, hea
     req.on("error", fail);
     signal?.addEventListener("abort", onAbort, { once: true });
     req.end((init.body as string | Uint8Array | null | undefined) ?? undefined);
+  });
+}
+
+/**
+ * No chat completion comes near this (a 128k-token answer is well under 1 MiB); a body that does
+ * is a server gone wrong, and is refused before it fills the memory of a build with many in flight.
+ */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+export const RESPONSE_TOO_LARGE = "SYNTHBUILD_RESPONSE_TOO_LARGE";
+
+function responseTooLarge(max: number): Error {
+  return Object.assign(new Error(`the response is larger than ${Math.round(max / 1024 / 1024)} MiB, far more than any chat completion: refused`), {
+    code: RESPONSE_TOO_LARGE,
   });
 }
 

@@ -1,9 +1,15 @@
+import { formatWithOptions } from "node:util";
 import OpenAI from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
-import { createHttpFetch } from "./http-fetch.js";
+import { type Redact, redactor } from "../util/redact.js";
+import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
+import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
-import { type Provider, type ProviderAnswer, RequestError } from "./types.js";
+import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
+
+type LogLevel = "off" | "error" | "warn" | "info" | "debug";
+const LOG_LEVELS = new Set<string>(["off", "error", "warn", "info", "debug"]);
 
 /**
  * Any OpenAI-compatible chat endpoint (OpenAI, gateways, vLLM, llama.cpp, Ollama). The SDK's own
@@ -12,25 +18,37 @@ import { type Provider, type ProviderAnswer, RequestError } from "./types.js";
 export class OpenAIProvider implements Provider {
   readonly offline = false;
   private readonly client: OpenAI;
+  private readonly redact: Redact;
 
-  constructor(cfg: ModelConfig, apiKey: string) {
+  /** `env` is the build's: where `OPENAI_LOG` is read (the SDK would read process.env). */
+  constructor(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv = process.env) {
     // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
     proxyFor(cfg.baseUrl || "https://api.openai.com/v1");
+    this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
+    const http = createHttpFetch({ maxBodyBytes: MAX_RESPONSE_BYTES });
+    const level = env.OPENAI_LOG;
     this.client = new OpenAI({
       apiKey,
       baseURL: cfg.baseUrl,
       maxRetries: 0,
       timeout: cfg.timeoutS * 1000,
       defaultHeaders: cfg.headers,
-      fetch: createHttpFetch(),
+      // A redirect is reported, not followed: fetch would resend the POST (or, on 301/302, turn
+      // it into a GET), up to 20 times in a loop; the address to use is the user's to fix.
+      fetch: (url, init) => http(url, { ...init, redirect: "manual" }),
+      // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
+      // stderr instead, with every secret an endpoint may echo masked.
+      logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
+      logger: stderrLogger(this.redact),
     });
   }
 
-  async complete(req: ChatRequest, signal: AbortSignal): Promise<ProviderAnswer> {
+  async complete(req: ChatRequest, signal: AbortSignal, opts: { timeoutMs?: number } = {}): Promise<ProviderAnswer> {
     const body: Record<string, unknown> = { ...req.extra_body, model: req.model, messages: req.messages, ...req.params };
     if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
-    let data: OpenAI.Chat.Completions.ChatCompletion;
+    let data: unknown;
     let requestId: string | null;
+    let contentType: string | null;
     // The SDK adds an abort listener to the signal it is given and never removes it. Given the
     // build's one signal, that is a listener (about 1 KB) kept per request for the whole build; a
     // signal per request that follows the build's is dropped with the request.
@@ -38,47 +56,135 @@ export class OpenAIProvider implements Provider {
     const follow = () => own.abort(signal.reason);
     if (signal.aborted) follow();
     else signal.addEventListener("abort", follow, { once: true });
+    const timeout = opts.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(opts.timeoutMs));
     try {
       const r = await this.client.chat.completions
-        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, { signal: own.signal })
+        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, { signal: own.signal, ...(timeout ? { timeout } : {}) })
         .withResponse();
       data = r.data;
       requestId = r.request_id;
+      contentType = r.response.headers.get("content-type");
     } catch (err) {
-      throw toRequestError(err);
+      throw this.redacted(toRequestError(err, req, timeout ?? this.client.timeout));
     } finally {
       signal.removeEventListener("abort", follow);
     }
-    const choice = data?.choices?.[0];
-    if (!choice || typeof choice.message?.content !== "string") {
-      throw new RequestError("malformed answer: no choices[0].message.content", true);
+    try {
+      return { ...readAnswer(data, contentType), requestId: requestId ?? undefined };
+    } catch (err) {
+      throw this.redacted(err as RequestError);
     }
-    return {
-      text: choice.message.content,
-      finishReason: choice.finish_reason ?? "unknown",
-      usage: data.usage ? { input: data.usage.prompt_tokens, output: data.usage.completion_tokens } : undefined,
-      model: data.model,
-      fingerprint: data.system_fingerprint ?? undefined,
-      requestId: requestId ?? undefined,
-    };
+  }
+
+  private redacted(err: RequestError): RequestError {
+    err.message = this.redact(err.message);
+    return err;
   }
 }
 
-/** Map the SDK's errors to retryable or final, with the server's retry-after where it gave one. */
-export function toRequestError(err: unknown): RequestError {
+/**
+ * A 200 response as an answer. A refusal and a stop by the endpoint's content filter are the
+ * model's answers (the pipeline drops the sample with that reason; the cache keeps them, as they
+ * were paid for): a refusal is given as its text with finish reason "refusal". Anything that is
+ * not a chat completion fails the request with what it was instead.
+ */
+export function readAnswer(data: unknown, contentType: string | null): Omit<ProviderAnswer, "requestId"> {
+  if (typeof data === "string") {
+    throw new RequestError(`the endpoint answered HTTP 200 with ${contentType || "no content type"}, not a chat completion: ${gist(data)}`, false);
+  }
+  if (!data || typeof data !== "object" || Array.isArray(data)) {
+    throw new RequestError(`the endpoint answered HTTP 200 with ${JSON.stringify(data)?.slice(0, 60) ?? "nothing"}, not a chat completion`, true);
+  }
+  const completion = data as Partial<OpenAI.Chat.Completions.ChatCompletion> & { error?: { message?: string } };
+  if (!Array.isArray(completion.choices)) {
+    if (completion.error)
+      throw new RequestError(
+        `the endpoint answered HTTP 200 with an error: ${gist(String(completion.error.message ?? JSON.stringify(completion.error)))}`,
+        true,
+      );
+    throw new RequestError("malformed answer: the response has no choices", true);
+  }
+  const choice = completion.choices[0];
+  if (!choice) throw new RequestError("malformed answer: the response has no choices (choices: [])", true);
+  const message = choice.message as { content?: unknown; refusal?: unknown; tool_calls?: unknown } | undefined;
+  const meta = {
+    usage: completion.usage ? { input: completion.usage.prompt_tokens, output: completion.usage.completion_tokens } : undefined,
+    model: completion.model,
+    fingerprint: completion.system_fingerprint ?? undefined,
+  };
+  if (typeof message?.refusal === "string" && message.refusal) return { text: message.refusal, finishReason: "refusal", ...meta };
+  const finishReason = choice.finish_reason ?? "unknown";
+  if (finishReason === "content_filter") return { text: typeof message?.content === "string" ? message.content : "", finishReason, ...meta };
+  if (typeof message?.content !== "string") {
+    const what = message?.tool_calls
+      ? "tool calls instead of text"
+      : message
+        ? `message.content ${message.content === null ? "null" : typeof message.content}`
+        : "no message";
+    throw new RequestError(`malformed answer: ${what} (finish_reason ${finishReason})`, true);
+  }
+  return { text: message.content, finishReason, ...meta };
+}
+
+/**
+ * Map the SDK's errors to retryable or final, with the server's retry-after where it gave one.
+ * Errors that concern the whole endpoint (see classify.ts) are EndpointRefused; no response at
+ * all is NoResponse.
+ */
+export function toRequestError(err: unknown, req?: ChatRequest, timeoutMs?: number): RequestError {
   if (err instanceof OpenAI.APIUserAbortError) return new RequestError("aborted", false);
-  if (err instanceof OpenAI.APIConnectionTimeoutError) return new RequestError("timed out", true);
-  if (err instanceof OpenAI.APIConnectionError)
-    return new RequestError(`connection failed: ${err.cause instanceof Error ? err.cause.message : err.message}`, true);
+  if (err instanceof OpenAI.APIConnectionTimeoutError)
+    return new NoResponse(timeoutMs ? `timed out: no answer in ${fmtSeconds(timeoutMs)}` : "timed out", "timeout", "no answer");
+  if (err instanceof OpenAI.APIConnectionError) {
+    const cause = err.cause instanceof Error ? err.cause : undefined;
+    if ((cause as { code?: string } | undefined)?.code === RESPONSE_TOO_LARGE) return new RequestError(cause!.message, false);
+    const message = `connection failed: ${cause ? cause.message : err.message}`;
+    const what = connectFailure(err.cause);
+    // The proxy that could not be reached is what to fix, not the endpoint behind it.
+    const via = /\(via proxy [^)]+\)/.exec(message)?.[0];
+    return what ? new NoResponse(message, "connect", via ? `${what} ${via}` : what) : new RequestError(message, true);
+  }
   if (err instanceof OpenAI.APIError && err.status !== undefined) {
     const status = err.status;
+    const body = (err.error ?? {}) as ErrorBody;
+    const msg = gist(typeof body.message === "string" ? body.message : err.message.replace(/^\d{3} /, ""));
+    if (status >= 300 && status < 400) {
+      const to = err.headers?.get("location");
+      return new RequestError(
+        `the endpoint redirected ${to ? `to ${to} ` : ""}(HTTP ${status}) instead of answering; redirects are not followed: set model.base_url to the address it points to`,
+        false,
+        status,
+      );
+    }
+    const problem = req ? endpointProblem(status, body, req) : undefined;
+    if (problem) return new EndpointRefused(`HTTP ${status}: ${msg}`, problem, status);
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
-    const msg = (err.error as { message?: string } | undefined)?.message ?? err.message;
     return new RequestError(`HTTP ${status}: ${msg}`, retryable, status, retryAfter(err.headers));
   }
   if (err instanceof SyntaxError) return new RequestError(`malformed response body: ${err.message}`, true);
   if (err instanceof Error) return new RequestError(err.message, true);
   return new RequestError(String(err), true);
+}
+
+/** Error texts and bodies as one short line: an HTML page reduced to its title or text. */
+function gist(text: string, max = 200): string {
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1];
+  let t = title ?? text.replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ").replace(/<[^>]+>/g, " ");
+  t = t.replace(/\s+/g, " ").trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
+function fmtSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s`;
+}
+
+/** The SDK's logger, writing to stderr through the redaction. */
+function stderrLogger(redact: Redact) {
+  const line =
+    (level: string) =>
+    (...args: unknown[]) =>
+      process.stderr.write(`${redact(`openai ${level}: ${formatWithOptions({ colors: false, depth: 6 }, ...args)}`)}\n`);
+  return { error: line("error"), warn: line("warn"), info: line("info"), debug: line("debug") };
 }
 
 function retryAfter(headers: Headers | undefined): number | undefined {

@@ -11,7 +11,8 @@ export interface ProviderAnswer {
 
 export interface Provider {
   readonly offline: boolean;
-  complete(req: ChatRequest, signal: AbortSignal): Promise<ProviderAnswer>;
+  /** `timeoutMs` overrides the endpoint's per-attempt timeout (a request's remaining time budget). */
+  complete(req: ChatRequest, signal: AbortSignal, opts?: { timeoutMs?: number }): Promise<ProviderAnswer>;
 }
 
 /**
@@ -27,5 +28,39 @@ export class RequestError extends Error {
   ) {
     super(message);
     this.name = "RequestError";
+  }
+}
+
+/** What about an endpoint makes every request to it fail, whatever the request says. */
+export type EndpointProblem = "auth" | "forbidden" | "model" | "path" | "schema" | "quota";
+
+/**
+ * The endpoint refused in a way that concerns every request, not this one: the key, the project,
+ * the model, the URL, or the step's json_schema (the same for each of its requests). Never retried;
+ * the build stops at the first.
+ */
+export class EndpointRefused extends RequestError {
+  constructor(
+    message: string,
+    readonly problem: EndpointProblem,
+    status: number,
+  ) {
+    super(message, false, status);
+  }
+}
+
+/**
+ * No HTTP response at all: the connection could not be made (refused, DNS, TLS) or nothing came
+ * back in time. Retried like any transient failure; the breaker counts them to tell a dead
+ * endpoint from a flaky one.
+ */
+export class NoResponse extends RequestError {
+  constructor(
+    message: string,
+    readonly kind: "connect" | "timeout",
+    /** For connection failures, what went wrong in a few words ("connection refused"). */
+    readonly what: string,
+  ) {
+    super(message, true);
   }
 }

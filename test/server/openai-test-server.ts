@@ -33,8 +33,9 @@ export interface FaultRule {
    *   message content is truncated JSON (as if a structured-output model
    *   misbehaved), finish_reason "stop".
    * - `hang`: never answer (until `close()`, or the client gives up).
+   * - the answers that are not what they should be (see `BadAnswerKind`).
    */
-  kind: "status" | "reset" | "malformed" | "malformed_content" | "hang";
+  kind: "status" | "reset" | "malformed" | "malformed_content" | "hang" | BadAnswerKind;
   /** for kind "status": 429, 500, 400, 408... (default 500) */
   status?: number;
   /** how many matching requests it applies to; undefined = forever */
@@ -46,9 +47,30 @@ export interface FaultRule {
   /** -> `retry-after-ms` header */
   retryAfterMs?: number;
   headers?: Record<string, string>;
-  /** JSON error body override; default {error:{message,type,param,code}} like OpenAI */
+  /**
+   * JSON error body override; default {error:{message,type,param,code}} like OpenAI. Every
+   * `{{api_key}}` in its strings becomes the key the request sent (endpoints that echo it).
+   */
   body?: unknown;
+  /** for kind "huge": the body's size in bytes (default 50 MB) */
+  bytes?: number;
+  /** for kind "redirect": where to (default: the request's own URL, a loop) */
+  location?: string;
 }
+
+/**
+ * 200 answers that are not what they should be:
+ * - `refusal`: message.content null, message.refusal "I'm sorry, I can't help with that."
+ * - `content_filter`: content "", finish_reason "content_filter".
+ * - `empty`: content "", finish_reason "stop" (a model that stops at once).
+ * - `empty_choices`: `choices: []`.
+ * - `null_content`: content null and no refusal.
+ * - `html`: an HTML page with status 200 (a captive portal, a web UI).
+ * - `redirect`: 302 to `location` (default: the same URL, a redirect loop).
+ * - `huge`: a 200 JSON body of `bytes` (default 50 MB), sent in chunks without a content-length.
+ */
+export type BadAnswerKind = "refusal" | "content_filter" | "empty" | "empty_choices" | "null_content" | "html" | "redirect" | "huge";
+const BAD_ANSWER_KINDS: BadAnswerKind[] = ["refusal", "content_filter", "empty", "empty_choices", "null_content", "html", "redirect", "huge"];
 
 export interface TestServerOptions {
   /** delay before answering each request (default 0) */
@@ -66,6 +88,8 @@ export interface TestServerOptions {
   rpmWindowMs?: number;
   /** if set, chat/models requests without `Authorization: Bearer <apiKey>` get 401 */
   apiKey?: string;
+  /** that 401 quotes the key it was given, as OpenAI's "Incorrect API key provided: sk-…" does (unmasked) */
+  echoKey?: boolean;
   /** default 127.0.0.1 */
   host?: string;
   /** default 0 = ephemeral */
@@ -82,6 +106,8 @@ export interface RecordedRequest {
   at: number;
   /** HTTP status sent; 0 while pending and for requests that never got a response (reset, hang) */
   status: number;
+  /** the request's path (and query) */
+  url?: string;
 }
 
 export interface TestServerStats {
@@ -414,6 +440,39 @@ function formatResetDuration(ms: number): string {
   return `${m}m${Math.round((totalSec - m * 60) * 1000) / 1000}s`;
 }
 
+function bearerOf(record: RecordedRequest): string {
+  const auth = record.headers.authorization;
+  return typeof auth === "string" ? auth.replace(/^Bearer\s+/i, "") : "";
+}
+
+/** `{{api_key}}` in every string of a JSON value replaced by the key (see FaultRule.body). */
+function withKey(value: unknown, key: string): unknown {
+  if (typeof value === "string") return value.split("{{api_key}}").join(key);
+  if (Array.isArray(value)) return value.map((v) => withKey(v, key));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withKey(v, key)]));
+  return value;
+}
+
+/** A valid chat.completion whose content is `bytes` long, written in 64 KiB chunks (no content-length: the client must count). */
+function sendHuge(res: Res, bytes: number, headers: Headers): void {
+  const head =
+    '{"id":"chatcmpl-huge","object":"chat.completion","created":1721260800,"model":"test-model","choices":[{"index":0,"message":{"role":"assistant","content":"';
+  const tail = '"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
+  res.writeHead(200, { "content-type": "application/json", ...headers });
+  res.write(head);
+  const chunk = "x".repeat(64 * 1024);
+  let left = Math.max(0, bytes - head.length - tail.length);
+  const pump = () => {
+    while (left > 0 && !res.destroyed) {
+      const piece = left >= chunk.length ? chunk : chunk.slice(0, left);
+      left -= piece.length;
+      if (!res.write(piece)) return void res.once("drain", pump);
+    }
+    if (!res.destroyed) res.end(tail);
+  };
+  pump();
+}
+
 function readBody(req: http.IncomingMessage): Promise<string | null> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -430,7 +489,7 @@ function readBody(req: http.IncomingMessage): Promise<string | null> {
   });
 }
 
-const FAULT_KINDS = new Set<FaultRule["kind"]>(["status", "reset", "malformed", "malformed_content", "hang"]);
+const FAULT_KINDS = new Set<FaultRule["kind"]>(["status", "reset", "malformed", "malformed_content", "hang", ...BAD_ANSWER_KINDS]);
 
 function validateRule(rule: any): string | null {
   if (!rule || typeof rule !== "object") return "fault rule must be an object";
@@ -605,7 +664,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         if (rule.retryAfterMs !== undefined) headers["retry-after-ms"] = String(rule.retryAfterMs);
         if (status === 429) counters.refused429++;
         record.status = status;
-        sendJson(res, status, rule.body ?? errorBody(status), headers);
+        sendJson(res, status, rule.body === undefined ? errorBody(status) : withKey(rule.body, bearerOf(record)), headers);
         return;
       }
       case "reset":
@@ -627,6 +686,16 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         sendRaw(res, 200, full.slice(0, Math.max(1, Math.floor(full.length / 2))), reqHeaders);
         return;
       }
+      case "refusal":
+      case "content_filter":
+      case "empty":
+      case "empty_choices":
+      case "null_content":
+      case "html":
+      case "redirect":
+      case "huge":
+        sendBadAnswer(rule, res, record, body, n, reqHeaders);
+        return;
       case "malformed_content": {
         record.status = 200;
         const payload = completionPayload(body, n);
@@ -652,8 +721,48 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     return opts.apiKey === undefined || req.headers.authorization === `Bearer ${opts.apiKey}`;
   }
 
-  function unauthorized(res: Res, headers: Headers = {}): void {
-    sendJson(res, 401, errorBody(401, "Incorrect API key provided (synthbuild test server)."), headers);
+  function unauthorized(res: Res, headers: Headers = {}, given?: string): void {
+    const quoted = opts.echoKey && given ? `: ${given}` : " (synthbuild test server)";
+    sendJson(
+      res,
+      401,
+      errorBody(401, `Incorrect API key provided${quoted}. You can find your API key at https://platform.openai.com/account/api-keys.`),
+      headers,
+    );
+  }
+
+  /** See BadAnswerKind. */
+  function sendBadAnswer(rule: FaultRule, res: Res, record: RecordedRequest, body: any, n: number, headers: Headers): void {
+    if (rule.kind === "redirect") {
+      record.status = 302;
+      res.writeHead(302, { location: rule.location ?? record.url ?? "/v1/chat/completions", "content-length": 0, ...headers });
+      res.end();
+      return;
+    }
+    record.status = 200;
+    if (rule.kind === "html") {
+      const page =
+        "<!doctype html><html><head><title>Sign in to the guest network</title></head><body><h1>Welcome</h1><p>Accept the terms to continue.</p></body></html>";
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(page), ...headers });
+      res.end(page);
+      return;
+    }
+    if (rule.kind === "huge") {
+      sendHuge(res, rule.bytes ?? 50_000_000, headers);
+      return;
+    }
+    const payload = completionPayload(body, n);
+    const choice = payload.choices[0];
+    if (rule.kind === "empty_choices") payload.choices = [];
+    else if (rule.kind === "refusal") Object.assign(choice.message, { content: null, refusal: "I'm sorry, I can't help with that." });
+    else if (rule.kind === "null_content") choice.message.content = null;
+    else {
+      choice.message.content = "";
+      choice.finish_reason = rule.kind === "content_filter" ? "content_filter" : "stop";
+    }
+    if (rule.kind !== "empty_choices") payload.usage.completion_tokens = rule.kind === "refusal" ? 9 : 0;
+    payload.usage.total_tokens = payload.usage.prompt_tokens + payload.usage.completion_tokens;
+    sendJson(res, 200, payload, headers);
   }
 
   async function handleChat(req: http.IncomingMessage, res: Res): Promise<void> {
@@ -661,7 +770,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     counters.requests++;
     inFlight++;
     if (inFlight > counters.maxInFlight) counters.maxInFlight = inFlight;
-    const record: RecordedRequest = { body: undefined, headers: req.headers, at: Date.now(), status: 0 };
+    const record: RecordedRequest = { body: undefined, headers: req.headers, at: Date.now(), status: 0, url: req.url };
     requests.push(record);
     // 'close' fires exactly once per response: after it finished, or when the
     // connection died first (reset, client timeout, close()).
@@ -689,7 +798,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
 
     if (!authorized(req)) {
       record.status = 401;
-      unauthorized(res, reqHeaders);
+      unauthorized(res, reqHeaders, bearerOf(record));
       return;
     }
     if (!body || typeof body !== "object" || !Array.isArray(body.messages) || body.messages.length === 0) {

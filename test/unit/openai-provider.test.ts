@@ -22,6 +22,7 @@ const cfg = (baseUrl: string): ModelConfig => ({
   params: {},
   concurrency: 8,
   timeoutS: 5,
+  totalTimeoutS: 15,
   retries: 0,
 });
 const request = (i: number) => ({

@@ -53,3 +53,22 @@ test("safe file names never escape the folder and never collide", () => {
   assert.equal(new Set(colliding.map((n) => n.toLowerCase())).size, 3);
   for (const n of names.values()) assert.match(n, /^[A-Za-z0-9._-]+$/);
 });
+
+test("no row its consumer rejects: openai-chat without user or assistant content, prompt-completion without a completion", async () => {
+  const { rejectedBy } = await import("../../src/output/rows.js");
+  const chat = { format: "openai-chat" } as Parameters<typeof rejectedBy>[0];
+  const messages = (assistant: string, user = "q") => ({
+    messages: [
+      { role: "user", content: user },
+      { role: "assistant", content: assistant },
+    ],
+  });
+  assert.equal(rejectedBy(chat, messages("an answer")), undefined);
+  assert.match(rejectedBy(chat, messages(""))!, /assistant message would be empty/);
+  assert.match(rejectedBy(chat, messages(" \n\t"))!, /assistant message would be empty/);
+  assert.match(rejectedBy(chat, messages("a", ""))!, /user message would be empty/);
+  const pc = { format: "prompt-completion" } as Parameters<typeof rejectedBy>[0];
+  assert.equal(rejectedBy(pc, { prompt: "", completion: "x" }), undefined);
+  assert.match(rejectedBy(pc, { prompt: "p", completion: "" })!, /completion would be empty/);
+  assert.equal(rejectedBy({ format: "jsonl" } as Parameters<typeof rejectedBy>[0], { a: "" }), undefined);
+});

@@ -13,6 +13,7 @@ const model = (o: Partial<ModelConfig>): ModelConfig => ({
   params: {},
   concurrency: 1,
   timeoutS: 60,
+  totalTimeoutS: 180,
   retries: 0,
   ...o,
 });

@@ -72,7 +72,13 @@ test("a call past its timeout fails and its thread is replaced; the calls behind
   try {
     const looping = pool.run(step("bad.mjs", 2), { what: "loop" });
     const behind = pool.run(step("bad.mjs", 2), { what: "after" });
-    t.mock.timers.tick(2000);
+    // The call's clock starts once its thread runs (a real event): tick until the timeout fires.
+    let settled = false;
+    void looping.then(() => (settled = true));
+    while (!settled) {
+      t.mock.timers.tick(2000);
+      await new Promise((r) => setImmediate(r));
+    }
     assert.deepEqual(await looping, { failed: "bad.mjs did not return within 2 s (run.timeout_s); its thread was replaced" });
     assert.deepEqual(await behind, { text: "after" });
   } finally {

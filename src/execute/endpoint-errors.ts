@@ -1,0 +1,58 @@
+import { EndpointError } from "../errors.js";
+import type { GenerateStep } from "../manifest/types.js";
+import type { EndpointProblem } from "../providers/types.js";
+import { displayUrl } from "../util/redact.js";
+
+export const OPENAI_URL = "https://api.openai.com/v1";
+
+/** The endpoint a step's requests go to, as it may be shown. */
+export function endpointOf(step: GenerateStep): string {
+  return displayUrl(step.model.baseUrl || OPENAI_URL);
+}
+
+const STOPPED = "the build stopped: no request was started after this; answers received before it are cached, and dist/ and dataset.lock are unchanged";
+
+/**
+ * One message for an answer that concerns the whole endpoint: what happened, to which endpoint
+ * and model, and what to do. `detail` is the endpoint's own words (already redacted).
+ */
+export function endpointError(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep): EndpointError {
+  const url = endpointOf(step);
+  const model = step.model.name;
+  const [what, hint] = describe(problem, detail, step, url);
+  return new EndpointError(`${what}\n  endpoint ${url}, model ${model}, step '${step.id}'\n  ${STOPPED}`, hint, problem, url, model, step.id);
+}
+
+function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, url: string): [string, string] {
+  const key = step.model.apiKeyEnv;
+  switch (problem) {
+    case "auth":
+      return [`the endpoint rejected the API key (${detail})`, `check ${key}: it must hold a key that ${url} accepts`];
+    case "forbidden":
+      return [
+        `the endpoint refused access (${detail})`,
+        `the key's project or organisation may not have access to ${step.model.name}, or the endpoint refuses your region; check the key's permissions`,
+      ];
+    case "quota":
+      return [`the account has no quota or credit left (${detail})`, "add credit or raise the account's limit, then build again: answers so far are cached"];
+    case "model":
+      return [`the endpoint does not know model '${step.model.name}' (${detail})`, "check model.name: the endpoint's GET /models lists the models it serves"];
+    case "path":
+      return [
+        `there is no chat completions API at ${url}/chat/completions (${detail})`,
+        "check model.base_url: OpenAI-compatible servers usually want it to end in /v1",
+      ];
+    case "schema":
+      return [
+        `the endpoint rejected step '${step.id}'s json_schema (${detail})`,
+        "fix the step's json_schema (strict structured output wants every property listed in required and additionalProperties: false), or remove it if the endpoint does not support structured output",
+      ];
+    case "unreachable":
+      return [`cannot reach ${url}: ${detail}`, "is the server running, and is model.base_url right? Build again once it answers: answers so far are cached"];
+    case "no-answer":
+      return [
+        `no answer from ${url}: ${detail}`,
+        "check that the server is answering; if its answers take longer than model.timeout_s, raise it. Answers so far are cached",
+      ];
+  }
+}
