@@ -99,6 +99,7 @@ export class BuildResolver implements Resolver {
         },
         this.estimate(req),
         (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+        (a) => a.limits,
       );
     } catch (err) {
       if (this.signal.aborted) {

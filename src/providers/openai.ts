@@ -3,6 +3,7 @@ import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { createHttpFetch } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
+import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { type Provider, type ProviderAnswer, RequestError } from "./types.js";
 
 /**
@@ -31,6 +32,7 @@ export class OpenAIProvider implements Provider {
     if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
     let data: OpenAI.Chat.Completions.ChatCompletion;
     let requestId: string | null;
+    let limits: StatedLimits | undefined;
     // The SDK adds an abort listener to the signal it is given and never removes it. Given the
     // build's one signal, that is a listener (about 1 KB) kept per request for the whole build; a
     // signal per request that follows the build's is dropped with the request.
@@ -44,6 +46,7 @@ export class OpenAIProvider implements Provider {
         .withResponse();
       data = r.data;
       requestId = r.request_id;
+      limits = statedLimits(r.response.headers);
     } catch (err) {
       throw toRequestError(err);
     } finally {
@@ -60,6 +63,7 @@ export class OpenAIProvider implements Provider {
       model: data.model,
       fingerprint: data.system_fingerprint ?? undefined,
       requestId: requestId ?? undefined,
+      limits,
     };
   }
 }
@@ -74,7 +78,7 @@ export function toRequestError(err: unknown): RequestError {
     const status = err.status;
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
     const msg = (err.error as { message?: string } | undefined)?.message ?? err.message;
-    return new RequestError(`HTTP ${status}: ${msg}`, retryable, status, retryAfter(err.headers));
+    return new RequestError(`HTTP ${status}: ${msg}`, retryable, status, retryAfter(err.headers), statedLimits(err.headers));
   }
   if (err instanceof SyntaxError) return new RequestError(`malformed response body: ${err.message}`, true);
   if (err instanceof Error) return new RequestError(err.message, true);
@@ -92,19 +96,7 @@ function retryAfter(headers: Headers | undefined): number | undefined {
     const at = Date.parse(raw);
     if (Number.isFinite(at)) return Math.max(0, at - Date.now());
   }
-  const reset = headers.get("x-ratelimit-reset-requests") ?? headers.get("x-ratelimit-reset-tokens");
-  if (reset) return parseDuration(reset);
+  // x-ratelimit-reset-* is not a retry-after: it is when the whole limit is back (up to a
+  // minute), not when the next request fits. The scheduler reads it with the other stated limits.
   return undefined;
-}
-
-/** OpenAI's reset headers look like "1s", "6m0s", "250ms". */
-function parseDuration(s: string): number | undefined {
-  let total = 0;
-  let matched = false;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-    matched = true;
-    const n = Number(m[1]);
-    total += m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60000 : n * 3600000;
-  }
-  return matched ? total : undefined;
 }
