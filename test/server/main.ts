@@ -7,6 +7,7 @@
  *   … --max-in-flight 3                     # 429 beyond 3 requests in flight
  *   … --tpm 100000 --no-state-limits        # tokens too; no x-ratelimit-* headers
  *   … --no-retry-after                      # refusals carry only x-ratelimit-*, as OpenAI's often do
+ *   … --retry-after-seconds                 # retry-after in whole seconds only, no retry-after-ms
  *
  * Prints exactly one JSON line `{"url": "...", "baseURL": "..."}` on stdout
  * once listening, then serves until SIGTERM/SIGINT. Drive it at runtime via
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     "max-in-flight": { type: "string" },
     "no-state-limits": { type: "boolean" },
     "no-retry-after": { type: "boolean" },
+    "retry-after-seconds": { type: "boolean" },
     "answer-words": { type: "string" },
     "api-key": { type: "string" },
   },
@@ -53,7 +55,7 @@ const opts: TestServerOptions = {
   enforceOverMs: num("enforce-over-ms", values["enforce-over-ms"]),
   maxInFlight: num("max-in-flight", values["max-in-flight"]),
   stateLimits: !values["no-state-limits"],
-  retryAfter: !values["no-retry-after"],
+  retryAfter: values["no-retry-after"] ? false : values["retry-after-seconds"] ? "seconds" : true,
   answerWords: num("answer-words", values["answer-words"]),
   apiKey: values["api-key"],
 };

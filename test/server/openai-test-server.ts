@@ -70,8 +70,8 @@ export interface TestServerOptions {
   maxInFlight?: number;
   /** state the limits in x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers (default true) */
   stateLimits?: boolean;
-  /** send retry-after(-ms) with a rate refusal (default true); OpenAI often sends only x-ratelimit-* */
-  retryAfter?: boolean;
+  /** with a rate refusal: retry-after and retry-after-ms (default), only whole seconds ("seconds"), or neither (false, as OpenAI often) */
+  retryAfter?: boolean | "seconds";
   /** if set, chat/models requests without `Authorization: Bearer <apiKey>` get 401 */
   apiKey?: string;
   /** default 127.0.0.1 */

@@ -22,8 +22,12 @@ export interface GatewayOptions {
   maxInFlight?: number;
   /** state the limits in x-ratelimit-* headers (default true) */
   stateLimits?: boolean;
-  /** send retry-after and retry-after-ms with a rate refusal (default true); OpenAI often sends only the x-ratelimit-* headers */
-  retryAfter?: boolean;
+  /**
+   * With a rate refusal, send retry-after and retry-after-ms (true, the default), only retry-after
+   * in whole seconds ("seconds", as many gateways do), or neither (false: OpenAI's refusals often
+   * carry only the x-ratelimit-* headers).
+   */
+  retryAfter?: boolean | "seconds";
 }
 
 type Headers = Record<string, string | number>;
@@ -137,7 +141,10 @@ export class Gateway {
   }
 
   private retryAfter(waitMs: number): Headers {
-    return this.opts.retryAfter === false ? {} : { "retry-after": String(Math.ceil(waitMs / 1000)), "retry-after-ms": String(waitMs) };
+    const style = this.opts.retryAfter ?? true;
+    if (style === false) return {};
+    const seconds = { "retry-after": String(Math.ceil(waitMs / 1000)) };
+    return style === "seconds" ? seconds : { ...seconds, "retry-after-ms": String(waitMs) };
   }
 
   /**
