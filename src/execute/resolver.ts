@@ -5,7 +5,7 @@ import type { GenerateStep } from "../manifest/types.js";
 import type { Answer, Resolver } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { requestTokens } from "../plan/tokens.js";
-import type { ProviderAnswer } from "../providers/types.js";
+import { type ProviderAnswer, RequestError } from "../providers/types.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import { RetriesExhausted } from "./scheduler.js";
@@ -40,6 +40,10 @@ export class CacheResolver implements Resolver {
 export interface RequestEvents {
   /** A request is about to be sent (after the budget check). */
   onStart?(step: GenerateStep): void;
+  /** The endpoint answered an attempt: paid for, whether or not the answer is then kept. */
+  onPaid?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
+  /** An attempt ended without an answer (an error or a refusal). */
+  onUnanswered?(step: GenerateStep, req: ChatRequest): void;
   onAnswer?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
   onFailure?(sample: Sample, step: GenerateStep, req: ChatRequest, message: string): void;
 }
@@ -56,7 +60,10 @@ export class BuildResolver implements Resolver {
     private readonly pool: ProviderPool,
     private readonly signal: AbortSignal,
     private readonly events: RequestEvents = {},
-    /** Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays pending. */
+    /**
+     * Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays
+     * pending. Asked again before each retry (a retry is paid for too).
+     */
     private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample) => boolean = () => true,
     /** A tokenizer, when some step has a tpm limit to pace. */
     private readonly countTokens?: (text: string) => number,
@@ -88,20 +95,31 @@ export class BuildResolver implements Resolver {
     const scheduler = this.pool.schedulerFor(step);
     const started = Date.now();
     let answer: ProviderAnswer;
+    let attempts = 0;
     try {
       answer = await scheduler.run(
         (signal) => {
+          if (attempts++ > 0 && !this.mayStart(step, req, sample)) return Promise.reject(new HeldBack());
           this.events.onStart?.(step);
-          return provider.complete(req, signal).then((a) => {
-            if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
-            return a;
-          });
+          return provider.complete(req, signal).then(
+            (a) => {
+              this.events.onPaid?.(step, req, a, provider.offline);
+              if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
+              return a;
+            },
+            (err) => {
+              this.events.onUnanswered?.(step, req);
+              throw err;
+            },
+          );
         },
         this.estimate(req),
         (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
         (a) => a.limits,
       );
     } catch (err) {
+      // The budget ran out before a retry: the sample waits for the next build, like one never sent.
+      if (err instanceof RetriesExhausted && err.attempts.at(-1) instanceof HeldBack) return undefined;
       if (this.signal.aborted) {
         this.events.onFailure?.(sample, step, req, "aborted");
         return undefined;
@@ -130,6 +148,13 @@ export class BuildResolver implements Resolver {
     await this.cache.put(entry);
     this.events.onAnswer?.(step, req, answer, provider.offline);
     return answerFromEntry(entry, false);
+  }
+}
+
+/** A retry the budget does not allow (not retryable: the sample stays pending). */
+class HeldBack extends RequestError {
+  constructor() {
+    super("held back by --max-cost", false);
   }
 }
 
