@@ -7,7 +7,8 @@
  * (the project's test server, in its own process) with 200 ms latency, concurrency 64.
  *
  *   npm run bench                 # everything (about two minutes)
- *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m
+ *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m,
+ *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -72,25 +73,36 @@ async function startServer(args: string[]): Promise<{ baseURL: string; url: stri
   return { baseURL, url, stop: () => child.kill("SIGTERM") };
 }
 
-async function serverStats(url: string): Promise<{ requests: number; refused429: number; maxInFlight: number }> {
-  return (await fetch(`${url}/__control/stats`)).json() as Promise<{ requests: number; refused429: number; maxInFlight: number }>;
+async function serverStats(url: string): Promise<{ requests: number; answered: number; refused429: number; maxInFlight: number }> {
+  return (await fetch(`${url}/__control/stats`)).json() as Promise<{ requests: number; answered: number; refused429: number; maxInFlight: number }>;
 }
 
-/** From the first request's arrival to the last answer (last arrival + latency): the build's throughput without process start-up. */
+/** From the first request's arrival to the last answer (last answered arrival + latency): the build's throughput without process start-up. */
 async function requestPhaseS(url: string): Promise<number> {
-  const { requests } = (await (await fetch(`${url}/__control/requests`)).json()) as { requests: { at: number }[] };
+  const { requests } = (await (await fetch(`${url}/__control/requests`)).json()) as { requests: { at: number; status: number }[] };
   const at = requests.map((r) => r.at);
-  return (Math.max(...at) + LATENCY_MS - Math.min(...at)) / 1000;
+  const answered = requests.filter((r) => r.status === 200).map((r) => r.at);
+  return (Math.max(...answered) + LATENCY_MS - Math.min(...at)) / 1000;
+}
+
+/** A build whose failed samples are a figure, not an error: `--json`'s `failed` (exit 1 is expected when some failed). */
+function failedOf(r: Run, what: string): number {
+  if (r.status !== 0 && r.status !== 1) throw new Error(`${what} exited ${r.status}:\n${r.stderr}`);
+  try {
+    return (JSON.parse(r.stdout) as { failed: number }).failed;
+  } catch {
+    throw new Error(`${what} printed no JSON (exit ${r.status}):\n${r.stderr}`);
+  }
 }
 
 const letters = ["a", "b", "c", "d"];
-function manifest(o: { baseURL: string; rpm?: number; n?: number; edit?: boolean; name?: string }): string {
+function manifest(o: { baseURL: string; rpm?: number; n?: number; edit?: boolean; name?: string; seed?: number }): string {
   const lists = letters
     .map((l) => `  ${l}: [${Array.from({ length: 8 }, (_, i) => (o.edit && l === "a" && i === 0 ? "edited" : `${l}${i}`)).join(", ")}]`)
     .join("\n");
   return `version: 1
 name: ${o.name ?? "bench"}
-seed: 1
+seed: ${o.seed ?? 1}
 model:
   provider: openai
   name: bench-model
@@ -119,6 +131,13 @@ function must(r: Run, what: string): Run {
   if (r.status !== 0) throw new Error(`${what} exited ${r.status}:\n${r.stderr}`);
   return r;
 }
+
+/**
+ * Gateway runs refuse as OpenAI does, with only the x-ratelimit-* headers and no retry-after
+ * (the harder case: the client must pace by the stated limits); BENCH_RETRY_AFTER=1 adds
+ * retry-after and retry-after-ms to every refusal, as Azure sends them.
+ */
+const GATEWAY_STYLE = process.env.BENCH_RETRY_AFTER ? [] : ["--no-retry-after"];
 
 const wanted = new Set(process.argv.slice(2));
 const want = (name: string) => wanted.size === 0 || wanted.has(name);
@@ -200,6 +219,108 @@ try {
         ideal / r.wallS,
         "≥ 0.95 of ideal and 0 refused",
         ideal / r.wallS >= 0.95 && s.refused429 === 0,
+      );
+    } finally {
+      limited.stop();
+    }
+  }
+
+  // Rate limits as real gateways enforce them (targets of the endpoint-failures issue).
+  if (want("rpm-1s")) {
+    const rpm = 6000;
+    const limited = await startServer(["--latency", String(LATENCY_MS), "--rpm", String(rpm), "--enforce-over-ms", "1000", ...GATEWAY_STYLE]);
+    try {
+      const d = await tmp();
+      await writeFile(join(d, "dataset.yaml"), manifest({ baseURL: limited.baseURL, rpm, name: "bench-rpm-1s" }));
+      const r = await cli(["build", "-q", "--json"], d, env);
+      const failed = failedOf(r, "rpm build, enforced per second");
+      const s = await serverStats(limited.url);
+      const ideal = (N / rpm) * 60;
+      const refused = s.refused429 / s.requests;
+      report(
+        `rpm ${rpm} declared, enforced as ${rpm / 60}/s`,
+        `${r.wallS.toFixed(2)} s, ${s.refused429} of ${s.requests} requests refused (${(refused * 100).toFixed(1)}%), ${failed} failed`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≥ 0.95 of ideal, ≤ 1% refused",
+        ideal / r.wallS >= 0.95 && refused <= 0.01 && failed === 0,
+      );
+    } finally {
+      limited.stop();
+    }
+  }
+
+  if (want("rpm-undeclared")) {
+    const rpm = 300;
+    const n = 120;
+    const limited = await startServer(["--latency", String(LATENCY_MS), "--rpm", String(rpm), "--enforce-over-ms", "1000", ...GATEWAY_STYLE]);
+    try {
+      const d = await tmp();
+      await writeFile(join(d, "dataset.yaml"), manifest({ baseURL: limited.baseURL, n, name: "bench-rpm-undeclared" }));
+      const r = await cli(["build", "-q", "--json"], d, env);
+      const failed = failedOf(r, "rpm build, limit not declared");
+      const s = await serverStats(limited.url);
+      const ideal = (n / rpm) * 60;
+      report(
+        `rpm ${rpm} not declared (stated by the server, enforced per second), ${n} samples`,
+        `${r.wallS.toFixed(2)} s, ${failed} failed, ${s.refused429} refused`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≥ 0.90 of ideal, 0 failed",
+        ideal / r.wallS >= 0.9 && failed === 0,
+      );
+    } finally {
+      limited.stop();
+    }
+  }
+
+  if (want("inflight")) {
+    const k = 3;
+    const n = 120;
+    const limited = await startServer(["--latency", String(LATENCY_MS), "--max-in-flight", String(k)]);
+    try {
+      const d = await tmp();
+      await writeFile(join(d, "dataset.yaml"), manifest({ baseURL: limited.baseURL, n, name: "bench-inflight" }));
+      const r = await cli(["build", "-q", "--json"], d, env);
+      const failed = failedOf(r, "build against a concurrency-limited server");
+      const s = await serverStats(limited.url);
+      const ideal = (n * LATENCY_MS) / 1000 / k;
+      const phase = await requestPhaseS(limited.url);
+      report(
+        `server allowing ${k} in flight, ${n} samples`,
+        `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), ${failed} failed, ${s.refused429} refused`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≥ 0.90 of limit / latency",
+        ideal / r.wallS >= 0.9 && failed === 0,
+      );
+    } finally {
+      limited.stop();
+    }
+  }
+
+  if (want("shared")) {
+    // Two builds, one key, one limit: each declares the key's whole rpm, so together they ask twice what it allows.
+    const rpm = 1200;
+    const n = 100;
+    const limited = await startServer(["--latency", String(LATENCY_MS), "--rpm", String(rpm), "--enforce-over-ms", "1000", ...GATEWAY_STYLE]);
+    try {
+      const [d1, d2] = [await tmp(), await tmp()];
+      await writeFile(join(d1, "dataset.yaml"), manifest({ baseURL: limited.baseURL, rpm, n, name: "bench-shared-1", seed: 1 }));
+      await writeFile(join(d2, "dataset.yaml"), manifest({ baseURL: limited.baseURL, rpm, n, name: "bench-shared-2", seed: 2 }));
+      const started = process.hrtime.bigint();
+      const [r1, r2] = await Promise.all([cli(["build", "-q", "--json"], d1, env), cli(["build", "-q", "--json"], d2, env)]);
+      const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+      const failed = failedOf(r1, "first shared build") + failedOf(r2, "second shared build");
+      const s = await serverStats(limited.url);
+      const ideal = ((2 * n) / rpm) * 60;
+      report(
+        `two builds sharing one ${rpm} rpm limit (per second), ${n} samples each`,
+        `${wallS.toFixed(2)} s, ${failed} failed, ${s.refused429} refused`,
+        `${ideal.toFixed(2)} s`,
+        ideal / wallS,
+        "0 failed",
+        failed === 0 && s.answered === 2 * n,
       );
     } finally {
       limited.stop();

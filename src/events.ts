@@ -12,5 +12,6 @@ export interface BuildEvents {
   /** A request got its answer. */
   answered?(info: { step: string; inputTokens: number; outputTokens: number; costUsd: number | null }): void;
   retried?(info: { step: string; attempt: number; delayMs: number; reason: string }): void;
-  failed?(info: { sample: string; step: string; reason: string }): void;
+  /** A request failed; what its attempts' answers cost (answers that failed their schema are paid too). */
+  failed?(info: { sample: string; step: string; reason: string; inputTokens?: number; outputTokens?: number; costUsd?: number | null }): void;
 }

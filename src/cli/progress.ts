@@ -11,7 +11,18 @@ export interface Progress extends BuildEvents {
  */
 export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean; write: (line: string) => void; intervalMs?: number }): Progress {
   const state = { total: 0, done: 0, inTok: 0, outTok: 0, cost: 0 as number | null, retries: 0, failed: 0, started: 0 };
-  const rate = () => (state.started ? state.done / ((Date.now() - state.started) / 1000) : 0);
+  // Elapsed 0 on the first frame: 0/0 would print NaN.
+  const rate = () => {
+    const elapsed = state.started ? (Date.now() - state.started) / 1000 : 0;
+    return elapsed > 0 ? state.done / elapsed : 0;
+  };
+  /** The last retry, while no answer has come since: a build that is only retrying says why. */
+  let waiting: { reason: string; at: number } | undefined;
+  const retrying = () => {
+    if (!waiting) return "";
+    const s = Math.max(0, Math.ceil((waiting.at - Date.now()) / 1000));
+    return `  retrying: ${waiting.reason.length > 80 ? `${waiting.reason.slice(0, 79)}…` : waiting.reason}, next attempt in ${s}s`;
+  };
   const eta = () => {
     const r = rate();
     return r > 0 ? fmtDuration((state.total - state.done) / r) : "?";
@@ -20,7 +31,8 @@ export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean
   const summary = () =>
     `${state.done}/${state.total} requests  ${rate().toFixed(1)} req/s  tokens ${state.inTok} in / ${state.outTok} out  ${cost()}  ETA ${eta()}` +
     (state.retries ? `  retries ${state.retries}` : "") +
-    (state.failed ? `  failed ${state.failed}` : "");
+    (state.failed ? `  failed ${state.failed}` : "") +
+    retrying();
 
   let bar: cliProgress.SingleBar | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -52,7 +64,7 @@ export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean
     outTok: state.outTok,
     cost: cost(),
     remaining: eta(),
-    extra: (state.retries ? ` | retries ${state.retries}` : "") + (state.failed ? ` | failed ${state.failed}` : ""),
+    extra: (state.retries ? ` | retries ${state.retries}` : "") + (state.failed ? ` | failed ${state.failed}` : "") + retrying().replace(/^ {2}/, " | "),
   });
   const update = () => {
     if (bar) {
@@ -73,19 +85,24 @@ export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean
       update();
     },
     answered(info) {
+      waiting = undefined;
       state.done++;
       state.inTok += info.inputTokens;
       state.outTok += info.outputTokens;
       state.cost = state.cost === null || info.costUsd === null ? null : state.cost + info.costUsd;
       update();
     },
-    retried() {
+    retried(info) {
       state.retries++;
+      waiting = { reason: info.reason, at: Date.now() + info.delayMs };
       update();
     },
     failed(info) {
       state.failed++;
       state.done++;
+      state.inTok += info.inputTokens ?? 0;
+      state.outTok += info.outputTokens ?? 0;
+      if (info.costUsd !== undefined) state.cost = state.cost === null || info.costUsd === null ? null : state.cost + info.costUsd;
       if (bar) warnings.push(`sample ${info.sample} failed at ${info.step}: ${info.reason}`);
       else if (!opts.quiet) opts.write(`sample ${info.sample} failed at ${info.step}: ${info.reason}`);
       update();

@@ -23,6 +23,7 @@ import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { type CommonOptions, locateProject, openProject } from "./context.js";
+import { requestEvents } from "./spend.js";
 
 export interface BuildOptions extends CommonOptions {
   /** Make no request; fail if the cache and lock cannot produce the dataset. */
@@ -161,16 +162,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       cache,
       pool,
       controller.signal,
-      {
-        onAnswer: (step, req, a, offline) => {
-          const cost = budget.settle(step, req, a.usage, offline);
-          events.answered?.({ step: step.id, inputTokens: a.usage?.input ?? 0, outputTokens: a.usage?.output ?? 0, costUsd: cost });
-        },
-        onFailure: (sample, step, req, reason) => {
-          budget.settle(step, req, undefined, false);
-          if (!controller.signal.aborted) events.failed?.({ sample: sample.id, step: step.id, reason });
-        },
-      },
+      requestEvents(budget, events, controller.signal),
       (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
       m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
     );

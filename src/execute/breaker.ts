@@ -37,6 +37,11 @@ export class Breaker {
     return this.failures >= this.rule.failures && now - this.lastHeard >= quiet;
   }
 
+  /** Whether the endpoint has answered once in this build: until it has, the breaker, not a request's own time budget, decides. */
+  get everAnswered(): boolean {
+    return this.answered;
+  }
+
   /** For the message: how long nothing has been heard, and how many attempts got nothing. */
   silence(now: number): { ms: number; failures: number; everAnswered: boolean } {
     return { ms: now - (this.lastHeard ?? now), failures: this.failures, everAnswered: this.answered };

@@ -49,6 +49,10 @@ export class CacheResolver implements Resolver {
 export interface RequestEvents {
   /** A request is about to be sent (after the budget check). */
   onStart?(step: GenerateStep): void;
+  /** The endpoint answered an attempt: paid for, whether or not the answer is then kept. */
+  onPaid?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
+  /** An attempt ended without an answer (an error or a refusal). */
+  onUnanswered?(step: GenerateStep, req: ChatRequest): void;
   onAnswer?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
   onFailure?(sample: Sample, step: GenerateStep, req: ChatRequest, message: string): void;
 }
@@ -77,7 +81,10 @@ export class BuildResolver implements Resolver {
     private readonly pool: ProviderPool,
     private readonly signal: AbortSignal,
     private readonly events: RequestEvents = {},
-    /** Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays pending. */
+    /**
+     * Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays
+     * pending. Asked again before each retry (a retry is paid for too).
+     */
     private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample) => boolean = () => true,
     /** A tokenizer, when some step has a tpm limit to pace. */
     private readonly countTokens?: (text: string) => number,
@@ -137,10 +144,13 @@ export class BuildResolver implements Resolver {
       onWire = undefined;
     };
     let answer: ProviderAnswer;
+    let attempts = 0;
     try {
       answer = await scheduler.run(
         async () => {
           if (this.stopped) throw new RequestError("the build is stopping", false);
+          // A retry is a new purchase: the budget may have run out since the first attempt.
+          if (attempts++ > 0 && !this.mayStart(step, req, sample)) throw new HeldBack();
           if (!onWire) {
             const p = new Promise<void>((r) => (onWire = r));
             this.sent.add(p);
@@ -155,10 +165,15 @@ export class BuildResolver implements Resolver {
             // may finish.
             a = await provider.complete(req, this.requestSignal, { timeoutMs: budget.nextTimeoutMs() });
           } catch (e) {
+            this.events.onUnanswered?.(step, req);
             this.sawFailure(e, step, breaker);
-            throw budget.charge(Date.now() - t0, e);
+            const charged = budget.charge(Date.now() - t0, e);
+            // An endpoint that has never answered is the breaker's to give up on, once, for the
+            // whole build: not each sample's, one by one, as their time budgets run out.
+            throw breaker && !breaker.everAnswered ? e : charged;
           }
           breaker?.heard(Date.now());
+          this.events.onPaid?.(step, req, a, provider.offline);
           if (!dropReason(a)) {
             if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
           } else if (step.retryEmpty && isRetryableEmpty(a)) {
@@ -168,9 +183,12 @@ export class BuildResolver implements Resolver {
         },
         this.estimate(req),
         (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+        (a) => a.limits,
       );
     } catch (err) {
       landed();
+      // The budget ran out before a retry: the sample waits for the next build, like one never sent.
+      if (err instanceof RetriesExhausted && err.attempts.at(-1) instanceof HeldBack) return undefined;
       if (this.signal.aborted) {
         this.events.onFailure?.(sample, step, req, "aborted");
         return undefined;
@@ -228,6 +246,13 @@ export class BuildResolver implements Resolver {
     // Any other failure came with (or after) a response: the endpoint is there.
     breaker?.heard(now);
     if (e instanceof EndpointRefused) this.stop(endpointError(e.problem, this.pool.redact(e.message), step));
+  }
+}
+
+/** A retry the budget does not allow (not retryable: the sample stays pending). */
+class HeldBack extends RequestError {
+  constructor() {
+    super("held back by --max-cost", false);
   }
 }
 

@@ -6,6 +6,7 @@ import { type Redact, redactor } from "../util/redact.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
 import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
+import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
 
 type LogLevel = "off" | "error" | "warn" | "info" | "debug";
@@ -49,6 +50,7 @@ export class OpenAIProvider implements Provider {
     let data: unknown;
     let requestId: string | null;
     let contentType: string | null;
+    let limits: StatedLimits | undefined;
     // The SDK adds an abort listener to the signal it is given and never removes it. Given the
     // build's one signal, that is a listener (about 1 KB) kept per request for the whole build; a
     // signal per request that follows the build's is dropped with the request.
@@ -64,13 +66,14 @@ export class OpenAIProvider implements Provider {
       data = r.data;
       requestId = r.request_id;
       contentType = r.response.headers.get("content-type");
+      limits = statedLimits(r.response.headers);
     } catch (err) {
       throw this.redacted(toRequestError(err, req, timeout ?? this.client.timeout));
     } finally {
       signal.removeEventListener("abort", follow);
     }
     try {
-      return { ...readAnswer(data, contentType), requestId: requestId ?? undefined };
+      return { ...readAnswer(data, contentType), requestId: requestId ?? undefined, limits };
     } catch (err) {
       throw this.redacted(err as RequestError);
     }
@@ -159,7 +162,7 @@ export function toRequestError(err: unknown, req?: ChatRequest, timeoutMs?: numb
     const problem = req ? endpointProblem(status, body, req) : undefined;
     if (problem) return new EndpointRefused(`HTTP ${status}: ${msg}`, problem, status);
     const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
-    return new RequestError(`HTTP ${status}: ${msg}`, retryable, status, retryAfter(err.headers));
+    return new RequestError(`HTTP ${status}: ${msg}`, retryable, status, retryAfter(err.headers), statedLimits(err.headers));
   }
   if (err instanceof SyntaxError) return new RequestError(`malformed response body: ${err.message}`, true);
   if (err instanceof Error) return new RequestError(err.message, true);
@@ -198,19 +201,7 @@ function retryAfter(headers: Headers | undefined): number | undefined {
     const at = Date.parse(raw);
     if (Number.isFinite(at)) return Math.max(0, at - Date.now());
   }
-  const reset = headers.get("x-ratelimit-reset-requests") ?? headers.get("x-ratelimit-reset-tokens");
-  if (reset) return parseDuration(reset);
+  // x-ratelimit-reset-* is not a retry-after: it is when the whole limit is back (up to a
+  // minute), not when the next request fits. The scheduler reads it with the other stated limits.
   return undefined;
-}
-
-/** OpenAI's reset headers look like "1s", "6m0s", "250ms". */
-function parseDuration(s: string): number | undefined {
-  let total = 0;
-  let matched = false;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-    matched = true;
-    const n = Number(m[1]);
-    total += m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60000 : n * 3600000;
-  }
-  return matched ? total : undefined;
 }

@@ -1,4 +1,5 @@
 import type { ChatRequest } from "../plan/request.js";
+import type { StatedLimits } from "./rate-headers.js";
 
 export interface ProviderAnswer {
   text: string;
@@ -7,6 +8,8 @@ export interface ProviderAnswer {
   model?: string;
   fingerprint?: string;
   requestId?: string;
+  /** The limits the endpoint stated with this answer (x-ratelimit-*). */
+  limits?: StatedLimits;
 }
 
 export interface Provider {
@@ -25,6 +28,8 @@ export class RequestError extends Error {
     readonly retryable: boolean,
     readonly status?: number,
     readonly retryAfterMs?: number,
+    /** The limits the endpoint stated with this refusal (x-ratelimit-*): tells a rate limit from a concurrency one. */
+    readonly limits?: StatedLimits,
   ) {
     super(message);
     this.name = "RequestError";

@@ -3,6 +3,11 @@
  * benchmarks that want the provider in a separate process:
  *
  *   node --import tsx test/server/main.ts --port 0 --latency 200 --rpm 6000 --answer-words 60
+ *   … --rpm 6000 --enforce-over-ms 1000     # 100 a second, as OpenAI may enforce 6,000 rpm
+ *   … --max-in-flight 3                     # 429 beyond 3 requests in flight
+ *   … --tpm 100000 --no-state-limits        # tokens too; no x-ratelimit-* headers
+ *   … --no-retry-after                      # refusals carry only x-ratelimit-*, as OpenAI's often do
+ *   … --retry-after-seconds                 # retry-after in whole seconds only, no retry-after-ms
  *
  * Prints exactly one JSON line `{"url": "...", "baseURL": "..."}` on stdout
  * once listening, then serves until SIGTERM/SIGINT. Drive it at runtime via
@@ -28,6 +33,12 @@ const { values } = parseArgs({
     latency: { type: "string" },
     rpm: { type: "string" },
     "rpm-window-ms": { type: "string" },
+    tpm: { type: "string" },
+    "enforce-over-ms": { type: "string" },
+    "max-in-flight": { type: "string" },
+    "no-state-limits": { type: "boolean" },
+    "no-retry-after": { type: "boolean" },
+    "retry-after-seconds": { type: "boolean" },
     "answer-words": { type: "string" },
     "api-key": { type: "string" },
   },
@@ -40,6 +51,11 @@ const opts: TestServerOptions = {
   latencyMs: num("latency", values.latency),
   rpm: num("rpm", values.rpm),
   rpmWindowMs: num("rpm-window-ms", values["rpm-window-ms"]),
+  tpm: num("tpm", values.tpm),
+  enforceOverMs: num("enforce-over-ms", values["enforce-over-ms"]),
+  maxInFlight: num("max-in-flight", values["max-in-flight"]),
+  stateLimits: !values["no-state-limits"],
+  retryAfter: values["no-retry-after"] ? false : values["retry-after-seconds"] ? "seconds" : true,
   answerWords: num("answer-words", values["answer-words"]),
   apiKey: values["api-key"],
 };

@@ -7,7 +7,9 @@
  *   tests can predict exactly what a given prompt yields.
  * - Faults (HTTP errors, connection resets, malformed bodies, hangs) can be
  *   injected per request, optionally only for prompts containing a substring.
- * - An optional sliding-window RPM limit mimics OpenAI's 429 behaviour.
+ * - Limits as real gateways enforce them (see `rate-limits.ts`): rpm and tpm
+ *   over the minute or over shorter windows, a cap on requests in flight, the
+ *   limits stated in x-ratelimit-* headers, one limit shared by every client.
  * - Control endpoints (`/__control/*`) allow driving a server that runs in
  *   another process (see `main.ts`).
  *
@@ -18,6 +20,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { Gateway } from "./rate-limits.js";
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -84,8 +87,18 @@ export interface TestServerOptions {
   varyAnswers?: boolean;
   /** sliding-window requests-per-minute limit; beyond it answer 429 */
   rpm?: number;
-  /** length of the rpm sliding window (default 60 000 ms); mainly for tests that want the window to slide quickly */
+  /** length of the rpm (and tpm) sliding "minute" (default 60 000 ms); mainly for tests that want the window to slide quickly */
   rpmWindowMs?: number;
+  /** tokens per minute (prompt + max_tokens of each request, as OpenAI counts at admission); beyond it 429 */
+  tpm?: number;
+  /** enforce rpm and tpm over sliding windows this long, each allowing its share (OpenAI: 60,000 rpm may be enforced as 1,000 per second) */
+  enforceOverMs?: number;
+  /** more than this many requests in flight: 429 without retry-after */
+  maxInFlight?: number;
+  /** state the limits in x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers (default true) */
+  stateLimits?: boolean;
+  /** with a rate refusal: retry-after and retry-after-ms (default), only whole seconds ("seconds"), or neither (false, as OpenAI often) */
+  retryAfter?: boolean | "seconds";
   /** if set, chat/models requests without `Authorization: Bearer <apiKey>` get 401 */
   apiKey?: string;
   /** that 401 quotes the key it was given, as OpenAI's "Incorrect API key provided: sk-…" does (unmasked) */
@@ -115,7 +128,7 @@ export interface TestServerStats {
   requests: number;
   /** chat completion requests answered with 200 and a real answer */
   answered: number;
-  /** 429 responses sent: rpm refusals plus injected `status: 429` faults */
+  /** 429 responses sent: rate and in-flight refusals plus injected `status: 429` faults */
   refused429: number;
   /** requests to which an injected fault rule applied */
   faulted: number;
@@ -431,15 +444,6 @@ function errorBody(status: number, message?: string): { error: { message: string
   };
 }
 
-/** OpenAI's x-ratelimit-reset-* style: "250ms", "1.5s", "1m2s". */
-function formatResetDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const totalSec = ms / 1000;
-  if (totalSec < 60) return `${Math.round(totalSec * 1000) / 1000}s`;
-  const m = Math.floor(totalSec / 60);
-  return `${m}m${Math.round((totalSec - m * 60) * 1000) / 1000}s`;
-}
-
 function bearerOf(record: RecordedRequest): string {
   const auth = record.headers.authorization;
   return typeof auth === "string" ? auth.replace(/^Bearer\s+/i, "") : "";
@@ -511,9 +515,15 @@ const MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "test-model"];
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const answerWords = opts.answerWords ?? DEFAULT_ANSWER_WORDS;
   const initialLatency = opts.latencyMs ?? 0;
-  const rpm = opts.rpm;
-  const rpmWindowMs = opts.rpmWindowMs ?? 60_000;
-  if (rpm !== undefined && !(Number.isInteger(rpm) && rpm >= 1)) throw new Error(`rpm must be a positive integer, got ${rpm}`);
+  const gateway = new Gateway({
+    rpm: opts.rpm,
+    tpm: opts.tpm,
+    minuteMs: opts.rpmWindowMs,
+    enforceOverMs: opts.enforceOverMs,
+    maxInFlight: opts.maxInFlight,
+    stateLimits: opts.stateLimits,
+    retryAfter: opts.retryAfter,
+  });
 
   let latencyMs = initialLatency;
   let seq = 0;
@@ -521,11 +531,6 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const counters = { requests: 0, answered: 0, refused429: 0, faulted: 0, maxInFlight: 0 };
   let inFlight = 0;
   let rules: Array<{ rule: FaultRule; remaining: number }> = [];
-
-  // Accepted-request timestamps of the rpm window, oldest first. A head index
-  // instead of Array#shift keeps pruning O(1) amortized at high request rates.
-  let window: number[] = [];
-  let windowHead = 0;
 
   // Latency timers of waiting requests: close() must clear them so the process can exit.
   const pendingTimers = new Set<NodeJS.Timeout>();
@@ -546,8 +551,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     // In-flight requests are real and still running; the max restarts from them.
     counters.maxInFlight = inFlight;
     rules = [];
-    window = [];
-    windowHead = 0;
+    gateway.reset();
     seq = 0;
     latencyMs = initialLatency;
   }
@@ -565,33 +569,6 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       return entry.rule;
     }
     return undefined;
-  }
-
-  /** Returns null if accepted (and records it), or the ms until a slot frees. */
-  function rateLimit(now: number): { waitMs: number } | null {
-    if (rpm === undefined) return null;
-    while (windowHead < window.length && window[windowHead]! <= now - rpmWindowMs) windowHead++;
-    // Compact occasionally so the array doesn't grow forever.
-    if (windowHead > 4096 && windowHead * 2 > window.length) {
-      window = window.slice(windowHead);
-      windowHead = 0;
-    }
-    if (window.length - windowHead >= rpm) {
-      return { waitMs: Math.max(1, window[windowHead]! + rpmWindowMs - now) };
-    }
-    window.push(now);
-    return null;
-  }
-
-  function rateLimitHeaders(now: number): Headers {
-    if (rpm === undefined) return {};
-    const used = window.length - windowHead;
-    const resetMs = used > 0 ? Math.max(0, window[windowHead]! + rpmWindowMs - now) : 0;
-    return {
-      "x-ratelimit-limit-requests": rpm,
-      "x-ratelimit-remaining-requests": Math.max(0, rpm - used),
-      "x-ratelimit-reset-requests": formatResetDuration(resetMs),
-    };
   }
 
   /** The chat.completion object for request number `n` (all `n` choices of the body). */
@@ -819,27 +796,20 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       return;
     }
 
-    const now = Date.now();
-    const limited = rateLimit(now);
-    if (limited) {
+    const admitted = gateway.admit(Date.now(), promptTokensFor(body) + (maxTokensOf(body) ?? answerWords));
+    if ("message" in admitted) {
       counters.refused429++;
       record.status = 429;
-      sendJson(res, 429, errorBody(429, `Rate limit reached for requests: limit ${rpm} per ${rpmWindowMs / 1000}s (synthbuild test server).`), {
-        ...reqHeaders,
-        "retry-after": String(Math.ceil(limited.waitMs / 1000)),
-        "retry-after-ms": String(limited.waitMs),
-        "x-ratelimit-limit-requests": rpm!,
-        "x-ratelimit-remaining-requests": 0,
-        "x-ratelimit-reset-requests": formatResetDuration(limited.waitMs),
-      });
+      sendJson(res, 429, errorBody(429, admitted.message), { ...reqHeaders, ...admitted.headers });
       return;
     }
+    res.once("close", admitted.release);
 
     const answer = () => {
       if (res.destroyed || res.writableEnded) return;
       counters.answered++;
       record.status = 200;
-      const headers = { ...reqHeaders, ...rateLimitHeaders(Date.now()), "openai-processing-ms": latencyMs };
+      const headers = { ...reqHeaders, ...gateway.stated(Date.now()), "openai-processing-ms": latencyMs };
       if (body.stream === true) sendStream(res, body, n, headers);
       else sendJson(res, 200, completionPayload(body, n), headers);
     };

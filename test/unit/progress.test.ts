@@ -33,3 +33,36 @@ test("--quiet prints nothing but warnings", () => {
   p.stop();
   assert.deepEqual(lines, ["warning: cache entry x was corrupt"]);
 });
+
+test("the first frame has no NaN; a build that is only retrying says why and when it tries next", (t) => {
+  t.mock.timers.enable({ apis: ["setInterval", "Date"], now: 5_000 });
+  const lines: string[] = [];
+  const p = createProgress({ quiet: false, write: (l) => lines.push(l), intervalMs: 1000 });
+  p.planned?.(2);
+  t.mock.timers.tick(0);
+  p.retried?.({ step: "s", attempt: 1, delayMs: 12_000, reason: "HTTP 429: Rate limit reached for requests" });
+  t.mock.timers.tick(1000);
+  p.stop();
+  assert.ok(!lines.some((l) => l.includes("NaN")), lines.join("\n"));
+  assert.match(lines[1]!, /^0\/2 requests {2}0\.0 req\/s .* retrying: HTTP 429: Rate limit reached for requests, next attempt in 11s$/);
+  // A frame drawn the moment the bar starts (no time elapsed yet) divided 0 by 0.
+  const first: string[] = [];
+  const q = createProgress({ quiet: false, write: (l) => first.push(l), intervalMs: 1000 });
+  q.planned?.(2);
+  q.stop();
+  assert.match(first[1]!, /^0\/2 requests {2}0\.0 req\/s/);
+});
+
+test("an answer ends the retrying note; a failure's paid answers count in tokens and cost", (t) => {
+  t.mock.timers.enable({ apis: ["setInterval", "Date"], now: 5_000 });
+  const lines: string[] = [];
+  const p = createProgress({ quiet: false, write: (l) => lines.push(l), intervalMs: 1000 });
+  p.planned?.(2);
+  p.retried?.({ step: "s", attempt: 1, delayMs: 500, reason: "answer is not JSON" });
+  p.failed?.({ sample: "a", step: "s", reason: "answer is not JSON (after 2 attempts)", inputTokens: 10, outputTokens: 30, costUsd: 0.004 });
+  p.answered?.({ step: "s", inputTokens: 5, outputTokens: 15, costUsd: 0.002 });
+  p.stop();
+  const last = lines[lines.length - 1]!;
+  assert.match(last, /tokens 15 in \/ 45 out {2}\$0\.0060/);
+  assert.ok(!last.includes("retrying"), last);
+});

@@ -429,6 +429,78 @@ describe("test server: rpm enforcement", () => {
   });
 });
 
+describe("test server: limits as gateways enforce them", () => {
+  let server: TestServer | undefined;
+  afterEach(() => server?.close());
+
+  test("an rpm enforced per second allows its share of each second and states the per-minute limit", async () => {
+    server = await startTestServer({ rpm: 180, enforceOverMs: 1000 }); // 3 a second
+    const openai = client(server);
+    for (let i = 0; i < 3; i++) {
+      const { response } = await ask(openai, `req ${i}`).withResponse();
+      assert.equal(response.headers.get("x-ratelimit-limit-requests"), "180");
+      assert.equal(response.headers.get("x-ratelimit-remaining-requests"), String(179 - i));
+    }
+    const err = await rejection(() => ask(openai, "fourth in one second"));
+    assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+    assert.match(err.message, /enforced as 3 per 1s/);
+    const waitMs = Number(err.headers?.get("retry-after-ms"));
+    assert.ok(waitMs > 0 && waitMs <= 1000, `retry-after-ms ${waitMs}`);
+    assert.equal(err.headers?.get("x-ratelimit-remaining-requests"), "0");
+  });
+
+  test("refusals without retry-after, or with whole seconds only", async () => {
+    server = await startTestServer({ rpm: 1, retryAfter: false });
+    await ask(client(server), "a");
+    const bare = await rejection(() => ask(client(server!), "b"));
+    assert.ok(bare instanceof OpenAI.RateLimitError, String(bare));
+    assert.equal(bare.headers?.get("retry-after"), null);
+    assert.equal(bare.headers?.get("x-ratelimit-limit-requests"), "1");
+    await server.close();
+    server = await startTestServer({ rpm: 1, retryAfter: "seconds" });
+    await ask(client(server), "a");
+    const seconds = await rejection(() => ask(client(server!), "b"));
+    assert.ok(seconds instanceof OpenAI.RateLimitError, String(seconds));
+    assert.equal(seconds.headers?.get("retry-after-ms"), null);
+    assert.ok(Number(seconds.headers?.get("retry-after")) >= 1, "retry-after in seconds");
+  });
+
+  test("tpm counts prompt plus max_tokens, states the token headers and refuses beyond them", async () => {
+    server = await startTestServer({ tpm: 100 });
+    const openai = client(server);
+    const { response } = await ask(openai, "x".repeat(40), { max_tokens: 50 }).withResponse(); // 10 + 50 tokens
+    assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "100");
+    assert.equal(response.headers.get("x-ratelimit-remaining-tokens"), "40");
+    assert.ok(response.headers.get("x-ratelimit-reset-tokens"), "x-ratelimit-reset-tokens");
+    const err = await rejection(() => ask(openai, "y".repeat(40), { max_tokens: 50 }));
+    assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+    assert.match(err.message, /tokens/);
+    assert.equal(err.headers?.get("x-ratelimit-remaining-tokens"), "0");
+  });
+
+  test("more than K in flight is refused at once, with no retry-after; a slot frees when an answer closes", async () => {
+    server = await startTestServer({ maxInFlight: 2, latencyMs: 200 });
+    const openai = client(server);
+    const held = [ask(openai, "one"), ask(openai, "two")];
+    await eventually(() => server!.stats().inFlight === 2);
+    const err = await rejection(() => ask(openai, "three"));
+    assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+    assert.match(err.message, /Too many concurrent requests/);
+    assert.equal(err.headers?.get("retry-after"), null);
+    await Promise.all(held);
+    await ask(openai, "three, later");
+    assert.deepEqual({ answered: server.stats().answered, refused429: server.stats().refused429 }, { answered: 3, refused429: 1 });
+  });
+
+  test("one limit for every client: two clients share it", async () => {
+    server = await startTestServer({ rpm: 2 });
+    await ask(client(server), "from the first client");
+    await ask(client(server, { apiKey: "another-key" }), "from the second client");
+    const err = await rejection(() => ask(client(server!), "third"));
+    assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+  });
+});
+
 describe("test server: options and lifecycle", () => {
   test("apiKey enforcement -> 401 AuthenticationError", async () => {
     const server = await startTestServer({ apiKey: "sekrit" });
