@@ -29,7 +29,7 @@ export interface Project {
 export async function openProject(opts: CommonOptions): Promise<Project> {
   await initHashing();
   const env = opts.env ?? process.env;
-  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env });
+  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env, cacheDir: locateProject(opts).paths.cacheDir });
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg));
   const samples = expand(manifest);

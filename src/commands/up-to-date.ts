@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Cache } from "../cache/store.js";
 import type { Lock } from "../lock/lockfile.js";
-import { globFiles } from "../manifest/resolve-dimensions.js";
+import { globFiles } from "../manifest/glob-files.js";
 import type { Manifest } from "../manifest/types.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
@@ -37,7 +37,7 @@ interface Stamp {
   offline: boolean;
   /** Absolute path → hash64 of its text (the manifest first). */
   files: Record<string, string>;
-  globs: { pattern: string; cwd: string; matches: string[] }[];
+  globs: { pattern: string; cwd: string; roots?: readonly string[]; matches: string[] }[];
   /** Run modules' import URLs: they must still load, as the full check would import them. */
   modules: string[];
   env: { names: string[]; hash: string };
@@ -106,7 +106,8 @@ async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offlin
     if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return no(`${path} changed`);
   }
   for (const g of s.globs) {
-    if (canonicalJson(await globFiles(g.pattern, g.cwd)) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
+    const now = await globFiles(g.pattern, g.cwd, g.roots ?? [g.cwd]);
+    if (now.outside.length || now.loops.length || canonicalJson(now.files) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
   }
   for (const url of s.modules) {
     // A module whose own text is unchanged may still fail to load (an import gone): then the full

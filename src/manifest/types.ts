@@ -140,8 +140,8 @@ export interface Manifest {
 export interface ManifestInputs {
   /** Absolute path → hash64 of the text read: the manifest, values files, globbed files, run modules. */
   files: Record<string, string>;
-  /** Each glob as run: pattern, folder, and the sorted files it matched. */
-  globs: { pattern: string; cwd: string; matches: string[] }[];
+  /** Each glob as run: pattern, folder, the folders it may read (real paths), and the sorted files it matched. */
+  globs: { pattern: string; cwd: string; roots: readonly string[]; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
   /** The URLs run modules were imported from: whether they still load depends on their imports too. */
