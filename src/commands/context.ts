@@ -31,7 +31,7 @@ export interface Project {
 export async function openProject(opts: CommonOptions): Promise<Project> {
   await initHashing();
   const env = opts.env ?? process.env;
-  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env, signal: opts.signal });
+  const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env, signal: opts.signal, cacheDir: locateProject(opts).paths.cacheDir });
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg), manifest.name);
   const samples = expand(manifest);

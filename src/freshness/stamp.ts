@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Cache } from "../cache/store.js";
 import type { Lock } from "../lock/lockfile.js";
-import { globFiles } from "../manifest/resolve-dimensions.js";
+import { globFiles } from "../manifest/glob-files.js";
 import type { Manifest } from "../manifest/types.js";
 import { RECIPE_VERSIONS } from "../plan/recipe.js";
 import type { ProjectPaths } from "../project.js";
@@ -36,7 +36,7 @@ interface Stamp {
   offline: boolean;
   /** Absolute path → hash64 of its text (the manifest first). */
   files: Record<string, string>;
-  globs: { pattern: string; cwd: string; matches: string[] }[];
+  globs: { pattern: string; cwd: string; roots?: readonly string[]; matches: string[] }[];
   env: { names: string[]; hash: string };
   /** hash64 of the lock's text. */
   lock: string;
@@ -112,7 +112,8 @@ async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offlin
     if (hash64(await readFile(path, "utf8").catch(() => "\0missing")) !== hash) return no(`${path} changed`);
   }
   for (const g of s.globs) {
-    if (canonicalJson(await globFiles(g.pattern, g.cwd)) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
+    const now = await globFiles(g.pattern, g.cwd, g.roots ?? [g.cwd]);
+    if (now.outside.length || now.loops.length || canonicalJson(now.files) !== canonicalJson(g.matches)) return no(`the files ${g.pattern} matches changed`);
   }
   return { holds: true, result: s.result, warnings: s.warnings };
 }

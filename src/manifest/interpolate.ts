@@ -3,7 +3,8 @@ import type { Diagnostic } from "../errors.js";
 import type { YamlSource } from "./source.js";
 
 const WHOLE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
-const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+// The last branch is a `${` that none of the others took: unterminated, or not a variable name.
+const REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g;
 
 /**
  * Replace `${VAR}` and `${VAR:-default}` in setting scalars (see interpolated()), in place, before validation, so
@@ -18,8 +19,13 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
       if (!interpolated(keyPathOf([...path, node]))) return;
       const raw = node.value;
       let missing: string | undefined;
-      node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined) => {
+      let malformed: string | undefined;
+      node.value = raw.replace(REF, (whole, name: string | undefined, fallback: string | undefined, at: number) => {
         if (whole === "$$") return "$";
+        if (name === undefined) {
+          malformed ??= raw.slice(at, at + 24);
+          return whole;
+        }
         looked.add(name!);
         const v = env[name!];
         // Shell semantics: ${VAR:-default} also replaces an empty value; ${VAR} keeps it.
@@ -33,7 +39,16 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
         const typed: unknown = parseScalar(String(node.value));
         if (typeof typed === "number" || typeof typed === "boolean") node.value = typed;
       }
-      if (missing) {
+      if (malformed) {
+        errors.push(
+          src.atOffset(
+            sourceOffset(src, node, malformed),
+            keyPathOf([...path, node]),
+            `'${malformed}' is not a variable reference: \${ starts one, and it needs a name and a closing }`,
+            "write ${NAME} or ${NAME:-default}; for a literal $, write $$",
+          ),
+        );
+      } else if (missing) {
         const offset = node.range?.[0] ?? 0;
         errors.push(
           src.atOffset(
@@ -50,19 +65,26 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
 }
 
 /**
- * Where ${VAR} is read from the environment: settings (the model, paths of outputs and of
- * dimension files). Not in dimension values or templates: those are the dataset's data, and a
- * value from the environment would make the dataset differ from machine to machine, or carry a
- * secret into prompts, the cache and dist/.
+ * Where ${VAR} is read from the environment: settings (the model, paths of outputs, of dimension
+ * files and of shared data folders). Not in dimension values or templates: those are the
+ * dataset's data, and a value from the environment would make the dataset differ from machine to
+ * machine, or carry a secret into prompts, the cache and dist/.
  */
 function interpolated(path: (string | number)[]): boolean {
   const [top, , kind, sub] = path;
   const last = path[path.length - 1];
-  if (top === "model") return true;
+  if (top === "model" || top === "shared_data") return true;
   if (top === "steps") return kind === "generate" && sub === "model";
   if (top === "output") return last === "path";
   if (top === "dimensions") return path.length === 3 && (last === "file" || last === "glob");
   return false;
+}
+
+/** Where `text` (from the scalar's value) starts in the file; the scalar's start if its source spells it otherwise. */
+function sourceOffset(src: YamlSource, node: Scalar, text: string): number {
+  const [start, end] = node.range ?? [0, 0];
+  const i = src.text.slice(start, end).indexOf(text);
+  return i >= 0 ? start + i : start;
 }
 
 /** Turn the visitor's chain of ancestors into a key path like `model.base_url`. */

@@ -3,7 +3,10 @@ import { basename, dirname, extname, relative, resolve } from "node:path";
 import { type Diagnostic, ManifestError, ManifestSyntaxError, UsageError } from "../errors.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { loadJsonSchemaSupport } from "../util/json-schema.js";
+import { byteName, decodeUtf8 } from "../util/utf8.js";
+import { resolveRoots } from "./confine.js";
 import { interpolateEnv } from "./interpolate.js";
+import { checkOutputCollisions, protectedFiles } from "./output-collisions.js";
 import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
@@ -18,6 +21,8 @@ export interface LoadOptions {
   cwd?: string;
   /** Ctrl-C: loading a run module (in a worker) is abandoned at once. */
   signal?: AbortSignal;
+  /** Where the cache will be (default cache/ beside the manifest): no output may write into it. */
+  cacheDir?: string;
 }
 
 /**
@@ -28,18 +33,33 @@ export async function loadManifest(file: string, opts: LoadOptions = {}): Promis
   await initHashing();
   const cwd = opts.cwd ?? process.cwd();
   const abs = resolve(cwd, file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(abs, "utf8");
+    bytes = await readFile(abs);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new UsageError(`no manifest at ${file}`, "run `synthbuild init` to write a starter dataset.yaml, or pass -f PATH");
     throw new UsageError(`cannot read ${file}: ${code}`);
   }
-  return parseManifest(relative(cwd, abs) || abs, abs, text, opts.env ?? process.env, opts.signal);
+  const display = relative(cwd, abs) || abs;
+  const decoded = decodeUtf8(bytes);
+  if ("notUtf8" in decoded) {
+    const { line, col, byte } = decoded.notUtf8;
+    const src = YamlSource.parse(display, bytes.toString("utf8"));
+    throw new ManifestError([
+      src.diagnostic(line, col, "", `the manifest is not UTF-8 text: ${byteName(byte)} here`, "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"),
+    ]);
+  }
+  return parseManifest(display, abs, decoded.text, opts.env ?? process.env, opts);
 }
 
-export async function parseManifest(displayName: string, abs: string, text: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Manifest> {
+export async function parseManifest(
+  displayName: string,
+  abs: string,
+  text: string,
+  env: NodeJS.ProcessEnv,
+  opts: Pick<LoadOptions, "cacheDir" | "signal"> = {},
+): Promise<Manifest> {
   await initHashing();
   const src = YamlSource.parse(displayName, text);
   const syntax = src.syntaxDiagnostics();
@@ -62,29 +82,31 @@ export async function parseManifest(displayName: string, abs: string, text: stri
     ]);
   }
   const { manifest: raw, errors: schemaErrors } = validateSchema(src, data);
-  errors.push(...schemaErrors);
+  // A value whose ${VAR} could not be filled in is not what the author wrote: its error says why.
+  errors.push(...schemaErrors.filter((d) => !errors.some((e) => e.path === d.path)));
   if (!raw) throw new ManifestError(errors);
 
   const dir = dirname(abs);
   // Run modules are checked in worker threads, whose start-up overlaps reading the values files.
   const moduleErrors: Diagnostic[] = [];
-  const modulesLoaded = loadRunModules(src, raw.steps ?? [], dir, moduleErrors, inputs, signal);
+  const modulesLoaded = loadRunModules(src, raw.steps ?? [], dir, moduleErrors, inputs, opts.signal);
   modulesLoaded.catch(() => {}); // awaited below, unless something before throws
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
-  const dimensions = await resolveDimensions(src, raw.dimensions, dir, errors, inputs);
+  const roots = await resolveRoots(src, raw.shared_data, dir, errors);
+  const dimensions = await resolveDimensions(src, raw.dimensions, dir, roots, errors, inputs);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
   const modules = await modulesLoaded;
   errors.push(...moduleErrors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
-  const stem = basename(abs, extname(abs));
-  const protectedPaths = new Map<string, string>([
-    [abs, "the manifest"],
-    [resolve(dir, `${stem}.lock`), "the lock file"],
+  const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
+  const lock = resolve(dir, `${basename(abs, extname(abs))}.lock`);
+  const cache = opts.cacheDir ?? resolve(dir, "cache");
+  const owned = new Map([
+    [cache, `${relative(dir, cache) || "."}/, the cache folder`],
+    [resolve(dir, ".git"), ".git/, git's folder"],
   ]);
-  for (const [name, spec] of Object.entries(raw.dimensions))
-    if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
-  const outputs = resolveOutputs(src, raw.output, dir, readable, protectedPaths, errors);
+  await checkOutputCollisions(src, raw.output, dir, await protectedFiles(raw, abs, lock, inputs), owned, errors);
   if (errors.length) throw new ManifestError(errors);
   return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs };
 }

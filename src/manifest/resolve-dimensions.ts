@@ -1,33 +1,40 @@
-import { readFile } from "node:fs/promises";
 import { basename, extname, relative, resolve } from "node:path";
 import { isScalar } from "yaml";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { hash64 } from "../util/hash.js";
-import { NAME_PATTERN, type RawDimension, type RawValueItem } from "./schema.js";
+import { OUTSIDE_HINT, type Roots, readInput } from "./confine.js";
+import { globFiles } from "./glob-files.js";
+import { BUILTIN_NAMES, MAX_DIMENSIONS, NAME_PATTERN, type RawDimension, type RawValueItem, UNUSABLE_NAMES } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { Dimension, DimValue, ManifestInputs } from "./types.js";
 
-/** Template built-ins, and names that would collide with JavaScript objects' own machinery. */
-export const RESERVED_NAMES = new Set(["nonce", "index", "id", "__proto__", "constructor", "prototype"]);
-
-/** The files a glob dimension reads, sorted: relative to the manifest's folder, no dot files. */
-export async function globFiles(pattern: string, dir: string): Promise<string[]> {
-  const { default: fg } = await import("fast-glob");
-  return (await fg(pattern, { cwd: dir, onlyFiles: true, dot: false })).sort();
-}
+/** Names a dimension or step may not take. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([...BUILTIN_NAMES, ...UNUSABLE_NAMES]);
 
 /** Read every dimension's values: inline lists, files, globs and conditional lists. */
 export async function resolveDimensions(
   src: YamlSource,
   raw: Record<string, RawDimension>,
   dir: string,
+  roots: Roots,
   errors: Diagnostic[],
   inputs?: ManifestInputs,
 ): Promise<Dimension[]> {
   const out: Dimension[] = [];
   const names = Object.keys(raw);
   if (names.length === 0) errors.push(src.at(["dimensions"], "no dimensions", "declare at least one, e.g. genre: [comedy, horror]"));
+  if (names.length > MAX_DIMENSIONS) {
+    errors.push(
+      src.at(
+        ["dimensions", names[MAX_DIMENSIONS]!],
+        `${names.length} dimensions: at most ${MAX_DIMENSIONS} are allowed`,
+        "a dimension is something the prompts vary; values of one thing belong in one dimension's list",
+        { key: true },
+      ),
+    );
+    return out;
+  }
   for (const name of names) {
     const path = ["dimensions", name];
     if (!NAME_PATTERN.test(name)) {
@@ -39,7 +46,8 @@ export async function resolveDimensions(
       continue;
     }
     if (RESERVED_NAMES.has(name)) {
-      errors.push(src.at(path, `'${name}' is a built-in template variable`, "rename the dimension", { key: true }));
+      const what = UNUSABLE_NAMES.includes(name) ? "a name JavaScript reserves" : "a built-in template variable";
+      errors.push(src.at(path, `'${name}' is ${what}`, "rename the dimension", { key: true }));
       continue;
     }
     const spec = raw[name]!;
@@ -53,7 +61,7 @@ export async function resolveDimensions(
       );
       continue;
     }
-    const dim = await resolveOne(src, name, spec, dir, out, errors, inputs);
+    const dim = await resolveOne(src, name, spec, dir, roots, out, errors, inputs);
     if (dim) out.push(dim);
   }
   return out;
@@ -64,6 +72,7 @@ async function resolveOne(
   name: string,
   spec: RawDimension,
   dir: string,
+  roots: Roots,
   earlier: Dimension[],
   errors: Diagnostic[],
   inputs?: ManifestInputs,
@@ -76,21 +85,13 @@ async function resolveOne(
   }
   if ("file" in spec) {
     const file = resolve(dir, spec.file);
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-      if (inputs) inputs.files[file] = hash64(text);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      errors.push(
-        src.at(
-          [...path, "file"],
-          code === "ENOENT" ? `file not found: ${spec.file}` : `cannot read ${spec.file}: ${code}`,
-          `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`,
-        ),
-      );
+    const read = await readInput(file, spec.file, roots, `the path is relative to the manifest's folder (${relative(process.cwd(), dir) || "."})`);
+    if ("problem" in read) {
+      errors.push(src.at([...path, "file"], read.problem, read.hint));
       return undefined;
     }
+    const text = read.text;
+    if (inputs) inputs.files[file] = hash64(text);
     const values: DimValue[] = [];
     const seen = new Map<string, number>();
     text.split(/\r?\n/).forEach((line, i) => {
@@ -116,23 +117,7 @@ async function resolveOne(
     }
     return { name, kind: "file", values };
   }
-  if ("glob" in spec) {
-    const files = await globFiles(spec.glob, dir);
-    inputs?.globs.push({ pattern: spec.glob, cwd: dir, matches: files });
-    if (files.length === 0) {
-      errors.push(src.at([...path, "glob"], `no files match ${spec.glob}`, "the pattern is relative to the manifest's folder"));
-      return undefined;
-    }
-    const values: DimValue[] = [];
-    for (const f of files) {
-      // Line endings normalised: a Windows checkout must build the same prompts (and cache keys).
-      const raw = await readFile(resolve(dir, f), "utf8");
-      if (inputs) inputs.files[resolve(dir, f)] = hash64(raw);
-      const text = raw.replace(/\r\n?/g, "\n").replace(/\s+$/, "");
-      values.push({ key: f, text, weight: 1, name: basename(f, extname(f)) });
-    }
-    return { name, kind: "glob", values };
-  }
+  if ("glob" in spec) return resolveGlob(src, name, spec.glob, dir, roots, errors, inputs);
   // Conditional on a parent declared earlier, so expansion can follow declaration order.
   const parent = earlier.find((d) => d.name === spec.by);
   if (!parent) {
@@ -179,6 +164,51 @@ async function resolveOne(
   const all = new Map<string, DimValue>();
   for (const list of byValue.values()) for (const v of list) all.set(v.key, v);
   return { name, kind: "conditional", values: [...all.values()], by: parent.name, byValue };
+}
+
+async function resolveGlob(
+  src: YamlSource,
+  name: string,
+  pattern: string,
+  dir: string,
+  roots: Roots,
+  errors: Diagnostic[],
+  inputs?: ManifestInputs,
+): Promise<Dimension | undefined> {
+  const path = ["dimensions", name, "glob"];
+  const { files, outside, loops } = await globFiles(pattern, dir, roots);
+  inputs?.globs.push({ pattern, cwd: dir, roots, matches: files });
+  const shown = (p: string) => {
+    const rel = relative(dir, p);
+    return rel === "" ? "the project folder" : rel.startsWith("..") ? p : rel;
+  };
+  for (const o of outside) errors.push(src.at(path, `${pattern} reads ${shown(o)}, which is outside the project folder`, OUTSIDE_HINT));
+  for (const l of loops)
+    errors.push(
+      src.at(
+        path,
+        `${pattern} goes round in a circle: ${shown(l.link)} leads back to ${shown(l.target)}, a folder it is inside`,
+        "remove the link, or narrow the pattern so that it does not descend into it",
+      ),
+    );
+  if (outside.length || loops.length) return undefined;
+  if (files.length === 0) {
+    errors.push(src.at(path, `no files match ${pattern}`, "the pattern is relative to the manifest's folder"));
+    return undefined;
+  }
+  const values: DimValue[] = [];
+  for (const f of files) {
+    const read = await readInput(resolve(dir, f), f, roots);
+    if ("problem" in read) {
+      errors.push(src.at(path, read.problem, read.hint));
+      continue;
+    }
+    if (inputs) inputs.files[resolve(dir, f)] = hash64(read.text);
+    // Line endings normalised: a Windows checkout must build the same prompts (and cache keys).
+    const text = read.text.replace(/\r\n?/g, "\n").replace(/\s+$/, "");
+    values.push({ key: f, text, weight: 1, name: basename(f, extname(f)) });
+  }
+  return values.length === files.length ? { name, kind: "glob", values } : undefined;
 }
 
 /**

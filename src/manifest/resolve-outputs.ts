@@ -14,18 +14,8 @@ const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
   files: ["prompt", "completion"],
 };
 
-/**
- * `protectedPaths`: files the build reads or owns (the manifest, its lock, dimension files) that
- * an output must never overwrite, by absolute path, with what to call them.
- */
-export function resolveOutputs(
-  src: YamlSource,
-  raw: RawOutput | RawOutput[],
-  dir: string,
-  names: ReadonlySet<string>,
-  protectedPaths: ReadonlyMap<string, string>,
-  errors: Diagnostic[],
-): Output[] {
+/** Outputs with their templates checked. What they must not overwrite is output-collisions.ts's. */
+export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, errors: Diagnostic[]): Output[] {
   const list = Array.isArray(raw) ? raw : [raw];
   const base: (string | number)[] = Array.isArray(raw) ? ["output"] : [];
   const seen = new Map<string, number>();
@@ -64,12 +54,6 @@ export function resolveOutputs(
           `output path ${o.path} is the project folder itself`,
           "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl",
         ),
-      );
-    else if (protectedPaths.has(abs))
-      errors.push(src.at([...path, "path"], `output path ${o.path} is ${protectedPaths.get(abs)}: the build would overwrite it`, "write outputs under dist/"));
-    else if (rel === "cache" || rel.startsWith("cache/") || rel.startsWith(".git/") || rel === ".git")
-      errors.push(
-        src.at([...path, "path"], `output path ${o.path} is inside ${rel.split("/")[0]}/, which synthbuild or git owns`, "write outputs under dist/"),
       );
     // Every file an output writes (one per split) must be its own: a split of one output may not
     // land on another output's path.

@@ -6,7 +6,7 @@ import { compileJsonSchema } from "../util/json-schema.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
 import { mergeModel, resolveModel } from "./resolve-model.js";
 import { DEFAULT_RUN_TIMEOUT_S, type LoadedModule } from "./run-modules.js";
-import { type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
+import { BUILTIN_NAMES, type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Scope } from "./template-check.js";
 import type { MessageTemplate, Step, StepParts } from "./types.js";
@@ -16,7 +16,7 @@ import type { MessageTemplate, Step, StepParts } from "./types.js";
  * manifest, so that a dimension with its own error does not cascade into "unknown variable".
  */
 export function baseNames(raw: Record<string, RawDimension>): string[] {
-  const names = [...RESERVED_NAMES];
+  const names = [...BUILTIN_NAMES];
   for (const [name, spec] of Object.entries(raw)) {
     names.push(name);
     if (!Array.isArray(spec) && "glob" in spec) names.push(`${name}_name`);
@@ -37,7 +37,7 @@ export function resolveSteps(
   modules: ReadonlyMap<string, LoadedModule>,
   errors: Diagnostic[],
 ): Step[] {
-  const dimNames = new Set(baseNames(rawDims).filter((n) => !RESERVED_NAMES.has(n)));
+  const dimNames = new Set(baseNames(rawDims).filter((n) => !BUILTIN_NAMES.includes(n)));
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
     if (ids.has(s.id))
@@ -52,7 +52,9 @@ export function resolveSteps(
       errors.push(
         src.at(
           ["steps", i, "id"],
-          `step id '${s.id}' is already the name of ${dimNames.has(s.id) ? "a dimension (or a glob dimension's file name)" : "a built-in variable"}`,
+          dimNames.has(s.id)
+            ? `step id '${s.id}' is already the name of a dimension (or a glob dimension's file name)`
+            : `step id '${s.id}' is ${BUILTIN_NAMES.includes(s.id) ? "already the name of a built-in variable" : "a name JavaScript reserves"}`,
           "rename the step",
         ),
       );

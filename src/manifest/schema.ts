@@ -18,7 +18,21 @@ function strict<T extends z.core.$ZodLooseShape>(shape: T) {
   });
 }
 
+/** The variables every template can read besides dimensions and steps. */
+export const BUILTIN_NAMES: readonly string[] = ["nonce", "index", "id"];
+/**
+ * Names of JavaScript objects' own machinery: never a variable (a scope keyed by one would read
+ * or replace the object's prototype), so never a dimension or step either.
+ */
+export const UNUSABLE_NAMES: readonly string[] = ["__proto__", "constructor", "prototype"];
+const RESERVED = [...BUILTIN_NAMES, ...UNUSABLE_NAMES];
+
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Far more than any dataset's prompts can use, and few enough that nothing downstream (the
+ * product's recursion, one lock line per sample holding every value) strains.
+ */
+export const MAX_DIMENSIONS = 1000;
 const STEP_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -41,10 +55,19 @@ export const Price = strict({
   output_per_mtok: z.number().nonnegative().describe("USD per million output tokens"),
 });
 
+/**
+ * Checked after ${VAR} interpolation; editors see the raw text, so the published pattern lets a
+ * `${...}` through for the loader to check.
+ */
+const BaseUrl = z
+  .string()
+  .refine((u) => u === "" || (/^https?:\/\/[^\s/?#]+\S*$/i.test(u) && URL.canParse(u)), "base_url is not an http(s) URL")
+  .meta({ pattern: "^(?:[hH][tT][tT][pP][sS]?://[^\\s/?#]+\\S*|\\$\\{.*)?$", description: "Endpoint URL (http or https); empty = the provider's default" });
+
 export const Model = strict({
   provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
   name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
-  base_url: z.string().optional().describe("Endpoint URL; empty = the provider's default"),
+  base_url: BaseUrl.optional(),
   endpoint_id: z
     .string()
     .min(1)
@@ -82,7 +105,9 @@ const WeightedValue = strict({
   weight: z.number().positive().optional(),
 });
 const ValueItem = z.union([Scalar, WeightedValue]);
-const ValueList = z.array(ValueItem);
+// The loader says "empty dimension" itself; the published schema says it too (as below, wherever
+// JSON Schema can say what the loader checks: `meta` keys are emitted as written).
+const ValueList = z.array(ValueItem).meta({ minItems: 1 });
 
 const FileDimension = strict({
   file: z.string().min(1).describe("A text file: one value a line; blank lines and # comments skipped"),
@@ -98,13 +123,16 @@ const ConditionalDimension = strict({
 
 export const Dimension = z.union([ValueList, FileDimension, GlobDimension, ConditionalDimension]);
 
-const Match = z.record(z.string(), z.union([Scalar, z.array(Scalar)]));
+const Match = z.record(z.string(), z.union([Scalar, z.array(Scalar)])).meta({ minProperties: 1 });
 
 export const Combine = strict({
   mode: z.enum(["product", "sample", "zip", "pairwise"]).optional(),
   n: z.number().int().positive().optional().describe("With mode: sample, how many combinations"),
   exclude: z.array(Match).optional().describe("Combinations to leave out; each entry matches on the dimensions it names"),
   repeat: z.number().int().min(1).max(100000).optional().describe("Samples per combination, each with its own nonce"),
+}).meta({
+  dependentSchemas: { n: { required: ["mode"], properties: { mode: { const: "sample" } } } },
+  anyOf: [{ not: { required: ["mode"], properties: { mode: { const: "sample" } } } }, { required: ["n"] }],
 });
 
 const Message = strict({
@@ -122,9 +150,10 @@ export const GenerateStep = strict({
     .enum(["drop", "retry"])
     .optional()
     .describe("An empty answer: drop the sample (the default; the answer is cached) or ask again (up to model.retries, then the sample fails)"),
-});
+}).meta({ oneOf: [{ required: ["prompt"] }, { required: ["messages"] }], dependentRequired: { system: ["prompt"] } });
 
-const Patterns = z.union([z.string(), z.array(z.string())]);
+const Regex = z.string().meta({ format: "regex" });
+const Patterns = z.union([Regex, z.array(Regex)]);
 
 export const FilterStep = strict({
   field: z.string().min(1).describe("The step output or dimension to test"),
@@ -141,7 +170,7 @@ export const MapStep = strict({
   replace: z
     .array(
       strict({
-        pattern: z.string(),
+        pattern: Regex,
         with: z.string(),
         flags: z
           .string()
@@ -153,6 +182,8 @@ export const MapStep = strict({
   trim: z.boolean().optional(),
 });
 
+const MINHASH = { required: ["method"], properties: { method: { const: "minhash" } } };
+
 export const DedupeStep = strict({
   field: z.string().min(1),
   method: z.enum(["exact", "minhash"]).optional().describe("exact: equal after normalising; minhash: near-duplicates by word n-gram similarity"),
@@ -160,7 +191,7 @@ export const DedupeStep = strict({
   shingle: z.number().int().min(1).max(20).optional().describe("minhash: words per n-gram (default 3)"),
   ignore_case: z.boolean().optional(),
   ignore_whitespace: z.boolean().optional(),
-});
+}).meta({ dependentSchemas: { threshold: MINHASH, shingle: MINHASH } });
 
 export const RunStep = strict({
   module: z
@@ -181,16 +212,23 @@ export const STEP_KINDS = ["generate", "filter", "map", "dedupe", "run"] as cons
 export type StepKind = (typeof STEP_KINDS)[number];
 
 export const Step = strict({
-  id: z.string().regex(STEP_ID, "a step id is a name: letters, digits, _ and -, starting with a letter"),
+  id: z
+    .string()
+    .regex(STEP_ID, "a step id is a name: letters, digits, _ and -, starting with a letter")
+    .meta({ not: { enum: RESERVED } }),
   generate: GenerateStep.optional(),
   filter: FilterStep.optional(),
   map: MapStep.optional(),
   dedupe: DedupeStep.optional(),
   run: RunStep.optional(),
-});
+}).meta({ oneOf: STEP_KINDS.map((k) => ({ required: [k] })) });
 
 export const Output = strict({
-  path: z.string().min(1).describe("Output file (a folder for format: files)"),
+  path: z
+    .string()
+    .min(1)
+    // Outside the project, the project folder itself, or git's folder (as the loader says).
+    .meta({ description: "Output file (a folder for format: files)", not: { pattern: "^(?:\\.\\.(?:[/\\\\]|$)|\\.?/?$|(?:\\./)?\\.git(?:[/\\\\]|$))" } }),
   format: z.enum(["openai-chat", "prompt-completion", "jsonl", "files"]).optional(),
   system: z.string().optional().describe("System message template (openai-chat)"),
   prompt: z.string().optional().describe("Prompt template"),
@@ -198,6 +236,16 @@ export const Output = strict({
   record: z.record(z.string(), z.string()).optional().describe("Field templates (format: jsonl)"),
   name: z.string().optional().describe("File name template (format: files)"),
   split: z.record(z.string().regex(NAME), z.number().positive()).optional().describe("Fractions by combination, e.g. {train: 0.9, validation: 0.1}"),
+}).meta({
+  anyOf: [
+    { required: ["format", "record"], properties: { format: { const: "jsonl" } } },
+    { required: ["prompt", "completion"], properties: { format: { not: { const: "jsonl" } } } },
+  ],
+  dependentSchemas: {
+    record: { required: ["format"], properties: { format: { const: "jsonl" } } },
+    system: { properties: { format: { const: "openai-chat" } } },
+    name: { required: ["format"], properties: { format: { const: "files" } } },
+  },
 });
 
 export const ManifestSchema = strict({
@@ -205,8 +253,16 @@ export const ManifestSchema = strict({
   version: z.literal(1),
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a name of letters, digits, '.', '_' and '-'"),
   seed: z.number().int().optional(),
+  shared_data: z
+    .array(z.string().min(1))
+    .optional()
+    .describe("Folders outside the project that file: and glob: may read (relative to the manifest, or absolute); nothing else outside it is read"),
   model: Model.optional(),
-  dimensions: z.record(z.string(), Dimension),
+  dimensions: z.record(z.string(), Dimension).meta({
+    minProperties: 1,
+    maxProperties: MAX_DIMENSIONS,
+    propertyNames: { type: "string", pattern: NAME.source, not: { enum: RESERVED } },
+  }),
   combine: Combine.optional(),
   steps: z.array(Step).optional(),
   output: z.union([Output, z.array(Output).min(1)]),

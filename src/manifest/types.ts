@@ -164,8 +164,8 @@ export interface ManifestInputs {
    * modules with every local file they import and the package.json of each package they import.
    */
   files: Record<string, string>;
-  /** Each glob as run: pattern, folder, and the sorted files it matched. */
-  globs: { pattern: string; cwd: string; matches: string[] }[];
+  /** Each glob as run: pattern, folder, the folders it may read (real paths), and the sorted files it matched. */
+  globs: { pattern: string; cwd: string; roots: readonly string[]; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
 }

@@ -10,9 +10,50 @@ type Issue = z.core.$ZodIssue;
 export function validateSchema(src: YamlSource, data: unknown): { manifest?: RawManifest; errors: Diagnostic[] } {
   const r = ManifestSchema.safeParse(data);
   if (r.success) return { manifest: r.data, errors: [] };
-  const errors: Diagnostic[] = [];
+  const colons = colonValues(src, data);
+  const errors: Diagnostic[] = colons.map((c) => c.diagnostic);
   for (const issue of r.error.issues) errors.push(...toDiagnostics(src, data, issue, []));
-  return { errors: dedupeDiagnostics(errors) };
+  // What zod says about such an item (an unknown key, a missing value) is the colon's echo.
+  const echoes = (d: Diagnostic) => colons.some((c) => d.path === c.path || d.path.startsWith(`${c.path}.`) || d.path.startsWith(`${c.path}[`));
+  return { errors: dedupeDiagnostics(errors.filter((d) => colons.some((c) => c.diagnostic === d) || !echoes(d))) };
+}
+
+/**
+ * `- 2001: a space odyssey` is a one-pair mapping to YAML: the author meant one value with a colon
+ * in it. Found in every list of dimension values, so that the diagnostic can say to quote it.
+ */
+function colonValues(src: YamlSource, data: unknown): { path: string; diagnostic: Diagnostic }[] {
+  const dims = valueAt(data, ["dimensions"]);
+  if (dims === null || typeof dims !== "object") return [];
+  const lists: KeyPath[] = [];
+  for (const [name, spec] of Object.entries(dims)) {
+    if (Array.isArray(spec)) lists.push(["dimensions", name]);
+    else if (spec && typeof spec === "object") {
+      if (Array.isArray(spec.default)) lists.push(["dimensions", name, "default"]);
+      for (const [k, v] of Object.entries(spec.values ?? {})) if (Array.isArray(v)) lists.push(["dimensions", name, "values", k]);
+    }
+  }
+  const out: { path: string; diagnostic: Diagnostic }[] = [];
+  for (const list of lists) {
+    (valueAt(data, list) as unknown[]).forEach((item, i) => {
+      if (item === null || typeof item !== "object" || Array.isArray(item)) return;
+      const keys = Object.keys(item);
+      if (keys.length !== 1 || keys[0] === "value" || keys[0] === "weight") return;
+      const path = [...list, i];
+      const value = Object.values(item)[0];
+      const node = src.nodeAt(path);
+      const written = node?.range ? src.text.slice(node.range[0], node.range[1]).trim() : `${keys[0]}: ${String(value)}`;
+      out.push({
+        path: formatPath(path),
+        diagnostic: src.at(
+          path,
+          `'${written}' is read as a mapping (key ${keys[0]}, value ${typeof value === "string" ? JSON.stringify(value) : describe(value)}), not as one value: in YAML, ': ' separates a key from its value`,
+          `quote the value: - ${JSON.stringify(written)}`,
+        ),
+      });
+    });
+  }
+  return out;
 }
 
 function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: KeyPath): Diagnostic[] {
@@ -29,6 +70,7 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
     case "invalid_union": {
       const branch = bestBranch(issue.errors, path, data);
       if (branch) return branch.flatMap((i) => toDiagnostics(src, data, i, path));
+      if (valueAt(data, path) === undefined) return [src.at(path.slice(0, -1), `missing required key '${String(path[path.length - 1])}'`, requiredHint(path))];
       const got = describe(valueAt(data, path));
       return [src.at(path, `expected ${unionExpectation(path)}, got ${got}`, unionHint(path))];
     }
@@ -50,7 +92,9 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
       ];
     }
     case "invalid_format":
-      return [src.at(path, issue.message.startsWith("Invalid") ? `not a valid ${issue.format}` : issue.message)];
+      return [src.at(path, issue.message.startsWith("Invalid") ? `not a valid ${issue.format}` : issue.message, formatHint(path))];
+    case "custom":
+      return [src.at(path, issue.message, formatHint(path))];
     case "too_small":
     case "too_big":
       return [src.at(path, issue.message.replace(/^Too (small|big): /, "too $1: "))];
@@ -93,6 +137,11 @@ function unionHint(path: KeyPath): string | undefined {
   return undefined;
 }
 
+function formatHint(path: KeyPath): string | undefined {
+  if (path[path.length - 1] === "base_url") return "e.g. base_url: http://localhost:8000/v1, or leave it empty for the provider's default";
+  return undefined;
+}
+
 function requiredHint(path: KeyPath): string | undefined {
   const p = formatPath(path);
   if (p === "version") return "start the manifest with `version: 1`";
@@ -120,6 +169,7 @@ export function valueAt(data: unknown, path: KeyPath): unknown {
 }
 
 export function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
   if (value === null) return "null (an empty value)";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";

@@ -118,7 +118,9 @@ export function renderTemplate(t: CompiledTemplate, scope: Record<string, unknow
     let out = p[0]!;
     for (let i = 1; i < p.length; i += 2) {
       const name = p[i]!;
-      const v = extra && name in extra ? extra[name] : scope[name];
+      // Own properties only, as Liquid reads them (ownPropertyOnly): `constructor` or `toString` is
+      // never a variable, even if a template that names one gets this far.
+      const v = extra && Object.hasOwn(extra, name) ? extra[name] : Object.hasOwn(scope, name) ? scope[name] : undefined;
       if (v === undefined || v === null) return renderWithLiquid(t, extra ? { ...scope, ...extra } : scope);
       out += String(v) + p[i + 1]!;
     }

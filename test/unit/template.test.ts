@@ -93,3 +93,20 @@ test("requestKey equals the hash of the request's canonical JSON, whatever the k
   assert.equal(requestKey(reordered), requestKey(req));
   assert.notEqual(requestKey({ ...req, params: { temperature: 0.6, top_p: 1 } }), requestKey(req));
 });
+
+test("no path that renders reads JavaScript's machinery: only a scope's own names are variables", () => {
+  const scope = { genre: "x" };
+  for (const src of [
+    "{{ constructor }}",
+    "{{ toString }}",
+    "{{ __proto__ }}",
+    "a {{ constructor }} b",
+    "{{ constructor | upcase }}",
+    "{{ genre.constructor }}",
+  ]) {
+    const t = compileTemplate(src);
+    assert.throws(() => renderTemplate(t, scope), TemplateRenderError, src);
+    assert.throws(() => renderTemplate(t, scope, { nonce: "n" }), TemplateRenderError, `${src} with a nonce`);
+  }
+  assert.equal(renderTemplate(compileTemplate("{{ genre | map: 'constructor' }}"), scope), "");
+});
