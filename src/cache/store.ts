@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
@@ -175,6 +175,38 @@ export class Cache {
   private readonly shards = new Set<string>();
   private seq = 0;
 
+  /** An entry's stored bytes, exactly as on disk (what a remote holds), or undefined if absent. */
+  async readRaw(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Store bytes fetched from elsewhere (a remote) as an entry, atomically, as put() does. The
+   * caller validates them first: this stores what it is given.
+   */
+  async putRaw(key: string, bytes: Uint8Array): Promise<void> {
+    const path = this.pathOf(key);
+    const shard = dirname(path);
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
+    const tmp = `${path}.tmp-${process.pid}-${(this.seq++).toString(36)}`;
+    try {
+      await writeFile(tmp, bytes);
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    this.known?.add(key);
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
   }
@@ -199,7 +231,8 @@ export class Cache {
   }
 }
 
-function parseEntry(text: string, key: string): CacheEntry | undefined {
+/** The entry these bytes hold, if they are a sound entry stored under `key`. */
+export function parseEntry(text: string, key: string): CacheEntry | undefined {
   try {
     const e = JSON.parse(text) as CacheEntry;
     if (e.format !== CACHE_FORMAT || e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string") return undefined;

@@ -17,6 +17,8 @@ export interface CommonOptions {
   /** Cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR). */
   cacheDir?: string;
   events?: BuildEvents;
+  /** A remote cache URL (s3://bucket/prefix, file:///path or a folder), overriding the manifest's `cache.remote`. */
+  remote?: string;
 }
 
 export interface Project {

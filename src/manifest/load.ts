@@ -4,6 +4,7 @@ import { type Diagnostic, ManifestError, ManifestSyntaxError, UsageError } from 
 import { hash64, initHashing } from "../util/hash.js";
 import { loadJsonSchemaSupport } from "../util/json-schema.js";
 import { interpolateEnv } from "./interpolate.js";
+import { resolveCache } from "./resolve-cache.js";
 import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
@@ -79,5 +80,6 @@ export async function parseManifest(displayName: string, abs: string, text: stri
     if (!Array.isArray(spec) && "file" in spec) protectedPaths.set(resolve(dir, spec.file), `the values file of dimension ${name}`);
   const outputs = resolveOutputs(src, raw.output, dir, readable, protectedPaths, errors);
   if (errors.length) throw new ManifestError(errors);
-  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs };
+  const cache = raw.cache && resolveCache(raw.cache, dir);
+  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs, ...(cache && { cache }) };
 }

@@ -133,6 +133,8 @@ export interface Manifest {
   readonly combine: Combine;
   readonly steps: Step[];
   readonly outputs: Output[];
+  /** `cache:`: the remote cache, if one is configured (a folder path already absolute). */
+  readonly cache?: CacheSettings;
   /** Everything the manifest was made from: what a build's up-to-date stamp checks. */
   readonly inputs: ManifestInputs;
 }
@@ -146,4 +148,11 @@ export interface ManifestInputs {
   env: Set<string>;
   /** The URLs run modules were imported from: whether they still load depends on their imports too. */
   modules: string[];
+}
+
+export interface CacheSettings {
+  readonly remote: string;
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly pathStyle?: boolean;
 }
