@@ -36,7 +36,9 @@ export class S3Remote implements Remote {
     this.client ??= (async () => {
       // The SDK warns on every Node 20 process that it will drop Node 20 next year: noise on a user's terminal.
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-      const sdk = await import("@aws-sdk/client-s3");
+      const mod = await import("@aws-sdk/client-s3");
+      // The CLI's bundle gets the SDK's CommonJS build, whose exports arrive as `default`.
+      const sdk = (mod.S3Client ? mod : (mod as unknown as { default: Sdk }).default) as Sdk;
       const l = this.location;
       const client = new sdk.S3Client({
         region: l.region ?? this.env.AWS_REGION ?? this.env.AWS_DEFAULT_REGION ?? "us-east-1",
