@@ -7,7 +7,7 @@
  * (the project's test server, in its own process) with 200 ms latency, concurrency 64.
  *
  *   npm run bench                 # everything (about two minutes)
- *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m,
+ *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, pushpull,
  *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
  */
 import { spawn } from "node:child_process";
@@ -15,6 +15,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BUCKET, S3_CREDENTIALS, TestS3 } from "../test/helpers/s3.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const BIN = join(REPO, "bin/synthbuild.js");
@@ -376,6 +377,44 @@ try {
       "≤ 15 s and ≤ 1 GB",
       r.wallS <= 15 && r.peakRssMb <= 1024,
     );
+  }
+  if (want("pushpull")) {
+    // 2,000 answers through a real S3-protocol server on loopback (s3rver), 16 transfers at once.
+    const s3 = await TestS3.start();
+    try {
+      const s3env = { ...S3_CREDENTIALS, S3_ENDPOINT: s3.endpoint };
+      const withRemote = (text: string) => `${text}cache: { remote: "s3://${BUCKET}/bench", endpoint: "\${S3_ENDPOINT}" }\n`;
+      const a = await tmp();
+      await writeFile(join(a, "dataset.yaml"), withRemote(manifest({ baseURL: server.baseURL, name: "bench-sync" })));
+      must(await cli(["build", "-q", "--offline"], a, s3env), "offline build for push");
+      const noop = must(await cli(["build", "-q", "--offline"], a, s3env), "local no-op");
+      const pushed = must(await cli(["push", "--json"], a, s3env), "push");
+      const p = JSON.parse(pushed.stdout) as { transferred: number; bytes: number; seconds: number };
+      report(
+        `push ${p.transferred} answers`,
+        `${pushed.wallS.toFixed(2)} s whole command (${p.seconds.toFixed(2)} s transferring, ${(p.bytes / 1024 / 1024 / p.seconds).toFixed(1)} MiB/s, ${(p.transferred / p.seconds).toFixed(0)} objects/s)`,
+        "",
+        undefined,
+        "all 2,000 uploaded",
+        p.transferred === N,
+      );
+      const b = await tmp();
+      await writeFile(join(b, "dataset.yaml"), await readFile(join(a, "dataset.yaml"), "utf8"));
+      await writeFile(join(b, "dataset.lock"), await readFile(join(a, "dataset.lock"), "utf8"));
+      const pulled = must(await cli(["pull", "--json"], b, s3env), "pull");
+      const q = JSON.parse(pulled.stdout) as { transferred: number; bytes: number; seconds: number };
+      const frozen = must(await cli(["build", "-q", "--frozen", "--offline", "--json"], b, s3env), "frozen build after pull");
+      report(
+        `pull ${q.transferred} answers + build --frozen`,
+        `${pulled.wallS.toFixed(2)} s pull (${q.seconds.toFixed(2)} s transferring, ${(q.bytes / 1024 / 1024 / q.seconds).toFixed(1)} MiB/s, ${(q.transferred / q.seconds).toFixed(0)} objects/s) + ${frozen.wallS.toFixed(2)} s frozen build`,
+        `${noop.wallS.toFixed(2)} s local no-op`,
+        noop.wallS / (pulled.wallS + frozen.wallS),
+        "all 2,000 pulled and validated, 0 requests",
+        q.transferred === N && (JSON.parse(frozen.stdout) as { requests: number }).requests === 0,
+      );
+    } finally {
+      await s3.remove();
+    }
   }
 } finally {
   server.stop();

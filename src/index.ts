@@ -3,11 +3,14 @@
  * a program can do by importing them.
  */
 
+export { RemoteAccessError, RemoteObjectError, RemoteUnavailableError } from "./cache/remote/types.js";
 export { type BuildOptions, type BuildResult, build } from "./commands/build.js";
 export type { CommonOptions } from "./commands/context.js";
 export { type GcOptions, type GcResult, gc } from "./commands/gc.js";
 export { init } from "./commands/init.js";
 export { type PlanOptions, type PlanResult, plan, type StepPlan } from "./commands/plan.js";
+export { type PullSummary, pull } from "./commands/pull.js";
+export { type PushSummary, push, type SyncOptions } from "./commands/push.js";
 export { type ShowResult, show } from "./commands/show.js";
 export { type VerifyResult, verify } from "./commands/verify.js";
 export {

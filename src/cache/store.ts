@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { link, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SynthbuildError, UsageError } from "../errors.js";
 import type { ChatRequest } from "../plan/request.js";
@@ -34,6 +34,9 @@ export interface CacheEntry {
   created_at: string;
   duration_ms: number;
 }
+
+/** link(2) answers: the name exists, or this filesystem has no hard links (then a check, then rename). */
+const LINK_REFUSED = new Set(["EEXIST", "EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 /** Per process, not per Cache: two Cache objects on one folder must not share a temp name. */
 let tempSeq = 0;
@@ -258,7 +261,7 @@ export class Cache {
       return entry;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "EEXIST" && code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw err;
+      if (!LINK_REFUSED.has(code ?? "")) throw err;
     }
     // Already stored (or no hard links here, where the check below leaves a small window).
     const text = this.readText(entry.key);
@@ -272,6 +275,44 @@ export class Cache {
   }
 
   private readonly shards = new Set<string>();
+
+  /** An entry's stored bytes, exactly as on disk (what a remote holds), or undefined if absent. */
+  async readRaw(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Store bytes fetched from elsewhere (a remote) as an entry, atomically, as put() does. The
+   * caller validates them first: this stores what it is given.
+   */
+  async putRaw(key: string, bytes: Uint8Array): Promise<void> {
+    const path = this.pathOf(key);
+    const shard = dirname(path);
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
+    const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
+    try {
+      await writeFile(tmp, bytes);
+      // First writer wins here too: a sound entry already stored is kept.
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if (!LINK_REFUSED.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
+        const text = this.readText(key);
+        if (text === undefined || !parseEntry(text, key)) await rename(tmp, path);
+      }
+    } finally {
+      await rm(tmp, { force: true }).catch(() => {});
+    }
+    this.known?.add(key);
+  }
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });

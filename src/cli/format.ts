@@ -1,4 +1,4 @@
-import type { BuildResult, PlanResult, ShowResult } from "../index.js";
+import type { BuildResult, PlanResult, PullSummary, ShowResult } from "../index.js";
 
 export function formatPlan(p: PlanResult): string {
   const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
@@ -63,4 +63,18 @@ function indent(text: string): string {
     .split("\n")
     .map((l) => `    ${l}`)
     .join("\n");
+}
+
+/** "12 answers (34.5 KiB) in 0.42 s, 120 KiB/s" */
+export function formatTransfer(r: PullSummary): string {
+  const rate = r.seconds > 0 ? `, ${kib(r.bytes / r.seconds)}/s` : "";
+  return `${r.transferred} answer${r.transferred === 1 ? "" : "s"} (${kib(r.bytes)}) in ${r.seconds.toFixed(2)} s${rate}`;
+}
+
+export function transferJson(r: PullSummary, extra: Record<string, unknown>): Record<string, unknown> {
+  return { remote: r.remote, keys: r.keys, transferred: r.transferred, present: r.present, bytes: r.bytes, seconds: r.seconds, ...extra };
+}
+
+function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }

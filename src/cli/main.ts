@@ -10,6 +10,9 @@ import {
   ManifestSyntaxError,
   type PlanResult,
   plan,
+  pull,
+  push,
+  RemoteObjectError,
   redactor,
   type ShowResult,
   SynthbuildError,
@@ -19,7 +22,7 @@ import {
   VerifyError,
   verify,
 } from "../index.js";
-import { formatBuild, formatPlan, formatShow } from "./format.js";
+import { formatBuild, formatPlan, formatShow, formatTransfer, transferJson } from "./format.js";
 import { createProgress } from "./progress.js";
 
 /**
@@ -39,14 +42,15 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .option("-f, --file <path>", "the manifest", "dataset.yaml")
     .option("--cache-dir <dir>", "cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR)")
+    .option("--remote <url>", "remote cache for push and pull (s3://bucket/prefix, file:///path or a folder), overriding the manifest's cache.remote")
     .option("-q, --quiet", "no progress output")
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
     .exitOverride();
 
   const common = () => {
-    const g = program.opts<{ file: string; cacheDir?: string; quiet?: boolean }>();
-    return { file: g.file, cacheDir: g.cacheDir, quiet: g.quiet ?? false };
+    const g = program.opts<{ file: string; cacheDir?: string; quiet?: boolean; remote?: string }>();
+    return { file: g.file, cacheDir: g.cacheDir, quiet: g.quiet ?? false, remote: g.remote };
   };
 
   program
@@ -178,6 +182,34 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
 
+  program
+    .command("push")
+    .description("upload to the remote cache every answer dataset.lock references that it lacks (first writer wins)")
+    .option("--json", "print one JSON object on stdout")
+    .option("--concurrency <n>", "uploads in flight at once (default 16)", positiveInt)
+    .action(async (o: { json?: boolean; concurrency?: number }) => {
+      const r = await push({ ...common(), concurrency: o.concurrency });
+      if (o.json) out(transferJson(r, { missing_locally: r.missingLocally }));
+      err(`pushed ${formatTransfer(r)} to ${r.remote}; ${r.present} already there`);
+      if (r.missingLocally.length) {
+        err(
+          `${r.missingLocally.length} answers the lock references are not in the local cache, so were not pushed: ${r.missingLocally.slice(0, 5).join(", ")}${r.missingLocally.length > 5 ? ", …" : ""}`,
+        );
+        code = 1;
+      }
+    });
+
+  program
+    .command("pull")
+    .description("download from the remote cache every answer dataset.lock references that the local cache lacks, each checked before it is stored")
+    .option("--json", "print one JSON object on stdout")
+    .option("--concurrency <n>", "downloads in flight at once (default 16)", positiveInt)
+    .action(async (o: { json?: boolean; concurrency?: number }) => {
+      const r = await pull({ ...common(), concurrency: o.concurrency });
+      if (o.json) out(transferJson(r, {}));
+      err(`pulled ${formatTransfer(r)} from ${r.remote}; ${r.present} already here`);
+    });
+
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;
@@ -205,6 +237,7 @@ function details(e: SynthbuildError): Record<string, unknown> {
   if (e instanceof VerifyError) return { problems: e.problems };
   if (e instanceof FrozenError) return { missing: e.missing };
   if (e instanceof EndpointError) return { problem: e.kind, endpoint: e.endpoint, model: e.model, step: e.step };
+  if (e instanceof RemoteObjectError) return { problems: e.problems };
   if (e instanceof ManifestError || e instanceof ManifestSyntaxError) return { diagnostics: e.diagnostics.map(({ frame: _, ...d }) => d) };
   return {};
 }

@@ -19,6 +19,8 @@ export interface CommonOptions {
   events?: BuildEvents;
   /** Abort (Ctrl-C), heard from the moment the manifest is read. */
   signal?: AbortSignal;
+  /** A remote cache URL (s3://bucket/prefix, file:///path or a folder), overriding the manifest's `cache.remote`. */
+  remote?: string;
 }
 
 export interface Project {

@@ -65,15 +65,15 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
 }
 
 /**
- * Where ${VAR} is read from the environment: settings (the model, paths of outputs, of dimension
- * files and of shared data folders). Not in dimension values or templates: those are the
- * dataset's data, and a value from the environment would make the dataset differ from machine to
- * machine, or carry a secret into prompts, the cache and dist/.
+ * Where ${VAR} is read from the environment: settings (the model, the remote cache, paths of
+ * outputs, of dimension files and of shared data folders). Not in dimension values or templates:
+ * those are the dataset's data, and a value from the environment would make the dataset differ
+ * from machine to machine, or carry a secret into prompts, the cache and dist/.
  */
 function interpolated(path: (string | number)[]): boolean {
   const [top, , kind, sub] = path;
   const last = path[path.length - 1];
-  if (top === "model" || top === "shared_data") return true;
+  if (top === "model" || top === "shared_data" || top === "cache") return true;
   if (top === "steps") return kind === "generate" && sub === "model";
   if (top === "output") return last === "path";
   if (top === "dimensions") return path.length === 3 && (last === "file" || last === "glob");

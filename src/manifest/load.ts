@@ -7,6 +7,7 @@ import { byteName, decodeUtf8 } from "../util/utf8.js";
 import { resolveRoots } from "./confine.js";
 import { interpolateEnv } from "./interpolate.js";
 import { checkOutputCollisions, protectedFiles } from "./output-collisions.js";
+import { resolveCache } from "./resolve-cache.js";
 import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
@@ -101,12 +102,13 @@ export async function parseManifest(
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
   const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
   const lock = resolve(dir, `${basename(abs, extname(abs))}.lock`);
-  const cache = opts.cacheDir ?? resolve(dir, "cache");
+  const cacheFolder = opts.cacheDir ?? resolve(dir, "cache");
   const owned = new Map([
-    [cache, `${relative(dir, cache) || "."}/, the cache folder`],
+    [cacheFolder, `${relative(dir, cacheFolder) || "."}/, the cache folder`],
     [resolve(dir, ".git"), ".git/, git's folder"],
   ]);
   await checkOutputCollisions(src, raw.output, dir, await protectedFiles(raw, abs, lock, inputs), owned, errors);
   if (errors.length) throw new ManifestError(errors);
-  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs };
+  const cache = raw.cache && resolveCache(raw.cache, dir);
+  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs, ...(cache && { cache }) };
 }

@@ -248,6 +248,13 @@ export const Output = strict({
   },
 });
 
+export const CacheSettings = strict({
+  remote: z.string().min(1).describe("Where answers are shared: s3://bucket/prefix, file:///path, or a folder (relative to the manifest)"),
+  endpoint: z.string().optional().describe("S3-compatible endpoint URL (MinIO, R2, Ceph), e.g. http://127.0.0.1:9000"),
+  region: z.string().optional().describe("S3 region (default: AWS_REGION, else us-east-1)"),
+  path_style: z.boolean().optional().describe("Path-style S3 URLs (default: true when endpoint is set)"),
+}).describe("A remote cache that push, pull and builds share; credentials come from the AWS credential chain, never from here.");
+
 export const ManifestSchema = strict({
   $schema: z.string().optional(),
   version: z.literal(1),
@@ -266,6 +273,7 @@ export const ManifestSchema = strict({
   combine: Combine.optional(),
   steps: z.array(Step).optional(),
   output: z.union([Output, z.array(Output).min(1)]),
+  cache: CacheSettings.optional(),
 });
 
 export type RawManifest = z.infer<typeof ManifestSchema>;

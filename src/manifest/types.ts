@@ -154,6 +154,8 @@ export interface Manifest {
   readonly combine: Combine;
   readonly steps: Step[];
   readonly outputs: Output[];
+  /** `cache:`: the remote cache, if one is configured (a folder path already absolute). */
+  readonly cache?: CacheSettings;
   /** Everything the manifest was made from: what a build's up-to-date stamp checks. */
   readonly inputs: ManifestInputs;
 }
@@ -168,4 +170,11 @@ export interface ManifestInputs {
   globs: { pattern: string; cwd: string; roots: readonly string[]; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
+}
+
+export interface CacheSettings {
+  readonly remote: string;
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly pathStyle?: boolean;
 }

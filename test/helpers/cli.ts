@@ -18,6 +18,8 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   delete env.OPENAI_API_KEY;
   delete env.OPENAI_BASE_URL;
   delete env.SYNTHBUILD_CACHE_DIR;
+  // Nor AWS credentials, profiles or endpoints: remote-cache tests pass their own.
+  for (const v of Object.keys(env)) if (v.startsWith("AWS_")) delete env[v];
   // A proxy set on the machine running the tests must not decide where test requests go.
   for (const v of ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]) {
     delete env[v];
