@@ -37,6 +37,10 @@ export function formatBuild(r: BuildResult): string {
       (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
   ];
   for (const o of r.outputs) lines.push(`  ${o.path}  ${o.rows} rows`);
+  if (r.remote && (r.remote.fetched || r.remote.uploaded || r.remote.notUploaded.length))
+    lines.push(
+      `remote ${r.remote.remote}: ${r.remote.fetched} fetched, ${r.remote.uploaded} uploaded${r.remote.notUploaded.length ? `, ${r.remote.notUploaded.length} not uploaded (\`synthbuild push\` later)` : ""}`,
+    );
   if (r.failures.length) {
     lines.push(`failed samples (retried on the next build):`);
     for (const f of r.failures.slice(0, 20)) lines.push(`  ${f.sample} at ${f.step}: ${f.reason}`);

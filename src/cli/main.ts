@@ -131,6 +131,16 @@ export async function main(argv: string[]): Promise<number> {
           outputs: result.outputs,
           failures: result.failures,
           cost_usd: result.costUsd,
+          ...(result.remote
+            ? {
+                remote: {
+                  url: result.remote.remote,
+                  fetched: result.remote.fetched,
+                  uploaded: result.remote.uploaded,
+                  not_uploaded: result.remote.notUploaded,
+                },
+              }
+            : {}),
         });
       if (!c.quiet || result.failed) err(formatBuild(result));
       if (result.failed || result.pending - result.heldBack) code = 1;

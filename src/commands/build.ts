@@ -23,6 +23,8 @@ import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { type CommonOptions, locateProject, openProject } from "./context.js";
+import { projectRemote } from "./remote.js";
+import { BuildRemote, pullForFrozen, type RemoteReport } from "./remote-build.js";
 import { requestEvents } from "./spend.js";
 
 export interface BuildOptions extends CommonOptions {
@@ -59,6 +61,8 @@ export interface BuildResult {
   costUsd: number | null;
   /** True when --max-cost held requests back. */
   budgetReached: boolean;
+  /** With a remote cache: what was fetched from it and uploaded to it. */
+  remote?: RemoteReport;
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
@@ -130,6 +134,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     });
     // make's "up to date", decided where plan, verify and --frozen decide it too. --frozen, the
     // release gate, reads every answer the lock names rather than trusting that it is there.
+    const remote = projectRemote(m, opts);
+    // The release gate, with a remote: every answer the lock names is fetched (and checked against
+    // the lock) before anything is decided, so a fresh clone passes with zero requests.
+    if (opts.frozen && remote && existing) await pullForFrozen(cache, remote, existing.lock);
     const verdict = await decide(m, samples, cache, existing, { offline, content: opts.frozen });
     if (verdict.upToDate) {
       events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
@@ -166,6 +174,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
       m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
     );
+    const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
+    if (linked) requesting.remote = linked.hooks();
+    let remoteReport: RemoteReport | undefined;
     const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
     try {
       await walk(m, runs, {
@@ -181,6 +192,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // A build that stops early pays for nothing more: requests in flight are dropped.
       controller.abort();
       throw err;
+    } finally {
+      // Whatever stopped it, the answers paid for go to the remote too.
+      remoteReport = await linked?.finish();
     }
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
@@ -199,6 +213,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       events.warn?.(`could not record this project's answers for gc: ${err.message}`),
     );
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
+    if (remoteReport) result.remote = remoteReport;
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
       const missing = cache.firstMissing(lockKeys(lock), hash);

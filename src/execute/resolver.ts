@@ -46,6 +46,13 @@ export class CacheResolver implements Resolver {
   }
 }
 
+export interface RemoteHooks {
+  /** Fetch the key into the local cache if the remote has a sound copy; true if it now is local. */
+  fetch(key: string): Promise<boolean>;
+  /** A new answer was stored locally: upload it (in the background). */
+  stored(key: string): void;
+}
+
 export interface RequestEvents {
   /** A request is about to be sent (after the budget check). */
   onStart?(step: GenerateStep): void;
@@ -68,6 +75,8 @@ export interface RequestEvents {
  * dist/ or the lock.
  */
 export class BuildResolver implements Resolver {
+  /** A remote cache: looked up on a local miss before any request; told of each answer stored. */
+  remote?: RemoteHooks;
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
   /** Requests on the wire (sent, answer not yet stored): what a stop waits for. */
   private readonly sent = new Set<Promise<void>>();
@@ -102,6 +111,11 @@ export class BuildResolver implements Resolver {
     if (hit && usable(hit, step)) return answerFromEntry(hit, true);
     if (this.signal.aborted) return undefined;
     if (this.stopped) return this.whenStopped();
+    // A remote cache may have it (a teammate's build, CI's shards): no request for that.
+    if (this.remote && (await this.remote.fetch(key))) {
+      const fetched = await this.cache.get(key);
+      if (fetched && usable(fetched, step)) return answerFromEntry(fetched, true);
+    }
     let p = this.inflight.get(key);
     if (!p) {
       p = this.request(key, req, sample, step);
@@ -225,6 +239,7 @@ export class BuildResolver implements Resolver {
       landed();
     }
     this.events.onAnswer?.(step, req, answer, provider.offline);
+    this.remote?.stored(key);
     return answerFromEntry(stored, false);
   }
 

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { BUCKET, S3_CREDENTIALS, TestS3 } from "../helpers/s3.js";
+import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 const manifest = (remote: string) => `version: 1
 name: shared
@@ -44,8 +45,9 @@ test("push, then pull into a fresh clone, then build --frozen: the same dist/ an
   assert.equal((await runCli(["build", "--offline", "-q"], a.dir, env())).status, 0);
   const pushed = await runCli(["push", "--json"], a.dir, env());
   assert.equal(pushed.status, 0, pushed.stderr);
-  assert.deepEqual(JSON.parse(pushed.stdout).transferred, 8);
-  assert.match(pushed.stderr, /pushed 8 answers \([\d.]+ KiB\) in [\d.]+ s.* to s3:\/\/team-cache\/team0\/ at http:\/\/127\.0\.0\.1:\d+; 0 already there/);
+  // The build uploaded each answer as it arrived: push finds them there.
+  assert.deepEqual([JSON.parse(pushed.stdout).transferred, JSON.parse(pushed.stdout).present], [0, 8]);
+  assert.match(pushed.stderr, /pushed 0 answers \([\d.]+ KiB\) in [\d.]+ s.* to s3:\/\/team-cache\/team0\/ at http:\/\/127\.0\.0\.1:\d+; 8 already there/);
 
   const b = await project();
   await writeFile(join(b.dir, "dataset.yaml"), await a.read("dataset.yaml"));
@@ -115,3 +117,122 @@ test("push or pull with no remote configured is a usage error; --remote supplies
   assert.match(r.stderr, /pushed 8 answers/);
   assert.equal((await readdir(join(p.dir, "shared-folder", "objects"))).length > 0, true);
 });
+
+describe("build with a remote cache", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ latencyMs: 100 });
+  });
+  after(() => server.close());
+
+  const online = (remote: string, values = "red, green, blue, cyan") => `version: 1
+name: shared-online
+model: { name: test-model, base_url: "\${TEST_BASE_URL}", concurrency: 2 }
+dimensions:
+  colour: [${values}]
+steps:
+  - id: story
+    generate: { prompt: "{{ nonce }} a {{ colour }} thing" }
+output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ colour }}", completion: "{{ story }}" }
+cache:
+  remote: ${remote}
+  endpoint: \${S3_ENDPOINT}
+`;
+  const envOnline = () => ({ ...env(), TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "sk-remote" });
+
+  test("new answers are uploaded as they arrive; a teammate's build reads them through, and --frozen fetches what the lock names", async () => {
+    const remote = `s3://${BUCKET}/online${projects.length}`;
+    const a = await project(remote);
+    await writeFile(join(a.dir, "dataset.yaml"), online(remote));
+    server.reset();
+    const built = await runCli(["build", "--json"], a.dir, envOnline());
+    assert.equal(built.status, 0, built.stderr);
+    assert.equal(server.requests.length, 4);
+    assert.deepEqual([JSON.parse(built.stdout).remote.uploaded, JSON.parse(built.stdout).remote.not_uploaded], [4, []]);
+
+    // A teammate with the manifest only: every answer comes from the remote, none is requested.
+    const b = await project(remote);
+    await writeFile(join(b.dir, "dataset.yaml"), online(remote));
+    server.reset();
+    const through = await runCli(["build", "--json"], b.dir, envOnline());
+    assert.equal(through.status, 0, through.stderr);
+    assert.equal(server.requests.length, 0);
+    assert.equal(JSON.parse(through.stdout).remote.fetched, 4);
+    assert.equal(await b.read("dataset.lock"), await a.read("dataset.lock"));
+
+    // CI with the manifest and the lock, an empty cache, no pull, no key: --frozen fetches.
+    const c = await project(remote);
+    await writeFile(join(c.dir, "dataset.yaml"), online(remote));
+    await writeFile(join(c.dir, "dataset.lock"), await a.read("dataset.lock"));
+    const frozen = await runCli(["build", "--frozen", "--json"], c.dir, { ...env(), TEST_BASE_URL: server.baseURL });
+    assert.equal(frozen.status, 0, frozen.stderr);
+    assert.equal(server.requests.length, 0);
+    assert.deepEqual(await c.snapshot(), await a.snapshot());
+  });
+
+  test("a corrupt object on the remote: --frozen fails naming the sample, and stores nothing", async () => {
+    const remote = `s3://${BUCKET}/corrupt${projects.length}`;
+    const a = await project(remote);
+    await writeFile(join(a.dir, "dataset.yaml"), online(remote, "red"));
+    assert.equal((await runCli(["build"], a.dir, envOnline())).status, 0);
+    const lock = await a.read("dataset.lock");
+    const { id, steps } = JSON.parse(lock.split("\n")[2]!) as { id: string; steps: { story: { key: string } } };
+    const objects = join(s3.dir, BUCKET);
+    const files = await readdirRecursive(objects);
+    const object = files.find((f) => f.includes(steps.story.key) && !f.includes("metadata"))!;
+    assert.ok(object, `the object for ${steps.story.key} is on the remote`);
+    await writeFile(object, (await readFile(object, "utf8")).replace("TEST ANSWER", "TEST ANSWXR"));
+    const c = await project(remote);
+    await writeFile(join(c.dir, "dataset.yaml"), online(remote, "red"));
+    await writeFile(join(c.dir, "dataset.lock"), lock);
+    const frozen = await runCli(["build", "--frozen"], c.dir, { ...env(), TEST_BASE_URL: server.baseURL });
+    assert.equal(frozen.status, 1, frozen.stderr);
+    assert.match(frozen.stderr, new RegExp(`sample ${id}: answer ${steps.story.key} is corrupt on the remote`));
+    assert.deepEqual(await c.cacheKeys(), []);
+  });
+
+  test("the remote going down mid-build: the build finishes locally and says what was not uploaded", { timeout: 30_000 }, async () => {
+    const down = await TestS3.start();
+    try {
+      const p = await project(`s3://${BUCKET}/down`);
+      await writeFile(join(p.dir, "dataset.yaml"), online(`s3://${BUCKET}/down`, "a, b, c, d, e, f, g, h, i, j"));
+      server.reset();
+      server.setLatency(300);
+      const building = runCli(["build", "--json"], p.dir, { ...envOnline(), S3_ENDPOINT: down.endpoint });
+      while (server.stats().answered < 3) await new Promise((r) => setTimeout(r, 20));
+      await down.stop();
+      const r = await building;
+      assert.equal(r.status, 0, r.stderr);
+      const report = JSON.parse(r.stdout).remote;
+      assert.ok(report.not_uploaded.length > 0, r.stderr);
+      assert.equal(report.uploaded + report.not_uploaded.length, 10);
+      assert.match(r.stderr, /not uploaded to s3:\/\/team-cache\/down\/.*`synthbuild push` uploads them later/);
+      assert.equal(JSON.parse(r.stdout).failed, 0);
+    } finally {
+      server.setLatency(100);
+      await down.remove();
+    }
+  });
+
+  test("wrong credentials: the build stops before any request, exit 2, no secret printed", async () => {
+    const p = await project();
+    await writeFile(join(p.dir, "dataset.yaml"), online(`s3://${BUCKET}/creds`));
+    server.reset();
+    const secret = "wJalrXUtnFEMI-another-secret";
+    const r = await runCli(["build"], p.dir, { ...envOnline(), AWS_ACCESS_KEY_ID: "AKIAWRONGKEY0001", AWS_SECRET_ACCESS_KEY: secret });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(server.requests.length, 0);
+    assert.ok(!r.stderr.includes(secret) && !r.stderr.includes("AKIAWRONGKEY0001"));
+    assert.equal(await p.exists("dataset.lock"), false);
+  });
+});
+
+async function readdirRecursive(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await readdirRecursive(p)));
+    else out.push(p);
+  }
+  return out;
+}
