@@ -6,8 +6,12 @@
 export { RemoteAccessError, RemoteObjectError, RemoteUnavailableError } from "./cache/remote/types.js";
 export { type BuildOptions, type BuildResult, build } from "./commands/build.js";
 export type { CommonOptions } from "./commands/context.js";
+export { type DiffOptions, type DiffResult, diff } from "./commands/diff.js";
+export { drift, type StepDrift } from "./commands/drift.js";
 export { type GcOptions, type GcResult, gc } from "./commands/gc.js";
 export { init } from "./commands/init.js";
+export { type LockOptions, type LockResult, lock } from "./commands/lock.js";
+export { type MigrateOptions, type MigrateResult, migrate } from "./commands/migrate.js";
 export { type PlanOptions, type PlanResult, plan, type StepPlan } from "./commands/plan.js";
 export { type PullSummary, pull } from "./commands/pull.js";
 export { type PushSummary, push, type SyncOptions } from "./commands/push.js";

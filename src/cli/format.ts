@@ -1,4 +1,4 @@
-import type { BuildResult, PlanResult, PullSummary, ShowResult } from "../index.js";
+import type { BuildResult, DiffResult, PlanResult, PullSummary, ShowResult, StepDrift } from "../index.js";
 
 export function formatPlan(p: PlanResult): string {
   const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
@@ -81,4 +81,42 @@ export function transferJson(r: PullSummary, extra: Record<string, unknown>): Re
 
 function kib(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+export function formatDiff(d: DiffResult): string {
+  const lines = [`${d.from} → ${d.to}`];
+  if (d.manifest.length) lines.push("manifest:", ...d.manifest.map((c) => `  ${c}`));
+  for (const [title, groups] of [
+    ["added", d.added],
+    ["removed", d.removed],
+    ["changed", d.changed],
+  ] as const) {
+    const n = groups.reduce((a, g) => a + g.count, 0);
+    if (!n) continue;
+    lines.push(`${n} sample${n === 1 ? "" : "s"} ${title}:`);
+    for (const g of groups) lines.push(`  ${String(g.count).padStart(5)}  ${g.cause}  (e.g. ${g.ids.slice(0, 3).join(", ")})`);
+  }
+  if (d.moved.length)
+    lines.push(
+      `${d.moved.length} row${d.moved.length === 1 ? "" : "s"} moved between splits: ${d.moved
+        .slice(0, 5)
+        .map((m) => `${m.id} ${m.from} → ${m.to}`)
+        .join(", ")}`,
+    );
+  for (const o of d.outputs) if (o.changed) lines.push(`  ${o.path}: ${o.rows[0] ?? "-"} → ${o.rows[1] ?? "-"} rows`);
+  if (lines.length === 1) lines.push("no change");
+  return lines.join("\n");
+}
+
+export function formatDrift(steps: StepDrift[]): string {
+  if (!steps.length) return "drift: no answers from a real endpoint to compare";
+  const lines: string[] = [];
+  for (const s of steps) {
+    const now = `${s.now.model ?? "?"}${s.now.fingerprint ? ` (${s.now.fingerprint})` : ""}`;
+    lines.push(
+      `drift: step '${s.step}' — ${s.endpoint} serves ${now} now; ${s.drifted.length} answer${s.drifted.length === 1 ? "" : "s"} came from another snapshot`,
+    );
+    for (const a of s.answeredBy) lines.push(`  ${String(a.samples).padStart(5)}  ${a.model ?? "?"}${a.fingerprint ? ` (${a.fingerprint})` : ""}`);
+  }
+  return lines.join("\n");
 }

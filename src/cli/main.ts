@@ -2,12 +2,16 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import {
   type BuildResult,
   build,
+  diff,
+  drift,
   EndpointError,
   FrozenError,
   gc,
   init,
+  lock,
   ManifestError,
   ManifestSyntaxError,
+  migrate,
   type PlanResult,
   plan,
   pull,
@@ -22,7 +26,7 @@ import {
   VerifyError,
   verify,
 } from "../index.js";
-import { formatBuild, formatPlan, formatShow, formatTransfer, transferJson } from "./format.js";
+import { formatBuild, formatDiff, formatDrift, formatPlan, formatShow, formatTransfer, transferJson } from "./format.js";
 import { createProgress } from "./progress.js";
 
 /**
@@ -150,10 +154,59 @@ export async function main(argv: string[]): Promise<number> {
     .command("verify")
     .description("check that dist/ and the cache agree with dataset.lock, and the lock with the manifest")
     .option("--json", "print one JSON object on stdout")
-    .action(async (o: { json?: boolean }) => {
+    .option("--drift", "also ask each endpoint (one one-token request per model) which snapshot it serves now, and name the answers given by another")
+    .action(async (o: { json?: boolean; drift?: boolean }) => {
+      const drifted = o.drift ? await drift(common()) : undefined;
+      if (drifted) err(formatDrift(drifted));
       const r = await verify(common());
-      if (o.json) out({ ok: true, ...r });
+      if (o.json) out({ ok: true, ...r, ...(drifted ? { drift: drifted } : {}) });
       err(`ok: ${r.samples} samples, ${r.outputs} outputs and ${r.cacheEntries} cached answers agree with the lock`);
+    });
+
+  program
+    .command("lock")
+    .description("write dataset.lock anew from the manifest and the cache (and the remote), with no request: after a git merge of two rebuilt branches")
+    .option("--offline", "for a dataset built --offline (the default when the lock says so)")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { json?: boolean; offline?: boolean }) => {
+      const r = await lock({ ...common(), offline: o.offline, events: { warn: (m) => err(`warning: ${m}`) } });
+      if (o.json) out(r);
+      err(
+        `${r.written ? "wrote" : "kept"} dataset.lock: ${r.complete} of ${r.samples} samples complete` +
+          (r.missing.length
+            ? `; ${r.missing.length} lack an answer (\`synthbuild build\` requests them):\n${r.missing
+                .slice(0, 20)
+                .map((x) => `  ${x.sample} (step ${x.step})`)
+                .join("\n")}`
+            : ""),
+      );
+      if (r.missing.length) code = 1;
+    });
+
+  program
+    .command("diff")
+    .description("what changed between two releases: samples added, removed and changed, by cause; rows moved between splits; outputs")
+    .argument("[from]", "a lock file or git revision (default HEAD's lock)")
+    .argument("[to]", "a lock file or git revision (default the working lock)")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (from: string | undefined, to: string | undefined, o: { json?: boolean }) => {
+      const r = await diff({ ...common(), from, to });
+      if (o.json) out(r);
+      else process.stdout.write(`${formatDiff(r)}\n`);
+    });
+
+  program
+    .command("migrate")
+    .description("carry answers cached under an older cache key over to the current key, for this manifest's requests (no request is made)")
+    .requiredOption("--from-key <version>", "the cache key version the answers were stored under (1: synthbuild 0.1)", positiveInt)
+    .option("--offline", "the answers of an --offline build")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { fromKey: number; offline?: boolean; json?: boolean }) => {
+      const r = await migrate({ ...common(), fromKey: o.fromKey, offline: o.offline });
+      if (o.json) out(r);
+      err(
+        `migrated ${r.migrated} answer${r.migrated === 1 ? "" : "s"} to the current key; ${r.current} already current; ${r.missing} not in the cache under either key`,
+      );
     });
 
   program

@@ -1,4 +1,5 @@
-import type { Lock, LockSample, LockStepDef } from "../lock/lockfile.js";
+import { partsChanged } from "../lock/diff.js";
+import type { Lock, LockSample } from "../lock/lockfile.js";
 import type { Manifest, Step } from "../manifest/types.js";
 import { RENDER_VERSION } from "../template/engine.js";
 import { canonicalJson } from "../util/canonical-json.js";
@@ -139,30 +140,4 @@ export class Explainer {
   private othersKey(skip: string, values: Record<string, string>, repeat: number): string {
     return JSON.stringify([skip, repeat, ...this.m.dimensions.filter((d) => d.name !== skip).map((d) => values[d.name] ?? null)]);
   }
-}
-
-/** Which parts of a step's definition differ: `template`, `params.temperature 1 → 1.2`, `min_chars 400 → 300`. */
-export function partsChanged(was: LockStepDef, now: Readonly<Record<string, unknown>>): string[] {
-  const out: string[] = [];
-  const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])].filter((k) => k !== "def").sort();
-  for (const k of keys) {
-    const a = was[k];
-    const b = now[k];
-    if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) continue;
-    if (k === "template" || k === "source" || k === "extra_body" || k === "json_schema") out.push(k === "source" ? "the module's source" : k);
-    else if (isRecord(a) && isRecord(b)) {
-      for (const p of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
-        if (canonicalJson(a[p] ?? null) !== canonicalJson(b[p] ?? null)) out.push(`${k}.${p} ${show(a[p])} → ${show(b[p])}`);
-      }
-    } else out.push(`${k} ${show(a)} → ${show(b)}`);
-  }
-  return out.length ? out : ["its definition"];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  return v === undefined ? "(unset)" : JSON.stringify(v);
 }

@@ -1,7 +1,7 @@
 import type { GenerateStep, ProviderKind } from "../manifest/types.js";
 import { renderTemplate } from "../template/engine.js";
 import { canonicalJson } from "../util/canonical-json.js";
-import { hash128 } from "../util/hash.js";
+import { hash128, hashValue } from "../util/hash.js";
 
 /**
  * Bump when the meaning of a key changes; old cache entries then simply stop matching, so a bump
@@ -88,4 +88,13 @@ function frameOf(req: ChatRequest, step: GenerateStep | undefined): [string, str
     else byProvider.set(req.provider, f);
   }
   return f;
+}
+
+/**
+ * The key a request had under key version 1 (no endpoint): only `synthbuild migrate` computes it,
+ * to carry answers paid for under 0.1 over to version 2, for the endpoint the user says gave them.
+ */
+export function requestKeyV1(req: ChatRequest): string {
+  const { endpoint: _, ...rest } = req;
+  return hashValue({ key: 1, ...rest });
 }

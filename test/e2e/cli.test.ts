@@ -90,16 +90,20 @@ describe("commands and usage", () => {
     const p = await TempProject.create();
     const top = runCliSync(["--help"], p.dir);
     assert.equal(top.status, 0);
-    for (const c of ["init", "plan", "build", "verify", "show", "gc"]) assert.match(top.stdout, new RegExp(`\\n  ${c}`));
+    for (const c of ["init", "plan", "build", "verify", "show", "gc", "lock", "diff", "migrate", "push", "pull"])
+      assert.match(top.stdout, new RegExp(`\\n  ${c}`));
     const b = runCliSync(["build", "--help"], p.dir);
     assert.equal(b.status, 0);
     for (const f of ["--json", "--frozen", "--limit", "--concurrency", "--max-cost", "--offline"]) assert.ok(b.stdout.includes(f), `build --help lacks ${f}`);
     const flags: Record<string, string[]> = {
       plan: ["--json", "--explain", "--offline", "--limit"],
       init: ["--force"],
-      verify: ["--json"],
+      verify: ["--json", "--drift"],
       show: ["<id>", "--json", "--offline"],
-      gc: ["--dry-run", "--json"],
+      gc: ["--dry-run", "--json", "--keep"],
+      lock: ["--json", "--offline"],
+      diff: ["[from]", "[to]", "--json"],
+      migrate: ["--from-key", "--offline", "--json"],
     };
     for (const [cmd, want] of Object.entries(flags)) {
       const h = runCliSync([cmd, "--help"], p.dir);

@@ -148,6 +148,8 @@ export interface TestServer {
   inject(rule: FaultRule): void;
   clearFaults(): void;
   setLatency(ms: number): void;
+  /** What the endpoint reports as the model that answered and its fingerprint, as a provider rolling out a new snapshot does (not cleared by reset). */
+  setSnapshot(snapshot: { suffix?: string; fingerprint?: string }): void;
   /** clears requests, stats, faults and the rpm window; restores the latency given at start */
   reset(): void;
   /** also releases hung / delayed requests (destroys their sockets) */
@@ -514,6 +516,7 @@ const MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "test-model"];
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const answerWords = opts.answerWords ?? DEFAULT_ANSWER_WORDS;
+  let snapshot: { suffix?: string; fingerprint?: string } = {};
   const initialLatency = opts.latencyMs ?? 0;
   const gateway = new Gateway({
     rpm: opts.rpm,
@@ -582,8 +585,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       id: `chatcmpl-test-${n}`,
       object: "chat.completion",
       created: FIXED_CREATED,
-      model: snapshotModel(body.model),
-      system_fingerprint: "fp_test",
+      model: snapshot.suffix ? `${String(body.model)}${snapshot.suffix}` : snapshotModel(body.model),
+      system_fingerprint: snapshot.fingerprint ?? "fp_test",
       service_tier: "default",
       choices: choices.map((c, index) => ({
         index,
@@ -954,6 +957,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     inject,
     clearFaults: () => {
       rules = [];
+    },
+    setSnapshot: (next) => {
+      snapshot = next;
     },
     setLatency: (ms: number) => {
       if (!(ms >= 0)) throw new Error(`latency must be >= 0, got ${ms}`);

@@ -7,7 +7,7 @@ import { REPO } from "../helpers/cli.js";
 /** Imports point backwards along manifest → expand → plan → cache → execute → output → freshness → commands. */
 const ORDER = ["manifest", "expand", "plan", "cache", "providers", "execute", "output", "freshness", "commands", "cli"];
 /** Modules everything may use. */
-const LEAVES = ["errors.ts", "events.ts", "util/", "template/", "lock/lockfile.ts"];
+const LEAVES = ["errors.ts", "events.ts", "util/", "template/", "lock/"];
 
 async function files(dir: string): Promise<string[]> {
   const out: string[] = [];

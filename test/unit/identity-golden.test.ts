@@ -4,7 +4,7 @@ import { expand } from "../../src/expand/expand.js";
 import { parseManifest } from "../../src/manifest/load.js";
 import type { GenerateStep, Manifest } from "../../src/manifest/types.js";
 import { splitOf } from "../../src/output/split.js";
-import { renderRequest, requestKey } from "../../src/plan/request.js";
+import { renderRequest, requestKey, requestKeyV1 } from "../../src/plan/request.js";
 import { baseScope, nonceFor } from "../../src/plan/scope.js";
 import { hash64 } from "../../src/util/hash.js";
 
@@ -89,6 +89,10 @@ test("golden: nonces, rendered prompts and cache keys", async () => {
   assert.equal(requestKey(offline, outline), GOLDEN.keyEcho);
   const expandReq = renderRequest(local!, { ...scope, outline: "An outline." }, undefined, { nonce: nonceFor(m, sample, "local") });
   assert.equal(requestKey(expandReq, local), GOLDEN.keyLocal);
+  // What `synthbuild migrate` looks for: the keys these requests had under key version 1.
+  assert.equal(requestKeyV1(req), "e67fe395470fd5d07707fa2b5352994f");
+  assert.equal(requestKeyV1(offline), "01a9d3cb70bd07b84482b518780eabf1");
+  assert.equal(requestKeyV1(expandReq), "de46918d9224ad2b91f79c19796d1508");
   // Key version 2: the endpoint that answers is part of the key.
   assert.equal(req.endpoint, "https://api.openai.com/v1");
   assert.equal(expandReq.endpoint, "http://127.0.0.1:8080/v1");
