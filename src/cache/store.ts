@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { link, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SynthbuildError, UsageError } from "../errors.js";
 import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
 import { hash128 } from "../util/hash.js";
+import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
 
 /**
  * 1: one JSON object.
@@ -193,7 +194,7 @@ export class Cache {
     }
     const path = this.memoPath(memo);
     try {
-      mkdirSync(dirname(path), { recursive: true });
+      makeDirsSync(dirname(path));
       writeFileSync(`${path}.tmp-${process.pid}`, JSON.stringify(now));
       renameSync(`${path}.tmp-${process.pid}`, path);
     } catch {
@@ -208,7 +209,7 @@ export class Cache {
   async checkWritable(): Promise<void> {
     const probe = join(this.objects, `.probe-${process.pid}`);
     try {
-      await mkdir(this.objects, { recursive: true });
+      await makeDirs(this.objects);
       await writeFile(probe, "");
       await rm(probe, { force: true });
     } catch (err) {
@@ -231,7 +232,7 @@ export class Cache {
     const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
     try {
       if (!this.shards.has(shard)) {
-        await mkdir(shard, { recursive: true });
+        await makeDirs(shard);
         this.shards.add(shard);
       }
       // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
@@ -294,7 +295,7 @@ export class Cache {
     const path = this.pathOf(key);
     const shard = dirname(path);
     if (!this.shards.has(shard)) {
-      await mkdir(shard, { recursive: true });
+      await makeDirs(shard);
       this.shards.add(shard);
     }
     const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rm, stat, utimes } from "node:fs/promises";
+import { open, readdir, readFile, rm, stat, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InterruptedError } from "../errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 
 /**
  * Who is using a cache folder, so that `gc` never deletes an answer a running build has just paid
@@ -106,7 +107,7 @@ export async function useCache(cacheDir: string, onWait: (what: string) => void,
   let told = false;
   for (;;) {
     try {
-      await mkdir(users, { recursive: true });
+      await makeDirs(users);
       await create(path, self);
     } catch {
       return async () => {};
@@ -134,7 +135,7 @@ export async function lockCacheForGc(cacheDir: string, onWait: (what: string) =>
   const state = join(cacheDir, "state");
   const lock = join(state, "gc.lock");
   const self = me();
-  await mkdir(join(state, "users"), { recursive: true });
+  await makeDirs(join(state, "users"));
   let told = "";
   const say = (what: string) => {
     if (told !== what) onWait(what);

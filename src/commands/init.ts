@@ -1,6 +1,7 @@
-import { access, mkdir, writeFile } from "node:fs/promises";
+import { access, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { exampleManifest } from "./example.js";
 
 const PLACES =
@@ -16,7 +17,7 @@ export async function init(opts: { cwd?: string; file?: string; force?: boolean 
       if (await exists(p)) throw new UsageError(`${p} already exists`, "pass --force to overwrite it");
     }
   }
-  await mkdir(dirname(places), { recursive: true });
+  await makeDirs(dirname(places));
   await writeFile(manifest, exampleManifest("./node_modules/synthbuild/schema/dataset.schema.json"));
   await writeFile(places, PLACES);
   return { written: [manifest, places] };

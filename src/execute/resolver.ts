@@ -1,10 +1,10 @@
 import { setMaxListeners } from "node:events";
-import { CACHE_FORMAT, type Cache, type CacheEntry } from "../cache/store.js";
+import { CACHE_FORMAT, type Cache, type CacheEntry, CacheWriteError } from "../cache/store.js";
 import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
 import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
-import type { Answer, Resolver } from "../plan/pipeline.js";
+import { type Answer, type Resolver, SampleFailure } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { requestTokens } from "../plan/tokens.js";
 import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
@@ -212,7 +212,7 @@ export class BuildResolver implements Resolver {
       // The lock, --json and the summary carry this: no key may be in it, whatever the endpoint echoed.
       const message = this.pool.redact(err instanceof RetriesExhausted ? err.message : (err as Error).message);
       this.events.onFailure?.(sample, step, req, message);
-      throw new Error(message);
+      throw new SampleFailure(message);
     }
     const entry: CacheEntry = {
       format: CACHE_FORMAT,
@@ -235,6 +235,14 @@ export class BuildResolver implements Resolver {
     let stored: CacheEntry;
     try {
       stored = await this.cache.put(entry);
+    } catch (err) {
+      // Paid for and lost: say which, and stop (the build's catch drops the requests in flight).
+      if (err instanceof CacheWriteError)
+        throw new CacheWriteError(
+          `${err.message}: the answer for sample ${sample.id} (step '${step.id}') was lost, and the requests in flight are abandoned`,
+          err.hint,
+        );
+      throw err;
     } finally {
       landed();
     }

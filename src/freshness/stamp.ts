@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, rmSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -13,6 +13,7 @@ import { canonicalJson } from "../util/canonical-json.js";
 import { tooRecentToTrust } from "../util/file-times.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash64, hash64 } from "../util/hash.js";
+import { makeDirsSync } from "../util/make-dirs.js";
 import { VERSION } from "../version.js";
 
 /**
@@ -226,7 +227,7 @@ function readOrMakeKey(path: string): Buffer | undefined {
   if (existing) return existing;
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    makeDirsSync(dirname(path), 0o700);
     writeFileSync(tmp, randomBytes(KEY_BYTES), { mode: 0o600 });
     try {
       linkSync(tmp, path);

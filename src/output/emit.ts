@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { LockOutput } from "../lock/lockfile.js";
 import { outputTargets } from "../manifest/output-targets.js";
@@ -7,6 +7,7 @@ import type { SampleRun } from "../plan/pipeline.js";
 import { RENDER_VERSION, renderTemplate } from "../template/engine.js";
 import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash128, hash128, hashValue } from "../util/hash.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { uniqueNames } from "./file-names.js";
 import { outputScope, rejectedBy, renderRecord } from "./rows.js";
 import { splitOf } from "./split.js";
@@ -129,7 +130,7 @@ async function emitFiles(m: Manifest, out: Output, runs: SampleRun[], dir: strin
   if (write) {
     for (const sub of ["prompts", "completions"] as const) {
       const folder = join(dir, sub);
-      await mkdir(folder, { recursive: true });
+      await makeDirs(folder);
       const wanted = new Set(files.map(([n]) => `${n}.txt`));
       for (const f of await readdir(folder)) if (f.endsWith(".txt") && !wanted.has(f)) await rm(join(folder, f), { force: true });
       for (const [n, p, c] of files) await writeFileAtomic(join(folder, `${n}.txt`), sub === "prompts" ? p : c, { fsync: false });

@@ -1,4 +1,3 @@
-import { SynthbuildError } from "../errors.js";
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
 import { hash64 } from "../util/hash.js";
@@ -21,10 +20,15 @@ export interface Answer {
   cached: boolean;
 }
 
+/** A request's own failure (its retries spent, its answer unusable): the sample fails, the build goes on. */
+export class SampleFailure extends Error {
+  override readonly name = "SampleFailure";
+}
+
 /**
  * How generate steps get their answers. The same walk serves `plan` (cache only: a miss returns
  * undefined), `--frozen` (likewise, and records what is missing) and `build` (a miss is requested).
- * A thrown error fails the sample, not the build.
+ * A thrown SampleFailure fails the sample; any other error stops the build.
  */
 export interface Resolver {
   answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined>;
@@ -114,7 +118,9 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         try {
           answer = await resolver.answer(key, req, run.sample, step);
         } catch (err) {
-          if (err instanceof SynthbuildError) throw err;
+          // Only a request's own failure fails its sample; anything else (a write error, a bug)
+          // stops the build rather than let it go on paying while samples "fail".
+          if (!(err instanceof SampleFailure)) throw err;
           run.steps.push({ ...base, status: "failed" });
           run.status = "failed";
           run.stoppedBy = { step: step.id, reason: (err as Error).message };

@@ -1,13 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { makeDirs } from "./make-dirs.js";
 
 /**
  * Write a file so that readers see either the old content or the new, never a torn one: write a
  * temp file beside it, fsync, rename over. A crash leaves at worst a stray `.tmp-*` file.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { fsync?: boolean } = {}): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeDirs(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   const fh = await open(tmp, "w");
   try {
@@ -31,7 +32,7 @@ export class AtomicFileWriter {
   ) {}
 
   static async open(path: string): Promise<AtomicFileWriter> {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDirs(dirname(path));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     return new AtomicFileWriter(path, tmp, await open(tmp, "w"));
   }

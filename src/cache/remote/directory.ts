@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { link, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { makeDirs } from "../../util/make-dirs.js";
 import { KEY_FILE, objectPath, type Remote, RemoteAccessError, RemoteUnavailableError } from "./types.js";
 
 /**
@@ -33,7 +34,7 @@ export class DirectoryRemote implements Remote {
     const path = join(this.root, objectPath(key));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await makeDirs(dirname(path));
       await writeFile(tmp, bytes);
       try {
         await link(tmp, path);
