@@ -3,6 +3,7 @@ import { hasRoot, writeRoot } from "../cache/roots.js";
 import type { Cache } from "../cache/store.js";
 import { useCache } from "../cache/users.js";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
+import type { BuildEvents } from "../events.js";
 import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
@@ -15,6 +16,7 @@ import { emit, rejectionWarnings } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
 import { removeStaleOutputs } from "../output/read-back.js";
+import { removeStrayTemps } from "../output/strays.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
@@ -140,6 +142,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (opts.frozen && remote && existing) await pullForFrozen(cache, remote, existing.lock);
     const verdict = await decide(m, samples, cache, existing, { offline, content: opts.frozen });
     if (verdict.upToDate) {
+      // A build killed while renaming its outputs into place leaves the old release whole (so
+      // this is a no-op) and its temp files beside it.
+      await sweepTemps(m, paths.lock, events);
       events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
       const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
       if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
@@ -156,7 +161,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await checkOutputPaths(m);
     const runs = samples.map((s) => newRun(m, s));
     if (runs.length >= 10_000) cache.snapshot();
-    if (opts.frozen) return await frozenBuild(m, runs, cache, existing, offline);
+    if (opts.frozen) return await frozenBuild(m, runs, cache, existing, offline, paths.lock, events);
     await cache.checkWritable();
     await pricesLoaded;
     const budget = new Budget(opts.maxCost, offline);
@@ -200,6 +205,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted)
       throw new InterruptedError("interrupted: dist/ and the lock are as they were; finished answers are cached, and `synthbuild build` goes on from them");
+    await sweepTemps(m, paths.lock, events);
     const emitted = await emit(m, runs, { write: true });
     for (const w of rejectionWarnings(emitted.rejected)) events.warn?.(w);
     if (existing)
@@ -246,12 +252,21 @@ async function frozenBuild(
   cache: Cache,
   existing: { lock: Lock; hash: string } | undefined,
   offline: boolean,
+  lockPath: string,
+  events: BuildEvents,
 ): Promise<BuildResult> {
   await walk(m, runs, { cached: new CacheResolver(cache), width: 256, providerOverride: offline ? "echo" : undefined });
   const emitted = await emit(m, runs, { write: false });
   checkFrozen(m.steps, runs, assembleLock(m, runs, emitted, offline), existing, offline);
+  await sweepTemps(m, lockPath, events);
   await emit(m, runs, { write: true });
   return summarise(runs, emitted.outputs, null, false);
+}
+
+async function sweepTemps(m: Manifest, lockPath: string, events: BuildEvents): Promise<void> {
+  const removed = await removeStrayTemps(m, lockPath);
+  if (removed.length)
+    events.warn?.(`removed ${removed.length} temp file(s) an interrupted build left: ${removed.slice(0, 3).join(", ")}${removed.length > 3 ? ", …" : ""}`);
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { AtomicFileWriter } from "../../src/util/fs-atomic.js";
 import { runCli, runCliSync } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer } from "../server/openai-test-server.js";
@@ -24,6 +25,38 @@ describe("edge cases", () => {
     assert.equal(runCliSync(["build"], p.dir).status, 0);
     assert.deepEqual(await p.snapshot(), dist);
     assert.equal(await p.read("dataset.lock"), lock);
+    await p.remove();
+  });
+
+  test("temp files a killed build left beside dist/ and the lock are removed by the next build; others' files are not", async () => {
+    const manifest = echo(
+      "  a: [x, y]",
+      "",
+      "output:\n  - { path: dist/x.jsonl, format: jsonl, record: { a: '{{ a }}' } }\n  - { path: dist/f, format: files, prompt: '{{ a }}', completion: '{{ s }}' }",
+    );
+    const p = await TempProject.create({ "dataset.yaml": manifest });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const release = await p.snapshot();
+    // What kill -9 between write and rename leaves: the real writer's temp files, never committed.
+    const left: AtomicFileWriter[] = [];
+    for (const path of ["dist/x.jsonl", "dataset.lock", "dist/f/prompts/x.txt"]) {
+      const w = await AtomicFileWriter.open(join(p.dir, path));
+      await w.write("half a file");
+      left.push(w);
+    }
+    await p.write({ "dist/notes.tmp-1-0badf00d": "the user's", "dist/x.jsonl.tmp-old": "not ours either" });
+    // A no-op (the old release is whole) and a rebuild both sweep.
+    const r = await runCli(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /removed 3 temp file\(s\) an interrupted build left/);
+    const after = await readdir(join(p.dir, "dist"), { recursive: true });
+    assert.deepEqual(after.filter((f) => f.includes(".tmp-")).sort(), ["notes.tmp-1-0badf00d", "x.jsonl.tmp-old"]);
+    assert.deepEqual(
+      (await readdir(p.dir)).filter((f) => f.includes(".tmp-")),
+      [],
+    );
+    const { ["dist/notes.tmp-1-0badf00d"]: _n, ["dist/x.jsonl.tmp-old"]: _o, ...rest } = await p.snapshot();
+    assert.deepEqual(rest, release);
     await p.remove();
   });
 
