@@ -1,5 +1,6 @@
 import type { Manifest } from "../manifest/types.js";
 import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "../plan/pipeline.js";
+import { type Redact, redactor, secretsIn } from "../util/redact.js";
 import { RunPool } from "./run-pool.js";
 
 export interface PendingRun {
@@ -23,6 +24,8 @@ export interface WalkOptions extends PipelineOptions {
   onPending?: (pending: PendingRun[], end: number) => void;
   /** Ctrl-C: run modules' threads are terminated at once (requests hear it through their resolver). */
   signal?: AbortSignal;
+  /** Masks the build's secrets in what run modules say (failures, drop reasons): those go into the lock. */
+  redact?: Redact;
 }
 
 /**
@@ -33,7 +36,22 @@ export interface WalkOptions extends PipelineOptions {
 export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions): Promise<void> {
   // Its threads start with the first call of a run module, and all end with the walk.
   const pool = m.steps.some((s) => s.kind === "run") ? new RunPool({ signal: walkOpts.signal }) : undefined;
-  const opts: WalkOptions = pool ? { ...walkOpts, runModule: (step, vars) => pool.run(step, vars) } : walkOpts;
+  // A module that throws its environment's key ("invalid key sk-…") must not put it in the lock.
+  // The module's thread sees process.env whatever env a library caller gave the build: mask both.
+  const own = pool ? redactor(secretsIn(process.env)) : undefined;
+  const redact = own && ((text: string) => (walkOpts.redact ? walkOpts.redact(own(text)) : own(text)));
+  const opts: WalkOptions =
+    pool && redact
+      ? {
+          ...walkOpts,
+          runModule: async (step, vars) => {
+            const outcome = await pool.run(step, vars);
+            if ("failed" in outcome) return { failed: redact(outcome.failed) };
+            if ("drop" in outcome) return { drop: redact(outcome.drop) };
+            return outcome;
+          },
+        }
+      : walkOpts;
   try {
     await walkSegments(m, runs, opts);
   } finally {

@@ -282,6 +282,26 @@ describe("a run module is confined to its worker thread", () => {
     );
   });
 
+  test("a secret a module throws or drops with never reaches the lock, --json or stderr", async () => {
+    await withModule(
+      `export default (v) => {
+  if (v.topic === "cats") throw new Error("upstream said: bad token " + process.env.MY_SERVICE_TOKEN);
+  if (v.topic === "dogs") return { drop: "refused for " + process.env.OPENAI_API_KEY };
+  return v.topic;
+};\n`,
+      async (p) => {
+        const secrets = { MY_SERVICE_TOKEN: "tok-9f8e7d6c5b4a", OPENAI_API_KEY: "sk-runmodule-0123456789" };
+        const r = await runCliBounded(["build", "--json"], p.dir, secrets);
+        assert.equal(r.status, 1, r.stderr);
+        const lock = await p.read("dataset.lock");
+        for (const [where, text] of Object.entries({ lock, stdout: r.stdout, stderr: r.stderr }))
+          for (const v of Object.values(secrets)) assert.ok(!text.includes(v), `${where} holds ${v}`);
+        assert.match(lock, /threw: upstream said: bad token \*\*\*/);
+        assert.match(lock, /refused for \*\*\*/);
+      },
+    );
+  });
+
   test("Ctrl-C while a module loops forever: the first one interrupts the build (exit 130)", async () => {
     await withModule(
       `export default (v) => { if (v.topic !== "cats") return v.topic; console.error("looping now"); for (;;); };\n`,
