@@ -190,7 +190,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         width: Math.max(256, maxConcurrency * 4),
         providerOverride: offline ? "echo" : undefined,
         signal: controller.signal,
-
+        redact: pool.redact,
         onPending: (pending, end) =>
           events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
       });
