@@ -412,6 +412,22 @@ try {
         "all 2,000 pulled and validated, 0 requests",
         q.transferred === N && (JSON.parse(frozen.stdout) as { requests: number }).requests === 0,
       );
+      // The release gate on a fresh clone: no pull, `build --frozen` fetches what the lock names.
+      const c = await tmp();
+      await writeFile(join(c, "dataset.yaml"), await readFile(join(a, "dataset.yaml"), "utf8"));
+      await writeFile(join(c, "dataset.lock"), await readFile(join(a, "dataset.lock"), "utf8"));
+      const gate = must(await cli(["build", "-q", "--frozen", "--offline", "--json"], c, s3env), "frozen build fetching from the remote");
+      const g = JSON.parse(gate.stdout) as { requests: number; remote?: { fetched: number } };
+      const same =
+        (await readFile(join(c, "dist/bench.jsonl"), "utf8").catch(() => "")) === (await readFile(join(a, "dist/bench.jsonl"), "utf8").catch(() => ""));
+      report(
+        `build --frozen of ${N} samples, fetched from the remote`,
+        `${gate.wallS.toFixed(2)} s whole command (${g.remote?.fetched ?? "?"} fetched)`,
+        `${noop.wallS.toFixed(2)} s local no-op`,
+        noop.wallS / gate.wallS,
+        "every answer fetched and checked, 0 requests, dist/ identical",
+        g.requests === 0 && g.remote?.fetched === N && same,
+      );
     } finally {
       await s3.remove();
     }

@@ -139,7 +139,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const remote = projectRemote(m, opts);
     // The release gate, with a remote: every answer the lock names is fetched (and checked against
     // the lock) before anything is decided, so a fresh clone passes with zero requests.
-    if (opts.frozen && remote && existing) await pullForFrozen(cache, remote, existing.lock);
+    const fetched =
+      opts.frozen && remote && existing
+        ? { remote: remote.description, fetched: await pullForFrozen(cache, remote, existing.lock), uploaded: 0, notUploaded: [] }
+        : undefined;
+    const withFetched = (r: BuildResult): BuildResult => (fetched ? { ...r, remote: fetched } : r);
     const verdict = await decide(m, samples, cache, existing, { offline, content: opts.frozen });
     if (verdict.upToDate) {
       // A build killed while renaming its outputs into place leaves the old release whole (so
@@ -150,18 +154,20 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
       const l = existing!.lock;
       if (!hasRoot(paths.cacheDir, m.file)) await writeRoot(paths.cacheDir, m.name, m.file, verdict.current.keys).catch(() => {});
-      return noopResult({
-        samples: l.header.samples,
-        dropped: l.header.dropped,
-        cached: verdict.current.keys.length,
-        outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
-      });
+      return withFetched(
+        noopResult({
+          samples: l.header.samples,
+          dropped: l.header.dropped,
+          cached: verdict.current.keys.length,
+          outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
+        }),
+      );
     }
     events.decided?.(`building: ${verdict.why}`);
     await checkOutputPaths(m);
     const runs = samples.map((s) => newRun(m, s));
     if (runs.length >= 10_000) cache.snapshot();
-    if (opts.frozen) return await frozenBuild(m, runs, cache, existing, offline, paths.lock, events);
+    if (opts.frozen) return withFetched(await frozenBuild(m, runs, cache, existing, offline, paths.lock, events));
     await cache.checkWritable();
     await pricesLoaded;
     const budget = new Budget(opts.maxCost, offline);

@@ -167,6 +167,7 @@ cache:
     const frozen = await runCli(["build", "--frozen", "--json"], c.dir, { ...env(), TEST_BASE_URL: server.baseURL });
     assert.equal(frozen.status, 0, frozen.stderr);
     assert.equal(server.requests.length, 0);
+    assert.equal(JSON.parse(frozen.stdout).remote.fetched, 4, "--json says what the gate fetched");
     assert.deepEqual(await c.snapshot(), await a.snapshot());
   });
 
