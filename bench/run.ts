@@ -128,6 +128,47 @@ function report(name: string, figure: string, ideal: string, ratio: number | und
   process.stderr.write(`  ${ok ? "ok  " : "MISS"} ${name}: ${figure}${ideal ? ` (ideal ${ideal}, ratio ${ratio?.toFixed(2)})` : ""}; target ${target}\n`);
 }
 
+/**
+ * What the S3 server itself allows: every object under `prefix` fetched, then stored again under
+ * another prefix, through the AWS SDK alone, 16 at once (synthbuild's transfer concurrency).
+ */
+async function bareSdk(endpoint: string, prefix: string): Promise<{ getS: number; putS: number }> {
+  const sdk = await import("@aws-sdk/client-s3");
+  const client = new sdk.S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: S3_CREDENTIALS.AWS_REGION,
+    credentials: { accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+  });
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) keys.push(o.Key!);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  const bodies = new Map<string, Uint8Array>();
+  const timed = async (work: (key: string) => Promise<void>) => {
+    const started = process.hrtime.bigint();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < keys.length) await work(keys[next++]!);
+      }),
+    );
+    return Number(process.hrtime.bigint() - started) / 1e9;
+  };
+  const getS = await timed(async (key) => {
+    const r = await client.send(new sdk.GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    bodies.set(key, await r.Body!.transformToByteArray());
+  });
+  const putS = await timed(async (key) => {
+    await client.send(new sdk.PutObjectCommand({ Bucket: BUCKET, Key: `bare/${key}`, Body: bodies.get(key)!, IfNoneMatch: "*" }));
+  });
+  client.destroy();
+  return { getS, putS };
+}
+
 function must(r: Run, what: string): Run {
   if (r.status !== 0) throw new Error(`${what} exited ${r.status}:\n${r.stderr}`);
   return r;
@@ -385,16 +426,21 @@ try {
       const s3env = { ...S3_CREDENTIALS, S3_ENDPOINT: s3.endpoint };
       const withRemote = (text: string) => `${text}cache: { remote: "s3://${BUCKET}/bench", endpoint: "\${S3_ENDPOINT}" }\n`;
       const a = await tmp();
-      await writeFile(join(a, "dataset.yaml"), withRemote(manifest({ baseURL: server.baseURL, name: "bench-sync" })));
+      // Built without the remote first, so write-back uploads nothing and push has all 2,000 to do.
+      const local = manifest({ baseURL: server.baseURL, name: "bench-sync" });
+      await writeFile(join(a, "dataset.yaml"), local);
       must(await cli(["build", "-q", "--offline"], a, s3env), "offline build for push");
       const noop = must(await cli(["build", "-q", "--offline"], a, s3env), "local no-op");
+      await writeFile(join(a, "dataset.yaml"), withRemote(local));
       const pushed = must(await cli(["push", "--json"], a, s3env), "push");
       const p = JSON.parse(pushed.stdout) as { transferred: number; bytes: number; seconds: number };
+      // The ideal: the same objects through the bare AWS SDK, 16 at once, against the same server.
+      const bare = await bareSdk(s3.endpoint, "bench/objects/");
       report(
         `push ${p.transferred} answers`,
         `${pushed.wallS.toFixed(2)} s whole command (${p.seconds.toFixed(2)} s transferring, ${(p.bytes / 1024 / 1024 / p.seconds).toFixed(1)} MiB/s, ${(p.transferred / p.seconds).toFixed(0)} objects/s)`,
-        "",
-        undefined,
+        `${bare.putS.toFixed(2)} s bare SDK PUTs`,
+        bare.putS / p.seconds,
         "all 2,000 uploaded",
         p.transferred === N,
       );
@@ -404,6 +450,14 @@ try {
       const pulled = must(await cli(["pull", "--json"], b, s3env), "pull");
       const q = JSON.parse(pulled.stdout) as { transferred: number; bytes: number; seconds: number };
       const frozen = must(await cli(["build", "-q", "--frozen", "--offline", "--json"], b, s3env), "frozen build after pull");
+      report(
+        `pull ${q.transferred} answers`,
+        `${q.seconds.toFixed(2)} s transferring and validating`,
+        `${bare.getS.toFixed(2)} s bare SDK GETs`,
+        bare.getS / q.seconds,
+        "at least 0.8 of the bare SDK",
+        q.transferred === N && bare.getS / q.seconds >= 0.8,
+      );
       report(
         `pull ${q.transferred} answers + build --frozen`,
         `${pulled.wallS.toFixed(2)} s pull (${q.seconds.toFixed(2)} s transferring, ${(q.bytes / 1024 / 1024 / q.seconds).toFixed(1)} MiB/s, ${(q.transferred / q.seconds).toFixed(0)} objects/s) + ${frozen.wallS.toFixed(2)} s frozen build`,

@@ -1,20 +1,22 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import S3rver from "s3rver";
+import { fileURLToPath } from "node:url";
 
 /** s3rver's one account; any other access key id is refused with InvalidAccessKeyId. */
 export const S3_CREDENTIALS = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" };
 export const BUCKET = "team-cache";
 
+const MAIN = fileURLToPath(new URL("./s3-server.mjs", import.meta.url));
+
 /**
- * A real S3-protocol server on loopback (s3rver, from npm), storing in a temp folder, with one
- * bucket. `stop()` takes it down (the folder stays, so `start()` on the same folder brings the
- * same objects back); `remove()` deletes the folder too.
+ * A real S3-protocol server on loopback (s3rver, from npm) in a child process, storing in a temp
+ * folder, with one bucket. `stop()` kills it as a crash would (the folder stays, so `start()` on
+ * the same folder brings the same objects back); `remove()` deletes the folder too.
  */
 export class TestS3 {
-  private server?: S3rver;
+  private child?: ChildProcess;
   endpoint = "";
 
   private constructor(readonly dir: string) {}
@@ -26,9 +28,19 @@ export class TestS3 {
   }
 
   async start(port = 0): Promise<void> {
-    this.server = new S3rver({ port, address: "127.0.0.1", silent: true, directory: this.dir, configureBuckets: [{ name: BUCKET, configs: [] }] });
-    const addr = await this.server.run();
-    this.endpoint = `http://127.0.0.1:${addr.port}`;
+    const child = spawn(process.execPath, ["--openssl-legacy-provider", MAIN, this.dir, String(port), BUCKET], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    this.child = child;
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      child.stdout!.on("data", (d) => {
+        buf += d;
+        if (buf.includes("\n")) resolve(buf.split("\n")[0]!);
+      });
+      child.on("exit", (code, signal) => reject(new Error(`s3rver exited (${signal ?? code}) before listening`)));
+    });
+    this.endpoint = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
   }
 
   get port(): number {
@@ -37,12 +49,13 @@ export class TestS3 {
 
   /** Down at once, as a crashed server: in-flight connections are cut, not waited for. */
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    const closed = server.close();
-    (server as unknown as { httpServer?: Server }).httpServer?.closeAllConnections();
-    await closed;
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
   }
 
   async remove(): Promise<void> {

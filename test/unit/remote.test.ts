@@ -133,6 +133,14 @@ console.log(JSON.stringify(await Promise.all(out)));`,
   assert.equal((await remote.list()).size, 200, "no temp files left behind");
 }
 
+test("s3 remote: a listing longer than one page (1,000 keys) is followed to its end", { timeout: 60_000 }, async () => {
+  const remote = s3Remote();
+  const keys = Array.from({ length: 1203 }, (_, i) => key(i));
+  const bytes = new Uint8Array([1]);
+  for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => remote.putIfAbsent(k, bytes)));
+  assert.deepEqual([...(await remote.list())].sort(), [...keys].sort());
+});
+
 test("write-back: the remote going down mid-upload is reported key by key, nothing throws", async () => {
   const down = await TestS3.start();
   const remote = openRemote({ url: `s3://${BUCKET}/wb`, endpoint: down.endpoint }, tmp);
