@@ -37,6 +37,12 @@ export function formatBuild(r: BuildResult): string {
       (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
   ];
   for (const o of r.outputs) lines.push(`  ${o.path}  ${o.rows} rows`);
+  if (r.drops.length) {
+    lines.push("dropped by:");
+    for (const d of r.drops) lines.push(`  ${d.step}  ${d.count}  e.g. ${d.samples[0]}: ${d.example}`);
+  }
+  if (r.samples > 0 && r.dropped === r.samples)
+    lines.push(`every sample was dropped: the outputs have no rows (synthbuild show ${r.drops[0]?.samples[0] ?? "ID"} shows why)`);
   if (r.remote && (r.remote.fetched || r.remote.uploaded || r.remote.notUploaded.length))
     lines.push(
       `remote ${r.remote.remote}: ${r.remote.fetched} fetched, ${r.remote.uploaded} uploaded${r.remote.notUploaded.length ? `, ${r.remote.notUploaded.length} not uploaded (\`synthbuild push\` later)` : ""}`,

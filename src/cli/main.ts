@@ -134,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
           held_back: result.heldBack,
           outputs: result.outputs,
           failures: result.failures,
+          drops: result.drops,
           cost_usd: result.costUsd,
           ...(result.remote
             ? {
@@ -146,8 +147,10 @@ export async function main(argv: string[]): Promise<number> {
               }
             : {}),
         });
-      if (!c.quiet || result.failed) err(formatBuild(result));
-      if (result.failed || result.pending - result.heldBack) code = 1;
+      const allDropped = result.samples > 0 && result.dropped === result.samples;
+      if (!c.quiet || result.failed || allDropped) err(formatBuild(result));
+      // A release of zero rows is not a success, however cleanly it was built.
+      if (result.failed || result.pending - result.heldBack || allDropped) code = 1;
     });
 
   program

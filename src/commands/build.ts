@@ -10,6 +10,7 @@ import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { type PendingRun, walk } from "../execute/walk.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
+import { countDrops, type DropCount } from "../lock/drops.js";
 import { type Lock, lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { emit, rejectionWarnings } from "../output/emit.js";
@@ -60,6 +61,8 @@ export interface BuildResult {
   heldBack: number;
   outputs: { path: string; rows: number }[];
   failures: { sample: string; step: string; reason: string }[];
+  /** Dropped samples by the step that dropped them. */
+  drops: DropCount[];
   costUsd: number | null;
   /** True when --max-cost held requests back. */
   budgetReached: boolean;
@@ -158,6 +161,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         noopResult({
           samples: l.header.samples,
           dropped: l.header.dropped,
+          drops: countDrops(l.samples),
           cached: verdict.current.keys.length,
           outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
         }),
@@ -356,6 +360,7 @@ function summarise(
     heldBack,
     outputs: outputs.map((o) => ({ path: o.path, rows: o.rows })),
     failures,
+    drops: countDrops(runs.map((r) => ({ id: r.sample.id, status: r.status, reason: r.stoppedBy && { step: r.stoppedBy.step, why: r.stoppedBy.reason } }))),
     costUsd: costUsd === null ? null : Math.round(costUsd * 1e6) / 1e6,
     budgetReached,
   };

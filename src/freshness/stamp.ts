@@ -4,6 +4,7 @@ import { readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Cache } from "../cache/store.js";
+import { countDrops, type DropCount } from "../lock/drops.js";
 import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/glob-files.js";
 import type { Manifest } from "../manifest/types.js";
@@ -32,7 +33,7 @@ import { VERSION } from "../version.js";
  * ~/.cache/synthbuild (or $SYNTHBUILD_STATE_DIR): on another machine the stamp does not hold.
  */
 interface Stamp {
-  stamp: 1;
+  stamp: 2;
   tool: string;
   offline: boolean;
   /** Absolute path → hash64 of its text (the manifest first). */
@@ -72,6 +73,7 @@ export function stampPath(paths: ProjectPaths, manifestFile: string): string {
 export interface NoopSummary {
   samples: number;
   dropped: number;
+  drops: DropCount[];
   /** Answers the lock names. */
   cached: number;
   outputs: { path: string; rows: number }[];
@@ -97,7 +99,7 @@ export async function upToDate(file: string, paths: ProjectPaths, opts: { offlin
 
 async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offline: boolean; env: NodeJS.ProcessEnv }): Promise<StampCheck> {
   const no = (why: string): StampCheck => ({ holds: false, why });
-  if (s.stamp !== 1 || s.tool !== (await toolId())) return no("written by another version of synthbuild or Node");
+  if (s.stamp !== 2 || s.tool !== (await toolId())) return no("written by another version of synthbuild or Node");
   if (s.offline !== opts.offline) return no(`the last build was ${s.offline ? "" : "not "}--offline`);
   if (Object.keys(s.files)[0] !== file) return no("the stamp is for another manifest");
   for (const [path, was] of Object.entries(s.outputs)) {
@@ -158,7 +160,7 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
   const hash = envHash(names, env);
   if (hash === undefined) return "no machine key could be kept for the environment's values (set SYNTHBUILD_STATE_DIR to a writable folder)";
   const stamp: Stamp = {
-    stamp: 1,
+    stamp: 2,
     tool: await toolId(),
     offline,
     files: m.inputs.files,
@@ -171,6 +173,7 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
     result: {
       samples: lock.header.samples,
       dropped: lock.header.dropped,
+      drops: countDrops(lock.samples),
       cached: keys.length,
       outputs: lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
     },

@@ -1,4 +1,5 @@
 import type { Diagnostic } from "../errors.js";
+import { compileWhere, type Where, WhereSyntaxError } from "../template/where.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
@@ -198,7 +199,24 @@ function resolveStep(
   }
   if (raw.filter) {
     const f = raw.filter;
-    if (!field(f.field, "filter")) return undefined;
+    const fp = [...path, "filter"];
+    const textTests = (["min_chars", "max_chars", "must_match", "must_not_match", "drop_truncated"] as const).filter((k) => f[k] !== undefined);
+    if (f.field === undefined) {
+      if (f.where === undefined || textTests.length) {
+        errors.push(
+          src.at(
+            fp,
+            f.where === undefined
+              ? "a filter needs field: (with min_chars, must_match...) or where:"
+              : `${textTests.join(", ")} test a field: name it with field:`,
+            'e.g. { field: story, min_chars: 200 } or { where: "judge.score >= 4" }',
+          ),
+        );
+        return undefined;
+      }
+    } else if (!field(f.field, "filter")) return undefined;
+    const where = f.where === undefined ? undefined : whereOf(src, [...fp, "where"], f.where, scope, errors);
+    if (where === null) return undefined;
     const mustMatch = regexes(src, [...path, "filter", "must_match"], f.must_match, errors);
     const mustNotMatch = regexes(src, [...path, "filter", "must_not_match"], f.must_not_match, errors);
     if (f.min_chars !== undefined && f.max_chars !== undefined && f.min_chars > f.max_chars)
@@ -214,6 +232,7 @@ function resolveStep(
       mustMatch,
       mustNotMatch,
       dropTruncated: f.drop_truncated ?? false,
+      ...(where ? { where } : {}),
       ...definition({ kind: "filter", ...f }),
     };
   }
@@ -268,6 +287,32 @@ function definition(parts: Record<string, unknown>): { parts: StepParts; defHash
   // Through JSON: what the lock will hold, so a comparison with a lock read back is exact.
   const clean = JSON.parse(canonicalJson(parts)) as StepParts;
   return { parts: clean, defHash: hashValue(clean) };
+}
+
+/** The compiled condition, or null (with the error recorded) when it cannot be used. */
+function whereOf(src: YamlSource, path: (string | number)[], source: string, scope: Scope, errors: Diagnostic[]): Where | null {
+  let where: Where;
+  try {
+    where = compileWhere(source);
+  } catch (err) {
+    if (!(err instanceof WhereSyntaxError)) throw err;
+    errors.push(src.at(path, err.message, 'strings take double quotes: genre == "noir"; functions: len, words, lower, contains...; and, or, not'));
+    return null;
+  }
+  let ok = true;
+  for (const name of where.names) {
+    if (scope.names.has(name)) continue;
+    ok = false;
+    const why = scope.later.get(name);
+    errors.push(
+      src.at(
+        path,
+        why ? `'${name}' ${why}` : `unknown name '${name}'`,
+        suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`,
+      ),
+    );
+  }
+  return ok ? where : null;
 }
 
 function regexes(src: YamlSource, path: (string | number)[], patterns: string | string[] | undefined, errors: Diagnostic[]): RegExp[] | undefined {

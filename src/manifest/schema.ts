@@ -156,7 +156,12 @@ const Regex = z.string().meta({ format: "regex" });
 const Patterns = z.union([Regex, z.array(Regex)]);
 
 export const FilterStep = strict({
-  field: z.string().min(1).describe("The step output or dimension to test"),
+  field: z.string().min(1).optional().describe("The step output or dimension that min_chars, max_chars, must_match, must_not_match and drop_truncated test"),
+  where: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('A condition the sample must meet, e.g. "judge.score >= 4 and len(story) > 200" (filtrex syntax; name.field reads a JSON answer\'s field)'),
   min_chars: z.number().int().nonnegative().optional(),
   max_chars: z.number().int().positive().optional(),
   must_match: Patterns.optional().describe("Regular expression(s) that must all match"),

@@ -1,4 +1,5 @@
 import type { CompiledTemplate } from "../template/engine.js";
+import type { Where } from "../template/where.js";
 
 /** The resolved manifest: every file read, every template compiled, every default applied. */
 
@@ -79,7 +80,9 @@ export interface GenerateStep extends StepBase {
 
 export interface FilterStep extends StepBase {
   readonly kind: "filter";
-  readonly field: string;
+  /** What the text tests (min_chars...) read; absent for a filter with only `where`. */
+  readonly field?: string;
+  readonly where?: Where;
   readonly minChars?: number;
   readonly maxChars?: number;
   readonly mustMatch: RegExp[];

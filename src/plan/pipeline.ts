@@ -167,7 +167,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         break;
       }
       case "filter": {
-        const reason = filterReason(step, String(run.scope[step.field] ?? ""), run.truncated?.has(step.field) ?? false);
+        const reason = filterReason(step, run.scope, run.truncated);
         run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
         if (reason) {
           run.status = "dropped";

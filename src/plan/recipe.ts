@@ -28,6 +28,10 @@ export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLoo
     for (const d of m.dimensions) parts.push(d.name, input(m, sample, d.name, outs, step.id));
     for (const s of m.steps.slice(0, step.index)) parts.push(s.id, input(m, sample, s.id, outs, step.id));
     parts.push(`${m.seed}:${sample.id}:${sample.repeat}`);
+  } else if (step.kind === "filter") {
+    // field first, as before `where` existed, so a filter without one keeps its recipe.
+    const names = new Set([...(step.field === undefined ? [] : [step.field]), ...(step.where?.names ?? [])]);
+    for (const name of names) parts.push(name, input(m, sample, name, outs, step.id));
   } else {
     parts.push(step.field, input(m, sample, step.field, outs, step.id));
   }

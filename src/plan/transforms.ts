@@ -60,7 +60,15 @@ function matchingBracket(s: string, start: number): number {
 }
 
 /** filter: the reason a sample is dropped, or undefined to keep it. */
-export function filterReason(step: FilterStep, text: string, truncated: boolean): string | undefined {
+export function filterReason(step: FilterStep, scope: Readonly<Record<string, unknown>>, truncated: ReadonlySet<string> | undefined): string | undefined {
+  if (step.field !== undefined) {
+    const reason = textReason(step as FilterStep & { field: string }, String(scope[step.field] ?? ""), truncated?.has(step.field) ?? false);
+    if (reason) return reason;
+  }
+  return step.where?.test(scope);
+}
+
+function textReason(step: FilterStep & { field: string }, text: string, truncated: boolean): string | undefined {
   if (step.dropTruncated && truncated) return `${step.field} was cut off by max_tokens`;
   if (step.minChars !== undefined && text.length < step.minChars) return `${step.field} has ${text.length} chars, fewer than ${step.minChars}`;
   if (step.maxChars !== undefined && text.length > step.maxChars) return `${step.field} has ${text.length} chars, more than ${step.maxChars}`;

@@ -58,6 +58,8 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "71-run-module-no-default": "the module's code",
   "95-run-module-import-missing": "the file system",
   "96-run-module-exits-while-loading": "the module's code",
+  "98-filter-where-unknown-name": "expression contents and other steps' ids",
+  "99-filter-where-syntax": "expression contents",
   "72-split-collides-with-output": "another output's path and splits",
   "73-dimension-shadows-glob-name": "another dimension's kind",
   "75-env-unterminated": "the raw text is a string like any other; ${ is read only by the loader",

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { FilterStep, MapStep } from "../../src/manifest/types.js";
 import { applyMap, dedupeKey, filterReason } from "../../src/plan/transforms.js";
+import { compileWhere } from "../../src/template/where.js";
 import { canonicalJson } from "../../src/util/canonical-json.js";
 
 const map = (o: Partial<MapStep>): MapStep => ({ kind: "map", id: "m", index: 0, defHash: "", parts: {}, field: "f", replace: [], trim: false, ...o });
@@ -34,13 +35,30 @@ test("map: extract fenced, extract JSON, replace, trim in that order", () => {
 });
 
 test("filter: each rule gives a reason, a passing text none", () => {
-  assert.equal(filterReason(filter({ minChars: 5 }), "abcdef", false), undefined);
-  assert.match(filterReason(filter({ minChars: 10 }), "abc", false)!, /3 chars, fewer than 10/);
-  assert.match(filterReason(filter({ maxChars: 2 }), "abc", false)!, /more than 2/);
-  assert.match(filterReason(filter({ mustMatch: [/PLOT/] }), "abc", false)!, /does not match/);
-  assert.match(filterReason(filter({ mustNotMatch: [/as an AI/i] }), "As an AI, I", false)!, /matches/);
-  assert.match(filterReason(filter({ dropTruncated: true }), "abc", true)!, /cut off/);
-  assert.equal(filterReason(filter({}), "abc", true), undefined);
+  assert.equal(filterReason(filter({ minChars: 5 }), { x: "abcdef" }, undefined), undefined);
+  assert.match(filterReason(filter({ minChars: 10 }), { x: "abc" }, undefined)!, /3 chars, fewer than 10/);
+  assert.match(filterReason(filter({ maxChars: 2 }), { x: "abc" }, undefined)!, /more than 2/);
+  assert.match(filterReason(filter({ mustMatch: [/PLOT/] }), { x: "abc" }, undefined)!, /does not match/);
+  assert.match(filterReason(filter({ mustNotMatch: [/as an AI/i] }), { x: "As an AI, I" }, undefined)!, /matches/);
+  assert.match(filterReason(filter({ dropTruncated: true }), { x: "abc" }, new Set(["x"]))!, /cut off/);
+  assert.equal(filterReason(filter({}), { x: "abc" }, new Set(["x"])), undefined);
+});
+
+test("filter where: a condition over the sample's variables, JSON fields typed", () => {
+  const where = (source: string) => filter({ field: undefined, where: compileWhere(source) });
+  const judged = { judge: '{"score": 4, "tags": ["a"], "nested": {"ok": true}}', story: "four words in here", genre: "noir" };
+  assert.equal(filterReason(where("judge.score >= 4 and words(story) == 4"), judged, undefined), undefined);
+  assert.equal(filterReason(where('judge.nested.ok and genre in ("noir", "pulp") and len(judge.tags) == 1'), judged, undefined), undefined);
+  assert.equal(filterReason(where('lower(genre) ~= "^no" and not contains(story, "five")'), judged, undefined), undefined);
+  assert.equal(filterReason(where("judge.score > 4"), judged, undefined), "where judge.score > 4 is false (judge.score = 4)");
+  assert.equal(filterReason(where("judge.missing == 1"), judged, undefined), "where judge.missing == 1: judge.missing is missing");
+  // Only a value's own fields: nothing of JavaScript's objects is reachable.
+  assert.equal(filterReason(where("judge.constructor"), judged, undefined), "where judge.constructor: judge.constructor is missing");
+  assert.equal(filterReason(where("genre.length > 0"), judged, undefined), "where genre.length > 0: genre.length is missing");
+  assert.deepEqual(compileWhere("if a > 1 then b else c.d").names, ["a", "b", "c"]);
+  assert.deepEqual(compileWhere('x == true or y == null or "index" == z').names, ["x", "y", "z"]);
+  // Both tests in one filter: the field's first.
+  assert.match(filterReason(filter({ minChars: 100, where: compileWhere("judge.score > 9") }), { x: "short", ...judged }, undefined)!, /fewer than 100/);
 });
 
 test("dedupe keys ignore case and whitespace when asked", () => {
