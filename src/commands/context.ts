@@ -5,6 +5,7 @@ import { expand } from "../expand/expand.js";
 import type { Sample } from "../expand/sample.js";
 import { loadManifest } from "../manifest/load.js";
 import type { Manifest } from "../manifest/types.js";
+import { wastedWork } from "../manifest/wasted-work.js";
 import { type ProjectPaths, projectPaths } from "../project.js";
 import { initHashing } from "../util/hash.js";
 
@@ -36,6 +37,7 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
   const manifest = await loadManifest(opts.file ?? "dataset.yaml", { cwd: opts.cwd, env, signal: opts.signal, cacheDir: locateProject(opts).paths.cacheDir });
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg), manifest.name);
+  for (const w of wastedWork(manifest)) opts.events?.warn?.(w);
   const samples = expand(manifest);
   const n = manifest.combine.n;
   if (manifest.combine.mode === "sample" && n !== undefined && n > samples.length / manifest.combine.repeat) {
