@@ -15,6 +15,7 @@ export { type MigrateOptions, type MigrateResult, migrate } from "./commands/mig
 export { type PlanOptions, type PlanResult, plan, type StepPlan } from "./commands/plan.js";
 export { type PullSummary, pull } from "./commands/pull.js";
 export { type PushSummary, push, type SyncOptions } from "./commands/push.js";
+export { type ReportData, type ReportOptions, report } from "./commands/report.js";
 export { type ShowResult, show } from "./commands/show.js";
 export { type VerifyResult, verify } from "./commands/verify.js";
 export {

@@ -6,6 +6,15 @@ export function formatPlan(p: PlanResult): string {
   lines.push(`  ${"step".padEnd(w)}  kind      total  cached  to run`);
   for (const s of p.steps)
     lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
+  if (p.pairwise?.length) {
+    const covered = p.pairwise.reduce((n, x) => n + x.covered, 0);
+    const total = p.pairwise.reduce((n, x) => n + x.total, 0);
+    const short = p.pairwise.filter((x) => x.covered < x.total);
+    lines.push(
+      `pairwise coverage: ${covered} of ${total} value pairs` +
+        (short.length ? `; missing: ${short.map((x) => `${x.a} × ${x.b} ${x.total - x.covered}`).join(", ")}` : " (every allowed pair)"),
+    );
+  }
   const e = p.estimate;
   if (p.requests)
     lines.push(

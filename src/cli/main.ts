@@ -18,6 +18,7 @@ import {
   push,
   RemoteObjectError,
   redactor,
+  report,
   type ShowResult,
   SynthbuildError,
   secretsIn,
@@ -222,6 +223,21 @@ export async function main(argv: string[]): Promise<number> {
       const r: ShowResult = await show(id, { ...common(), offline: o.offline });
       if (o.json) out(r);
       else process.stdout.write(redact(formatShow(r)) + "\n");
+    });
+
+  program
+    .command("report")
+    .description(
+      "write one self-contained HTML page about the dataset: coverage per dimension and per pair, lengths per step, drops, failures, models, tokens and cost, and the samples; no request is made",
+    )
+    .option("-o, --out <path>", "where to write the page", "report.html")
+    .option("--rows <n>", "samples in the table at the end", positiveInt, 500)
+    .option("--offline", "read the answers the offline echo provider gave (the default when the lock was built --offline)")
+    .option("--json", "also print the page's data as one JSON object on stdout")
+    .action(async (o: { out: string; rows: number; offline?: boolean; json?: boolean }) => {
+      const r = await report({ ...common(), out: o.out, rows: o.rows, offline: o.offline });
+      if (o.json) out({ path: r.path, ...r.data });
+      else if (!common().quiet) err(`wrote ${r.path} (${r.data.counts.kept} kept of ${r.data.counts.samples} samples); open it in a browser`);
     });
 
   program

@@ -1,5 +1,7 @@
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
+import { pairCoverage } from "../expand/coverage.js";
+import type { Sample } from "../expand/sample.js";
 import { decide } from "../freshness/decide.js";
 import { type Lock, readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
@@ -29,6 +31,8 @@ export interface PlanResult {
   requests: number;
   steps: StepPlan[];
   estimate: { input_tokens: number; output_tokens: number; cost_usd: number | null };
+  /** combine: pairwise: per pair of dimensions, the value pairs the samples hold of those allowed. */
+  pairwise?: { a: string; b: string; covered: number; total: number }[];
   /** With explain: each sample that needs requests, and why. */
   stale?: { id: string; values: Record<string, string>; step: string; reasons: string[] }[];
   /** With explain: samples that need no request but whose rows or fate will change (a filter edited, an output's input...), and why. */
@@ -53,7 +57,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     const r = verdict.current.reached;
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: r[i]!, cached: r[i]!, to_run: 0 }));
     const empty = opts.explain ? { stale: [], changed: [], removed: [] } : {};
-    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...empty };
+    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...pairwiseOf(m, samples), ...empty };
   }
   const runs = samples.map((s) => newRun(m, s));
   if (runs.length >= 10_000) project.cache.snapshot();
@@ -71,7 +75,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   // Samples that send the very same request share one answer: count requests, not samples.
   const downstream = runs.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
-  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, offline) };
+  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, offline), ...pairwiseOf(m, samples) };
   if (opts.explain) {
     const explainer = new Explainer(m, existing?.lock);
     const valuesOf = (r: SampleRun) => Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key]));
@@ -87,6 +91,11 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     result.removed = opts.limit === undefined ? explainer.removed(new Set(runs.map((r) => r.sample.id))) : [];
   }
   return result;
+}
+
+function pairwiseOf(m: Manifest, samples: Sample[]): Pick<PlanResult, "pairwise"> {
+  if (m.combine.mode !== "pairwise") return {};
+  return { pairwise: pairCoverage(m, samples).map(({ a, b, covered, total }) => ({ a, b, covered, total })) };
 }
 
 /**

@@ -17,7 +17,9 @@ export function wastedWork(m: Manifest): string[] {
       if (step.kind !== "generate") return;
       const readLater = m.steps.slice(i + 1).some((s) => readsOf(s).includes(step.id));
       if (!readLater && !outputReads.has(step.id))
-        warnings.push(`step '${step.id}' is read by no output and no later step: its requests are paid for nothing (read {{ ${step.id} }} in an output, or remove the step)`);
+        warnings.push(
+          `step '${step.id}' is read by no output and no later step: its requests are paid for nothing (read {{ ${step.id} }} in an output, or remove the step)`,
+        );
     });
 
   const promptReads = new Set(m.steps.flatMap((s) => (s.kind === "generate" ? s.messages.flatMap((msg) => msg.template.reads) : [])));
@@ -35,7 +37,9 @@ export function wastedWork(m: Manifest): string[] {
 
   const names = new Set([...m.dimensions.map((d) => d.name), ...m.steps.map((s) => s.id), "nonce", "index", "id"]);
   const templates: [string, CompiledTemplate][] = [
-    ...m.steps.flatMap((s) => (s.kind === "generate" ? s.messages.map((msg) => [`step '${s.id}' (${msg.role} message)`, msg.template] as [string, CompiledTemplate]) : [])),
+    ...m.steps.flatMap((s) =>
+      s.kind === "generate" ? s.messages.map((msg) => [`step '${s.id}' (${msg.role} message)`, msg.template] as [string, CompiledTemplate]) : [],
+    ),
     ...m.outputs.flatMap((o) => outputTemplates(o).map(([key, t]) => [`output ${o.path} ${key}`, t] as [string, CompiledTemplate])),
   ];
   for (const [where, t] of templates) {
