@@ -176,3 +176,30 @@ describe("synthbuild report", () => {
     assert.match(await project.read("dataset.yaml"), /^version: 1/);
   });
 });
+
+test("plan gives pairwise coverage for combine: pairwise, excluded pairs not counted", async () => {
+  const p = await TempProject.create({
+    "dataset.yaml": `version: 1\nname: pw\nmodel: { provider: echo }\ndimensions:\n  a: [a1, a2, a3]\n  b: [b1, b2, b3]\n  c: [c1, c2]\ncombine:\n  mode: pairwise\n  exclude:\n    - { a: a1, b: b1 }\nsteps:\n  - id: s\n    generate: { prompt: "{{ a }} {{ b }} {{ c }}" }\noutput: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ s }}" }\n`,
+  });
+  try {
+    const r = await runCli(["plan", "--json"], p.dir, {});
+    assert.equal(r.status, 0, r.stderr);
+    const pw = JSON.parse(r.stdout).pairwise as { a: string; b: string; covered: number; total: number }[];
+    assert.deepEqual(
+      pw.map((x) => [x.a, x.b, x.total]),
+      [
+        ["a", "b", 8],
+        ["a", "c", 6],
+        ["b", "c", 6],
+      ],
+    );
+    assert.ok(
+      pw.every((x) => x.covered === x.total),
+      JSON.stringify(pw),
+    );
+    const text = await runCli(["plan"], p.dir, {});
+    assert.match(text.stdout + text.stderr, /pairwise coverage: 20 of 20 value pairs \(every allowed pair\)/);
+  } finally {
+    await p.remove();
+  }
+});
