@@ -29,6 +29,7 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     baseUrl,
     endpoint: provider === "echo" ? "echo" : (raw.endpoint_id ?? endpointOf(baseUrl ?? OPENAI_URL)),
     apiKeyEnv: raw.api_key_env ?? "OPENAI_API_KEY",
+    ...(raw.api === "completions" && provider !== "echo" ? { api: "completions" as const } : {}),
     headers: raw.headers ?? {},
     extraBody: raw.extra_body ?? {},
     params: raw.params ?? {},

@@ -147,6 +147,16 @@ function resolveStep(
       );
       ok = false;
     }
+    if (merged.api === "completions" && (g.messages || g.system !== undefined || g.json_schema)) {
+      errors.push(
+        src.at(
+          g.messages ? [...gp, "messages"] : g.system !== undefined ? [...gp, "system"] : [...gp, "json_schema"],
+          `api: completions sends one prompt string: ${g.messages ? "messages:" : g.system !== undefined ? "system:" : "json_schema:"} has no place in it`,
+          "write the whole text in prompt: (a base model continues it), or use api: chat",
+        ),
+      );
+      ok = false;
+    }
     try {
       canonicalJson(merged.extra_body ?? {});
     } catch (err) {
@@ -194,6 +204,7 @@ function resolveStep(
         json_schema: g.json_schema ? hashValue(g.json_schema) : null,
         // Only when set: a manifest without it keeps the definition it always had.
         ...(g.on_empty === "retry" ? { on_empty: "retry" } : {}),
+        ...(cfg.api ? { api: cfg.api } : {}),
       }),
     };
   }

@@ -75,6 +75,10 @@ export const Model = strict({
     .describe(
       "Who answers, as far as the cache is concerned (default: the base_url). Answers are tied to the endpoint that gave them; endpoints that serve the same model the same way (replicas, a gateway in front of the provider) share answers by naming the same endpoint_id",
     ),
+  api: z
+    .enum(["chat", "completions"])
+    .optional()
+    .describe("chat (default): /chat/completions with messages; completions: /completions with one prompt string, for base models (a step's prompt: alone, no system: or json_schema:)"),
   api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
   headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
   extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),

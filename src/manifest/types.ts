@@ -35,6 +35,8 @@ export interface ModelConfig {
    */
   readonly endpoint: string;
   readonly apiKeyEnv: string;
+  /** `api: completions`: the legacy /completions endpoint, a prompt string in, text out (base models). */
+  readonly api?: "completions";
   readonly headers: Readonly<Record<string, string>>;
   readonly extraBody: Readonly<Record<string, unknown>>;
   readonly params: Readonly<Record<string, unknown>>;

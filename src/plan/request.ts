@@ -10,7 +10,8 @@ import { hash128, hashValue } from "../util/hash.js";
  *
  * 1: provider, model, messages, params, extra_body, json_schema.
  * 2: and the endpoint that answers (`endpoint`), so that answers from a test server, a LAN box
- *    or a gateway never stand in for another endpoint's.
+ *    or a gateway never stand in for another endpoint's. `api: "completions"` joined later,
+ *    present only for that API, so no chat key changed.
  */
 export const KEY_VERSION = 2;
 
@@ -32,6 +33,8 @@ export interface ChatRequest {
   params: Record<string, unknown>;
   extra_body?: Record<string, unknown>;
   json_schema?: Record<string, unknown>;
+  /** Only for `api: completions` (absent for chat, so chat keys are what they always were): messages is then the one prompt. */
+  api?: "completions";
 }
 
 export function renderRequest(
@@ -51,6 +54,7 @@ export function renderRequest(
   };
   if (Object.keys(step.model.extraBody).length) req.extra_body = { ...step.model.extraBody };
   if (step.jsonSchema) req.json_schema = step.jsonSchema;
+  if (step.model.api && !offline) req.api = step.model.api;
   return req;
 }
 

@@ -45,6 +45,7 @@ export class OpenAIProvider implements Provider {
   }
 
   async complete(req: ChatRequest, signal: AbortSignal, opts: { timeoutMs?: number } = {}): Promise<ProviderAnswer> {
+    if (req.api === "completions") return this.completeText(req, signal, opts);
     const body: Record<string, unknown> = { ...req.extra_body, model: req.model, messages: req.messages, ...req.params };
     if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
     let data: unknown;
@@ -74,6 +75,31 @@ export class OpenAIProvider implements Provider {
     }
     try {
       return { ...readAnswer(data, contentType), requestId: requestId ?? undefined, limits };
+    } catch (err) {
+      throw this.redacted(err as RequestError);
+    }
+  }
+
+  /** `api: completions`: POST /completions with the one prompt, for base models. */
+  private async completeText(req: ChatRequest, signal: AbortSignal, opts: { timeoutMs?: number }): Promise<ProviderAnswer> {
+    const body = { ...req.extra_body, model: req.model, prompt: req.messages.map((m) => m.content).join(""), ...req.params };
+    const own = new AbortController();
+    const follow = () => own.abort(signal.reason);
+    if (signal.aborted) follow();
+    else signal.addEventListener("abort", follow, { once: true });
+    const timeout = opts.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(opts.timeoutMs));
+    let r: { data: unknown; request_id: string | null; response: Response };
+    try {
+      r = await this.client.completions
+        .create(body as unknown as OpenAI.Completions.CompletionCreateParamsNonStreaming, { signal: own.signal, ...(timeout ? { timeout } : {}) })
+        .withResponse();
+    } catch (err) {
+      throw this.redacted(toRequestError(err, req, timeout ?? this.client.timeout));
+    } finally {
+      signal.removeEventListener("abort", follow);
+    }
+    try {
+      return { ...readTextAnswer(r.data, r.response.headers.get("content-type")), requestId: r.request_id ?? undefined, limits: statedLimits(r.response.headers) };
     } catch (err) {
       throw this.redacted(err as RequestError);
     }
@@ -127,6 +153,23 @@ export function readAnswer(data: unknown, contentType: string | null): Omit<Prov
     throw new RequestError(`malformed answer: ${what} (finish_reason ${finishReason})`, true);
   }
   return { text: message.content, finishReason, ...meta };
+}
+
+/** A 200 from /completions as an answer: `choices[0].text`; anything else fails the request, saying what it was. */
+export function readTextAnswer(data: unknown, contentType: string | null): Omit<ProviderAnswer, "requestId"> {
+  if (typeof data === "string")
+    throw new RequestError(`the endpoint answered HTTP 200 with ${contentType || "no content type"}, not a completion: ${gist(data)}`, false);
+  const c = data as Partial<OpenAI.Completions.Completion> | null;
+  if (!c || typeof c !== "object" || !Array.isArray(c.choices)) throw new RequestError("malformed answer: the response has no choices", true);
+  const choice = c.choices[0];
+  if (!choice || typeof choice.text !== "string") throw new RequestError("malformed answer: choices[0].text is not a string", true);
+  return {
+    text: choice.text,
+    finishReason: choice.finish_reason ?? "unknown",
+    usage: c.usage ? { input: c.usage.prompt_tokens, output: c.usage.completion_tokens } : undefined,
+    model: c.model,
+    fingerprint: c.system_fingerprint ?? undefined,
+  };
 }
 
 /**

@@ -745,7 +745,21 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     sendJson(res, 200, payload, headers);
   }
 
-  async function handleChat(req: http.IncomingMessage, res: Res): Promise<void> {
+  /** /v1/completions, as base models are served: a prompt string in, `choices[].text` out. */
+  function textCompletionPayload(body: any, n: number): any {
+    const chat = completionPayload(body, n);
+    return {
+      id: `cmpl-test-${n}`,
+      object: "text_completion",
+      created: chat.created,
+      model: chat.model,
+      system_fingerprint: chat.system_fingerprint,
+      choices: chat.choices.map((c: any) => ({ index: c.index, text: c.message.content, logprobs: null, finish_reason: c.finish_reason })),
+      usage: chat.usage,
+    };
+  }
+
+  async function handleChat(req: http.IncomingMessage, res: Res, api: "chat" | "completions" = "chat"): Promise<void> {
     const n = ++seq;
     counters.requests++;
     inFlight++;
@@ -775,6 +789,15 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       return;
     }
     record.body = body;
+    if (api === "completions" && body && typeof body === "object") {
+      if (typeof body.prompt !== "string") {
+        record.status = 400;
+        sendJson(res, 400, errorBody(400, "Missing required parameter: 'prompt' (a string)."), reqHeaders);
+        return;
+      }
+      // The rest of the server reads a chat body: the prompt is its one user message.
+      body = { ...body, messages: [{ role: "user", content: body.prompt }] };
+    }
 
     if (!authorized(req)) {
       record.status = 401;
@@ -813,7 +836,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       counters.answered++;
       record.status = 200;
       const headers = { ...reqHeaders, ...gateway.stated(Date.now()), "openai-processing-ms": latencyMs };
-      if (body.stream === true) sendStream(res, body, n, headers);
+      if (api === "completions") sendJson(res, 200, textCompletionPayload(body, n), headers);
+      else if (body.stream === true) sendStream(res, body, n, headers);
       else sendJson(res, 200, completionPayload(body, n), headers);
     };
     if (latencyMs <= 0) {
@@ -892,6 +916,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     let work: Promise<void> | void;
     if (method === "POST" && (path === "/v1/chat/completions" || path === "/chat/completions")) {
       work = handleChat(req, res);
+    } else if (method === "POST" && (path === "/v1/completions" || path === "/completions")) {
+      work = handleChat(req, res, "completions");
     } else if (path.startsWith("/__control/")) {
       work = handleControl(req, res, path, query);
     } else if (method === "GET" && (path === "/v1/models" || path === "/models")) {
