@@ -227,8 +227,8 @@ export const Output = strict({
   path: z
     .string()
     .min(1)
-    // Outside the project, the project folder itself, or git's folder (as the loader says).
-    .meta({ description: "Output file (a folder for format: files)", not: { pattern: "^(?:\\.\\.(?:[/\\\\]|$)|\\.?/?$|(?:\\./)?\\.git(?:[/\\\\]|$))" } }),
+    // Outside the project or git's folder (as the loader says); the project folder itself only for format: files.
+    .meta({ description: "Output file (a folder for format: files)", not: { pattern: "^(?:\\.\\.(?:[/\\\\]|$)|(?:\\./)?\\.git(?:[/\\\\]|$))" } }),
   format: z.enum(["openai-chat", "prompt-completion", "jsonl", "files"]).optional(),
   system: z.string().optional().describe("System message template (openai-chat)"),
   prompt: z.string().optional().describe("Prompt template"),
@@ -246,6 +246,15 @@ export const Output = strict({
     system: { properties: { format: { const: "openai-chat" } } },
     name: { required: ["format"], properties: { format: { const: "files" } } },
   },
+  // The project folder itself only for format: files, whose path never names prompts/ or completions/ (nesting them).
+  allOf: [
+    {
+      anyOf: [
+        { required: ["format"], properties: { format: { const: "files" }, path: { not: { pattern: "(?:^|[/\\\\])(?:prompts|completions)[/\\\\]?$" } } } },
+        { properties: { format: { not: { const: "files" } }, path: { not: { pattern: "^\\.?/?$" } } } },
+      ],
+    },
+  ],
 });
 
 export const CacheSettings = strict({
