@@ -41,6 +41,10 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
     }
     if (o.record && format !== "jsonl") errors.push(src.at([...path, "record"], `record: is for format jsonl, not ${format}`));
     if (o.system !== undefined && format !== "openai-chat") errors.push(src.at([...path, "system"], `system: is for format openai-chat, not ${format}`));
+    if (o.card !== undefined && format === "files")
+      errors.push(
+        src.at([...path, "card"], "card: is for JSONL formats", "a files output is never in the dataset card: datasets.load_dataset cannot read its pairs"),
+      );
     if (o.name !== undefined && format !== "files")
       errors.push(src.at([...path, "name"], `name: is for format files, not ${format}`, "other formats write one file at path:"));
     const abs = resolve(dir, o.path);
@@ -112,6 +116,7 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
       name: tpl("name"),
       record: o.record ? record : undefined,
       split,
+      card: format !== "files" && o.card !== false,
     };
     if (ok) outputs.push(out);
   });

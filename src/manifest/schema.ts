@@ -236,6 +236,10 @@ export const Output = strict({
   record: z.record(z.string(), z.string()).optional().describe("Field templates (format: jsonl)"),
   name: z.string().optional().describe("File name template (format: files)"),
   split: z.record(z.string().regex(NAME), z.number().positive()).optional().describe("Fractions by combination, e.g. {train: 0.9, validation: 0.1}"),
+  card: z
+    .boolean()
+    .optional()
+    .describe("Describe this output in the Hugging Face dataset card (README.md in the outputs' folder); default true (JSONL formats only)"),
 }).meta({
   anyOf: [
     { required: ["format", "record"], properties: { format: { const: "jsonl" } } },
@@ -245,6 +249,7 @@ export const Output = strict({
     record: { required: ["format"], properties: { format: { const: "jsonl" } } },
     system: { properties: { format: { const: "openai-chat" } } },
     name: { required: ["format"], properties: { format: { const: "files" } } },
+    card: { properties: { format: { not: { const: "files" } } } },
   },
   // The project folder itself only for format: files, whose path never names prompts/ or completions/ (nesting them).
   allOf: [
