@@ -35,7 +35,13 @@ function configs(target: CardTarget, lock: Lock): Config[] {
   const used = new Set<string>();
   return target.outputs.map((o, i) => {
     // One output is the dataset's `default` config; several are named after their files.
-    let name = target.outputs.length === 1 ? "default" : posix.basename(o.path).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_-]+/g, "_") || "data";
+    let name =
+      target.outputs.length === 1
+        ? "default"
+        : posix
+            .basename(o.path)
+            .replace(/\.[^.]*$/, "")
+            .replace(/[^A-Za-z0-9_-]+/g, "_") || "data";
     while (used.has(name)) name = `${name}_${i}`;
     used.add(name);
     const files = outputTargets(o).map((t) => ({ split: t.split ?? "train", path: posix.relative(target.folder, t.path), rows: rows.get(t.path) ?? 0 }));
@@ -127,7 +133,12 @@ function generation(id: string, def: Record<string, unknown>, lock: Lock): strin
 
 function list(values: Set<string>): string {
   const sorted = [...values].sort();
-  return sorted.slice(0, 8).map((v) => `\`${v}\``).join(", ") + (sorted.length > 8 ? ` and ${sorted.length - 8} more` : "");
+  return (
+    sorted
+      .slice(0, 8)
+      .map((v) => `\`${v}\``)
+      .join(", ") + (sorted.length > 8 ? ` and ${sorted.length - 8} more` : "")
+  );
 }
 
 /** Only the host: a base URL may carry credentials or a key in its query, and the card is published. */

@@ -24,8 +24,20 @@ export interface CardTarget {
 export function cardTarget(m: Manifest): CardTarget | undefined {
   const outputs = m.outputs.filter((o) => o.card);
   if (!outputs.length) return undefined;
-  const dirs = outputs.flatMap((o) => outputTargets(o).map((t) => posix.dirname(t.path).split("/").filter((s) => s !== ".")));
-  const common = dirs.reduce((a, b) => a.slice(0, [...a, ""].findIndex((s, i) => s !== b[i])));
+  const dirs = outputs.flatMap((o) =>
+    outputTargets(o).map((t) =>
+      posix
+        .dirname(t.path)
+        .split("/")
+        .filter((s) => s !== "."),
+    ),
+  );
+  let common = dirs[0]!;
+  for (const d of dirs) {
+    let i = 0;
+    while (i < common.length && common[i] === d[i]) i++;
+    common = common.slice(0, i);
+  }
   const folder = common.length ? common.join("/") : ".";
   return { path: posix.join(folder, "README.md"), abs: join(m.dir, folder, "README.md"), folder, outputs };
 }
@@ -93,8 +105,7 @@ export async function writeCard(m: Manifest, lock: Lock, lockHash: string, previ
  */
 async function staleCards(m: Manifest, locks: Lock[], target: CardTarget | undefined): Promise<string[]> {
   const folders = new Set<string>();
-  for (const l of locks)
-    for (const o of l.outputs) for (let d = posix.dirname(o.path); ; d = posix.dirname(d)) if ((folders.add(d), d === ".")) break;
+  for (const l of locks) for (const o of l.outputs) for (let d = posix.dirname(o.path); ; d = posix.dirname(d)) if ((folders.add(d), d === ".")) break;
   const stale: string[] = [];
   for (const folder of [...folders].sort()) {
     const path = posix.join(folder, "README.md");

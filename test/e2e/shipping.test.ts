@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { hash64, initHashing } from "../../src/util/hash.js";
 import { runCliSync } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 
@@ -127,6 +128,113 @@ describe("format: files is the tutorial's layout", () => {
     await p.write({ "dataset.yaml": manifest(files("dist")) });
     assert.equal(runCliSync(["build"], p.dir).status, 0);
     assert.deepEqual(await list(p, "."), ["cache", "dataset.lock", "dataset.yaml", "dist", "notes.txt"]);
+    await p.remove();
+  });
+});
+
+const chat = (path: string, extra = "") =>
+  `output:\n  - { path: ${path}, format: prompt-completion, prompt: "{{ genre }}", completion: "{{ story }}", split: { train: 0.5, test: 0.5 }${extra} }`;
+
+describe("dist/README.md, the dataset card", () => {
+  test("build writes it beside the JSONL, verify checks it, and a no-op leaves it byte for byte", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl"), "[a, b, c, d, e, f]") });
+    const r = runCliSync(["build", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const card = await p.read("dist/README.md");
+    assert.match(card, /^---\n# synthbuild-card [0-9a-f]+: /);
+    assert.match(card, /\n {2}data_files:\n {2}- split: "train"\n {4}path: "stories\.train\.jsonl"\n {2}- split: "test"\n {4}path: "stories\.test\.jsonl"\n/);
+    const test = JSON.parse(r.stdout).outputs.find((o: { path: string }) => o.path === "dist/stories.test.jsonl");
+    assert.match(card, new RegExp(`\\| default \\| test \\| \`stories\\.test\\.jsonl\` \\| prompt-completion \\| ${test.rows} \\|`));
+    assert.match(card, /step `story` \(generate\): model `echo`/);
+    await initHashing();
+    assert.ok(card.includes(`\`dataset.lock\` hash \`${hash64(await p.read("dataset.lock"))}\``), "the card names the lock it describes");
+    assert.doesNotMatch(card, /\d{4}-\d{2}-\d{2}|\d{2}:\d{2}/, "a card with a date or time is not deterministic");
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    const again = runCliSync(["build", "--verbose"], p.dir);
+    assert.match(again.stderr, /up to date/);
+    assert.equal(await p.read("dist/README.md"), card);
+    await p.remove();
+  });
+
+  test("deleted or edited, it is noticed by the no-op check and verify, and the next build writes it again", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const card = await p.read("dist/README.md");
+    for (const change of [() => p.write({ "dist/README.md": card.replace("synthetic dataset", "dataset") }), () => rm(join(p.dir, "dist/README.md"))]) {
+      await change();
+      const v = runCliSync(["verify"], p.dir);
+      assert.equal(v.status, 1);
+      assert.match(v.stderr, /dist\/README\.md (is not the dataset card the lock describes|\(the dataset card\) is missing)/);
+      const b = runCliSync(["build", "--verbose"], p.dir);
+      assert.equal(b.status, 0, b.stderr);
+      assert.match(b.stderr, /building: dist\/README\.md/);
+      assert.equal(await p.read("dist/README.md"), card);
+    }
+    await p.remove();
+  });
+
+  test("a README.md of the user's own is kept, with a warning, and does not make every build a rebuild", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")), "dist/README.md": "# My card\n" });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /dist\/README\.md is not synthbuild's dataset card: kept as it is/);
+    assert.equal(await p.read("dist/README.md"), "# My card\n");
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    assert.match(runCliSync(["build", "--verbose"], p.dir).stderr, /up to date/);
+    // Our card with its marker line deleted is the user's too.
+    await rm(join(p.dir, "dist/README.md"));
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const mine = (await p.read("dist/README.md")).replace(/^---\n# synthbuild-card .*\n/, "---\n");
+    await p.write({ "dist/README.md": mine });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(await p.read("dist/README.md"), mine);
+    await p.remove();
+  });
+
+  test("card: false writes none and removes the one an earlier build wrote; a moved output moves it", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": manifest(chat("dist/stories.jsonl", ", card: false")) });
+    const off = runCliSync(["build"], p.dir);
+    assert.equal(off.status, 0, off.stderr);
+    assert.match(off.stderr, /removed dist\/README\.md: the manifest no longer writes a dataset card there/);
+    assert.equal(await p.exists("dist/README.md"), false);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    await p.write({ "dataset.yaml": manifest(chat("release/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(await p.exists("dist/README.md"), false);
+    assert.match(await p.read("release/README.md"), /path: "stories\.train\.jsonl"/);
+    await p.remove();
+  });
+
+  test("files outputs are never in it: alone they get no card, beside JSONL they are left out", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(files("dist/pairs")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(await p.exists("dist/README.md"), false);
+    await p.write({
+      "dataset.yaml": manifest(`${chat("dist/stories.jsonl")}\n  - { path: dist/pairs, format: files, prompt: "{{ genre }}", completion: "{{ story }}" }`),
+    });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const card = await p.read("dist/README.md");
+    assert.doesNotMatch(card, /pairs/);
+    await p.write({ "dataset.yaml": manifest(files("dist/pairs", ", card: true")) });
+    const bad = runCliSync(["build"], p.dir);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /dataset\.yaml:9:\d+ output\.card: card: is for JSONL formats/);
+    assert.match(bad.stderr, /hint: /);
+    await p.remove();
+  });
+
+  test("build --frozen on a clone without dist/ writes the card too", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const card = await p.read("dist/README.md");
+    await rm(join(p.dir, "dist"), { recursive: true });
+    const r = runCliSync(["build", "--frozen"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await p.read("dist/README.md"), card);
     await p.remove();
   });
 });
