@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { AtomicFileWriter } from "../../src/util/fs-atomic.js";
 import { hash64, initHashing } from "../../src/util/hash.js";
 import { runCliSync } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
@@ -224,6 +225,20 @@ describe("dist/README.md, the dataset card", () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /dataset\.yaml:9:\d+ output\.card: card: is for JSONL formats/);
     assert.match(bad.stderr, /hint: /);
+    await p.remove();
+  });
+
+  test("the temp file a build killed while writing the card left is removed by the next build", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const w = await AtomicFileWriter.open(join(p.dir, "dist/README.md"));
+    await w.write("half a card");
+    // As the killed build did before it wrote anything: the stamp goes first.
+    await rm(join(p.dir, "cache/state/stamps"), { recursive: true });
+    const r = runCliSync(["build"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /removed 1 temp file\(s\) an interrupted build left: dist\/README\.md\.tmp-/);
+    assert.deepEqual(await list(p, "dist"), ["README.md", "stories.test.jsonl", "stories.train.jsonl"]);
     await p.remove();
   });
 
