@@ -13,6 +13,7 @@ import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshnes
 import { countDrops, type DropCount } from "../lock/drops.js";
 import { type Lock, lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
+import { writeCard } from "../output/card.js";
 import { emit, rejectionWarnings } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
@@ -224,6 +225,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const lock = assembleLock(m, runs, emitted, offline);
     const text = serializeLock(lock);
     const hash = hash64(text);
+    for (const w of await writeCard(m, lock, hash, existing?.lock)) events.warn?.(w);
     if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
     // For gc of a cache shared with other projects: what this one's lock names.
     await writeRoot(paths.cacheDir, m.name, m.file, lockKeys(lock)).catch((err: Error) =>
@@ -271,6 +273,8 @@ async function frozenBuild(
   checkFrozen(m.steps, runs, assembleLock(m, runs, emitted, offline), existing, offline);
   await sweepTemps(m, lockPath, events);
   await emit(m, runs, { write: true });
+  // checkFrozen has made sure there is a lock, and that it is this one.
+  for (const w of await writeCard(m, existing!.lock, existing!.hash)) events.warn?.(w);
   return summarise(runs, emitted.outputs, null, false);
 }
 

@@ -5,6 +5,7 @@ import { walk } from "../execute/walk.js";
 import { answerProblems, decide } from "../freshness/decide.js";
 import { lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
+import { cardProblem } from "../output/card.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { hashOnDisk } from "../output/read-back.js";
@@ -36,6 +37,9 @@ export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
     else if (actual.hash !== o.hash)
       problems.push(`${o.path} differs from the lock (${actual.rows} rows on disk, ${o.rows} in the lock): it was edited or is from another build`);
   }
+
+  const card = await cardProblem(m, lock, existing.hash);
+  if (card) problems.push(`${card}: \`synthbuild build\` writes it anew`);
 
   const offline = lock.header.offline === true;
   // What a build would decide, before anything below evicts a corrupt entry.

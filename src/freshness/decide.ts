@@ -2,6 +2,7 @@ import type { Cache } from "../cache/store.js";
 import type { Sample } from "../expand/sample.js";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
+import { cardProblem } from "../output/card.js";
 import { outputsDiffer } from "../output/read-back.js";
 import { hash64 } from "../util/hash.js";
 import { type CurrentLock, currentLock } from "./current.js";
@@ -36,7 +37,7 @@ export async function decide(
   if (!current.ok) return { upToDate: false, why: current.why };
   const missing = opts.content ? (await answerProblems(cache, existing.lock, 1))[0] : cache.firstMissing(current.keys, existing.hash);
   if (missing) return { upToDate: false, why: opts.content ? missing : `answer ${missing} is not in the cache` };
-  const outputs = await outputsDiffer(m, existing.lock);
+  const outputs = (await outputsDiffer(m, existing.lock)) ?? (await cardProblem(m, existing.lock, existing.hash));
   if (outputs) return { upToDate: false, why: outputs };
   return { upToDate: true, current };
 }

@@ -8,6 +8,7 @@ import { countDrops, type DropCount } from "../lock/drops.js";
 import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/glob-files.js";
 import type { Manifest } from "../manifest/types.js";
+import { cardTarget } from "../output/card.js";
 import { RECIPE_VERSIONS } from "../plan/recipe.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
@@ -147,6 +148,15 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
     const st = statOf(abs);
     if (!st || tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `${o.path}'s time is too coarse to trust yet`;
     outputs[abs] = fileStat(st);
+  }
+  // The dataset card is derived from the lock; deleting or editing it (ours or the user's own) must
+  // bring the full check back, which knows whether to write it.
+  const card = cardTarget(m);
+  if (card) {
+    const st = statOf(card.abs);
+    if (!st) return `${card.path} is not there`;
+    if (tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `${card.path}'s time is too coarse to trust yet`;
+    outputs[card.abs] = fileStat(st);
   }
   const keys: string[] = [];
   for (const s of lock.samples) for (const id in s.steps) if (s.steps[id]!.key) keys.push(s.steps[id]!.key!);

@@ -61,14 +61,16 @@ export async function checkOutputCollisions(
     const at = Array.isArray(raw) ? ["output", i, "path"] : ["output", "path"];
     const abs = resolve(dir, o.path);
     const rel = relative(dir, abs);
-    if (rel === "" || rel.startsWith("..")) continue; // reported with the output's other errors
     const format = o.format ?? "openai-chat";
+    if ((rel === "" && format !== "files") || rel.startsWith("..")) continue; // reported with the output's other errors
     for (const t of outputTargets({ path: o.path, absPath: abs, format, split: o.split ? Object.entries(o.split) : undefined })) {
       const writes = t.split === undefined ? `output path ${o.path}` : `split ${t.split} of output ${o.path} would write ${relative(dir, t.abs)}, which`;
       const real = await landing(t.abs);
       const via = real === t.abs ? "" : ` (through a link, ${real})`;
+      // `files` at the project root writes no file there, but fills two folders that must not be the cache's.
+      const fills = format === "files" ? ["prompts", "completions"].flatMap((sub) => [join(t.abs, sub), join(real, sub)]) : [t.abs, real];
       for (const [folder, what] of folders) {
-        if (inside(t.abs, folder) || inside(real, folder)) {
+        if (fills.some((f) => inside(f, folder))) {
           errors.push(src.at(at, `${writes} is inside ${what}${via}`, "write outputs under dist/"));
           break;
         }

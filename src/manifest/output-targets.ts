@@ -13,7 +13,7 @@ export function outputTargets(out: Pick<Output, "path" | "absPath" | "format" | 
   if (!out.split) return [{ path: out.path, abs: out.absPath, split: undefined }];
   return out.split.map(([name]) =>
     out.format === "files"
-      ? { path: `${out.path}/${name}`, abs: join(out.absPath, name), split: name }
+      ? { path: out.path === "." ? name : `${out.path}/${name}`, abs: join(out.absPath, name), split: name }
       : { path: splitPath(out.path, name), abs: splitPath(out.absPath, name), split: name },
   );
 }

@@ -41,18 +41,33 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
     }
     if (o.record && format !== "jsonl") errors.push(src.at([...path, "record"], `record: is for format jsonl, not ${format}`));
     if (o.system !== undefined && format !== "openai-chat") errors.push(src.at([...path, "system"], `system: is for format openai-chat, not ${format}`));
+    if (o.card !== undefined && format === "files")
+      errors.push(
+        src.at([...path, "card"], "card: is for JSONL formats", "a files output is never in the dataset card: datasets.load_dataset cannot read its pairs"),
+      );
     if (o.name !== undefined && format !== "files")
       errors.push(src.at([...path, "name"], `name: is for format files, not ${format}`, "other formats write one file at path:"));
     const abs = resolve(dir, o.path);
     const rel = relative(dir, abs);
     if (rel.startsWith("..") || isAbsolute(rel))
       errors.push(src.at([...path, "path"], `output path ${o.path} is outside the project folder`, "write outputs under the manifest's folder, e.g. dist/"));
-    else if (rel === "")
+    else if (rel === "" && format !== "files")
       errors.push(
         src.at(
           [...path, "path"],
           `output path ${o.path} is the project folder itself`,
           "name a file (or, for format files, a folder) under it, e.g. dist/data.jsonl",
+        ),
+      );
+    // `files` writes prompts/ and completions/ inside the folder it names: naming one of them
+    // would nest it (prompts/prompts/), which is never the tutorial's layout.
+    const last = rel.split(/[/\\]/).pop();
+    if (format === "files" && (last === "prompts" || last === "completions"))
+      errors.push(
+        src.at(
+          [...path, "path"],
+          `output path ${o.path} would write ${o.path}/prompts/ and ${o.path}/completions/`,
+          "path: names the folder that holds prompts/ and completions/; for them at the project root, write path: .",
         ),
       );
     // Every file an output writes (one per split) must be its own: a split of one output may not
@@ -92,7 +107,7 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
       }
     }
     const out: Output = {
-      path: rel.split("\\").join("/"),
+      path: rel === "" ? "." : rel.split("\\").join("/"),
       absPath: abs,
       format,
       system: tpl("system"),
@@ -101,6 +116,7 @@ export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], di
       name: tpl("name"),
       record: o.record ? record : undefined,
       split,
+      card: format !== "files" && o.card !== false,
     };
     if (ok) outputs.push(out);
   });

@@ -236,8 +236,8 @@ export const Output = strict({
   path: z
     .string()
     .min(1)
-    // Outside the project, the project folder itself, or git's folder (as the loader says).
-    .meta({ description: "Output file (a folder for format: files)", not: { pattern: "^(?:\\.\\.(?:[/\\\\]|$)|\\.?/?$|(?:\\./)?\\.git(?:[/\\\\]|$))" } }),
+    // Outside the project or git's folder (as the loader says); the project folder itself only for format: files.
+    .meta({ description: "Output file (a folder for format: files)", not: { pattern: "^(?:\\.\\.(?:[/\\\\]|$)|(?:\\./)?\\.git(?:[/\\\\]|$))" } }),
   format: z.enum(["openai-chat", "prompt-completion", "jsonl", "files"]).optional(),
   system: z.string().optional().describe("System message template (openai-chat)"),
   prompt: z.string().optional().describe("Prompt template"),
@@ -245,6 +245,10 @@ export const Output = strict({
   record: z.record(z.string(), z.string()).optional().describe("Field templates (format: jsonl)"),
   name: z.string().optional().describe("File name template (format: files)"),
   split: z.record(z.string().regex(NAME), z.number().positive()).optional().describe("Fractions by combination, e.g. {train: 0.9, validation: 0.1}"),
+  card: z
+    .boolean()
+    .optional()
+    .describe("Describe this output in the Hugging Face dataset card (README.md in the outputs' folder); default true (JSONL formats only)"),
 }).meta({
   anyOf: [
     { required: ["format", "record"], properties: { format: { const: "jsonl" } } },
@@ -254,7 +258,17 @@ export const Output = strict({
     record: { required: ["format"], properties: { format: { const: "jsonl" } } },
     system: { properties: { format: { const: "openai-chat" } } },
     name: { required: ["format"], properties: { format: { const: "files" } } },
+    card: { properties: { format: { not: { const: "files" } } } },
   },
+  // The project folder itself only for format: files, whose path never names prompts/ or completions/ (nesting them).
+  allOf: [
+    {
+      anyOf: [
+        { required: ["format"], properties: { format: { const: "files" }, path: { not: { pattern: "(?:^|[/\\\\])(?:prompts|completions)[/\\\\]?$" } } } },
+        { properties: { format: { not: { const: "files" } }, path: { not: { pattern: "^\\.?/?$" } } } },
+      ],
+    },
+  ],
 });
 
 export const CacheSettings = strict({

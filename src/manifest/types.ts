@@ -138,6 +138,8 @@ export interface Output {
   readonly record?: ReadonlyArray<readonly [string, CompiledTemplate]>;
   readonly name?: CompiledTemplate;
   readonly split?: ReadonlyArray<readonly [string, number]>;
+  /** Described in the dataset card (output/card.ts): JSONL formats, unless `card: false`. */
+  readonly card: boolean;
 }
 
 export type Match = ReadonlyMap<string, ReadonlySet<string>>;

@@ -118,7 +118,8 @@ async function emitFiles(m: Manifest, out: Output, runs: SampleRun[], dir: strin
   const scopes = runs.map((run) => outputScope(m, run));
   const raw = runs.map((run, i) => ({
     id: run.sample.id,
-    raw: out.name ? renderTemplate(out.name, scopes[i]!) : defaultName(m, run),
+    // A name template that already says `.txt` means the file, not `x.txt.txt`.
+    raw: (out.name ? renderTemplate(out.name, scopes[i]!) : defaultName(m, run)).replace(/\.txt$/i, ""),
   }));
   const names = uniqueNames(raw);
   const files: [string, string, string][] = runs.map((run, i) => [

@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
-import { readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest } from "../manifest/types.js";
@@ -67,11 +67,34 @@ export async function removeStaleOutputs(m: Manifest, previous: Lock, current: {
   for (const old of previous.outputs) {
     if (now.has(old.path)) continue;
     const abs = join(m.dir, old.path);
-    const disk = await hashOnDisk(abs, "jsonl").catch(() => undefined);
-    if (disk?.hash === old.hash) {
-      await rm(abs, { force: true });
-      removed.push(old.path);
-    }
+    // The lock does not say which format wrote a path: a folder is a `files` output's.
+    const folder = (await stat(abs).catch(() => undefined))?.isDirectory() ?? false;
+    const disk = await hashOnDisk(abs, folder ? "files" : "jsonl").catch(() => undefined);
+    if (disk?.hash !== old.hash) continue;
+    if (folder) await removeFilesOutput(m.dir, abs);
+    else await rm(abs, { force: true });
+    removed.push(old.path);
   }
   return removed;
+}
+
+/**
+ * A `files` output whose folders hold exactly what the lock says: its .txt files, then each
+ * folder left empty (rmdir never removes a folder with anything of the user's in it), up to but
+ * never including the project folder.
+ */
+async function removeFilesOutput(root: string, abs: string): Promise<void> {
+  for (const sub of ["prompts", "completions"]) {
+    const folder = join(abs, sub);
+    for (const f of await readdir(folder)) if (f.endsWith(".txt")) await rm(join(folder, f), { force: true });
+    await rmdir(folder).catch(() => {});
+  }
+  for (let dir = abs; dir !== root && dir.startsWith(root + sep); dir = dirname(dir))
+    if (
+      !(await rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
 }

@@ -2,12 +2,13 @@ import { readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest } from "../manifest/types.js";
+import { cardTarget } from "./card.js";
 
 // The temp files util/fs-atomic.ts writes beside a file before renaming over it.
 const TEMP = /\.tmp-\d+-[0-9a-f]{8}$/;
 
 /**
- * Temp files a killed build (kill -9 mid-write) left beside the outputs and the lock. Called with
+ * Temp files a killed build (kill -9 mid-write) left beside the outputs, the dataset card and the lock. Called with
  * the build lock held, so no other build of this manifest is writing them: whatever pid a temp
  * names, it is a leftover (PID 1 after a container restart may even be this process's own).
  * Returns the paths removed, relative to the manifest's folder.
@@ -28,5 +29,7 @@ export async function removeStrayTemps(m: Manifest, lockPath: string): Promise<s
       if (out.format === "files") for (const sub of ["prompts", "completions"]) await sweep(join(t.abs, sub), (name) => name.endsWith(".txt"));
       else await sweep(dirname(t.abs), (name) => name === basename(t.abs));
     }
+  const card = cardTarget(m);
+  if (card) await sweep(dirname(card.abs), (name) => name === basename(card.abs));
   return removed.map((p) => p.slice(m.dir.length + 1));
 }

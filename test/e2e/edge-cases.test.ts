@@ -218,7 +218,7 @@ describe("stale outputs", () => {
     const r = runCliSync(["build"], p.dir);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /removed dist\/old\.jsonl/);
-    assert.deepEqual(Object.keys(await p.snapshot()), ["dist/new.jsonl"]);
+    assert.deepEqual(Object.keys(await p.snapshot()), ["dist/README.md", "dist/new.jsonl"]);
     await p.write({ "dist/new.jsonl": "mine\n", "dataset.yaml": echo("  a: [x]", "", out("dist/third.jsonl")) });
     assert.equal(runCliSync(["build"], p.dir).status, 0);
     assert.equal(await p.read("dist/new.jsonl"), "mine\n");
