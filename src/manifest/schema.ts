@@ -115,13 +115,26 @@ const FileDimension = strict({
 const GlobDimension = strict({
   glob: z.string().min(1).describe("One value per matched file: its text; the file's name is <dimension>_name"),
 });
+const RowsDimension = strict({
+  rows: z
+    .string()
+    .min(1)
+    .describe(
+      "A table, one value a row: .csv (a header row names the columns) or .jsonl (one object a line). Templates read a column as {{ dimension.column }}",
+    ),
+  key: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The column that identifies a row (default: the row's whole content). With a key, editing a row keeps its sample ids"),
+});
 const ConditionalDimension = strict({
   by: z.string().regex(NAME).describe("The dimension this one depends on"),
   values: z.record(z.string(), ValueList).describe("Values for each value of the parent dimension"),
   default: ValueList.optional().describe("Values for parent values not listed"),
 });
 
-export const Dimension = z.union([ValueList, FileDimension, GlobDimension, ConditionalDimension]);
+export const Dimension = z.union([ValueList, FileDimension, GlobDimension, RowsDimension, ConditionalDimension]);
 
 const Match = z.record(z.string(), z.union([Scalar, z.array(Scalar)])).meta({ minProperties: 1 });
 

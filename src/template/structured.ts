@@ -1,0 +1,76 @@
+/**
+ * A value with fields that templates read as `{{ name.field }}`: a row of a rows dimension, or a
+ * step's answer parsed against its json_schema. It prints as `text` (an answer's raw JSON, so
+ * `{{ q }}` renders, and is keyed, exactly as before answers had fields); Liquid reads fields
+ * through `toLiquid()`, which hands it the plain parsed value, so `ownPropertyOnly` still guards
+ * every property read (a field named `constructor` is data, never the class).
+ */
+export class Structured {
+  private wrapped?: unknown;
+
+  constructor(
+    readonly text: string,
+    readonly value: unknown,
+    /** Where it came from: run modules get a row as an object, an answer as the text they always got. */
+    readonly origin: "row" | "answer",
+  ) {}
+
+  toString(): string {
+    return this.text;
+  }
+
+  toJSON(): unknown {
+    return this.value;
+  }
+
+  toLiquid(): unknown {
+    if (this.wrapped === undefined) this.wrapped = wrapInner(this.value);
+    return this.wrapped;
+  }
+}
+
+/**
+ * Nested objects print as their JSON, not "[object Object]"; arrays stay arrays, so `for` loops
+ * and `size` work on them as on any Liquid list.
+ */
+function wrapInner(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map((x) => (isObject(x) ? new Structured(JSON.stringify(x), x, "answer") : wrapInner(x)));
+  if (!isObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    // defineProperty: a field named __proto__ must be an own property, not the object's prototype.
+    const inner = isObject(x) ? new Structured(JSON.stringify(x), x, "answer") : wrapInner(x);
+    Object.defineProperty(out, k, { value: inner, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The typed value at `path` (literal field names and list indexes) inside a structured value, or
+ * undefined when `v` is not structured or the path leads nowhere.
+ */
+export function fieldValue(v: unknown, path: readonly (string | number)[]): unknown {
+  if (!(v instanceof Structured) || path.length === 0) return undefined;
+  let cur: unknown = v.value;
+  for (const seg of path) {
+    if (typeof cur !== "object" || cur === null) return undefined;
+    if (Array.isArray(cur)) {
+      if (typeof seg !== "number") return undefined;
+      cur = cur[seg < 0 ? cur.length + seg : seg];
+    } else {
+      if (!Object.hasOwn(cur, seg)) return undefined;
+      cur = (cur as Record<string, unknown>)[String(seg)];
+    }
+  }
+  return cur;
+}
+
+/** What a run module is given for a variable: rows as plain objects, answers as their text. */
+export function forModule(v: unknown): unknown {
+  if (!(v instanceof Structured)) return v;
+  return v.origin === "row" ? v.value : v.text;
+}
