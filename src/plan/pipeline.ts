@@ -1,5 +1,6 @@
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
+import { forModule, Structured } from "../template/structured.js";
 import { hash64 } from "../util/hash.js";
 import { dropReason } from "./answer-drops.js";
 import { nearDuplicates } from "./near-duplicates.js";
@@ -132,7 +133,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           opts.onMiss?.(run, req, step, key);
           return;
         }
-        run.scope[step.id] = answer.text;
+        run.scope[step.id] = step.parseAnswer ? answerValue(answer.text) : answer.text;
         if (answer.finishReason === "length") (run.truncated ??= new Set()).add(step.id);
         const out = hash64(answer.text);
         // A refusal, a content filter's stop or an empty answer: recorded with the step (its key
@@ -177,7 +178,11 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       }
       case "run": {
         if (!opts.runModule) throw new Error("advance() needs a runModule for run steps (execute/walk.ts gives one)");
-        const outcome = await opts.runModule(step, { ...run.scope, nonce: nonceFor(m, run.sample, step.id) });
+        // Built as `{ ...scope, nonce }` was, key order too: a module may serialise what it is given.
+        const vars: Record<string, unknown> = {};
+        for (const k of Object.keys(run.scope)) vars[k] = forModule(run.scope[k]);
+        vars.nonce = nonceFor(m, run.sample, step.id);
+        const outcome = await opts.runModule(step, vars);
         if ("interrupted" in outcome) {
           run.status = "pending";
           return;
@@ -200,6 +205,18 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       case "dedupe":
         throw new Error("dedupe is a dataset-level step; advance() must stop before it");
     }
+  }
+}
+
+/**
+ * A structured answer with its fields readable. Answers are checked against the schema before
+ * they are stored, so one that is not JSON (an offline echo of a schema-less provider) stays text.
+ */
+function answerValue(text: string): unknown {
+  try {
+    return new Structured(text, JSON.parse(text), "answer");
+  } catch {
+    return text;
   }
 }
 
