@@ -11,16 +11,20 @@ export class Structured {
   constructor(
     readonly text: string,
     readonly value: unknown,
-    /** Where it came from: run modules get a row as an object, an answer as the text they always got. */
-    readonly origin: "row" | "answer",
+    /**
+     * Where it came from: run modules get a row as an object, an answer as the text they always
+     * got; a field is an object inside either.
+     */
+    readonly origin: "row" | "answer" | "field",
   ) {}
 
   toString(): string {
     return this.text;
   }
 
+  /** `| json` of an answer is the JSON of its text, as it was when answers were only text. */
   toJSON(): unknown {
-    return this.value;
+    return this.origin === "answer" ? this.text : this.value;
   }
 
   toLiquid(): unknown {
@@ -34,12 +38,12 @@ export class Structured {
  * and `size` work on them as on any Liquid list.
  */
 function wrapInner(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map((x) => (isObject(x) ? new Structured(JSON.stringify(x), x, "answer") : wrapInner(x)));
+  if (Array.isArray(v)) return v.map((x) => (isObject(x) ? new Structured(JSON.stringify(x), x, "field") : wrapInner(x)));
   if (!isObject(v)) return v;
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) {
     // defineProperty: a field named __proto__ must be an own property, not the object's prototype.
-    const inner = isObject(x) ? new Structured(JSON.stringify(x), x, "answer") : wrapInner(x);
+    const inner = isObject(x) ? new Structured(JSON.stringify(x), x, "field") : wrapInner(x);
     Object.defineProperty(out, k, { value: inner, enumerable: true, writable: true, configurable: true });
   }
   return out;
