@@ -137,6 +137,14 @@ describe("rows dimensions and structured answers", { concurrency: false }, () =>
     assert.equal((await build(p)).prompts.length, 0);
   });
 
+  test("a table's path may come from the environment, as a values file's does", async () => {
+    const p = await project({ "dataset.yaml": seedsManifest("").replace("data/seeds.csv", "'${SEEDS_CSV}'"), "data/other.csv": SEEDS });
+    server.reset();
+    const r = await runCli(["build", "--json"], p.dir, { ...env(), SEEDS_CSV: "data/other.csv" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(server.requests.length, 8);
+  });
+
   test("a zipped table: columns that repeat values are rows of one dimension, zipped with a list as long", async () => {
     const p = await project({
       "dataset.yaml": `version: 1
