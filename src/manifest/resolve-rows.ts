@@ -110,7 +110,7 @@ export async function resolveRows(
     values.push({ key: id, text, weight: 1, row });
   }
   if (!ok) return undefined;
-  return { name, kind: "rows", values, columns: table.columns, missing, file: spec.rows };
+  return { name, kind: "rows", values, columns: table.columns, missing, file: spec.rows, ...(key !== undefined && { keyColumn: key }) };
 }
 
 /**

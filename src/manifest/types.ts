@@ -31,6 +31,8 @@ export interface Dimension {
   readonly missing?: ReadonlyMap<string, number>;
   /** Rows dimensions: the file, as written in the manifest. */
   readonly file?: string;
+  /** Rows dimensions with `key:`: the column whose value identifies a row. */
+  readonly keyColumn?: string;
 }
 
 export type ProviderKind = "openai" | "ollama" | "echo";

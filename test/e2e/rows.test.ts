@@ -116,6 +116,23 @@ describe("rows dimensions and structured answers", { concurrency: false }, () =>
     assert.equal(rows.length, 8);
   });
 
+  test("with key: a column only an output reads, edited, is written again (no request, but no stale row)", async () => {
+    // No step reads the row at all: only the output does.
+    const manifest = seedsManifest(", key: id").replace("{{ seed.question }}", "anything");
+    const p = await project({ "dataset.yaml": manifest, "data/seeds.csv": SEEDS });
+    await build(p);
+    await p.write({ "data/seeds.csv": SEEDS.replace("4,What is rain?,easy", "4,What is rain?,medium") });
+    const b = await build(p);
+    assert.equal(b.prompts.length, 0, "no prompt reads level");
+    const rows = rowsOf(await p.read("dist/out.jsonl"));
+    assert.deepEqual(
+      rows.filter((r) => r.id === "4").map((r) => r.level),
+      ["medium", "medium"],
+    );
+    const plan = await runCli(["plan", "--json"], p.dir, env());
+    assert.equal(JSON.parse(plan.stdout).requests, 0);
+  });
+
   test("without key: a row's identity is its content, so the edited row's samples are new and the others stay", async () => {
     const p = await project({ "dataset.yaml": seedsManifest(""), "data/seeds.csv": SEEDS });
     const first = await build(p);
