@@ -148,9 +148,12 @@ function readCsv(shown: string, text: string): Table {
   return { rows, columns };
 }
 
-/** csv-parse tells the line a record ends on; one with quoted line breaks starts earlier. */
+/**
+ * csv-parse tells the line a record ends on; one with quoted line breaks starts earlier. Its raw
+ * text begins with the empty lines skipped before it, which are not the record's.
+ */
 function startLine(r: { raw: string; info: { lines: number } }): number {
-  const inner = r.raw.replace(/\r?\n$/, "");
+  const inner = r.raw.replace(/^(?:\r?\n)+/, "").replace(/\r?\n$/, "");
   return r.info.lines - (inner.match(/\n/g)?.length ?? 0);
 }
 

@@ -162,14 +162,14 @@ function fieldProblem(name: string, rest: unknown[], f: Fields): { message: stri
       hint: `read {{ ${name} }}, or give step ${name} a json_schema: its answer's fields are read as {{ ${name}.field }}`,
     };
   let schema: unknown = f.schema;
-  const walked: string[] = [name];
+  let walked = name;
   for (const seg of rest) {
     if (typeof schema !== "object" || schema === null) return undefined;
     const sch = schema as Record<string, unknown>;
     if (typeof seg === "number") {
       if (typeof sch.items !== "object" || sch.items === null) return undefined;
       schema = sch.items;
-      walked.push(`[${seg}]`);
+      walked += `[${seg}]`;
       continue;
     }
     if (typeof seg !== "string") return undefined;
@@ -179,12 +179,12 @@ function fieldProblem(name: string, rest: unknown[], f: Fields): { message: stri
     if (!Object.hasOwn(props, seg)) {
       const known = Object.keys(props);
       return {
-        message: `step ${name}'s json_schema has no field '${seg}'${walked.length > 1 ? ` in ${walked.join(".")}` : ""}`,
+        message: `step ${name}'s json_schema has no field '${seg}'${walked !== name ? ` in ${walked}` : ""}`,
         hint: suggestion(seg, known) ?? `its properties: ${known.join(", ")}`,
       };
     }
     schema = (props as Record<string, unknown>)[seg];
-    walked.push(seg);
+    walked += `.${seg}`;
   }
   return undefined;
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { exampleManifest } from "../../src/commands/example.js";
 import { ManifestError } from "../../src/errors.js";
@@ -72,4 +74,54 @@ test("an unquoted whole-scalar ${VAR} takes the type it would have had if writte
   assert.ok(s.kind === "generate", "a generate step");
   assert.deepEqual(s.model.params, { temperature: 0.5, max_tokens: 64 });
   assert.equal(s.model.headers.x, "64");
+});
+
+const jsonSteps = (read: string) => `version: 1
+name: t
+model: { name: m }
+dimensions: { a: [x] }
+steps:
+  - id: q
+    generate:
+      prompt: "{{ a }}"
+      json_schema: { type: object, properties: { meta: { type: object, properties: { source: { type: string } } }, free: { type: object }, tags: { type: array, items: { type: object, properties: { name: { type: string } } } } } }
+  - id: s
+    generate: { prompt: "${read}" }
+output: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }
+`;
+
+test("fields of a structured answer are checked through nested properties and list items, not past what the schema declares", async () => {
+  for (const ok of ["{{ q.meta.source }}", "{{ q.free.anything.at_all }}", "{{ q.tags[0].name }}", "{{ q.size }}", "{{ q }}"]) {
+    const m = await parseManifest("d.yaml", "/p/d.yaml", jsonSteps(ok), {});
+    const q = m.steps[0]!;
+    // The answer is parsed only for a template that reads a field of it.
+    assert.equal(q.kind === "generate" && q.parseAnswer, ok === "{{ q }}" || ok === "{{ q.size }}" ? undefined : true, ok);
+  }
+  for (const [bad, message, hint] of [
+    ["{{ q.meta.sorce }}", "step q's json_schema has no field 'sorce' in q.meta", "did you mean 'source'?"],
+    ["{{ q.tags[0].nmae }}", "step q's json_schema has no field 'nmae' in q.tags[0]", "did you mean 'name'?"],
+  ] as const) {
+    await assert.rejects(parseManifest("d.yaml", "/p/d.yaml", jsonSteps(bad), {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError);
+      assert.equal(e.diagnostics[0]!.message, message);
+      assert.equal(e.diagnostics[0]!.hint, hint);
+      return true;
+    });
+  }
+});
+
+test("rows: a line break inside a quoted CSV field does not shift the line a repeated row is reported at", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sb-rows-"));
+  try {
+    await mkdir(join(dir, "data"));
+    await writeFile(join(dir, "data", "s.csv"), 'id,q\n1,"one\ntwo\nthree"\n2,b\n\n1,"one\ntwo\nthree"\n');
+    const text = `version: 1\nname: t\nmodel: { name: m }\ndimensions: { s: { rows: data/s.csv } }\noutput: { path: dist/x.jsonl, prompt: "{{ s.q }}", completion: "{{ s.id }}" }\n`;
+    await assert.rejects(parseManifest("d.yaml", join(dir, "d.yaml"), text, {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError);
+      assert.equal(e.diagnostics[0]!.message, "data/s.csv:7: this row repeats the row on line 2");
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
