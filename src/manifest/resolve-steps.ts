@@ -108,7 +108,11 @@ function resolveStep(
     const rows = scope.fields?.get(f);
     if (rows?.kind === "rows") {
       errors.push(
-        src.at([...path, kind, "field"], `'${f}' is a rows dimension: a ${kind} step reads text`, "name a step whose output is the column, e.g. a map step"),
+        src.at(
+          [...path, kind, "field"],
+          `'${f}' is a rows dimension: a ${kind} step reads text`,
+          `filter, map and dedupe read text (a step's output, a plain dimension); a run step can return the column: export default (v) => v.${f}.${rows.columns[0]}`,
+        ),
       );
       return false;
     }
