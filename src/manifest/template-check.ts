@@ -183,6 +183,13 @@ function fieldProblem(name: string, rest: unknown[], f: Fields): { message: stri
         hint: suggestion(seg, known) ?? `its properties: ${known.join(", ")}`,
       };
     }
+    // A field the schema lets an answer leave out would fail the render of that answer's sample,
+    // and a render error stops the whole build: only required fields are readable.
+    if (!Array.isArray(sch.required) || !sch.required.includes(seg))
+      return {
+        message: `${walked}.${seg} may be missing from an answer: step ${name}'s json_schema does not list '${seg}' under required`,
+        hint: `add it to required: [${[...(Array.isArray(sch.required) ? sch.required : []), seg].join(", ")}] (strict structured output requires every property anyway)`,
+      };
     schema = (props as Record<string, unknown>)[seg];
     walked += `.${seg}`;
   }
