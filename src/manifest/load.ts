@@ -62,7 +62,10 @@ function rowFields(raw: RawManifest["dimensions"], dims: Dimension[]): Map<strin
   for (const [name, spec] of Object.entries(raw)) {
     if (Array.isArray(spec) || !("rows" in spec)) continue;
     const d = dims.find((x) => x.name === name);
-    fields.set(name, d?.columns ? { kind: "rows", file: d.file!, columns: d.columns, missing: d.missing! } : { kind: "unread" });
+    fields.set(
+      name,
+      d?.columns ? { kind: "rows", file: d.file!, columns: d.columns, rows: d.values.map((v) => v.row!), lines: d.rowLines! } : { kind: "unread" },
+    );
   }
   return fields;
 }

@@ -69,10 +69,9 @@ export async function resolveRows(
   }
   const values: DimValue[] = [];
   const seen = new Map<string, number>();
-  const missing = new Map<string, number>();
+  const lines: number[] = [];
   let ok = true;
   for (const { line, row } of table.rows) {
-    for (const c of table.columns) if (!Object.hasOwn(row, c) && !missing.has(c)) missing.set(c, line);
     const text = canonicalJson(row);
     let id = text;
     if (key !== undefined) {
@@ -108,9 +107,10 @@ export async function resolveRows(
     }
     seen.set(id, line);
     values.push({ key: id, text, weight: 1, row });
+    lines.push(line);
   }
   if (!ok) return undefined;
-  return { name, kind: "rows", values, columns: table.columns, missing, file: spec.rows, ...(key !== undefined && { keyColumn: key }) };
+  return { name, kind: "rows", values, columns: table.columns, rowLines: lines, file: spec.rows, ...(key !== undefined && { keyColumn: key }) };
 }
 
 /**

@@ -19,8 +19,14 @@ export interface Scope {
 
 /** The fields a name has, as far as a template check can know. */
 export type Fields =
-  /** A rows dimension's row: its columns, and the first line lacking each column some rows lack. */
-  | { readonly kind: "rows"; readonly file: string; readonly columns: readonly string[]; readonly missing: ReadonlyMap<string, number> }
+  /** A rows dimension's row: its columns, and every row with the line it starts on. */
+  | {
+      readonly kind: "rows";
+      readonly file: string;
+      readonly columns: readonly string[];
+      readonly rows: readonly Readonly<Record<string, unknown>>[];
+      readonly lines: readonly number[];
+    }
   /** A rows dimension whose file could not be read: its own error says why, so reads are not checked. */
   | { readonly kind: "unread" }
   /** A generate step with a json_schema: the answer's fields, where the schema declares them. */
@@ -132,6 +138,25 @@ function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
+/** How many segments of `path` lead somewhere in `v` (as Liquid reads them: own properties, list indexes). */
+function reach(v: unknown, path: readonly (string | number)[]): number {
+  let cur = v;
+  for (const [i, seg] of path.entries()) {
+    if ((typeof cur === "string" || Array.isArray(cur)) && typeof seg === "string" && LIQUID_PROPERTIES.has(seg)) return path.length;
+    if (typeof cur !== "object" || cur === null) return i;
+    if (Array.isArray(cur)) {
+      if (typeof seg !== "number") return i;
+      const at = seg < 0 ? cur.length + seg : seg;
+      if (at < 0 || at >= cur.length) return i;
+      cur = cur[at];
+    } else {
+      if (!Object.hasOwn(cur, seg)) return i;
+      cur = (cur as Record<string, unknown>)[seg];
+    }
+  }
+  return path.length;
+}
+
 /** Why reading `name` followed by `rest` is wrong, or undefined. */
 function fieldProblem(name: string, rest: unknown[], f: Fields): { message: string; hint: string } | undefined {
   if (f.kind === "unread") return undefined;
@@ -146,12 +171,28 @@ function fieldProblem(name: string, rest: unknown[], f: Fields): { message: stri
     if (typeof col !== "string") return undefined;
     if (!f.columns.includes(col))
       return { message: `${f.file} has no column '${col}' (read as ${name}.${col})`, hint: suggestion(col, f.columns) ?? `its columns: ${cols}` };
-    const line = f.missing.get(col);
-    if (line !== undefined)
+    // The whole table is at hand: a path some row cannot follow is found now, not as a render
+    // error that would stop the build midway.
+    const literal: (string | number)[] = [];
+    for (const seg of rest) {
+      if (typeof seg !== "string" && typeof seg !== "number") break;
+      literal.push(seg);
+    }
+    for (const [i, row] of f.rows.entries()) {
+      const depth = reach(row, literal);
+      if (depth === literal.length) continue;
+      const shown = `${name}${literal
+        .slice(0, depth + 1)
+        .map((s) => (typeof s === "number" ? `[${s}]` : `.${s}`))
+        .join("")}`;
       return {
-        message: `column '${col}' is missing from the row on line ${line} of ${f.file}`,
-        hint: "give every row the column (null for none), or read another",
+        message:
+          depth === 0
+            ? `column '${col}' is missing from the row on line ${f.lines[i]} of ${f.file}`
+            : `${shown} is missing from the row on line ${f.lines[i]} of ${f.file}`,
+        hint: "give every row what the template reads (null for none), or read something else",
       };
+    }
     return undefined;
   }
   if (rest.length === 0) return undefined;

@@ -27,8 +27,8 @@ export interface Dimension {
   readonly byValue?: ReadonlyMap<string, DimValue[]>;
   /** Rows dimensions: every column name (CSV: the header; JSONL: every key some row has). */
   readonly columns?: readonly string[];
-  /** Rows dimensions: for a column some rows lack, the line of the first row without it. */
-  readonly missing?: ReadonlyMap<string, number>;
+  /** Rows dimensions: the line each value's row starts on, for diagnostics. */
+  readonly rowLines?: readonly number[];
   /** Rows dimensions: the file, as written in the manifest. */
   readonly file?: string;
   /** Rows dimensions with `key:`: the column whose value identifies a row. */

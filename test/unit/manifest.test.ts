@@ -136,3 +136,27 @@ test("rows: a line break inside a quoted CSV field does not shift the line a rep
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("rows: a path into a JSONL row that some row cannot follow is a load-time error naming that row's line", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sb-rows-"));
+  try {
+    await mkdir(join(dir, "data"));
+    await writeFile(join(dir, "data", "t.jsonl"), '{"name": "a", "meta": {"src": "x"}, "tags": ["p", "q"]}\n\n{"name": "b", "meta": null, "tags": ["r"]}\n');
+    const manifest = (read: string) =>
+      `version: 1\nname: t\nmodel: { name: m }\ndimensions: { t: { rows: data/t.jsonl } }\noutput: { path: dist/x.jsonl, prompt: "${read}", completion: "{{ t.name }}" }\n`;
+    for (const ok of ["{{ t.meta }}", "{{ t.tags[0] }}", "{{ t.tags.size }}", "{{ t.name.size }}", "{% for x in t.tags %}{{ x }}{% endfor %}"])
+      await parseManifest("d.yaml", join(dir, "d.yaml"), manifest(ok), {});
+    for (const [bad, message] of [
+      ["{{ t.meta.src }}", "t.meta.src is missing from the row on line 3 of data/t.jsonl"],
+      ["{{ t.tags[1] }}", "t.tags[1] is missing from the row on line 3 of data/t.jsonl"],
+    ] as const) {
+      await assert.rejects(parseManifest("d.yaml", join(dir, "d.yaml"), manifest(bad), {}), (e: unknown) => {
+        assert.ok(e instanceof ManifestError);
+        assert.equal(e.diagnostics[0]!.message, message);
+        return true;
+      });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
