@@ -162,6 +162,33 @@ describe("rows dimensions and structured answers", { concurrency: false }, () =>
     assert.equal(server.requests.length, 8);
   });
 
+  test("with key, exclude: and by: name rows by their key", async () => {
+    const p = await project({
+      "dataset.yaml": `version: 1
+name: keyed
+model: { provider: echo, name: echo }
+dimensions:
+  seed: { rows: data/seeds.csv, key: id }
+  style:
+    by: seed
+    values: { "1": [terse], "2": [long, short] }
+  lang: [en, fr]
+combine: { exclude: [{ seed: 2, lang: fr }] }
+steps:
+  - id: q
+    generate: { prompt: "{{ seed.question }} {{ style }} {{ lang }}" }
+output: { path: dist/out.jsonl, format: jsonl, record: { id: "{{ seed.id }}", style: "{{ style }}", lang: "{{ lang }}" } }
+`,
+      "data/seeds.csv": "id,question\n1,Q one\n2,Q two\n",
+    });
+    const r = await runCli(["build", "--offline"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    const got = rowsOf(await p.read("dist/out.jsonl"))
+      .map((x) => `${x.id}/${x.style}/${x.lang}`)
+      .sort();
+    assert.deepEqual(got, ["1/terse/en", "1/terse/fr", "2/long/en", "2/short/en"]);
+  });
+
   test("a zipped table: columns that repeat values are rows of one dimension, zipped with a list as long", async () => {
     const p = await project({
       "dataset.yaml": `version: 1
