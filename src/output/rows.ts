@@ -9,6 +9,12 @@ export function outputScope(m: Manifest, run: SampleRun): Record<string, unknown
   return { ...run.scope, nonce: nonceFor(m, run.sample, "output") };
 }
 
+/** Every name an output's templates read. */
+export function outputReads(out: Output): string[] {
+  const ts = [out.system, out.prompt, out.completion, ...(out.record ?? []).map(([, t]) => t)];
+  return ts.flatMap((t) => t?.reads ?? []);
+}
+
 const r = (t: CompiledTemplate | undefined, scope: Record<string, unknown>) => (t ? renderTemplate(t, scope) : "");
 
 /** One JSONL record for the line-oriented formats. */

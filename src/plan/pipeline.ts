@@ -1,6 +1,6 @@
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
-import { forModule, Structured } from "../template/structured.js";
+import { dataRenderProblem, forModule, Structured } from "../template/structured.js";
 import { hash64 } from "../util/hash.js";
 import { dropReason } from "./answer-drops.js";
 import { nearDuplicates } from "./near-duplicates.js";
@@ -112,7 +112,18 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
     const recipe = stepRecipe(m, step, run.sample, (id) => run.steps.find((r) => r.id === id)?.out, opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
-        const req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+        let req: ChatRequest;
+        try {
+          req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+        } catch (err) {
+          const why = dataRenderProblem(err, readsOfStep(step), run.scope);
+          if (!why) throw err;
+          // Dropped, not failed: the same answers would fail the same way at every build.
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason: why };
+          return;
+        }
         const key = requestKey(req, step);
         const base = { id: step.id, kind: step.kind, key, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
@@ -206,6 +217,10 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         throw new Error("dedupe is a dataset-level step; advance() must stop before it");
     }
   }
+}
+
+function readsOfStep(step: GenerateStep): string[] {
+  return step.messages.flatMap((msg) => msg.template.reads);
 }
 
 /**

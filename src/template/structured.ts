@@ -1,3 +1,5 @@
+import { TemplateRenderError } from "./engine.js";
+
 /**
  * A value with fields that templates read as `{{ name.field }}`: a row of a rows dimension, or a
  * step's answer parsed against its json_schema. It prints as `text` (an answer's raw JSON, so
@@ -77,4 +79,18 @@ export function fieldValue(v: unknown, path: readonly (string | number)[]): unkn
 export function forModule(v: unknown): unknown {
   if (!(v instanceof Structured)) return v;
   return v.origin === "row" ? v.value : v.text;
+}
+
+/**
+ * Why a render failed because of one sample's data, or undefined when the failure is the
+ * template's own. A template that reads a structured value can meet an answer without a field
+ * that no schema promised, or a list shorter than the index it reads: that is the sample's
+ * problem, and stopping the build for it would cost every other sample.
+ */
+export function dataRenderProblem(err: unknown, reads: readonly string[], scope: Record<string, unknown>): string | undefined {
+  if (!(err instanceof TemplateRenderError)) return undefined;
+  if (!reads.some((n) => Object.hasOwn(scope, n) && scope[n] instanceof Structured)) return undefined;
+  const cause = (err as { cause?: unknown }).cause;
+  const detail = cause instanceof Error ? cause.message.replace(/, line:\d+, col:\d+$/, "") : err.message;
+  return `cannot render with its answers' fields: ${detail}`;
 }

@@ -275,6 +275,31 @@ output:
     assert.deepEqual({ n: ice.n, hot: ice.hot }, { n: 0, hot: false });
   });
 
+  test("an answer without a field no schema promised drops its own sample, or leaves out its row, and the build goes on", async () => {
+    const manifest = (prompt: string, record: string) => `version: 1
+name: free
+model: { provider: echo, name: echo }
+dimensions:
+  a: [x, y]
+steps:
+  - id: q
+    generate: { prompt: "{{ a }}", json_schema: { type: object } }
+  - id: r
+    generate: { prompt: "${prompt}" }
+output: { path: dist/out.jsonl, format: jsonl, record: ${record} }
+`;
+    const p = await project({ "dataset.yaml": manifest("{{ q.nothere }}", '{ r: "{{ r }}" }') });
+    let r = await runCli(["build", "--offline", "--json"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).dropped, 2);
+    assert.match(await p.read("dataset.lock"), /"why":"cannot render with its answers' fields: undefined variable: q.nothere"/);
+    await p.write({ "dataset.yaml": manifest("{{ q }}", '{ r: "{{ r }}", x: "{{ q.nothere }}" }') });
+    r = await runCli(["build", "--offline"], p.dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /left out 2 rows .*undefined variable: q\.nothere/);
+    assert.equal(await p.read("dist/out.jsonl"), "");
+  });
+
   test("a run module gets a row as an object and a structured answer as its text", async () => {
     const p = await project({
       "dataset.yaml": `version: 1
