@@ -10,6 +10,7 @@ import type { Manifest } from "../manifest/types.js";
 import { type ReportData, renderReport } from "../output/report-html.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
+import { Structured } from "../template/structured.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { VERSION } from "../version.js";
@@ -102,8 +103,8 @@ function gather(m: Manifest, runs: SampleRun[], splitOf: Map<string, string | nu
     for (const r of runs) {
       if (!r.steps.some((x) => x.id === s.id)) continue;
       reached++;
-      const t = r.scope[s.id];
-      if (typeof t === "string") lengths.push(t.length);
+      const t = textOf(r.scope[s.id]);
+      if (t !== undefined) lengths.push(t.length);
     }
     lengths.sort((x, y) => x - y);
     return { id: s.id, kind: s.kind, reached, histogram: histogram(lengths), median: lengths.length ? lengths[Math.floor(lengths.length / 2)]! : null };
@@ -143,7 +144,7 @@ function gather(m: Manifest, runs: SampleRun[], splitOf: Map<string, string | nu
     split: splitOf.get(r.sample.id) ?? null,
     reason: r.stoppedBy ? `${r.stoppedBy.step}: ${r.stoppedBy.reason}` : null,
     values: Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key])),
-    texts: Object.fromEntries(textSteps.flatMap((id) => (typeof r.scope[id] === "string" ? [[id, r.scope[id] as string]] : []))),
+    texts: Object.fromEntries(textSteps.flatMap((id) => (textOf(r.scope[id]) === undefined ? [] : [[id, textOf(r.scope[id])!]]))),
   }));
 
   return {
@@ -162,6 +163,11 @@ function gather(m: Manifest, runs: SampleRun[], splitOf: Map<string, string | nu
     rows,
     rows_omitted: Math.max(0, runs.length - maxRows),
   };
+}
+
+/** A step's output as text: a structured answer prints as its raw JSON. */
+function textOf(v: unknown): string | undefined {
+  return typeof v === "string" ? v : v instanceof Structured ? v.text : undefined;
 }
 
 /** The n-th pair (i < j) in the order pairCoverage lists them. */

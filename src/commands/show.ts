@@ -4,6 +4,7 @@ import { walk } from "../execute/walk.js";
 import { type LockSample, readLock } from "../lock/lockfile.js";
 import { newRun } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
+import { Structured } from "../template/structured.js";
 import { type CommonOptions, openProject } from "./context.js";
 
 export interface ShowResult {
@@ -52,7 +53,7 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
     status: r.status,
     key: r.key,
     request: r.request,
-    output: typeof run.scope[r.id] === "string" && (r.kind === "generate" || r.kind === "map") ? (run.scope[r.id] as string) : undefined,
+    output: textOf(run.scope[r.id], r.kind),
     finish_reason: r.finishReason,
     model: r.model,
     fingerprint: r.fingerprint,
@@ -73,4 +74,10 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
     reason,
     steps,
   };
+}
+
+/** A generate or map step's output as text (a structured answer as the JSON it was). */
+function textOf(v: unknown, kind: string): string | undefined {
+  if (kind !== "generate" && kind !== "map") return undefined;
+  return typeof v === "string" ? v : v instanceof Structured ? v.text : undefined;
 }

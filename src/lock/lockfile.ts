@@ -32,8 +32,8 @@ export interface LockSample {
   /** Dimension name → value key. */
   values: Record<string, string>;
   /**
-   * Hash of the texts of glob values, whose key is their file path: an edited file changes no
-   * sample id, yet changes what an output that prints it writes.
+   * Hash of the texts of glob values, whose key is their file path, and of rows keyed by a column:
+   * an edited file or row changes no sample id, yet changes what an output that prints it writes.
    */
   texts?: string;
   repeat: number;

@@ -66,7 +66,7 @@ export function interpolateEnv(src: YamlSource, env: NodeJS.ProcessEnv, looked: 
 
 /**
  * Where ${VAR} is read from the environment: settings (the model, the remote cache, paths of
- * outputs, of dimension files and of shared data folders). Not in dimension values or templates:
+ * outputs, of dimension files and tables and of shared data folders). Not in dimension values or templates:
  * those are the dataset's data, and a value from the environment would make the dataset differ
  * from machine to machine, or carry a secret into prompts, the cache and dist/.
  */
@@ -76,7 +76,7 @@ function interpolated(path: (string | number)[]): boolean {
   if (top === "model" || top === "shared_data" || top === "cache") return true;
   if (top === "steps") return kind === "generate" && sub === "model";
   if (top === "output") return last === "path";
-  if (top === "dimensions") return path.length === 3 && (last === "file" || last === "glob");
+  if (top === "dimensions") return path.length === 3 && (last === "file" || last === "glob" || last === "rows");
   return false;
 }
 

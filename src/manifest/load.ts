@@ -13,8 +13,10 @@ import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
 import { baseNames, resolveSteps, valueStepIds } from "./resolve-steps.js";
 import { loadRunModules } from "./run-modules.js";
+import type { RawManifest } from "./schema.js";
 import { YamlSource } from "./source.js";
-import type { Manifest, ManifestInputs } from "./types.js";
+import type { Fields } from "./template-check.js";
+import type { Dimension, Manifest, ManifestInputs } from "./types.js";
 import { validateSchema } from "./validate.js";
 
 export interface LoadOptions {
@@ -52,6 +54,20 @@ export async function loadManifest(file: string, opts: LoadOptions = {}): Promis
     ]);
   }
   return parseManifest(display, abs, decoded.text, opts.env ?? process.env, opts);
+}
+
+/** What templates may read of each rows dimension. */
+function rowFields(raw: RawManifest["dimensions"], dims: Dimension[]): Map<string, Fields> {
+  const fields = new Map<string, Fields>();
+  for (const [name, spec] of Object.entries(raw)) {
+    if (Array.isArray(spec) || !("rows" in spec)) continue;
+    const d = dims.find((x) => x.name === name);
+    fields.set(
+      name,
+      d?.columns ? { kind: "rows", file: d.file!, columns: d.columns, rows: d.values.map((v) => v.row!), lines: d.rowLines! } : { kind: "unread" },
+    );
+  }
+  return fields;
 }
 
 export async function parseManifest(
@@ -98,9 +114,12 @@ export async function parseManifest(
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
   const modules = await modulesLoaded;
   errors.push(...moduleErrors);
-  const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
+  const fields = rowFields(raw.dimensions, dimensions);
+  const fieldReads = new Set<string>();
+  const resolved = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors, fields, fieldReads);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
-  const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
+  const outputs = resolveOutputs(src, raw.output, dir, readable, errors, fields, fieldReads);
+  const steps = resolved.map((s) => (s.kind === "generate" && s.jsonSchema && fieldReads.has(s.id) ? { ...s, parseAnswer: true as const } : s));
   const lock = resolve(dir, `${basename(abs, extname(abs))}.lock`);
   const cacheFolder = opts.cacheDir ?? resolve(dir, "cache");
   const owned = new Map([

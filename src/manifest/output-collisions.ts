@@ -22,6 +22,7 @@ export async function protectedFiles(raw: RawManifest, manifest: string, lock: s
   for (const [name, spec] of Object.entries(raw.dimensions)) {
     if (Array.isArray(spec)) continue;
     if ("file" in spec) named.push([resolve(dir, spec.file), `the values file of dimension ${name}`]);
+    if ("rows" in spec) named.push([resolve(dir, spec.rows), `the rows file of dimension ${name}`]);
     if ("glob" in spec)
       for (const f of inputs.globs.find((g) => g.pattern === spec.glob)?.matches ?? []) named.push([resolve(dir, f), `a file glob dimension ${name} reads`]);
   }

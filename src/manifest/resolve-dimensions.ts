@@ -5,6 +5,7 @@ import { suggestion } from "../util/did-you-mean.js";
 import { hash64 } from "../util/hash.js";
 import { OUTSIDE_HINT, type Roots, readInput } from "./confine.js";
 import { globFiles } from "./glob-files.js";
+import { resolveRows } from "./resolve-rows.js";
 import { BUILTIN_NAMES, MAX_DIMENSIONS, NAME_PATTERN, type RawDimension, type RawValueItem, UNUSABLE_NAMES } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { Dimension, DimValue, ManifestInputs } from "./types.js";
@@ -12,7 +13,7 @@ import type { Dimension, DimValue, ManifestInputs } from "./types.js";
 /** Names a dimension or step may not take. */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set([...BUILTIN_NAMES, ...UNUSABLE_NAMES]);
 
-/** Read every dimension's values: inline lists, files, globs and conditional lists. */
+/** Read every dimension's values: inline lists, files, globs, rows of a table and conditional lists. */
 export async function resolveDimensions(
   src: YamlSource,
   raw: Record<string, RawDimension>,
@@ -118,6 +119,7 @@ async function resolveOne(
     return { name, kind: "file", values };
   }
   if ("glob" in spec) return resolveGlob(src, name, spec.glob, dir, roots, errors, inputs);
+  if ("rows" in spec) return resolveRows(src, name, spec, dir, roots, errors, inputs);
   // Conditional on a parent declared earlier, so expansion can follow declaration order.
   const parent = earlier.find((d) => d.name === spec.by);
   if (!parent) {

@@ -4,7 +4,7 @@ import type { CompiledTemplate } from "../template/engine.js";
 import { outputTargets } from "./output-targets.js";
 import type { RawOutput } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import { checkTemplate, type Scope } from "./template-check.js";
+import { checkTemplate, type Fields, type Scope } from "./template-check.js";
 import type { Output, OutputFormat } from "./types.js";
 
 const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
@@ -15,11 +15,19 @@ const REQUIRED: Record<OutputFormat, (keyof RawOutput)[]> = {
 };
 
 /** Outputs with their templates checked. What they must not overwrite is output-collisions.ts's. */
-export function resolveOutputs(src: YamlSource, raw: RawOutput | RawOutput[], dir: string, names: ReadonlySet<string>, errors: Diagnostic[]): Output[] {
+export function resolveOutputs(
+  src: YamlSource,
+  raw: RawOutput | RawOutput[],
+  dir: string,
+  names: ReadonlySet<string>,
+  errors: Diagnostic[],
+  fields?: ReadonlyMap<string, Fields>,
+  fieldReads?: Set<string>,
+): Output[] {
   const list = Array.isArray(raw) ? raw : [raw];
   const base: (string | number)[] = Array.isArray(raw) ? ["output"] : [];
   const seen = new Map<string, number>();
-  const scope: Scope = { names, later: new Map() };
+  const scope: Scope = { names, later: new Map(), fields, fieldReads };
   const outputs: Output[] = [];
   list.forEach((o, i) => {
     const path = Array.isArray(raw) ? [...base, i] : ["output"];

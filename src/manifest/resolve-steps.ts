@@ -9,7 +9,7 @@ import { mergeModel, resolveModel } from "./resolve-model.js";
 import { DEFAULT_RUN_TIMEOUT_S, type LoadedModule } from "./run-modules.js";
 import { BUILTIN_NAMES, type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import { checkTemplate, type Scope } from "./template-check.js";
+import { checkTemplate, type Fields, type Scope } from "./template-check.js";
 import type { MessageTemplate, Step, StepParts } from "./types.js";
 
 /**
@@ -37,6 +37,9 @@ export function resolveSteps(
   rawDims: Record<string, RawDimension>,
   modules: ReadonlyMap<string, LoadedModule>,
   errors: Diagnostic[],
+  /** The fields of dimensions; each value step's are added as it becomes readable. */
+  fields: Map<string, Fields> = new Map(),
+  fieldReads: Set<string> = new Set(),
 ): Step[] {
   const dimNames = new Set(baseNames(rawDims).filter((n) => !BUILTIN_NAMES.includes(n)));
   const ids = new Map<string, number>();
@@ -81,10 +84,13 @@ export function resolveSteps(
     rawSteps.forEach((s, j) => {
       if (j >= index) later.set(s.id, j === index ? "is this step itself" : `is a later step (steps[${j}]); a step can only read steps before it`);
     });
-    const scope: Scope = { names: readable, later };
+    const scope: Scope = { names: readable, later, fields, fieldReads };
     const step = resolveStep(src, raw, index, rawModel, scope, modules, errors);
     if (step) steps.push(step);
-    if (raw.generate || raw.map || raw.run) readable.add(raw.id);
+    if (raw.generate || raw.map || raw.run) {
+      readable.add(raw.id);
+      fields.set(raw.id, raw.generate?.json_schema ? { kind: "json", schema: raw.generate.json_schema } : { kind: "text" });
+    }
   });
   return steps;
 }
@@ -100,6 +106,17 @@ function resolveStep(
 ): Step | undefined {
   const path = ["steps", index];
   const field = (f: string, kind: string) => {
+    const rows = scope.fields?.get(f);
+    if (rows?.kind === "rows") {
+      errors.push(
+        src.at(
+          [...path, kind, "field"],
+          `'${f}' is a rows dimension: a ${kind} step reads text`,
+          `filter, map and dedupe read text (a step's output, a plain dimension); a run step can return the column: export default (v) => v.${f}.${rows.columns[0]}`,
+        ),
+      );
+      return false;
+    }
     if (scope.names.has(f)) return true;
     const why = scope.later.get(f);
     errors.push(

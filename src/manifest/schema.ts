@@ -78,7 +78,9 @@ export const Model = strict({
   api: z
     .enum(["chat", "completions"])
     .optional()
-    .describe("chat (default): /chat/completions with messages; completions: /completions with one prompt string, for base models (a step's prompt: alone, no system: or json_schema:)"),
+    .describe(
+      "chat (default): /chat/completions with messages; completions: /completions with one prompt string, for base models (a step's prompt: alone, no system: or json_schema:)",
+    ),
   api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding the API key (default OPENAI_API_KEY)"),
   headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers (not part of the cache key)"),
   extra_body: z.record(z.string(), z.unknown()).optional().describe("Extra request body fields (part of the cache key)"),
@@ -119,13 +121,26 @@ const FileDimension = strict({
 const GlobDimension = strict({
   glob: z.string().min(1).describe("One value per matched file: its text; the file's name is <dimension>_name"),
 });
+const RowsDimension = strict({
+  rows: z
+    .string()
+    .min(1)
+    .describe(
+      "A table, one value a row: .csv (a header row names the columns) or .jsonl (one object a line). Templates read a column as {{ dimension.column }}",
+    ),
+  key: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The column that identifies a row (default: the row's whole content). With a key, editing a row keeps its sample ids"),
+});
 const ConditionalDimension = strict({
   by: z.string().regex(NAME).describe("The dimension this one depends on"),
   values: z.record(z.string(), ValueList).describe("Values for each value of the parent dimension"),
   default: ValueList.optional().describe("Values for parent values not listed"),
 });
 
-export const Dimension = z.union([ValueList, FileDimension, GlobDimension, ConditionalDimension]);
+export const Dimension = z.union([ValueList, FileDimension, GlobDimension, RowsDimension, ConditionalDimension]);
 
 const Match = z.record(z.string(), z.union([Scalar, z.array(Scalar)])).meta({ minProperties: 1 });
 

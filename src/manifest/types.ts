@@ -11,16 +11,29 @@ export interface DimValue {
   readonly weight: number;
   /** A glob value's file name without extension (exposed as `<dimension>_name`). */
   readonly name?: string;
+  /**
+   * A rows dimension's row, column → value (text from CSV, any JSON value from JSONL); `text` is
+   * then its canonical JSON, which is what recipes hash, so editing any column of a row is seen.
+   */
+  readonly row?: Readonly<Record<string, unknown>>;
 }
 
 export interface Dimension {
   readonly name: string;
-  readonly kind: "list" | "file" | "glob" | "conditional";
+  readonly kind: "list" | "file" | "glob" | "conditional" | "rows";
   /** All values (for a conditional dimension: the union over its parent's values). */
   readonly values: DimValue[];
   /** Conditional dimensions: the parent's name and the values under each parent value key. */
   readonly by?: string;
   readonly byValue?: ReadonlyMap<string, DimValue[]>;
+  /** Rows dimensions: every column name (CSV: the header; JSONL: every key some row has). */
+  readonly columns?: readonly string[];
+  /** Rows dimensions: the line each value's row starts on, for diagnostics. */
+  readonly rowLines?: readonly number[];
+  /** Rows dimensions: the file, as written in the manifest. */
+  readonly file?: string;
+  /** Rows dimensions with `key:`: the column whose value identifies a row. */
+  readonly keyColumn?: string;
 }
 
 export type ProviderKind = "openai" | "ollama" | "echo";
@@ -78,6 +91,11 @@ export interface GenerateStep extends StepBase {
   readonly jsonSchema?: Record<string, unknown>;
   /** `on_empty: retry`: an empty answer is a failed attempt, not an answer. */
   readonly retryEmpty?: true;
+  /**
+   * Some template reads a field of the answer (`{{ q.title }}`): the answer is parsed for them.
+   * Only then, so a manifest that reads just `{{ q }}` sees exactly the text it always did.
+   */
+  readonly parseAnswer?: true;
 }
 
 export interface FilterStep extends StepBase {

@@ -5,11 +5,12 @@ import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest, Output } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { RENDER_VERSION, renderTemplate } from "../template/engine.js";
+import { dataRenderProblem } from "../template/structured.js";
 import { AtomicFileWriter, writeFileAtomic } from "../util/fs-atomic.js";
 import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { uniqueNames } from "./file-names.js";
-import { outputScope, rejectedBy, renderRecord } from "./rows.js";
+import { outputReads, outputScope, rejectedBy, renderRecord } from "./rows.js";
 import { splitOf } from "./split.js";
 
 export interface EmitResult {
@@ -89,7 +90,16 @@ async function emitLines(
   try {
     let chunk = "";
     for (const run of runs) {
-      const record = renderRecord(out, outputScope(m, run));
+      const scope = outputScope(m, run);
+      let record: Record<string, unknown>;
+      try {
+        record = renderRecord(out, scope);
+      } catch (err) {
+        const why = dataRenderProblem(err, outputReads(out), scope);
+        if (!why) throw err;
+        reject(run.sample.id, why);
+        continue;
+      }
       const why = rejectedBy(out, record);
       if (why) {
         reject(run.sample.id, why);

@@ -1,11 +1,18 @@
 import type { Manifest, Output } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
 import { nonceFor } from "../plan/scope.js";
-import { type CompiledTemplate, renderTemplate } from "../template/engine.js";
+import { type CompiledTemplate, readPaths, renderTemplate } from "../template/engine.js";
+import { fieldValue } from "../template/structured.js";
 
 /** The variables an output template sees: everything a step could read, plus every step's output. */
 export function outputScope(m: Manifest, run: SampleRun): Record<string, unknown> {
   return { ...run.scope, nonce: nonceFor(m, run.sample, "output") };
+}
+
+/** Every name an output's templates read. */
+export function outputReads(out: Output): string[] {
+  const ts = [out.system, out.prompt, out.completion, ...(out.record ?? []).map(([, t]) => t)];
+  return ts.flatMap((t) => t?.reads ?? []);
 }
 
 const r = (t: CompiledTemplate | undefined, scope: Record<string, unknown>) => (t ? renderTemplate(t, scope) : "");
@@ -25,12 +32,39 @@ export function renderRecord(out: Output, scope: Record<string, unknown>): Recor
       return { prompt: r(out.prompt, scope), completion: r(out.completion, scope) };
     case "jsonl": {
       const rec: Record<string, unknown> = {};
-      for (const [field, t] of out.record!) rec[field] = renderTemplate(t, scope);
+      for (const [field, t] of out.record!) rec[field] = recordField(t, scope);
       return rec;
     }
     case "files":
       throw new Error("the files format has no records");
   }
+}
+
+/**
+ * A record field that is one `{{ name.path }}` and nothing else, where `name` has fields (a row of
+ * a rows dimension, a structured answer), keeps the field's JSON type: a number stays a number, an
+ * object an object. Everything else is text as before, plain dimension values and `{{ q }}` (the
+ * answer's raw text) included, so existing datasets keep their bytes.
+ */
+function recordField(t: CompiledTemplate, scope: Record<string, unknown>): unknown {
+  const path = typedPath(t);
+  if (path) {
+    const v = fieldValue(scope[path[0]!], path.slice(1));
+    if (v !== undefined) return v;
+  }
+  return renderTemplate(t, scope);
+}
+
+const typedPaths = new WeakMap<CompiledTemplate, (string | number)[] | null>();
+function typedPath(t: CompiledTemplate): (string | number)[] | undefined {
+  let p = typedPaths.get(t);
+  if (p === undefined) {
+    const paths = readPaths(t);
+    const one = /^\{\{-?[^{}|]*-?\}\}$/.test(t.source) && paths.length === 1 && paths[0]!.length > 1;
+    p = one && paths[0]!.every((s) => typeof s === "string" || typeof s === "number") ? (paths[0] as (string | number)[]) : null;
+    typedPaths.set(t, p);
+  }
+  return p ?? undefined;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Manifest, Step } from "../manifest/types.js";
 import { RENDER_VERSION } from "../template/engine.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import type { SampleRun } from "./pipeline.js";
+import { keyedApart } from "./recipe.js";
 import { KEY_VERSION } from "./request.js";
 
 /**
@@ -131,8 +132,10 @@ export class Explainer {
       .slice(0, step.index)
       .filter((s) => prev.steps[s.id]?.out !== undefined && run.steps.find((r) => r.id === s.id)?.out !== prev.steps[s.id]!.out);
     for (const s of upstream) reasons.push(`reads '${s.id}', whose output changed`);
-    if (!reasons.length && run.sample.values.some((v, i) => this.m.dimensions[i]!.kind === "glob" && v.key === prev.values[this.m.dimensions[i]!.name])) {
-      reasons.push("a file it reads changed");
+    if (!reasons.length) {
+      const edited = this.m.dimensions.find((d, i) => keyedApart(d) && run.sample.values[i]!.key === prev.values[d.name]);
+      if (edited?.kind === "glob") reasons.push("a file it reads changed");
+      else if (edited) reasons.push(`row '${prev.values[edited.name]}' of ${edited.file} changed`);
     }
     return reasons;
   }

@@ -1,5 +1,6 @@
 import type { Sample } from "../expand/sample.js";
 import type { DedupeStep, GenerateStep, Manifest, ProviderKind, RunStep, Step } from "../manifest/types.js";
+import { dataRenderProblem, forModule, Structured } from "../template/structured.js";
 import { hash64 } from "../util/hash.js";
 import { dropReason } from "./answer-drops.js";
 import { nearDuplicates } from "./near-duplicates.js";
@@ -111,7 +112,18 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
     const recipe = stepRecipe(m, step, run.sample, (id) => run.steps.find((r) => r.id === id)?.out, opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
-        const req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+        let req: ChatRequest;
+        try {
+          req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+        } catch (err) {
+          const why = dataRenderProblem(err, readsOfStep(step), run.scope);
+          if (!why) throw err;
+          // Dropped, not failed: the same answers would fail the same way at every build.
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
+          run.status = "dropped";
+          run.stoppedBy = { step: step.id, reason: why };
+          return;
+        }
         const key = requestKey(req, step);
         const base = { id: step.id, kind: step.kind, key, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
@@ -132,7 +144,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           opts.onMiss?.(run, req, step, key);
           return;
         }
-        run.scope[step.id] = answer.text;
+        run.scope[step.id] = step.parseAnswer ? answerValue(answer.text) : answer.text;
         if (answer.finishReason === "length") (run.truncated ??= new Set()).add(step.id);
         const out = hash64(answer.text);
         // A refusal, a content filter's stop or an empty answer: recorded with the step (its key
@@ -177,7 +189,11 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       }
       case "run": {
         if (!opts.runModule) throw new Error("advance() needs a runModule for run steps (execute/walk.ts gives one)");
-        const outcome = await opts.runModule(step, { ...run.scope, nonce: nonceFor(m, run.sample, step.id) });
+        // Built as `{ ...scope, nonce }` was, key order too: a module may serialise what it is given.
+        const vars: Record<string, unknown> = {};
+        for (const k of Object.keys(run.scope)) vars[k] = forModule(run.scope[k]);
+        vars.nonce = nonceFor(m, run.sample, step.id);
+        const outcome = await opts.runModule(step, vars);
         if ("interrupted" in outcome) {
           run.status = "pending";
           return;
@@ -200,6 +216,22 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       case "dedupe":
         throw new Error("dedupe is a dataset-level step; advance() must stop before it");
     }
+  }
+}
+
+function readsOfStep(step: GenerateStep): string[] {
+  return step.messages.flatMap((msg) => msg.template.reads);
+}
+
+/**
+ * A structured answer with its fields readable. Answers are checked against the schema before
+ * they are stored, so one that is not JSON (an offline echo of a schema-less provider) stays text.
+ */
+function answerValue(text: string): unknown {
+  try {
+    return new Structured(text, JSON.parse(text), "answer");
+  } catch {
+    return text;
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Sample } from "../expand/sample.js";
-import type { DimValue, Manifest, Step } from "../manifest/types.js";
+import type { Dimension, DimValue, Manifest, Step } from "../manifest/types.js";
 import { RENDER_VERSION } from "../template/engine.js";
 import { hash64 } from "../util/hash.js";
 import { KEY_VERSION } from "./request.js";
@@ -82,13 +82,21 @@ function input(m: Manifest, sample: Sample, name: string, outs: OutLookup, stepI
   return `out:${outs(name) ?? "?"}`;
 }
 
-/** Hash of a sample's glob values' texts (see LockSample.texts); undefined when it has none. */
+/**
+ * Hash of the texts of a sample's values whose key is not their text (see LockSample.texts): glob
+ * values (keyed by path) and rows keyed by a column; undefined when it has none.
+ */
 export function globTexts(m: Manifest, sample: Sample): string | undefined {
   let parts: string[] | undefined;
   m.dimensions.forEach((d, i) => {
-    if (d.kind === "glob") (parts ??= []).push(d.name, textHash(sample.values[i]!));
+    if (keyedApart(d)) (parts ??= []).push(d.name, textHash(sample.values[i]!));
   });
   return parts ? hash64(parts.join("\u0000")) : undefined;
+}
+
+/** A dimension whose values keep their key (so their sample ids) when their text is edited. */
+export function keyedApart(d: Dimension): boolean {
+  return d.kind === "glob" || d.keyColumn !== undefined;
 }
 
 function textHash(v: DimValue): string {

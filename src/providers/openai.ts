@@ -99,7 +99,11 @@ export class OpenAIProvider implements Provider {
       signal.removeEventListener("abort", follow);
     }
     try {
-      return { ...readTextAnswer(r.data, r.response.headers.get("content-type")), requestId: r.request_id ?? undefined, limits: statedLimits(r.response.headers) };
+      return {
+        ...readTextAnswer(r.data, r.response.headers.get("content-type")),
+        requestId: r.request_id ?? undefined,
+        limits: statedLimits(r.response.headers),
+      };
     } catch (err) {
       throw this.redacted(err as RequestError);
     }

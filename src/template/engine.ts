@@ -111,6 +111,15 @@ function plainParts(source: string): string[] | undefined {
   return parts;
 }
 
+/**
+ * Every variable path a template reads from its scope (`{{ seed.question }}` → ["seed",
+ * "question"]; a segment that is itself a variable, as in `seed[col]`, is a nested list).
+ * Loop variables and assigned names are left out: they are the template's own.
+ */
+export function readPaths(t: CompiledTemplate): (string | number | unknown[])[][] {
+  return liquid.globalVariableSegmentsSync(t.parsed) as (string | number | unknown[])[][];
+}
+
 /** Render with `scope`; `extra` (the step's nonce) is looked up first, without copying the scope. */
 export function renderTemplate(t: CompiledTemplate, scope: Record<string, unknown>, extra?: Record<string, unknown>): string {
   if (t.plain) {

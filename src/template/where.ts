@@ -1,4 +1,5 @@
 import { compileExpression } from "filtrex";
+import { Structured } from "./structured.js";
 
 /**
  * `filter: { where: "judge.score >= 4 and len(story) > 200" }`: a condition on a sample's
@@ -80,11 +81,18 @@ function resolve(name: string, scope: Readonly<Record<string, unknown>>, parsed:
   const [root, ...path] = name.split(".");
   if (!Object.hasOwn(scope, root!)) return undefined;
   let v = scope[root!];
+  // A row or a structured answer: its text alone, its parsed value for a path.
+  if (v instanceof Structured) return path.length === 0 ? v.text : walkPath(v.value, path);
   if (path.length === 0) return v;
   if (typeof v === "string") {
     if (!parsed.has(root!)) parsed.set(root!, parseJson(v));
     v = parsed.get(root!);
   }
+  return walkPath(v, path);
+}
+
+function walkPath(value: unknown, path: readonly string[]): unknown {
+  let v = value;
   for (const key of path) {
     if (v === null || typeof v !== "object" || !Object.hasOwn(v, key)) return undefined;
     v = (v as Record<string, unknown>)[key];

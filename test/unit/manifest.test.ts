@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { exampleManifest } from "../../src/commands/example.js";
 import { ManifestError } from "../../src/errors.js";
@@ -72,4 +74,89 @@ test("an unquoted whole-scalar ${VAR} takes the type it would have had if writte
   assert.ok(s.kind === "generate", "a generate step");
   assert.deepEqual(s.model.params, { temperature: 0.5, max_tokens: 64 });
   assert.equal(s.model.headers.x, "64");
+});
+
+const jsonSteps = (read: string) => `version: 1
+name: t
+model: { name: m }
+dimensions: { a: [x] }
+steps:
+  - id: q
+    generate:
+      prompt: "{{ a }}"
+      json_schema:
+        type: object
+        required: [meta, free, tags]
+        properties:
+          meta: { type: object, properties: { source: { type: string }, note: { type: string } }, required: [source] }
+          free: { type: object }
+          tags: { type: array, items: { type: object, properties: { name: { type: string } }, required: [name] } }
+  - id: s
+    generate: { prompt: "${read}" }
+output: { path: dist/x.jsonl, prompt: "p", completion: "{{ s }}" }
+`;
+
+test("fields of a structured answer are checked through nested properties and list items, not past what the schema declares", async () => {
+  for (const ok of ["{{ q.meta.source }}", "{{ q.free.anything.at_all }}", "{{ q.tags[0].name }}", "{{ q.size }}", "{{ q }}"]) {
+    const m = await parseManifest("d.yaml", "/p/d.yaml", jsonSteps(ok), {});
+    const q = m.steps[0]!;
+    // The answer is parsed only for a template that reads a field of it.
+    assert.equal(q.kind === "generate" && q.parseAnswer, ok === "{{ q }}" || ok === "{{ q.size }}" ? undefined : true, ok);
+  }
+  for (const [bad, message, hint] of [
+    ["{{ q.meta.sorce }}", "step q's json_schema has no field 'sorce' in q.meta", "did you mean 'source'?"],
+    ["{{ q.tags[0].nmae }}", "step q's json_schema has no field 'nmae' in q.tags[0]", "did you mean 'name'?"],
+    [
+      "{{ q.meta.note }}",
+      "q.meta.note may be missing from an answer: step q's json_schema does not list 'note' under required",
+      "add it to required: [source, note]",
+    ],
+  ] as const) {
+    await assert.rejects(parseManifest("d.yaml", "/p/d.yaml", jsonSteps(bad), {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError);
+      assert.equal(e.diagnostics[0]!.message, message);
+      assert.ok(e.diagnostics[0]!.hint?.startsWith(hint), e.diagnostics[0]!.hint);
+      return true;
+    });
+  }
+});
+
+test("rows: a line break inside a quoted CSV field does not shift the line a repeated row is reported at", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sb-rows-"));
+  try {
+    await mkdir(join(dir, "data"));
+    await writeFile(join(dir, "data", "s.csv"), 'id,q\n1,"one\ntwo\nthree"\n2,b\n\n1,"one\ntwo\nthree"\n');
+    const text = `version: 1\nname: t\nmodel: { name: m }\ndimensions: { s: { rows: data/s.csv } }\noutput: { path: dist/x.jsonl, prompt: "{{ s.q }}", completion: "{{ s.id }}" }\n`;
+    await assert.rejects(parseManifest("d.yaml", join(dir, "d.yaml"), text, {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError);
+      assert.equal(e.diagnostics[0]!.message, "data/s.csv:7: this row repeats the row on line 2");
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("rows: a path into a JSONL row that some row cannot follow is a load-time error naming that row's line", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sb-rows-"));
+  try {
+    await mkdir(join(dir, "data"));
+    await writeFile(join(dir, "data", "t.jsonl"), '{"name": "a", "meta": {"src": "x"}, "tags": ["p", "q"]}\n\n{"name": "b", "meta": null, "tags": ["r"]}\n');
+    const manifest = (read: string) =>
+      `version: 1\nname: t\nmodel: { name: m }\ndimensions: { t: { rows: data/t.jsonl } }\noutput: { path: dist/x.jsonl, prompt: "${read}", completion: "{{ t.name }}" }\n`;
+    for (const ok of ["{{ t.meta }}", "{{ t.tags[0] }}", "{{ t.tags.size }}", "{{ t.name.size }}", "{% for x in t.tags %}{{ x }}{% endfor %}"])
+      await parseManifest("d.yaml", join(dir, "d.yaml"), manifest(ok), {});
+    for (const [bad, message] of [
+      ["{{ t.meta.src }}", "t.meta.src is missing from the row on line 3 of data/t.jsonl"],
+      ["{{ t.tags[1] }}", "t.tags[1] is missing from the row on line 3 of data/t.jsonl"],
+    ] as const) {
+      await assert.rejects(parseManifest("d.yaml", join(dir, "d.yaml"), manifest(bad), {}), (e: unknown) => {
+        assert.ok(e instanceof ManifestError);
+        assert.equal(e.diagnostics[0]!.message, message);
+        return true;
+      });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Liquid } from "liquidjs";
 import { type ChatRequest, KEY_VERSION, requestKey } from "../../src/plan/request.js";
 import { compileTemplate, renderTemplate, TemplateRenderError } from "../../src/template/engine.js";
+import { Structured } from "../../src/template/structured.js";
 import { hashValue, initHashing } from "../../src/util/hash.js";
 
 before(initHashing);
@@ -109,4 +110,18 @@ test("no path that renders reads JavaScript's machinery: only a scope's own name
     assert.throws(() => renderTemplate(t, scope, { nonce: "n" }), TemplateRenderError, `${src} with a nonce`);
   }
   assert.equal(renderTemplate(compileTemplate("{{ genre | map: 'constructor' }}"), scope), "");
+});
+
+test("a structured answer prints as its raw text, through filters too; its fields, nested objects and lists read as data", () => {
+  const text = '{"question":"Why?","n":0,"ok":false,"meta":{"src":"x"},"tags":["a","b"],"constructor":"c"}';
+  const q = new Structured(text, JSON.parse(text), "answer");
+  // Same text as the string would render, on the plain path and through Liquid's filters.
+  for (const src of ["{{ q }}", "{{ q | json }}", "{{ q | upcase }}", "{{ q | append: '!' }}", "{{ q | strip }}"])
+    assert.equal(renderTemplate(compileTemplate(src), { q }), renderTemplate(compileTemplate(src), { q: text }), src);
+  const fields =
+    "{{ q.question }}|{{ q.n }}|{{ q.ok }}|{{ q.meta }}|{{ q.meta.src }}|{% for t in q.tags %}{{ t }}{% endfor %}|{{ q.tags.size }}|{{ q.constructor }}";
+  assert.equal(renderTemplate(compileTemplate(fields), { q }), 'Why?|0|false|{"src":"x"}|x|ab|2|c');
+  assert.equal(renderTemplate(compileTemplate("{{ q.meta | json }}"), { q }), '{"src":"x"}');
+  // A field the answer lacks is the strict error any unknown variable is, never the object's machinery.
+  assert.throws(() => renderTemplate(compileTemplate("{{ q.toString }}"), { q }), TemplateRenderError);
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { FilterStep, MapStep } from "../../src/manifest/types.js";
 import { applyMap, dedupeKey, filterReason } from "../../src/plan/transforms.js";
+import { Structured } from "../../src/template/structured.js";
 import { compileWhere } from "../../src/template/where.js";
 import { canonicalJson } from "../../src/util/canonical-json.js";
 
@@ -57,6 +58,10 @@ test("filter where: a condition over the sample's variables, JSON fields typed",
   assert.equal(filterReason(where("genre.length > 0"), judged, undefined), "where genre.length > 0: genre.length is missing");
   assert.deepEqual(compileWhere("if a > 1 then b else c.d").names, ["a", "b", "c"]);
   assert.deepEqual(compileWhere('x == true or y == null or "index" == z').names, ["x", "y", "z"]);
+  // A row of a rows dimension or an answer parsed for its fields: the same paths, the same text.
+  const row = new Structured('{"q":"why?","level":3}', { q: "why?", level: 3 }, "row");
+  assert.equal(filterReason(where('seed.level >= 3 and len(seed.q) == 4 and contains(seed, "why")'), { seed: row }, undefined), undefined);
+  assert.equal(filterReason(where("seed.level > 3"), { seed: row }, undefined), "where seed.level > 3 is false (seed.level = 3)");
   // Both tests in one filter: the field's first.
   assert.match(filterReason(filter({ minChars: 100, where: compileWhere("judge.score > 9") }), { x: "short", ...judged }, undefined)!, /fewer than 100/);
 });
