@@ -100,7 +100,7 @@ export async function parseManifest(
   errors.push(...moduleErrors);
   const steps = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
-  const outputs = resolveOutputs(src, raw.output, dir, readable, errors);
+  const outputs = resolveOutputs(src, raw.output, dir, readable, Object.keys(raw.dimensions), errors);
   const lock = resolve(dir, `${basename(abs, extname(abs))}.lock`);
   const cacheFolder = opts.cacheDir ?? resolve(dir, "cache");
   const owned = new Map([

@@ -133,6 +133,8 @@ export interface Output {
   readonly record?: ReadonlyArray<readonly [string, CompiledTemplate]>;
   readonly name?: CompiledTemplate;
   readonly split?: ReadonlyArray<readonly [string, number]>;
+  /** `split.group_by`: samples equal in these dimensions share a split. */
+  readonly groupBy?: { readonly names: readonly string[]; readonly indexes: readonly number[] };
 }
 
 export type Match = ReadonlyMap<string, ReadonlySet<string>>;
