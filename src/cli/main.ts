@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("build dist/ and dataset.lock, requesting only answers the cache lacks")
     .option("--json", "print one JSON summary object on stdout")
     .option("--frozen", "make no request; exit 1 if the cache and lock cannot produce the dataset (the CI gate)")
-    .option("--limit <n>", "a trial run: request answers only for the first N samples (the rest come from the cache or wait)", positiveInt)
+    .option("--limit <n>", "a trial run: request answers for at most N samples, the first N that need one (the rest come from the cache or wait)", positiveInt)
     .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
     .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
     .option("--offline", "use the built-in echo provider for every step: no key, no network")
