@@ -1,5 +1,7 @@
+import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
@@ -54,9 +56,19 @@ export async function rowsOf(m: Manifest, run: SampleRun, split: string | undefi
   return rows;
 }
 
+/** Line by line: a dist/ file can be larger than memory is happy to hold as one string. */
 async function holdsLine(file: string, line: string): Promise<boolean> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  return text.split("\n").includes(line);
+  const input = createReadStream(file, { encoding: "utf8" });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const l of lines) if (l === line) return true;
+    return false;
+  } catch {
+    return false; // not written yet
+  } finally {
+    lines.close();
+    input.destroy();
+  }
 }
 
 async function holdsPair(dir: string, prompt: string, completion: string): Promise<boolean> {
