@@ -48,25 +48,34 @@ export interface Assignment {
  * corrected(N') of the old units change split, and none when neither size needed a correction.
  */
 export function assignSplits(seed: number, unitIds: Iterable<string>, split: Fractions): Assignment {
-  const units = [...new Set(unitIds)].map((id) => ({ id, u: unitInterval(`split:${seed}:${id}`) }));
-  units.sort((a, b) => a.u - b.u || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const n = units.length;
+  const ids = [...new Set(unitIds)];
+  const n = ids.length;
   const k = split.length;
-  // Natural cuts: the same accumulation as splitOf, so an uncorrected unit lands where it did.
-  const natural: number[] = [0];
-  let acc = 0;
-  let at = 0;
-  for (let j = 0; j < k - 1; j++) {
-    acc += split[j]![1];
-    while (at < n && units[at]!.u < acc) at++;
-    natural.push(at);
+  const u = new Float64Array(n);
+  const natural = new Uint16Array(n);
+  const count = new Array<number>(k).fill(0);
+  for (let i = 0; i < n; i++) {
+    u[i] = unitInterval(`split:${seed}:${ids[i]}`);
+    // The same accumulation as splitOf, so an uncorrected unit lands where it always did.
+    let j = 0;
+    for (let acc = split[0]![1]; j < k - 1 && u[i]! >= acc; acc += split[++j]![1]);
+    natural[i] = j;
+    count[j]!++;
   }
-  natural.push(n);
-  const cuts = correctedCuts(natural, bands(n, split));
+  const b = bands(n, split);
   const splits = new Map<string, string>();
-  for (let j = 0; j < k; j++) for (let r = cuts[j]!; r < cuts[j + 1]!; r++) splits.set(units[r]!.id, split[j]![0]);
+  if (count.every((c, j) => c >= b[j]!.lo && c <= b[j]!.hi)) {
+    // The usual case at any size worth a split: no sort needed.
+    for (let i = 0; i < n; i++) splits.set(ids[i]!, split[natural[i]!]![0]);
+    return { splits, corrected: 0 };
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => u[x]! - u[y]! || (ids[x]! < ids[y]! ? -1 : ids[x]! > ids[y]! ? 1 : 0));
+  const cutsNatural = [0];
+  for (let j = 0; j < k; j++) cutsNatural.push(cutsNatural[j]! + count[j]!);
+  const cuts = correctedCuts(cutsNatural, b);
+  for (let j = 0; j < k; j++) for (let r = cuts[j]!; r < cuts[j + 1]!; r++) splits.set(ids[order[r]!]!, split[j]![0]);
   let corrected = 0;
-  for (let j = 1; j < k; j++) corrected += Math.abs(cuts[j]! - natural[j]!);
+  for (let j = 1; j < k; j++) corrected += Math.abs(cuts[j]! - cutsNatural[j]!);
   return { splits, corrected };
 }
 
