@@ -35,10 +35,15 @@ export async function rowsOf(m: Manifest, run: SampleRun, split: string | undefi
     const predicted = targets.find((t) => t.split === split) ?? targets[0]!;
     if (out.format === "files") {
       const record = { prompt: renderTemplate(out.prompt!, scope), completion: renderTemplate(out.completion!, scope) };
-      let found: (typeof targets)[number] | undefined;
-      for (const t of targets) if (await holdsPair(t.abs, record.prompt, record.completion)) found ??= t;
-      const at = found ?? predicted;
-      rows.push({ path: at.path, split: at.split, record, inDist: found !== undefined });
+      let row: ShownRow = { path: predicted.path, split: predicted.split, record, inDist: false };
+      for (const t of targets) {
+        const name = await pairIn(t.abs, record.prompt, record.completion);
+        if (name) {
+          row = { path: `${t.path}/prompts/${name}`, split: t.split, record, inDist: true };
+          break;
+        }
+      }
+      rows.push(row);
       continue;
     }
     const record = renderRecord(out, scope);
@@ -71,13 +76,14 @@ async function holdsLine(file: string, line: string): Promise<boolean> {
   }
 }
 
-async function holdsPair(dir: string, prompt: string, completion: string): Promise<boolean> {
+/** The name of the prompts/ file holding this pair (its completions/ twin holding the completion). */
+async function pairIn(dir: string, prompt: string, completion: string): Promise<string | undefined> {
   const names = await readdir(join(dir, "prompts")).catch(() => [] as string[]);
   for (const n of names) {
     if (!n.endsWith(".txt")) continue;
     const p = await readFile(join(dir, "prompts", n), "utf8").catch(() => undefined);
     if (p !== prompt) continue;
-    if ((await readFile(join(dir, "completions", n), "utf8").catch(() => undefined)) === completion) return true;
+    if ((await readFile(join(dir, "completions", n), "utf8").catch(() => undefined)) === completion) return n;
   }
-  return false;
+  return undefined;
 }

@@ -114,6 +114,21 @@ output:
     await p.remove();
   });
 
+  test("a files output: the prompt file the row was written to", async () => {
+    const files = manifest.replace(
+      /output:[\s\S]*$/,
+      'output: { path: dist/files, format: files, prompt: "{{ n }}", completion: "{{ s }}", split: { train: 0.5, validation: 0.5 } }\n',
+    );
+    const p = await TempProject.create({ "dataset.yaml": files });
+    assert.equal((await runCli(["build", "--offline", "-q"], p.dir)).status, 0);
+    const kept = (await lockLines(p)).find((s) => s.values.n === "v2")!;
+    const json = JSON.parse((await runCli(["show", kept.id, "--json"], p.dir)).stdout);
+    assert.deepEqual(json.rows[0].path, `dist/files/${kept.split}/prompts/v2.txt`);
+    assert.equal(json.rows[0].in_dist, true);
+    assert.equal(await p.read(json.rows[0].path), "v2");
+    await p.remove();
+  });
+
   test("an ambiguous prefix is an error listing the candidates", async () => {
     const p = await TempProject.create({ "dataset.yaml": manifest.replace("v6]", "v6" + Array.from({ length: 40 }, (_, i) => `, w${i}`).join("") + "]") });
     assert.equal((await runCli(["build", "--offline", "-q"], p.dir)).status, 0);
