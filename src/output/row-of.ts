@@ -32,7 +32,8 @@ export async function rowsOf(m: Manifest, run: SampleRun, split: string | undefi
   const rows: ShownRow[] = [];
   for (const out of m.outputs) {
     const targets = outputTargets(out);
-    const predicted = targets.find((t) => t.split === split) ?? targets[0]!;
+    // Not on disk: the lock's split names the file; with none (never built), no split is claimed.
+    const predicted = (out.split ? targets.find((t) => t.split === split) : targets[0]) ?? { path: out.path, split: undefined };
     if (out.format === "files") {
       const record = { prompt: renderTemplate(out.prompt!, scope), completion: renderTemplate(out.completion!, scope) };
       let row: ShownRow = { path: predicted.path, split: predicted.split, record, inDist: false };
@@ -56,7 +57,7 @@ export async function rowsOf(m: Manifest, run: SampleRun, split: string | undefi
     let found: (typeof targets)[number] | undefined;
     for (const t of targets) if (!found && (await holdsLine(t.abs, line))) found = t;
     const at = found ?? predicted;
-    rows.push({ path: at.path, split: out.split ? at.split : undefined, record, inDist: found !== undefined });
+    rows.push({ path: at.path, split: at.split, record, inDist: found !== undefined });
   }
   return rows;
 }

@@ -107,6 +107,10 @@ output:
     assert.equal(d.status, 0, d.stderr);
     assert.match(d.stdout.trimEnd().split("\n").at(-1)!, /^── row: none \(dropped by no-v3: .+\)$/);
 
+    // The output's template edited, dist/ not rebuilt: the row it would write, and that it is not there yet.
+    await p.write({ "dataset.yaml": manifest.replace('prompt: "{{ n }}"', 'prompt: "n={{ n }}"') });
+    const stale = JSON.parse((await runCli(["show", kept.id, "--json"], p.dir)).stdout);
+    assert.deepEqual(stale.rows[0], { path: file, split: kept.split, record: { ...JSON.parse(tail[1]!), prompt: "n=v1" }, in_dist: false });
     // Not built yet: no row, and it says so.
     await p.write({ "dataset.yaml": manifest.replace("v6]", "v6, v7]") });
     const fresh = await runCli(["show", "--json", await newId(p, samples)], p.dir);
