@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--json", "print one JSON object on stdout")
     .option("--explain", "say why each sample that needs requests needs them")
     .option("--offline", "plan for the offline echo provider")
-    .option("--limit <n>", "only the first N samples", positiveInt)
+    .option("--limit <n>", "what build --limit N would do: requests for the first N samples that need one", positiveInt)
     .action(async (o: { json?: boolean; explain?: boolean; offline?: boolean; limit?: number }) => {
       const c = common();
       const result: PlanResult = await plan({ ...c, explain: o.explain, offline: o.offline, limit: o.limit, events: { warn: (m) => err(`warning: ${m}`) } });

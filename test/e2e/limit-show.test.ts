@@ -39,6 +39,9 @@ output: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ genre }} {{
     assert.equal(full.status, 0, full.stderr);
     assert.equal(server.requests.length, 6);
     await p.write({ "dataset.yaml": m("Paris, Kyoto, Lagos") });
+    const planned = await runCli(["plan", "--json", "--limit", "2"], p.dir, env);
+    assert.equal(planned.status, 0, planned.stderr);
+    assert.equal(JSON.parse(planned.stdout).requests, 2, "plan --limit says what build --limit will do");
     server.reset();
     const r = await runCli(["build", "--json", "--limit", "2"], p.dir, env);
     assert.equal(r.status, 0, r.stderr);
