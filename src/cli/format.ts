@@ -74,6 +74,12 @@ export function formatShow(s: ShowResult): string {
     if (st.request) for (const m of st.request.messages) lines.push(`  [${m.role}]`, indent(m.content));
     if (st.output !== undefined) lines.push("  [answer]", indent(st.output));
   }
+  if (s.no_row) lines.push("", `── row: none (${s.no_row})`);
+  for (const r of s.rows ?? []) {
+    const where = `${r.path}${r.split !== undefined ? `  (split ${r.split})` : ""}`;
+    if (r.left_out) lines.push("", `── row: none in ${where}: left out, ${r.left_out}`);
+    else lines.push("", `── row in ${where}${r.in_dist ? "" : "  (not in dist/ yet: `synthbuild build` writes it)"}`, indent(JSON.stringify(r.record)));
+  }
   return lines.join("\n");
 }
 

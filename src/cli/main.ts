@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--json", "print one JSON object on stdout")
     .option("--explain", "say why each sample that needs requests needs them")
     .option("--offline", "plan for the offline echo provider")
-    .option("--limit <n>", "only the first N samples", positiveInt)
+    .option("--limit <n>", "what build --limit N would do: requests for the first N samples that need one", positiveInt)
     .action(async (o: { json?: boolean; explain?: boolean; offline?: boolean; limit?: number }) => {
       const c = common();
       const result: PlanResult = await plan({ ...c, explain: o.explain, offline: o.offline, limit: o.limit, events: { warn: (m) => err(`warning: ${m}`) } });
@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("build dist/ and dataset.lock, requesting only answers the cache lacks")
     .option("--json", "print one JSON summary object on stdout")
     .option("--frozen", "make no request; exit 1 if the cache and lock cannot produce the dataset (the CI gate)")
-    .option("--limit <n>", "a trial run: request answers only for the first N samples (the rest come from the cache or wait)", positiveInt)
+    .option("--limit <n>", "a trial run: request answers for at most N samples, the first N that need one (the rest come from the cache or wait)", positiveInt)
     .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
     .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
     .option("--offline", "use the built-in echo provider for every step: no key, no network")

@@ -7,6 +7,7 @@ import type { BuildEvents } from "../events.js";
 import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
+import { SampleLimit } from "../execute/sample-limit.js";
 import { type PendingRun, walk } from "../execute/walk.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
@@ -97,7 +98,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const warnings = [...loadWarnings];
   const { manifest: m, paths, cache } = project;
   const samples = project.samples;
-  const allowed = opts.limit !== undefined ? new Set(samples.slice(0, opts.limit).map((s) => s.id)) : undefined;
+  const limit = opts.limit !== undefined ? new SampleLimit(opts.limit) : undefined;
   // Read while the manifest's samples are checked against the cache; no-op builds never wait for it.
   const pricesLoaded = needsPriceBook(m.steps, offline) ? loadPrices() : Promise.resolve();
   pricesLoaded.catch(() => {});
@@ -187,7 +188,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       pool,
       controller.signal,
       requestEvents(budget, events, controller.signal),
-      (step, req, sample) => (!allowed || allowed.has(sample.id)) && budget.mayStart(step, req),
+      (step, req, sample) => {
+        if (limit && !limit.allows(sample.id)) return false;
+        if (!budget.mayStart(step, req)) return false;
+        limit?.admit(sample.id);
+        return true;
+      },
       m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
     );
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
@@ -202,8 +208,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         providerOverride: offline ? "echo" : undefined,
         signal: controller.signal,
         redact: pool.redact,
-        onPending: (pending, end) =>
-          events.planned?.(countRequests(m.steps.slice(0, end), allowed ? pending.filter((p) => allowed.has(p.run.sample.id)) : pending)),
+        onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(pending, (p) => p.run.sample.id) : pending)),
       });
     } catch (err) {
       // A build that stops early pays for nothing more: requests in flight are dropped.
@@ -231,7 +236,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await writeRoot(paths.cacheDir, m.name, m.file, lockKeys(lock)).catch((err: Error) =>
       events.warn?.(`could not record this project's answers for gc: ${err.message}`),
     );
-    const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, allowed);
+    const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, limit);
     if (remoteReport) result.remote = remoteReport;
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
@@ -337,7 +342,7 @@ function summarise(
   outputs: { path: string; rows: number }[],
   costUsd: number | null,
   budgetReached: boolean,
-  allowed?: Set<string>,
+  limit?: SampleLimit,
 ): BuildResult {
   // Samples that sent the very same request shared one answer: count requests, not samples.
   const ran = new Set<string>();
@@ -347,7 +352,7 @@ function summarise(
   let heldBack = 0;
   for (const r of runs) {
     count[r.status]++;
-    if (r.status === "pending" && allowed && !allowed.has(r.sample.id)) heldBack++;
+    if (r.status === "pending" && limit && !limit.has(r.sample.id)) heldBack++;
     for (const s of r.steps) {
       if (s.status === "ran" && s.key) ran.add(s.key);
       if (s.status === "cached") cached++;

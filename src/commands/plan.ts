@@ -46,13 +46,13 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
   const offline = opts.offline ?? false;
-  const samples = opts.limit !== undefined ? project.samples.slice(0, opts.limit) : project.samples;
+  const samples = project.samples;
   const existing = await readLock(project.paths.lock).catch((err: Error) => {
     opts.events?.warn?.(`${err.message}; planning as if there were none`);
     return undefined;
   });
   // The decision a build would take, taken the same way.
-  const verdict = opts.limit === undefined ? await decide(m, samples, project.cache, existing, { offline }) : undefined;
+  const verdict = await decide(m, samples, project.cache, existing, { offline });
   if (verdict?.upToDate) {
     const r = verdict.current.reached;
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: r[i]!, cached: r[i]!, to_run: 0 }));
@@ -64,18 +64,26 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const count = await loadTokenCounter();
   if (needsPriceBook(m.steps, offline)) await loadPrices();
   const missed = new InputTally(count);
+  const misses = new Map<SampleRun, [string, ChatRequest, string][]>();
   await walk(m, runs, {
     cached: new CacheResolver(project.cache),
     width: 256,
-    onMiss: (_run, req, step, key) => missed.add(step.id, req, key),
+    // With --limit, which misses count is known only once every sample is scanned.
+    onMiss: (run, req, step, key) =>
+      opts.limit === undefined ? missed.add(step.id, req, key) : misses.set(run, [...(misses.get(run) ?? []), [step.id, req, key]]),
     providerOverride: offline ? "echo" : undefined,
   });
+  // What `build --limit N` would request: the first N samples that need a request, not the first
+  // N of the manifest (after a value is added those are cached, and the trial would try nothing).
+  let free = opts.limit ?? Infinity;
+  const counted = runs.filter((r) => r.status !== "pending" || free-- > 0);
+  for (const r of counted) for (const [step, req, key] of misses.get(r) ?? []) missed.add(step, req, key);
 
-  const steps = stepPlans(m, runs, existing?.lock);
+  const steps = stepPlans(m, counted, existing?.lock);
   // Samples that send the very same request share one answer: count requests, not samples.
-  const downstream = runs.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
+  const downstream = counted.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
-  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, runs, missed, count, offline), ...pairwiseOf(m, samples) };
+  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, counted, missed, count, offline), ...pairwiseOf(m, samples) };
   if (opts.explain) {
     const explainer = new Explainer(m, existing?.lock);
     const valuesOf = (r: SampleRun) => Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key]));
@@ -88,7 +96,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
         if (c) result.changed.push({ id: r.sample.id, values: valuesOf(r), ...c });
       }
     }
-    result.removed = opts.limit === undefined ? explainer.removed(new Set(runs.map((r) => r.sample.id))) : [];
+    result.removed = explainer.removed(new Set(runs.map((r) => r.sample.id)));
   }
   return result;
 }

@@ -2,6 +2,7 @@ import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
 import { type LockSample, readLock } from "../lock/lockfile.js";
+import { rowsOf } from "../output/row-of.js";
 import { newRun } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { Structured } from "../template/structured.js";
@@ -26,6 +27,10 @@ export interface ShowResult {
     fingerprint?: string;
     usage?: { input: number; output: number };
   }[];
+  /** Kept: its row in each output, as written to dist/ and in which file. */
+  rows?: { path: string; split?: string; record?: unknown; in_dist: boolean; left_out?: string }[];
+  /** Why it has no row: dropped or failed (by which step, and why), or not built yet. */
+  no_row?: string;
 }
 
 /** One sample through every step: its values, each request as sent, each answer, and its fate. */
@@ -38,7 +43,15 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
   const { manifest: m, paths, cache, samples } = await openProject(opts);
   const matches = samples.filter((s) => s.id.startsWith(id));
   if (matches.length === 0) throw new UsageError(`no sample with id ${id}`, "`synthbuild plan --explain --json` or dataset.lock list sample ids");
-  if (matches.length > 1) throw new UsageError(`${id} matches ${matches.length} samples`, "give more characters of the id");
+  if (matches.length > 1) {
+    const named = matches
+      .slice(0, 10)
+      .map((s) => `  ${s.id}  ${m.dimensions.map((d, i) => `${d.name}=${s.values[i]!.key}`).join(" ")}${s.repeat ? ` repeat=${s.repeat}` : ""}`);
+    throw new UsageError(
+      `${id} matches ${matches.length} samples:\n${named.join("\n")}${matches.length > 10 ? `\n  … and ${matches.length - 10} more` : ""}`,
+      "give more characters of the id",
+    );
+  }
   const sample = matches[0]!;
   const lock = (await readLock(paths.lock))?.lock;
   // Show the sample as it was built: offline if the lock was, unless told otherwise.
@@ -66,6 +79,19 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
     status = "dropped";
     reason = `${locked.reason.step}: ${locked.reason.why}`;
   }
+  let rows: ShowResult["rows"];
+  let noRow: string | undefined;
+  if (status === "kept")
+    rows = (await rowsOf(m, run, locked?.split)).map((r) => ({
+      path: r.path,
+      ...(r.split !== undefined && { split: r.split }),
+      record: r.record,
+      in_dist: r.inDist,
+      ...(r.leftOut && { left_out: r.leftOut }),
+    }));
+  else if (status === "dropped") noRow = `dropped by ${reason}`;
+  else if (status === "failed") noRow = `failed at ${reason} (retried by the next build)`;
+  else noRow = "not built yet: an answer it needs is not in the cache (`synthbuild build` requests it)";
   return {
     id: sample.id,
     values: Object.fromEntries(m.dimensions.map((d, i) => [d.name, sample.values[i]!.key])),
@@ -73,6 +99,8 @@ export async function show(id: string, opts: CommonOptions & { offline?: boolean
     status,
     reason,
     steps,
+    ...(rows && { rows }),
+    ...(noRow && { no_row: noRow }),
   };
 }
 

@@ -9,6 +9,7 @@ import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/glob-files.js";
 import type { Manifest } from "../manifest/types.js";
 import { cardTarget } from "../output/card.js";
+import { SPLIT_VERSION } from "../output/split.js";
 import { RECIPE_VERSIONS } from "../plan/recipe.js";
 import type { ProjectPaths } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
@@ -278,5 +279,6 @@ async function hashFile(path: string): Promise<string | undefined> {
  * same identity decide() sees, so the stamp can never hold where the full check would not.
  */
 function toolId(): Promise<string> {
-  return Promise.resolve(`${VERSION}:${RECIPE_VERSIONS}:${process.version}`);
+  // The split version too: a new assignment must reach the full check, which re-emits dist/.
+  return Promise.resolve(`${VERSION}:${RECIPE_VERSIONS}:split:${SPLIT_VERSION}:${process.version}`);
 }

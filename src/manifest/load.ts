@@ -118,7 +118,7 @@ export async function parseManifest(
   const fieldReads = new Set<string>();
   const resolved = resolveSteps(src, raw.steps ?? [], raw.model, raw.dimensions, modules, errors, fields, fieldReads);
   const readable = new Set([...baseNames(raw.dimensions), ...valueStepIds(raw.steps ?? [])]);
-  const outputs = resolveOutputs(src, raw.output, dir, readable, errors, fields, fieldReads);
+  const outputs = resolveOutputs(src, raw.output, dir, readable, Object.keys(raw.dimensions), errors, fields, fieldReads);
   const steps = resolved.map((s) => (s.kind === "generate" && s.jsonSchema && fieldReads.has(s.id) ? { ...s, parseAnswer: true as const } : s));
   const lock = resolve(dir, `${basename(abs, extname(abs))}.lock`);
   const cacheFolder = opts.cacheDir ?? resolve(dir, "cache");

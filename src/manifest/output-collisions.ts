@@ -1,7 +1,7 @@
 import { realpath } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import type { Diagnostic } from "../errors.js";
-import { outputTargets } from "./output-targets.js";
+import { fractionsOf, outputTargets } from "./output-targets.js";
 import type { RawManifest } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { ManifestInputs } from "./types.js";
@@ -64,7 +64,7 @@ export async function checkOutputCollisions(
     const rel = relative(dir, abs);
     const format = o.format ?? "openai-chat";
     if ((rel === "" && format !== "files") || rel.startsWith("..")) continue; // reported with the output's other errors
-    for (const t of outputTargets({ path: o.path, absPath: abs, format, split: o.split ? Object.entries(o.split) : undefined })) {
+    for (const t of outputTargets({ path: o.path, absPath: abs, format, split: fractionsOf(o.split) })) {
       const writes = t.split === undefined ? `output path ${o.path}` : `split ${t.split} of output ${o.path} would write ${relative(dir, t.abs)}, which`;
       const real = await landing(t.abs);
       const via = real === t.abs ? "" : ` (through a link, ${real})`;

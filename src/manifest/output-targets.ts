@@ -1,6 +1,12 @@
 import { join } from "node:path";
 import type { Output } from "./types.js";
 
+/** A manifest's `split:` as (name, fraction) pairs: every key but `group_by`. */
+export function fractionsOf(split: { readonly [key: string]: unknown } | undefined): [string, number][] | undefined {
+  if (!split) return undefined;
+  return Object.entries(split).filter((e): e is [string, number] => e[0] !== "group_by" && typeof e[1] === "number");
+}
+
 /** `dist/x.jsonl` + `train` → `dist/x.train.jsonl`. */
 export function splitPath(path: string, split: string): string {
   const slash = path.lastIndexOf("/");

@@ -1,7 +1,8 @@
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Diagnostic } from "../errors.js";
 import type { CompiledTemplate } from "../template/engine.js";
-import { outputTargets } from "./output-targets.js";
+import { suggestion } from "../util/did-you-mean.js";
+import { fractionsOf, outputTargets } from "./output-targets.js";
 import type { RawOutput } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import { checkTemplate, type Fields, type Scope } from "./template-check.js";
@@ -20,6 +21,7 @@ export function resolveOutputs(
   raw: RawOutput | RawOutput[],
   dir: string,
   names: ReadonlySet<string>,
+  dimensions: readonly string[],
   errors: Diagnostic[],
   fields?: ReadonlyMap<string, Fields>,
   fieldReads?: Set<string>,
@@ -80,7 +82,7 @@ export function resolveOutputs(
       );
     // Every file an output writes (one per split) must be its own: a split of one output may not
     // land on another output's path.
-    for (const t of outputTargets({ path: o.path, absPath: abs, format, split: o.split ? Object.entries(o.split) : undefined })) {
+    for (const t of outputTargets({ path: o.path, absPath: abs, format, split: fractionsOf(o.split) })) {
       const other = seen.get(t.abs);
       if (other !== undefined)
         errors.push(
@@ -105,13 +107,28 @@ export function resolveOutputs(
       if (t) record.push([field, t]);
       else ok = false;
     }
-    let split: [string, number][] | undefined;
-    if (o.split) {
-      split = Object.entries(o.split);
+    const split = fractionsOf(o.split);
+    let groupBy: Output["groupBy"];
+    if (o.split && split) {
+      for (const [name] of split)
+        if (!SPLIT_NAME.test(name)) {
+          errors.push(
+            src.at([...path, "split", name], `'${name}' is not a split name`, "a split is named like a variable: letters, digits and _", { key: true }),
+          );
+          ok = false;
+        }
+      if (split.length === 0) {
+        errors.push(src.at([...path, "split"], "split: names no split", "e.g. split: { train: 0.9, validation: 0.1 }"));
+        ok = false;
+      }
       const sum = split.reduce((a, [, f]) => a + f, 0);
-      if (Math.abs(sum - 1) > 1e-9) {
+      if (split.length && Math.abs(sum - 1) > 1e-9) {
         errors.push(src.at([...path, "split"], `split fractions add up to ${+sum.toFixed(6)}, not 1`, "e.g. split: { train: 0.9, validation: 0.1 }"));
         ok = false;
+      }
+      if (o.split.group_by) {
+        groupBy = resolveGroupBy(src, [...path, "split", "group_by"], o.split.group_by, dimensions, errors);
+        if (!groupBy) ok = false;
       }
     }
     const out: Output = {
@@ -125,8 +142,29 @@ export function resolveOutputs(
       record: o.record ? record : undefined,
       split,
       card: format !== "files" && o.card !== false,
+      ...(groupBy && { groupBy }),
     };
     if (ok) outputs.push(out);
   });
   return outputs;
+}
+
+const SPLIT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `group_by:` names declared dimensions, each once; sorted, since their order cannot matter. */
+function resolveGroupBy(src: YamlSource, path: (string | number)[], raw: string[], dimensions: readonly string[], errors: Diagnostic[]): Output["groupBy"] {
+  let ok = true;
+  raw.forEach((name, i) => {
+    if (!dimensions.includes(name)) {
+      const hint = suggestion(name, dimensions) ?? `the dimensions are ${dimensions.map((d) => `'${d}'`).join(", ")}`;
+      errors.push(src.at([...path, i], `group_by: '${name}' is not a dimension`, hint));
+      ok = false;
+    } else if (raw.indexOf(name) !== i) {
+      errors.push(src.at([...path, i], `group_by: '${name}' is listed twice`));
+      ok = false;
+    }
+  });
+  if (!ok) return undefined;
+  const names = [...new Set(raw)].sort();
+  return { names, indexes: names.map((n) => dimensions.indexOf(n)) };
 }

@@ -259,7 +259,18 @@ export const Output = strict({
   completion: z.string().optional().describe("Completion template"),
   record: z.record(z.string(), z.string()).optional().describe("Field templates (format: jsonl)"),
   name: z.string().optional().describe("File name template (format: files)"),
-  split: z.record(z.string().regex(NAME), z.number().positive()).optional().describe("Fractions by combination, e.g. {train: 0.9, validation: 0.1}"),
+  split: z
+    .object({
+      group_by: z
+        .array(z.string())
+        .min(1)
+        .optional()
+        .describe("Dimensions whose samples stay together: every sample with the same values of these lands in the same split"),
+    })
+    .catchall(z.number().positive())
+    .meta({ propertyNames: { pattern: NAME.source }, minProperties: 1 })
+    .optional()
+    .describe("Fractions of combinations (or of group_by's values), e.g. {train: 0.9, validation: 0.1}"),
   card: z
     .boolean()
     .optional()

@@ -158,6 +158,8 @@ export interface Output {
   readonly split?: ReadonlyArray<readonly [string, number]>;
   /** Described in the dataset card (output/card.ts): JSONL formats, unless `card: false`. */
   readonly card: boolean;
+  /** `split.group_by`: samples equal in these dimensions share a split. */
+  readonly groupBy?: { readonly names: readonly string[]; readonly indexes: readonly number[] };
 }
 
 export type Match = ReadonlyMap<string, ReadonlySet<string>>;

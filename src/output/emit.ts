@@ -1,5 +1,6 @@
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { comboId } from "../expand/identity.js";
 import type { LockOutput } from "../lock/lockfile.js";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest, Output } from "../manifest/types.js";
@@ -11,7 +12,7 @@ import { createHash128, hash128, hashValue } from "../util/hash.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { uniqueNames } from "./file-names.js";
 import { outputReads, outputScope, rejectedBy, renderRecord } from "./rows.js";
-import { splitOf } from "./split.js";
+import { assignSplits, SPLIT_VERSION } from "./split.js";
 
 export interface EmitResult {
   outputs: LockOutput[];
@@ -62,6 +63,8 @@ export function outputDef(m: Manifest, out: Output): string {
     format: out.format,
     seed: m.seed,
     split: out.split,
+    // Only on split outputs, whose rows it can move: other outputs keep the definition they had.
+    ...(out.split && { split_version: SPLIT_VERSION, group_by: out.groupBy?.names ?? null }),
     templates: [out.system, out.prompt, out.completion, out.name].map((t) => t?.source ?? null),
     record: out.record?.map(([f, t]) => [f, t.source]) ?? null,
     names: out.format === "files" ? { dims: m.dimensions.map((d) => d.name), repeat: m.combine.repeat } : null,
@@ -71,8 +74,24 @@ export function outputDef(m: Manifest, out: Output): string {
 function groupBySplit(m: Manifest, out: Output, runs: SampleRun[]): Map<string | undefined, SampleRun[]> {
   if (!out.split) return new Map([[undefined, runs]]);
   const groups = new Map<string | undefined, SampleRun[]>(out.split.map(([name]) => [name, []]));
-  for (const run of runs) groups.get(splitOf(m.seed, run.sample.comboId, out.split))!.push(run);
+  const unitOf = splitUnit(out);
+  const { splits } = assignSplits(m.seed, runs.map(unitOf), out.split);
+  for (const run of runs) groups.get(splits.get(unitOf(run))!)!.push(run);
   return groups;
+}
+
+/**
+ * What a split keeps together: the combination (so repeats never straddle splits), or with
+ * `group_by` the values of those dimensions alone, identified as the combination of just them.
+ */
+function splitUnit(out: Output): (run: SampleRun) => string {
+  const by = out.groupBy;
+  if (!by) return (run) => run.sample.comboId;
+  return (run) =>
+    comboId(
+      by.names,
+      by.indexes.map((i) => run.sample.values[i]!),
+    );
 }
 
 /** JSONL, rendered and written in ~1 MB chunks and hashed as it goes: memory stays flat however large the dataset. */

@@ -144,16 +144,16 @@ describe("commands and usage", () => {
     await p.remove();
   });
 
-  test("--limit requests only the first N samples; the lock keeps the whole dataset, so gc forgets nothing", async () => {
+  test("--limit N requests N of the samples that need a request; the lock keeps the whole dataset, so gc forgets nothing", async () => {
     const manifest = (a: string) => simple(`  a: [${a}]\n  b: [1, 2]`).replace('"Say {{ a }}"', '"Say {{ a }} {{ b }}"');
     const p = await TempProject.create({ "dataset.yaml": manifest("x, y, z") });
     assert.equal(runCliSync(["build", "--json", "-q"], p.dir).status, 0);
     await p.write({ "dataset.yaml": manifest("x, y, z, w") });
-    const r = runCliSync(["build", "--json", "--limit", "7"], p.dir);
+    const r = runCliSync(["build", "--json", "--limit", "1"], p.dir);
     assert.equal(r.status, 0, r.stderr);
     const json = JSON.parse(r.stdout);
     assert.equal(json.samples, 8);
-    assert.equal(json.requests, 1, "of the first 7 samples only (w, 1) is new; (w, 2) is held back");
+    assert.equal(json.requests, 1, "(w, 1) and (w, 2) are new, and the limit takes one of them");
     assert.equal(json.held_back, 1);
     assert.equal(json.outputs[0].rows, 7);
     assert.match(r.stderr, /1 not built \(1 outside --limit\)/);

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { expand } from "../../src/expand/expand.js";
 import { parseManifest } from "../../src/manifest/load.js";
 import type { GenerateStep, Manifest } from "../../src/manifest/types.js";
-import { splitOf } from "../../src/output/split.js";
+import { assignSplits, splitOf } from "../../src/output/split.js";
 import { renderRequest, requestKey, requestKeyV1 } from "../../src/plan/request.js";
 import { baseScope, nonceFor } from "../../src/plan/scope.js";
 import { hash64 } from "../../src/util/hash.js";
@@ -108,6 +108,16 @@ test("golden: splits", async () => {
       .join(""),
     GOLDEN.splits,
   );
+  // Split version 2: hashing alone gave validation 1 of these 12 combinations, where 0.2 asks
+  // for 2.4; the small-sample correction moves the one nearest the boundary, and only it.
+  const samples = expand(m);
+  const assigned = assignSplits(
+    m.seed,
+    samples.map((s) => s.comboId),
+    split,
+  );
+  assert.equal(samples.map((s) => assigned.splits.get(s.comboId)![0]).join(""), GOLDEN.assignedSplits);
+  assert.equal(assigned.corrected, 1);
 });
 
 const GOLDEN = {
@@ -120,6 +130,7 @@ const GOLDEN = {
   keyEcho: "07e6683fcc4a05c7982bac7e03d85fc1",
   keyLocal: "1d74b923977f8f7e16d7256d5289ee0f",
   splits: "ttttttttttttttttvvtttttt",
+  assignedSplits: "ttvvttttttttttttvvtttttt",
 };
 
 test("an endpoint's identity: normalised URL, credentials dropped, endpoint_id when named", async () => {

@@ -94,6 +94,7 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "92-files-output-prunes-globbed-files": "the file system",
   "93-split-overwrites-run-module": "another key's value",
   "94-output-through-link-onto-input": "the file system",
+  "122-split-group-by-unknown-dimension": "another key's value (the dimensions declared)",
 };
 
 function validator() {
