@@ -4,7 +4,7 @@
  */
 
 export { RemoteAccessError, RemoteObjectError, RemoteUnavailableError } from "./cache/remote/types.js";
-export { type BuildOptions, type BuildResult, build } from "./commands/build.js";
+export { type BuildOptions, type BuildResult, build, type Shard } from "./commands/build.js";
 export type { CommonOptions } from "./commands/context.js";
 export { type DiffOptions, type DiffResult, diff } from "./commands/diff.js";
 export { drift, type StepDrift } from "./commands/drift.js";

@@ -40,6 +40,14 @@ export function formatPlan(p: PlanResult): string {
 }
 
 export function formatBuild(r: BuildResult): string {
+  if (r.shard)
+    return [
+      `shard ${r.shard.index}/${r.shard.count}: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.failed} failed; ${r.heldBack} samples left to the other shards or to the steps after a dedupe` +
+        (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
+      ...(r.remote ? [`remote ${r.remote.remote}: ${r.remote.uploaded} uploaded${r.remote.notUploaded.length ? `, ${r.remote.notUploaded.length} not uploaded (\`synthbuild push\` later)` : ""}`] : []),
+      ...r.failures.slice(0, 20).map((f) => `  ${f.sample} at ${f.step}: ${f.reason}`),
+      "no dist/ or lock written: once every shard is done, `synthbuild build` assembles them with no request",
+    ].join("\n");
   const lines = [
     `built ${r.samples} samples: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.cached} cached, ${r.dropped} dropped, ${r.failed} failed` +
       (r.pending ? `, ${r.pending} not built${r.heldBack ? ` (${r.heldBack} outside --limit)` : ""}` : "") +

@@ -19,10 +19,12 @@ import {
   RemoteObjectError,
   redactor,
   report,
+  type Shard,
   type ShowResult,
   SynthbuildError,
   secretsIn,
   show,
+  UsageError,
   VERSION,
   VerifyError,
   verify,
@@ -91,68 +93,87 @@ export async function main(argv: string[]): Promise<number> {
     .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
     .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
     .option("--offline", "use the built-in echo provider for every step: no key, no network")
+    .option(
+      "--shard <i/n>",
+      "request only shard i of n of the missing answers (by sample id) into the cache and its remote; writes no dist/ or lock: a plain build afterwards assembles them",
+      shardOf,
+    )
     .option("--verbose", "say how the build decided what to do: why it is, or is not, already up to date")
-    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean; verbose?: boolean }) => {
-      const c = common();
-      const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
-      // A live bar on a terminal (loaded only then); periodic plain lines in CI logs.
-      const bars = tty && !c.quiet ? (await import("cli-progress")).default : undefined;
-      const progress = createProgress({ bars, quiet: c.quiet, write: err });
-      const controller = new AbortController();
-      let interrupts = 0;
-      const onSigint = () => {
-        if (++interrupts > 1) process.exit(130);
-        err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
-        controller.abort();
-      };
-      process.on("SIGINT", onSigint);
-      process.on("SIGTERM", onSigint);
-      let result: BuildResult;
-      try {
-        result = await build({
-          ...c,
-          frozen: o.frozen,
-          limit: o.limit,
-          concurrency: o.concurrency,
-          maxCost: o.maxCost,
-          offline: o.offline,
-          signal: controller.signal,
-          events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined },
-        });
-      } finally {
-        progress.stop();
-        process.off("SIGINT", onSigint);
-        process.off("SIGTERM", onSigint);
-      }
-      if (o.json)
-        out({
-          samples: result.samples,
-          requests: result.requests,
-          cached: result.cached,
-          failed: result.failed,
-          dropped: result.dropped,
-          pending: result.pending,
-          held_back: result.heldBack,
-          outputs: result.outputs,
-          failures: result.failures,
-          drops: result.drops,
-          cost_usd: result.costUsd,
-          ...(result.remote
-            ? {
-                remote: {
-                  url: result.remote.remote,
-                  fetched: result.remote.fetched,
-                  uploaded: result.remote.uploaded,
-                  not_uploaded: result.remote.notUploaded,
-                },
-              }
-            : {}),
-        });
-      // A release of zero rows is said even with -q: it is almost never what was meant.
-      const allDropped = result.samples > 0 && result.dropped === result.samples;
-      if (!c.quiet || result.failed || allDropped) err(formatBuild(result));
-      if (result.failed || result.pending - result.heldBack) code = 1;
-    });
+    .action(
+      async (o: {
+        json?: boolean;
+        frozen?: boolean;
+        limit?: number;
+        concurrency?: number;
+        maxCost?: number;
+        offline?: boolean;
+        verbose?: boolean;
+        shard?: Shard;
+      }) => {
+        const c = common();
+        if (o.shard && o.frozen) throw new UsageError("--shard and --frozen do not go together", "--frozen makes no request; shards exist to make them");
+        const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
+        // A live bar on a terminal (loaded only then); periodic plain lines in CI logs.
+        const bars = tty && !c.quiet ? (await import("cli-progress")).default : undefined;
+        const progress = createProgress({ bars, quiet: c.quiet, write: err });
+        const controller = new AbortController();
+        let interrupts = 0;
+        const onSigint = () => {
+          if (++interrupts > 1) process.exit(130);
+          err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
+          controller.abort();
+        };
+        process.on("SIGINT", onSigint);
+        process.on("SIGTERM", onSigint);
+        let result: BuildResult;
+        try {
+          result = await build({
+            ...c,
+            frozen: o.frozen,
+            limit: o.limit,
+            concurrency: o.concurrency,
+            maxCost: o.maxCost,
+            offline: o.offline,
+            shard: o.shard,
+            signal: controller.signal,
+            events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined },
+          });
+        } finally {
+          progress.stop();
+          process.off("SIGINT", onSigint);
+          process.off("SIGTERM", onSigint);
+        }
+        if (o.json)
+          out({
+            samples: result.samples,
+            requests: result.requests,
+            cached: result.cached,
+            failed: result.failed,
+            dropped: result.dropped,
+            pending: result.pending,
+            held_back: result.heldBack,
+            outputs: result.outputs,
+            failures: result.failures,
+            drops: result.drops,
+            cost_usd: result.costUsd,
+          ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
+            ...(result.remote
+              ? {
+                  remote: {
+                    url: result.remote.remote,
+                    fetched: result.remote.fetched,
+                    uploaded: result.remote.uploaded,
+                    not_uploaded: result.remote.notUploaded,
+                  },
+                }
+              : {}),
+          });
+        // A release of zero rows is said even with -q: it is almost never what was meant.
+        const allDropped = result.samples > 0 && result.dropped === result.samples;
+        if (!c.quiet || result.failed || allDropped) err(formatBuild(result));
+        if (result.failed || result.pending - result.heldBack) code = 1;
+      },
+    );
 
   program
     .command("verify")
@@ -322,6 +343,14 @@ function details(e: SynthbuildError): Record<string, unknown> {
   if (e instanceof RemoteObjectError) return { problems: e.problems };
   if (e instanceof ManifestError || e instanceof ManifestSyntaxError) return { diagnostics: e.diagnostics.map(({ frame: _, ...d }) => d) };
   return {};
+}
+
+function shardOf(v: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || index < 1 || index > count) throw new InvalidArgumentError("expected i/n with 1 ≤ i ≤ n, e.g. 2/4");
+  return { index, count };
 }
 
 function positiveInt(v: string): number {

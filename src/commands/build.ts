@@ -41,6 +41,11 @@ export interface BuildOptions extends CommonOptions {
    * dataset and nothing it pinned is forgotten.
    */
   limit?: number;
+  /**
+   * `--shard i/n`: request only the misses of samples in shard i of n (by sample id), into the
+   * cache and its remote; no dist/ and no lock are written. A last plain build assembles them.
+   */
+  shard?: Shard;
   /** Overrides every model's concurrency. */
   concurrency?: number;
   /** Use the built-in echo provider for every step: no key, no network. */
@@ -70,6 +75,8 @@ export interface BuildResult {
   budgetReached: boolean;
   /** With a remote cache: what was fetched from it and uploaded to it. */
   remote?: RemoteReport;
+  /** `--shard`: which one this build was (then no dist/ or lock was written). */
+  shard?: Shard;
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
@@ -190,6 +197,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       requestEvents(budget, events, controller.signal),
       (step, req, sample) => {
         if (limit && !limit.allows(sample.id)) return false;
+        if (opts.shard && !inShard(sample.id, opts.shard)) return false;
         if (!budget.mayStart(step, req)) return false;
         limit?.admit(sample.id);
         return true;
@@ -208,7 +216,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         providerOverride: offline ? "echo" : undefined,
         signal: controller.signal,
         redact: pool.redact,
-        onPending: (pending, end) => events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(pending, (p) => p.run.sample.id) : pending)),
+        onPending: (pending, end) => {
+          const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
+          events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(mine, (p) => p.run.sample.id) : mine));
+        },
       });
     } catch (err) {
       // A build that stops early pays for nothing more: requests in flight are dropped.
@@ -222,6 +233,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted)
       throw new InterruptedError("interrupted: dist/ and the lock are as they were; finished answers are cached, and `synthbuild build` goes on from them");
+    // A shard's samples are only a part of the dataset: its answers are the product, not dist/.
+    if (opts.shard) return withRemote(shardResult(runs, opts.shard, budget.spent, budget.reached), remoteReport);
     await sweepTemps(m, paths.lock, events);
     const emitted = await emit(m, runs, { write: true });
     for (const w of rejectionWarnings(emitted.rejected)) events.warn?.(w);
@@ -253,6 +266,33 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await unuse();
     await release();
   }
+}
+
+export interface Shard {
+  /** 1-based, as CI matrices count. */
+  index: number;
+  count: number;
+}
+
+/** Which shard a sample belongs to: by its id, so every runner agrees without talking. */
+export function inShard(sampleId: string, shard: Shard): boolean {
+  return Number.parseInt(sampleId.slice(0, 8), 16) % shard.count === shard.index - 1;
+}
+
+/**
+ * A shard's summary: its own samples' failures count; the other shards' samples, and samples
+ * waiting on a dataset-level step (dedupe) over them, are held back, not missing.
+ */
+function shardResult(runs: SampleRun[], shard: Shard, costUsd: number | null, budgetReached: boolean): BuildResult {
+  const r = summarise(runs, [], costUsd, budgetReached);
+  // Only --max-cost leaves this shard's own requests unmade; what else waits (a dedupe over
+  // other shards' samples, and the steps after it) is the next round's or the assembly's.
+  const ownPending = budgetReached ? runs.filter((x) => x.status === "pending" && inShard(x.sample.id, shard)).length : 0;
+  return { ...r, heldBack: r.pending - ownPending, shard };
+}
+
+function withRemote(r: BuildResult, remote: RemoteReport | undefined): BuildResult {
+  return remote ? { ...r, remote } : r;
 }
 
 function noopResult(s: NoopSummary): BuildResult {

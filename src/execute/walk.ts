@@ -61,8 +61,14 @@ export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions
 
 async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): Promise<void> {
   const ends = [...barriers(m.steps), m.steps.length];
+  let start = 0;
   for (const end of ends) {
-    const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor < end);
+    // A sample still short of an earlier dataset-level step (its answer was held back, by --limit,
+    // --max-cost or --shard) waits there: it must not be advanced past a dedupe it never went through,
+    // even when its answer has turned up in the cache since (another shard wrote it).
+    const from = start;
+    const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor >= from && r.cursor < end);
+    start = end + 1;
     if (opts.requesting) await scanAndRequest(m, live, end, opts, opts.requesting);
     else await forEachConcurrent(live, opts.width, (run) => advance(m, run, end, opts.cached, opts));
     const step = m.steps[end];
