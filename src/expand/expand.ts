@@ -20,7 +20,7 @@ export function expand(m: Manifest): Sample[] {
       combos = zip(m);
       break;
     case "sample":
-      combos = sample(product(m), m.combine.n!, m.seed);
+      combos = sample(m, m.combine.n!, m.seed);
       break;
     case "pairwise":
       combos = pairwise(product(m), m.dimensions.length, m.seed);
@@ -35,17 +35,25 @@ export function expand(m: Manifest): Sample[] {
 
 /** Every combination in declaration order (first dimension outermost), conditional values following their parent. */
 function product(m: Manifest): Combination[] {
+  const out: Combination[] = [];
+  eachCombination(m, (values, id) => out.push({ values: values.slice(), id }));
+  return out;
+}
+
+/**
+ * The product, one combination at a time (`values` is reused: copy what you keep), so that a
+ * sample of a large space holds only what it keeps, never the space.
+ */
+function eachCombination(m: Manifest, visit: (values: DimValue[], id: string) => void): void {
   const dims = m.dimensions;
   const names = dims.map((d) => d.name);
   const index = new Map(names.map((n, i) => [n, i]));
-  const out: Combination[] = [];
   const current: DimValue[] = new Array(dims.length);
   const exclude = compileExcludes(m.combine.exclude, index);
   const walk = (i: number) => {
     if (i === dims.length) {
       if (exclude(current)) return;
-      const values = current.slice();
-      out.push({ values, id: comboId(names, values) });
+      visit(current, comboId(names, current));
       return;
     }
     const d = dims[i]!;
@@ -56,7 +64,6 @@ function product(m: Manifest): Combination[] {
     }
   };
   walk(0);
-  return out;
 }
 
 function zip(m: Manifest): Combination[] {
@@ -79,19 +86,52 @@ function zip(m: Manifest): Combination[] {
  * value only brings in the new combinations that arrive earlier, displacing as few as a fair
  * sample must. Output keeps declaration order.
  */
-function sample(all: Combination[], n: number, seed: number): Combination[] {
-  if (n >= all.length) return all;
-  const keyed = all.map((c, i) => {
-    const w = c.values.reduce((p, v) => p * v.weight, 1);
-    const u = unitInterval(`sample:${seed}:${c.id}`);
-    return { i, t: -Math.log(1 - u) / w, id: c.id };
+function sample(m: Manifest, n: number, seed: number): Combination[] {
+  // A max-heap of the n earliest arrivals seen so far, by (t, id): the same order the whole
+  // space sorted would give, in memory for n combinations only.
+  const heap: { i: number; t: number; c: Combination }[] = [];
+  const later = (a: { t: number; c: Combination }, b: { t: number; c: Combination }) => a.t > b.t || (a.t === b.t && a.c.id > b.c.id);
+  let i = 0;
+  eachCombination(m, (values, id) => {
+    const w = values.reduce((p, v) => p * v.weight, 1);
+    const t = -Math.log(1 - unitInterval(`sample:${seed}:${id}`)) / w;
+    const at = i++;
+    if (heap.length === n) {
+      const top = heap[0]!;
+      if (!later(top, { t, c: { values, id } })) return;
+      heap[0] = { i: at, t, c: { values: values.slice(), id } };
+      siftDown(heap, later);
+    } else {
+      heap.push({ i: at, t, c: { values: values.slice(), id } });
+      siftUp(heap, later);
+    }
   });
-  keyed.sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : 1));
-  const chosen = keyed
-    .slice(0, n)
-    .map((k) => k.i)
-    .sort((a, b) => a - b);
-  return chosen.map((i) => all[i]!);
+  // Declaration order, as the product lists them.
+  return heap.sort((a, b) => a.i - b.i).map((e) => e.c);
+}
+
+function siftUp<T>(h: T[], above: (a: T, b: T) => boolean): void {
+  let k = h.length - 1;
+  while (k > 0) {
+    const p = (k - 1) >> 1;
+    if (!above(h[k]!, h[p]!)) break;
+    [h[k], h[p]] = [h[p]!, h[k]!];
+    k = p;
+  }
+}
+
+function siftDown<T>(h: T[], above: (a: T, b: T) => boolean): void {
+  let k = 0;
+  for (;;) {
+    const l = 2 * k + 1;
+    const r = l + 1;
+    let top = k;
+    if (l < h.length && above(h[l]!, h[top]!)) top = l;
+    if (r < h.length && above(h[r]!, h[top]!)) top = r;
+    if (top === k) return;
+    [h[k], h[top]] = [h[top]!, h[k]!];
+    k = top;
+  }
 }
 
 function compileExcludes(matches: Match[], index: Map<string, number>): (values: DimValue[]) => boolean {

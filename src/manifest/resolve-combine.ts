@@ -65,5 +65,60 @@ export function resolveCombine(src: YamlSource, raw: RawManifest["combine"], dim
       errors.push(src.at(["combine", "exclude", i], "an empty exclude matches every combination", "name at least one dimension, e.g. { genre: romance }"));
     exclude.push(match);
   });
-  return { mode, n: c.n, exclude, repeat: c.repeat ?? 1 };
+  const repeat = c.repeat ?? 1;
+  const space = spaceSize(dims);
+  const limit = SPACE_LIMITS[mode];
+  if (limit !== undefined && space * (mode === "product" ? repeat : 1) > limit) {
+    const size = fmtCount(space * (mode === "product" ? repeat : 1));
+    errors.push(
+      src.at(
+        raw ? ["combine"] : ["dimensions"],
+        mode === "product"
+          ? `product makes ${size} samples (before excludes): more than ${fmtCount(limit)}`
+          : mode === "sample"
+            ? `combine: sample draws from ${size} combinations (before excludes), each hashed in turn: more than ${fmtCount(limit)}, which takes minutes`
+            : `pairwise is built from all ${size} combinations (before excludes): more than ${fmtCount(limit)}`,
+        mode === "product"
+          ? "draw some of them: mode: sample with n: (or mode: pairwise)"
+          : mode === "sample"
+            ? "fewer values or dimensions: drawing from a space this large is not supported yet"
+            : "use mode: sample with n:, or fewer values",
+      ),
+    );
+  }
+  return { mode, n: c.n, exclude, repeat };
+}
+
+/**
+ * Past these, a build would spend minutes of CPU (or run out of memory) before its first
+ * request; refusing at load says so at once, with the size. Sampling streams through the space
+ * in memory for n only (about 7 µs a combination), pairwise holds the whole product.
+ */
+const SPACE_LIMITS: Partial<Record<Combine["mode"], number>> = { product: 10_000_000, sample: 50_000_000, pairwise: 2_000_000 };
+
+/**
+ * How many combinations the dimensions make, excludes aside: exact with conditional dimensions
+ * (which multiply by their parent value's own list), by counting per value of the parents only.
+ */
+export function spaceSize(dims: readonly Dimension[]): number {
+  const parents = new Set(dims.flatMap((d) => (d.by ? [d.by] : [])));
+  // States: the values of the parent dimensions chosen so far, and how many prefixes share them.
+  let states: { at: Map<string, string>; count: number }[] = [{ at: new Map(), count: 1 }];
+  for (const d of dims) {
+    const next: typeof states = [];
+    for (const st of states) {
+      const list = d.by && d.byValue ? (d.byValue.get(st.at.get(d.by)!) ?? []) : d.values;
+      if (parents.has(d.name)) for (const v of list) next.push({ at: new Map(st.at).set(d.name, v.key), count: st.count });
+      else if (list.length) next.push({ at: st.at, count: st.count * list.length });
+    }
+    states = next;
+    // Past every limit already: the exact figure no longer matters, and parent states could grow.
+    if (states.reduce((n, x) => n + x.count, 0) > 1e15 || states.length > 100_000) return Number.POSITIVE_INFINITY;
+  }
+  return states.reduce((n, x) => n + x.count, 0);
+}
+
+function fmtCount(n: number): string {
+  if (!Number.isFinite(n)) return "more than 10^15";
+  return n >= 1e6 ? `${n.toExponential(1).replace(/e\+(\d+)/, " × 10^$1")}` : n.toLocaleString("en-US");
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { expand } from "../../src/expand/expand.js";
 import { parseManifest } from "../../src/manifest/load.js";
+import { spaceSize } from "../../src/manifest/resolve-combine.js";
 import type { Manifest } from "../../src/manifest/types.js";
 
 async function manifest(dimensions: string, combine = "", extra = ""): Promise<Manifest> {
@@ -108,4 +109,24 @@ test("pairwise: every pair of values occurs, with far fewer samples than the pro
   for (const x of s) for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++) pairs.add(`${i}=${x.values[i]!.key},${j}=${x.values[j]!.key}`);
   assert.equal(pairs.size, 8 * 8 * 3 + 8 * 4 * 2 + 0 + 8 * 4);
   assert.deepEqual(ids(m), ids(await manifest(big + "\n  d: [d0, d1, d2, d3]", "  mode: pairwise")));
+});
+
+test("spaceSize: exact with conditional dimensions, without building the product", () => {
+  const v = (...keys: string[]) => keys.map((key) => ({ key, text: key, weight: 1 }));
+  const genre = { name: "genre", kind: "list" as const, values: v("a", "b") };
+  const sub = {
+    name: "sub",
+    kind: "conditional" as const,
+    by: "genre",
+    values: v("a1", "a2", "a3", "b1"),
+    byValue: new Map([
+      ["a", v("a1", "a2", "a3")],
+      ["b", v("b1")],
+    ]),
+  };
+  const place = { name: "place", kind: "list" as const, values: v("x", "y", "z") };
+  assert.equal(spaceSize([genre, sub, place]), (3 + 1) * 3);
+  assert.equal(spaceSize([place, genre, sub]), 3 * (3 + 1));
+  const wide = Array.from({ length: 30 }, (_, i) => ({ name: `d${i}`, kind: "list" as const, values: v(...Array.from({ length: 30 }, (_, j) => `v${j}`)) }));
+  assert.equal(spaceSize(wide), 30 ** 30 > 1e15 ? Number.POSITIVE_INFINITY : 30 ** 30);
 });

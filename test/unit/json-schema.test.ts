@@ -72,6 +72,8 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "109-rows-jsonl-not-object": "the file system",
   "110-rows-column-missing-from-a-row": "the file system",
   "111-filter-field-is-rows": "another dimension's kind",
+  "123-product-too-large": "arithmetic",
+  "124-pairwise-too-large": "arithmetic",
   "120-filter-where-unknown-name": "expression contents and other steps' ids",
   "121-filter-where-syntax": "expression contents",
   "72-split-collides-with-output": "another output's path and splits",
