@@ -13,6 +13,7 @@ export { init } from "./commands/init.js";
 export { type LockOptions, type LockResult, lock } from "./commands/lock.js";
 export { type MigrateOptions, type MigrateResult, migrate } from "./commands/migrate.js";
 export { type PlanOptions, type PlanResult, plan, type StepPlan } from "./commands/plan.js";
+export { type ProbeLevel, type ProbeOptions, type ProbeResult, probe } from "./commands/probe.js";
 export { type PullSummary, pull } from "./commands/pull.js";
 export { type PushSummary, push, type SyncOptions } from "./commands/push.js";
 export { type ReportData, type ReportOptions, report } from "./commands/report.js";

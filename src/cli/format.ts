@@ -1,4 +1,4 @@
-import type { BuildResult, DiffResult, PlanResult, PullSummary, ShowResult, StepDrift } from "../index.js";
+import type { BuildResult, DiffResult, PlanResult, ProbeResult, PullSummary, ShowResult, StepDrift } from "../index.js";
 
 export function formatPlan(p: PlanResult): string {
   const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
@@ -44,7 +44,11 @@ export function formatBuild(r: BuildResult): string {
     return [
       `shard ${r.shard.index}/${r.shard.count}: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.failed} failed; ${r.heldBack} samples left to the other shards or to the steps after a dedupe` +
         (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
-      ...(r.remote ? [`remote ${r.remote.remote}: ${r.remote.uploaded} uploaded${r.remote.notUploaded.length ? `, ${r.remote.notUploaded.length} not uploaded (\`synthbuild push\` later)` : ""}`] : []),
+      ...(r.remote
+        ? [
+            `remote ${r.remote.remote}: ${r.remote.uploaded} uploaded${r.remote.notUploaded.length ? `, ${r.remote.notUploaded.length} not uploaded (\`synthbuild push\` later)` : ""}`,
+          ]
+        : []),
       ...r.failures.slice(0, 20).map((f) => `  ${f.sample} at ${f.step}: ${f.reason}`),
       "no dist/ or lock written: once every shard is done, `synthbuild build` assembles them with no request",
     ].join("\n");
@@ -70,6 +74,16 @@ export function formatBuild(r: BuildResult): string {
     if (r.failures.length > 20) lines.push(`  … and ${r.failures.length - 20} more`);
   }
   if (r.budgetReached) lines.push(`--max-cost reached: ${r.pending} samples were not built; raise it and build again`);
+  return lines.join("\n");
+}
+
+export function formatProbe(r: ProbeResult): string {
+  const lines = [`probe of step ${r.step}: ${r.model} at ${r.endpoint}`, "  concurrency  answers/s  p50 ms  p95 ms  refused  failed"];
+  for (const l of r.levels)
+    lines.push(
+      `  ${String(l.concurrency).padStart(11)}  ${l.throughput.toFixed(1).padStart(9)}  ${String(l.p50_ms ?? "-").padStart(6)}  ${String(l.p95_ms ?? "-").padStart(6)}  ${String(l.refused).padStart(7)}  ${String(l.failed).padStart(6)}`,
+    );
+  if (r.knee !== null) lines.push(`knee at concurrency ${r.knee} (${r.best_throughput.toFixed(1)} answers/s at best): set model.concurrency: ${r.knee}`);
   return lines.join("\n");
 }
 

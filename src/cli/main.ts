@@ -14,6 +14,7 @@ import {
   migrate,
   type PlanResult,
   plan,
+  probe,
   pull,
   push,
   RemoteObjectError,
@@ -29,7 +30,7 @@ import {
   VerifyError,
   verify,
 } from "../index.js";
-import { formatBuild, formatDiff, formatDrift, formatPlan, formatShow, formatTransfer, transferJson } from "./format.js";
+import { formatBuild, formatDiff, formatDrift, formatPlan, formatProbe, formatShow, formatTransfer, transferJson } from "./format.js";
 import { createProgress } from "./progress.js";
 
 /**
@@ -156,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
             failures: result.failures,
             drops: result.drops,
             cost_usd: result.costUsd,
-          ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
+            ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
             ...(result.remote
               ? {
                   remote: {
@@ -244,6 +245,27 @@ export async function main(argv: string[]): Promise<number> {
       const r: ShowResult = await show(id, { ...common(), offline: o.offline });
       if (o.json) out(r);
       else process.stdout.write(redact(formatShow(r)) + "\n");
+    });
+
+  program
+    .command("probe")
+    .description(
+      "measure a generate step's endpoint at rising concurrency (1, 2, 4, ...) and say which concurrency to set: the knee, where more in flight stops adding answers per second. Sends real requests (8 tokens each); nothing is cached",
+    )
+    .option("--step <id>", "the generate step whose endpoint and model to probe (default: the first)")
+    .option("--seconds <n>", "seconds at each concurrency", positiveNumber, 5)
+    .option("--max <n>", "the highest concurrency to try", positiveInt, 256)
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { step?: string; seconds: number; max: number; json?: boolean }) => {
+      const r = await probe({
+        ...common(),
+        step: o.step,
+        seconds: o.seconds,
+        max: o.max,
+        events: { decided: o.json || common().quiet ? undefined : (msg) => err(msg) },
+      });
+      if (o.json) out(r);
+      else process.stdout.write(`${formatProbe(r)}\n`);
     });
 
   program
