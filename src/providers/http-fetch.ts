@@ -1,7 +1,8 @@
 import { type Agent, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
-import { type ProxyRoute, proxyAgent, proxyFor } from "./proxy.js";
+import { type ProxyRoute, proxyFor } from "./proxy.js";
+import { RESPONSE_TOO_LARGE } from "./undici-fetch.js";
 
 /**
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
@@ -19,14 +20,14 @@ import { type ProxyRoute, proxyAgent, proxyFor } from "./proxy.js";
  * checks case by case. Unlike the global fetch of Node 20, it honours HTTP_PROXY, HTTPS_PROXY,
  * ALL_PROXY and NO_PROXY (what the global fetch is handed, a redirect, goes direct).
  */
-export function createHttpFetch(opts: { maxBodyBytes?: number } = {}): typeof fetch {
+export function createHttpFetch(opts: { maxBodyBytes?: number; env?: NodeJS.ProcessEnv } = {}): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: Infinity }), https: new HttpsAgent({ keepAlive: true, maxSockets: Infinity }) };
   const routes = new Map<string, ProxyRoute | undefined>();
   const proxyAgents = new Map<string, Promise<Agent>>();
   /** Direct, or through the proxy the environment names for the URL (see proxyFor). */
   const agentFor = (url: string, secure: boolean): { agent: Agent | Promise<Agent>; via?: string } => {
-    if (!routes.has(url)) routes.set(url, proxyFor(url));
+    if (!routes.has(url)) routes.set(url, proxyFor(url, opts.env ?? process.env));
     const route = routes.get(url);
     if (!route) return { agent: secure ? agents.https : agents.http };
     const key = `${secure ? "https" : "http"} ${route.url.href} ${route.authorization ?? ""}`;
@@ -133,17 +134,21 @@ function send(
   });
 }
 
-/**
- * No chat completion comes near this (a 128k-token answer is well under 1 MiB); a body that does
- * is a server gone wrong, and is refused before it fills the memory of a build with many in flight.
- */
-export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-export const RESPONSE_TOO_LARGE = "SYNTHBUILD_RESPONSE_TOO_LARGE";
-
 function responseTooLarge(max: number): Error {
   return Object.assign(new Error(`the response is larger than ${Math.round(max / 1024 / 1024)} MiB, far more than any chat completion: refused`), {
     code: RESPONSE_TOO_LARGE,
   });
+}
+
+/** An agent through the proxy, loaded only by runs that use one. */
+async function proxyAgent(route: ProxyRoute, secure: boolean): Promise<Agent> {
+  const opts = { keepAlive: true, headers: route.authorization ? { "proxy-authorization": route.authorization } : {} };
+  if (secure) {
+    const { HttpsProxyAgent } = await import("https-proxy-agent");
+    return new HttpsProxyAgent(route.url, opts);
+  }
+  const { HttpProxyAgent } = await import("http-proxy-agent");
+  return new HttpProxyAgent(route.url, opts);
 }
 
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);

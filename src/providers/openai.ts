@@ -4,10 +4,11 @@ import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
-import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./http-fetch.js";
+import { createHttpFetch } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
+import { createFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./undici-fetch.js";
 
 type LogLevel = "off" | "error" | "warn" | "info" | "debug";
 const LOG_LEVELS = new Set<string>(["off", "error", "warn", "info", "debug"]);
@@ -24,9 +25,11 @@ export class OpenAIProvider implements Provider {
   /** `env` is the build's: where `OPENAI_LOG` is read (the SDK would read process.env). */
   constructor(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv = process.env) {
     // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
-    proxyFor(cfg.baseUrl || "https://api.openai.com/v1");
+    proxyFor(cfg.baseUrl || "https://api.openai.com/v1", env);
     this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
-    const http = createHttpFetch({ maxBodyBytes: MAX_RESPONSE_BYTES });
+    // SYNTHBUILD_TRANSPORT=http is for `npm run bench -- transport`, which compares the two.
+    const http =
+      env.SYNTHBUILD_TRANSPORT === "http" ? createHttpFetch({ maxBodyBytes: MAX_RESPONSE_BYTES, env }) : createFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES });
     const level = env.OPENAI_LOG;
     this.client = new OpenAI({
       apiKey,
