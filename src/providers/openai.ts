@@ -4,11 +4,10 @@ import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
-import { createHttpFetch } from "./http-fetch.js";
+import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
-import { createFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./undici-fetch.js";
 
 type LogLevel = "off" | "error" | "warn" | "info" | "debug";
 const LOG_LEVELS = new Set<string>(["off", "error", "warn", "info", "debug"]);
@@ -27,9 +26,7 @@ export class OpenAIProvider implements Provider {
     // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
     proxyFor(cfg.baseUrl || "https://api.openai.com/v1", env);
     this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
-    // SYNTHBUILD_TRANSPORT=http is for `npm run bench -- transport`, which compares the two.
-    const http =
-      env.SYNTHBUILD_TRANSPORT === "http" ? createHttpFetch({ maxBodyBytes: MAX_RESPONSE_BYTES, env }) : createFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES });
+    const http = transport(env);
     const level = env.OPENAI_LOG;
     this.client = new OpenAI({
       apiKey,
@@ -37,9 +34,9 @@ export class OpenAIProvider implements Provider {
       maxRetries: 0,
       timeout: cfg.timeoutS * 1000,
       defaultHeaders: cfg.headers,
-      // A redirect is reported, not followed: fetch would resend the POST (or, on 301/302, turn
-      // it into a GET), up to 20 times in a loop; the address to use is the user's to fix.
-      fetch: (url, init) => http(url, { ...init, redirect: "manual" }),
+      // A redirect is reported, not followed (both transports): fetch would resend the POST (or,
+      // on 301/302, turn it into a GET), up to 20 times in a loop; the address is the user's to fix.
+      fetch: http,
       // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
       // stderr instead, with every secret an endpoint may echo masked.
       logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
@@ -116,6 +113,16 @@ export class OpenAIProvider implements Provider {
     err.message = this.redact(err.message);
     return err;
   }
+}
+
+/**
+ * The `fetch` the SDK is given, proxied as the build's `env` says. SYNTHBUILD_TRANSPORT=undici is
+ * the alternative `npm run bench -- transport` measures; its module (and undici) load only then.
+ */
+function transport(env: NodeJS.ProcessEnv): typeof fetch {
+  if (env.SYNTHBUILD_TRANSPORT !== "undici") return createHttpFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES });
+  const undici = import("./undici-fetch.js").then((m) => m.createFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES }));
+  return async (url, init) => (await undici)(url, init);
 }
 
 /**

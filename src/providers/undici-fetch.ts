@@ -1,15 +1,13 @@
 import { Agent, type Dispatcher, ProxyAgent, fetch as undiciFetch } from "undici";
+import { responseTooLarge } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 
 /**
- * No chat completion comes near this (a 128k-token answer is well under 1 MiB); a body that does
- * is a server gone wrong, and is refused before it fills the memory of a build with many in flight.
- */
-export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-export const RESPONSE_TOO_LARGE = "SYNTHBUILD_RESPONSE_TOO_LARGE";
-
-/**
- * The `fetch` the openai SDK is given: undici's (the npm package, as Node 20's bundled copy may
+ * The transport measured against createHttpFetch, used only when SYNTHBUILD_TRANSPORT=undici
+ * (`npm run bench -- transport`), with the same guarantees so the comparison is of what would
+ * ship. undici is a devDependency: this module is loaded only under that switch.
+ *
+ * undici's (the npm package, as Node 20's bundled copy may
  * predate what is used here), with the proxy chosen by proxyFor from the build's `env`, never
  * from process.env, so `build({ env })` decides. Redirects are never followed: a followed POST
  * is resent (or, on 301/302, turned into a GET) and the address is the user's to fix; so no
@@ -67,10 +65,4 @@ async function readCapped(stream: ReadableStream<Uint8Array>, announced: number,
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-function responseTooLarge(max: number): Error {
-  return Object.assign(new Error(`the response is larger than ${Math.round(max / 1024 / 1024)} MiB, far more than any chat completion: refused`), {
-    code: RESPONSE_TOO_LARGE,
-  });
 }
