@@ -299,6 +299,45 @@ try {
           true,
         );
       }
+      // The transport alone, in this process (the server is in its own): CPU a request as the
+      // SDK uses it (a JSON POST, the answer read with .json()), 64 in flight, 0 ms latency.
+      const { createHttpFetch } = await import("../src/providers/http-fetch.js");
+      const { createFetch } = await import("../src/providers/undici-fetch.js");
+      const fetches = { http: createHttpFetch({ env: {} }), undici: createFetch({ env: {} }) };
+      const body = JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: "Write about a0, b0, c0 and d0." }], max_tokens: 100 });
+      const perRequest = new Map<string, number[]>(transports.map((t) => [t, []]));
+      const REQUESTS = 5000;
+      for (let i = 0; i < RUNS; i++) {
+        for (const t of transports) {
+          let next = 0;
+          const before = process.cpuUsage();
+          await Promise.all(
+            Array.from({ length: CONCURRENCY }, async () => {
+              while (next++ < REQUESTS) {
+                const r = await fetches[t](`${fast.baseURL}/chat/completions`, {
+                  method: "POST",
+                  headers: { "content-type": "application/json", authorization: "Bearer bench" },
+                  body,
+                });
+                await r.json();
+              }
+            }),
+          );
+          const used = process.cpuUsage(before);
+          perRequest.get(t)!.push((used.user + used.system) / 1000 / REQUESTS);
+        }
+      }
+      for (const t of transports) {
+        const xs = perRequest.get(t)!;
+        report(
+          `the transport alone, ${t}`,
+          `median of ${RUNS}: ${median(xs).toFixed(3)} ms CPU a request (${xs.map((x) => x.toFixed(3)).join(", ")})`,
+          "",
+          undefined,
+          "a figure",
+          true,
+        );
+      }
     } finally {
       fast.stop();
     }

@@ -7,11 +7,11 @@ import { type ProxyRoute, proxyFor } from "./proxy.js";
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
  * body read, then handed over as a standard `Response`.
  *
- * Why not undici's fetch (Node's own): measured by `npm run bench -- transport` on 2026-12-03, it
- * takes twice the CPU a request (1.2 ms against 0.6 ms, client side, on web streams this use does
- * not need), so a cold build of 2,000 requests spends a third more CPU and 15% more memory,
- * and at 0 ms latency, where CPU is the limit, takes 40% longer. The SDK's `fetch` option
- * exists for exactly this; the SDK still builds every request and reads every response.
+ * Why not undici's fetch (Node's own): measured by `npm run bench -- transport` on 2026-12-03 (see
+ * the README), it takes over twice the CPU a request (0.88 ms against 0.39 ms, client side, on web
+ * streams this use does not need), so a cold build spends 30-40% more CPU and 20-50% more
+ * memory, and at 0 ms latency, where CPU is the limit, takes about 40% longer. The SDK's
+ * `fetch` option exists for exactly this; the SDK still builds every request and reads every response.
  *
  * It sends every request itself, so each goes where proxyFor, reading the build's `env`, says.
  * A redirect is never followed, whatever `redirect` asks: the response is the redirect (as with

@@ -7,9 +7,11 @@ import { proxyFor } from "./proxy.js";
  * (`npm run bench -- transport`), with the same guarantees so the comparison is of what would
  * ship. undici is a devDependency: this module is loaded only under that switch.
  *
- * undici's (the npm package, as Node 20's bundled copy may
- * predate what is used here), with the proxy chosen by proxyFor from the build's `env`, never
- * from process.env, so `build({ env })` decides. Redirects are never followed: a followed POST
+ * It is the npm package's fetch (Node 20's bundled copy may predate what is used here), with the
+ * proxy chosen by proxyFor from the build's `env`, never from process.env, so `build({ env })`
+ * decides; NO_PROXY as curl reads it and loopback always direct, which undici's own
+ * EnvHttpProxyAgent does not do (it reads process.env, proxies loopback, and takes `example.com`
+ * in NO_PROXY to mean that host alone). Redirects are never followed: a followed POST
  * is resent (or, on 301/302, turned into a GET) and the address is the user's to fix; so no
  * request can leave for another host, through the proxy or around it.
  *
