@@ -47,7 +47,7 @@ export function proxyFor(target: string, env: NodeJS.ProcessEnv): ProxyRoute | u
 }
 
 /**
- * NO_PROXY as curl and Go read it, which proxy-from-env does not quite: an entry matches its host
+ * NO_PROXY as curl and Go read it (which neither proxy-from-env nor undici does): an entry matches its host
  * and every subdomain (`example.com` covers `api.example.com`), with or without a leading `.` or
  * `*.`; `host:port` only that port; `*` everything.
  */
