@@ -47,9 +47,9 @@ export function proxyFor(target: string, env: NodeJS.ProcessEnv): ProxyRoute | u
 }
 
 /**
- * NO_PROXY as curl and Go read it (which neither proxy-from-env nor undici does): an entry matches its host
- * and every subdomain (`example.com` covers `api.example.com`), with or without a leading `.` or
- * `*.`; `host:port` only that port; `*` everything.
+ * NO_PROXY as curl and Go read it (which neither proxy-from-env nor undici does): an entry
+ * matches its host and every subdomain (`example.com` covers `api.example.com`), with or without
+ * a leading `.` or `*.`; `host:port` only that port; `*` everything.
  */
 function noProxy(t: URL, env: NodeJS.ProcessEnv): boolean {
   const list = (env.no_proxy || env.NO_PROXY || "").toLowerCase();
