@@ -9,6 +9,7 @@
  *   npm run bench                 # everything (about two minutes)
  *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, pushpull,
  *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
+ *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -32,10 +33,10 @@ interface Run {
 }
 
 /** Run the CLI, timing it and sampling its peak RSS (VmHWM) from /proc while it runs. */
-function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+function cli(args: string[], cwd: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: "true", ...env } });
+    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd, env: { ...process.env, CI: "true", ...env } });
     let stdout = "";
     let stderr = "";
     let peakKb = 0;
@@ -97,9 +98,9 @@ function failedOf(r: Run, what: string): number {
 }
 
 const letters = ["a", "b", "c", "d"];
-function manifest(o: { baseURL: string; rpm?: number; n?: number; edit?: boolean; name?: string; seed?: number }): string {
+function manifest(o: { baseURL: string; rpm?: number; n?: number; edit?: boolean; name?: string; seed?: number; values?: number }): string {
   const lists = letters
-    .map((l) => `  ${l}: [${Array.from({ length: 8 }, (_, i) => (o.edit && l === "a" && i === 0 ? "edited" : `${l}${i}`)).join(", ")}]`)
+    .map((l) => `  ${l}: [${Array.from({ length: o.values ?? 8 }, (_, i) => (o.edit && l === "a" && i === 0 ? "edited" : `${l}${i}`)).join(", ")}]`)
     .join("\n");
   return `version: 1
 name: ${o.name ?? "bench"}
@@ -243,6 +244,103 @@ try {
       "no overhead worth measuring beyond its requests",
       edit.wallS - eIdeal < 0.6,
     );
+  }
+
+  if (wanted.has("transport")) {
+    // Only when named: 12 builds. Each transport's runs alternate with the other's, so a busy
+    // moment on the shared machine falls on both.
+    const PROBE = join(REPO, "bench/usage-probe.mjs");
+    const transports = ["undici", "http"] as const;
+    const RUNS = 3;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+    const fast = await startServer(["--latency", "0"]);
+    try {
+      for (const c of [
+        { label: `cold build, ${N} requests, ${LATENCY_MS} ms latency`, srv: server, n: N, latency: LATENCY_MS },
+        { label: "cold build, 5000 requests, 0 ms latency", srv: fast, n: 5000, latency: 0 },
+      ]) {
+        const runs = new Map<string, { wallS: number; cpuS: number; rssMb: number }[]>(transports.map((t) => [t, []]));
+        for (let i = 0; i < RUNS; i++) {
+          for (const t of transports) {
+            const d = await tmp();
+            // 9 values a list: 6,561 combinations, enough for 5,000 samples.
+            await writeFile(join(d, "dataset.yaml"), manifest({ baseURL: c.srv.baseURL, n: c.n, values: 9, name: `bench-${t}` }));
+            const usage = join(d, "usage.json");
+            const r = must(await cli(["build", "-q"], d, { ...env, SYNTHBUILD_TRANSPORT: t, BENCH_USAGE_FILE: usage }, ["--import", PROBE]), `${t} build`);
+            const u = JSON.parse(await readFile(usage, "utf8")) as { cpuS: number; maxRssMb: number };
+            runs.get(t)!.push({ wallS: r.wallS, cpuS: u.cpuS, rssMb: u.maxRssMb });
+            process.stderr.write(`    ${c.label}, ${t} #${i + 1}: ${r.wallS.toFixed(2)} s wall, ${u.cpuS.toFixed(2)} s CPU, ${u.maxRssMb.toFixed(0)} MB\n`);
+          }
+        }
+        const m = Object.fromEntries(
+          transports.map((t) => {
+            const rs = runs.get(t)!;
+            return [t, { wall: rs.map((r) => r.wallS), cpu: rs.map((r) => r.cpuS), rss: rs.map((r) => r.rssMb) }];
+          }),
+        ) as Record<(typeof transports)[number], { wall: number[]; cpu: number[]; rss: number[] }>;
+        const ideal = c.latency ? (c.n * c.latency) / 1000 / CONCURRENCY : 0;
+        for (const t of transports) {
+          report(
+            `${c.label}, ${t}`,
+            `median of ${RUNS}: ${median(m[t].wall).toFixed(2)} s wall (${spread(m[t].wall)}), ${median(m[t].cpu).toFixed(2)} s CPU (${spread(m[t].cpu)}), ${median(m[t].rss).toFixed(0)} MB peak RSS (${spread(m[t].rss)})`,
+            ideal ? `${ideal.toFixed(2)} s` : "",
+            ideal ? ideal / median(m[t].wall) : undefined,
+            "a figure",
+            true,
+          );
+        }
+        report(
+          `${c.label}, http / undici`,
+          `wall ${(median(m.http.wall) / median(m.undici.wall)).toFixed(3)}, CPU ${(median(m.http.cpu) / median(m.undici.cpu)).toFixed(3)}, peak RSS ${(median(m.http.rss) / median(m.undici.rss)).toFixed(3)}`,
+          "",
+          undefined,
+          "a figure",
+          true,
+        );
+      }
+      // The transport alone, in this process (the server is in its own): CPU a request as the
+      // SDK uses it (a JSON POST, the answer read with .json()), 64 in flight, 0 ms latency.
+      const { createHttpFetch } = await import("../src/providers/http-fetch.js");
+      const { createFetch } = await import("../src/providers/undici-fetch.js");
+      const fetches = { http: createHttpFetch({ env: {} }), undici: createFetch({ env: {} }) };
+      const body = JSON.stringify({ model: "bench-model", messages: [{ role: "user", content: "Write about a0, b0, c0 and d0." }], max_tokens: 100 });
+      const perRequest = new Map<string, number[]>(transports.map((t) => [t, []]));
+      const REQUESTS = 5000;
+      for (let i = 0; i < RUNS; i++) {
+        for (const t of transports) {
+          let next = 0;
+          const before = process.cpuUsage();
+          await Promise.all(
+            Array.from({ length: CONCURRENCY }, async () => {
+              while (next++ < REQUESTS) {
+                const r = await fetches[t](`${fast.baseURL}/chat/completions`, {
+                  method: "POST",
+                  headers: { "content-type": "application/json", authorization: "Bearer bench" },
+                  body,
+                });
+                await r.json();
+              }
+            }),
+          );
+          const used = process.cpuUsage(before);
+          perRequest.get(t)!.push((used.user + used.system) / 1000 / REQUESTS);
+        }
+      }
+      for (const t of transports) {
+        const xs = perRequest.get(t)!;
+        report(
+          `the transport alone, ${t}`,
+          `median of ${RUNS}: ${median(xs).toFixed(3)} ms CPU a request (${xs.map((x) => x.toFixed(3)).join(", ")})`,
+          "",
+          undefined,
+          "a figure",
+          true,
+        );
+      }
+    } finally {
+      fast.stop();
+    }
   }
 
   if (want("rpm")) {

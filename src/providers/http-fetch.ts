@@ -1,32 +1,34 @@
 import { type Agent, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
-import { type ProxyRoute, proxyAgent, proxyFor } from "./proxy.js";
+import { type ProxyRoute, proxyFor } from "./proxy.js";
 
 /**
  * The `fetch` the openai SDK is given: one request over node:http(s) keep-alive agents, the whole
  * body read, then handed over as a standard `Response`.
  *
- * Why not the global fetch: Node's fetch (undici) spends about 0.9 ms of CPU per chat request on
- * web streams this use does not need, and at concurrency 64 against a fast endpoint every answer
- * waits for the ones processed before it. This costs about a third less, which measured 70-90 ms
- * off the 2,000-request benchmark. The SDK's `fetch` option exists for exactly this; the SDK still
- * builds every request and reads every response.
+ * Why not undici's fetch (Node's own): measured by `npm run bench -- transport` on 2026-12-03 (see
+ * the README), it takes over twice the CPU a request (0.88 ms against 0.39 ms, client side, on web
+ * streams this use does not need), so a cold build spends 30-40% more CPU and 20-50% more
+ * memory, and at 0 ms latency, where CPU is the limit, takes about 40% longer. The SDK's
+ * `fetch` option exists for exactly this; the SDK still builds every request and reads every response.
  *
- * What it does not handle itself goes to the global fetch: a non-string body, a redirect (fetch
- * follows it as the spec says), a URL that is not http(s). Where it answers, it answers as that
- * fetch would (statuses, headers, content codings, aborts), which test/unit/http-fetch.test.ts
- * checks case by case. Unlike the global fetch of Node 20, it honours HTTP_PROXY, HTTPS_PROXY,
- * ALL_PROXY and NO_PROXY (what the global fetch is handed, a redirect, goes direct).
+ * It sends every request itself, so each goes where proxyFor, reading the build's `env`, says.
+ * A redirect is never followed, whatever `redirect` asks: the response is the redirect (as with
+ * `redirect: "manual"`), since a followed POST is resent, or on 301/302 turned into a GET, and
+ * the address is the user's to fix. What it cannot send (a body that is not text or bytes, a URL
+ * that is not http(s)) is refused, never handed to a fetch that ignores the proxy. Where it
+ * answers, it answers as the global fetch would (statuses, headers, content codings, aborts),
+ * which test/unit/http-fetch.test.ts checks case by case.
  */
-export function createHttpFetch(opts: { maxBodyBytes?: number } = {}): typeof fetch {
+export function createHttpFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: number }): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: Infinity }), https: new HttpsAgent({ keepAlive: true, maxSockets: Infinity }) };
   const routes = new Map<string, ProxyRoute | undefined>();
   const proxyAgents = new Map<string, Promise<Agent>>();
   /** Direct, or through the proxy the environment names for the URL (see proxyFor). */
   const agentFor = (url: string, secure: boolean): { agent: Agent | Promise<Agent>; via?: string } => {
-    if (!routes.has(url)) routes.set(url, proxyFor(url));
+    if (!routes.has(url)) routes.set(url, proxyFor(url, opts.env));
     const route = routes.get(url);
     if (!route) return { agent: secure ? agents.https : agents.http };
     const key = `${secure ? "https" : "http"} ${route.url.href} ${route.authorization ?? ""}`;
@@ -38,9 +40,8 @@ export function createHttpFetch(opts: { maxBodyBytes?: number } = {}): typeof fe
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : undefined;
     const body = init.body;
     const secure = url?.startsWith("https:");
-    if (url === undefined || !(secure || url.startsWith("http:")) || (body != null && typeof body !== "string" && !(body instanceof Uint8Array))) {
-      return fetch(input, init);
-    }
+    if (url === undefined || !(secure || url.startsWith("http:"))) return Promise.reject(new TypeError(`not an http(s) URL: ${String(input)}`));
+    if (body != null && typeof body !== "string" && !(body instanceof Uint8Array)) return Promise.reject(new TypeError("only a text or byte body can be sent"));
     if (init.signal?.aborted) return Promise.reject(abortReason(init.signal));
     const headers: Record<string, string> = {};
     (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => {
@@ -56,20 +57,12 @@ export function createHttpFetch(opts: { maxBodyBytes?: number } = {}): typeof fe
     }
     const { agent, via } = route;
     const max = opts.maxBodyBytes ?? Infinity;
-    return agent instanceof Promise ? agent.then((a) => send(input, url, init, headers, a, via, max)) : send(input, url, init, headers, agent, via, max);
+    return agent instanceof Promise ? agent.then((a) => send(url, init, headers, a, via, max)) : send(url, init, headers, agent, via, max);
   };
 }
 
 /** One request, its whole body read, as a standard Response (see createHttpFetch). */
-function send(
-  input: string | URL | Request,
-  url: string,
-  init: RequestInit,
-  headers: Record<string, string>,
-  agent: Agent,
-  via: string | undefined,
-  maxBodyBytes: number,
-): Promise<Response> {
+function send(url: string, init: RequestInit, headers: Record<string, string>, agent: Agent, via: string | undefined, maxBodyBytes: number): Promise<Response> {
   const signal = init.signal ?? undefined;
   // Aborted while a proxy agent was loading.
   if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -90,15 +83,6 @@ function send(
     };
     const req = request(url, { method: init.method ?? "GET", headers, agent }, (res) => {
       const status = res.statusCode ?? 0;
-      // redirect: "manual" asks for the redirect itself as the response, as fetch gives it.
-      if (REDIRECTS.has(status) && res.headers.location && init.redirect !== "manual") {
-        // The server did not act on it; fetch repeats it where it points, as the spec says.
-        res.destroy();
-        settled = true;
-        signal?.removeEventListener("abort", onAbort);
-        resolve(fetch(input, init));
-        return;
-      }
       const chunks: Buffer[] = [];
       let size = 0;
       const tooLarge = () => {
@@ -140,14 +124,24 @@ function send(
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export const RESPONSE_TOO_LARGE = "SYNTHBUILD_RESPONSE_TOO_LARGE";
 
-function responseTooLarge(max: number): Error {
+export function responseTooLarge(max: number): Error {
   return Object.assign(new Error(`the response is larger than ${Math.round(max / 1024 / 1024)} MiB, far more than any chat completion: refused`), {
     code: RESPONSE_TOO_LARGE,
   });
 }
 
+/** An agent through the proxy, loaded only by runs that use one. */
+async function proxyAgent(route: ProxyRoute, secure: boolean): Promise<Agent> {
+  const opts = { keepAlive: true, headers: route.authorization ? { "proxy-authorization": route.authorization } : {} };
+  if (secure) {
+    const { HttpsProxyAgent } = await import("https-proxy-agent");
+    return new HttpsProxyAgent(route.url, opts);
+  }
+  const { HttpProxyAgent } = await import("http-proxy-agent");
+  return new HttpProxyAgent(route.url, opts);
+}
+
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 function toResponse(res: IncomingMessage, status: number, raw: Buffer, url: string, head: boolean): Response {
   if (status < 200 || status > 599) throw new Error(`invalid HTTP status ${status}`);

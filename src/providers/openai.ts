@@ -24,9 +24,9 @@ export class OpenAIProvider implements Provider {
   /** `env` is the build's: where `OPENAI_LOG` is read (the SDK would read process.env). */
   constructor(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv = process.env) {
     // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
-    proxyFor(cfg.baseUrl || "https://api.openai.com/v1");
+    proxyFor(cfg.baseUrl || "https://api.openai.com/v1", env);
     this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
-    const http = createHttpFetch({ maxBodyBytes: MAX_RESPONSE_BYTES });
+    const http = transport(env);
     const level = env.OPENAI_LOG;
     this.client = new OpenAI({
       apiKey,
@@ -34,9 +34,9 @@ export class OpenAIProvider implements Provider {
       maxRetries: 0,
       timeout: cfg.timeoutS * 1000,
       defaultHeaders: cfg.headers,
-      // A redirect is reported, not followed: fetch would resend the POST (or, on 301/302, turn
-      // it into a GET), up to 20 times in a loop; the address to use is the user's to fix.
-      fetch: (url, init) => http(url, { ...init, redirect: "manual" }),
+      // A redirect is reported, not followed (both transports): fetch would resend the POST (or,
+      // on 301/302, turn it into a GET), up to 20 times in a loop; the address is the user's to fix.
+      fetch: http,
       // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
       // stderr instead, with every secret an endpoint may echo masked.
       logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
@@ -113,6 +113,16 @@ export class OpenAIProvider implements Provider {
     err.message = this.redact(err.message);
     return err;
   }
+}
+
+/**
+ * The `fetch` the SDK is given, proxied as the build's `env` says. SYNTHBUILD_TRANSPORT=undici is
+ * the alternative `npm run bench -- transport` measures; its module (and undici) load only then.
+ */
+function transport(env: NodeJS.ProcessEnv): typeof fetch {
+  if (env.SYNTHBUILD_TRANSPORT !== "undici") return createHttpFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES });
+  const undici = import("./undici-fetch.js").then((m) => m.createFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES }));
+  return async (url, init) => (await undici)(url, init);
 }
 
 /**

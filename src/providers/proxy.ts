@@ -1,5 +1,3 @@
-import type { Agent } from "node:http";
-import { getProxyForUrl } from "proxy-from-env";
 import { UsageError } from "../errors.js";
 
 /** A proxy a request goes through: its URL without credentials, which travel only in a header. */
@@ -14,17 +12,19 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /**
  * The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (either case) name for a request URL, unless
- * NO_PROXY lists its host; undefined for a direct connection.
+ * NO_PROXY lists its host; undefined for a direct connection. Read from `env`, the build's
+ * environment: `build({ env })` decides, whatever process.env holds.
  * Loopback hosts are always direct, as in Go's HTTP client: a local vLLM or Ollama keeps working
  * where a proxy is set for the internet. A proxy that cannot be used is a user error, naming the
  * variable but never its value (it may hold a password).
  */
-export function proxyFor(target: string): ProxyRoute | undefined {
+export function proxyFor(target: string, env: NodeJS.ProcessEnv): ProxyRoute | undefined {
   const t = new URL(target);
-  if (LOOPBACK.test(t.hostname) || noProxy(t) || !getProxyForUrl(target)) return undefined;
+  if (t.protocol !== "http:" && t.protocol !== "https:") return undefined;
   const proto = t.protocol.slice(0, -1);
-  const variable = [`${proto}_proxy`, `${proto.toUpperCase()}_PROXY`, "all_proxy", "ALL_PROXY"].find((v) => process.env[v])!;
-  const raw = process.env[variable]!;
+  const variable = [`${proto}_proxy`, `${proto.toUpperCase()}_PROXY`, "all_proxy", "ALL_PROXY"].find((v) => env[v]);
+  if (!variable || LOOPBACK.test(t.hostname) || noProxy(t, env)) return undefined;
+  const raw = env[variable]!;
   let url: URL;
   try {
     // curl reads a proxy written without a scheme as http://, not as the target's scheme.
@@ -47,12 +47,12 @@ export function proxyFor(target: string): ProxyRoute | undefined {
 }
 
 /**
- * NO_PROXY as curl and Go read it, which proxy-from-env does not quite: an entry matches its host
- * and every subdomain (`example.com` covers `api.example.com`), with or without a leading `.` or
- * `*.`; `host:port` only that port; `*` everything.
+ * NO_PROXY as curl and Go read it (which neither proxy-from-env nor undici does): an entry
+ * matches its host and every subdomain (`example.com` covers `api.example.com`), with or without
+ * a leading `.` or `*.`; `host:port` only that port; `*` everything.
  */
-function noProxy(t: URL): boolean {
-  const list = (process.env.no_proxy || process.env.NO_PROXY || "").toLowerCase();
+function noProxy(t: URL, env: NodeJS.ProcessEnv): boolean {
+  const list = (env.no_proxy || env.NO_PROXY || "").toLowerCase();
   const host = t.hostname.toLowerCase().replace(/^\[|\]$/g, "");
   const port = t.port || (t.protocol === "https:" ? "443" : "80");
   return list.split(/[\s,]+/).some((raw) => {
@@ -64,15 +64,4 @@ function noProxy(t: URL): boolean {
     if (!domain || (only && only !== port)) return false;
     return host === domain || host.endsWith(`.${domain}`);
   });
-}
-
-/** An agent through the proxy, loaded only by runs that use one. */
-export async function proxyAgent(route: ProxyRoute, secure: boolean): Promise<Agent> {
-  const opts = { keepAlive: true, headers: route.authorization ? { "proxy-authorization": route.authorization } : {} };
-  if (secure) {
-    const { HttpsProxyAgent } = await import("https-proxy-agent");
-    return new HttpsProxyAgent(route.url, opts);
-  }
-  const { HttpProxyAgent } = await import("http-proxy-agent");
-  return new HttpProxyAgent(route.url, opts);
 }

@@ -135,6 +135,41 @@ describe("providers and request options", () => {
     }
   });
 
+  test("the proxy is the one build({ env }) names, whatever process.env holds; a redirect through it is not followed", async () => {
+    const proxy = await startProxy({ "api.example.test": new URL(server.url).host });
+    const p = await project(`{ name: m, base_url: "http://api.example.test/v1", retries: 0 }`);
+    const saved = process.env.HTTP_PROXY;
+    try {
+      delete process.env.HTTP_PROXY;
+      server.reset();
+      const given = await build({ cwd: p.dir, env: { OPENAI_API_KEY: "k", HTTP_PROXY: proxy.url } });
+      assert.equal(given.failed, 0);
+      assert.equal(proxy.forwarded, 2, "through the build's proxy (the name resolves nowhere else)");
+      assert.equal(server.requests.length, 2);
+
+      // The reverse: a proxy in process.env only. Direct, the name does not resolve.
+      process.env.HTTP_PROXY = proxy.url;
+      await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("a: [x, y]", "a: [z]") });
+      const ignored = await build({ cwd: p.dir, env: { OPENAI_API_KEY: "k" } });
+      assert.equal(ignored.failed, 1);
+      assert.match(ignored.failures[0]!.reason, /ENOTFOUND|EAI_AGAIN|getaddrinfo|DNS/);
+      assert.equal(proxy.forwarded, 2, "process.env's proxy is not the build's");
+
+      delete process.env.HTTP_PROXY;
+      server.inject({ kind: "redirect", location: "http://elsewhere.example.test/v1/chat/completions" });
+      const redirected = await build({ cwd: p.dir, env: { OPENAI_API_KEY: "k", HTTP_PROXY: proxy.url } });
+      assert.equal(redirected.failed, 1);
+      assert.match(redirected.failures[0]!.reason, /redirected to http:\/\/elsewhere\.example\.test\/v1\/chat\/completions \(HTTP 302\)/);
+      assert.equal(proxy.forwarded, 3, "the redirect came back through the proxy and was not followed, there or around it");
+    } finally {
+      if (saved === undefined) delete process.env.HTTP_PROXY;
+      else process.env.HTTP_PROXY = saved;
+      server.reset();
+      await p.remove();
+      await proxy.close();
+    }
+  });
+
   test("HTTPS_PROXY tunnels with CONNECT, and the endpoint's certificate is still checked", async () => {
     const tls = join(REPO, "test/fixtures/tls");
     const secure = await startTestServer({ tls: { key: readFileSync(join(tls, "key.pem"), "utf8"), cert: readFileSync(join(tls, "cert.pem"), "utf8") } });

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { brotliCompressSync, deflateRawSync, gzipSync } from "node:zlib";
 import { createHttpFetch } from "../../src/providers/http-fetch.js";
+import { startProxy } from "../helpers/proxy.js";
 
 // The transport the openai SDK is given must answer as the global fetch does. Each route below is
 // something a real endpoint or gateway does; the SDK-level behaviour (retries, faults, timeouts)
@@ -80,7 +81,7 @@ after(() => {
   server.close();
 });
 
-const httpFetch = createHttpFetch();
+const httpFetch = createHttpFetch({ env: {} });
 
 async function both(path: string, init?: RequestInit): Promise<[Response, Response]> {
   return [await httpFetch(base + path, init), await fetch(base + path, init)];
@@ -149,10 +150,51 @@ test("HEAD has no body; the response knows its URL", async () => {
   assert.equal(res.url, `${base}/echo`);
 });
 
-test("a redirect is followed the way the global fetch follows it", async () => {
-  const res = await httpFetch(`${base}/redirect`, { method: "POST", body: "kept" });
-  assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { method: "POST", body: "kept" }, "307 keeps the method and body");
+test("a redirect is the answer, never followed, whatever redirect asks", async () => {
+  for (const redirect of ["follow", "manual", undefined] as const) {
+    const before = seen.length;
+    const res = await httpFetch(`${base}/redirect`, { method: "POST", body: "once", ...(redirect ? { redirect } : {}) });
+    assert.equal(res.status, 307, String(redirect));
+    assert.equal(res.headers.get("location"), "/echo");
+    assert.equal(seen.length, before + 1, `${redirect}: sent once, not again where it points`);
+  }
+});
+
+test("what it cannot send itself is refused, never handed to a fetch that ignores the proxy", async () => {
+  const before = seen.length;
+  const stream = new ReadableStream({
+    start: (c) => {
+      c.enqueue(new TextEncoder().encode("streamed"));
+      c.close();
+    },
+  });
+  await assert.rejects(httpFetch(`${base}/echo`, { method: "POST", body: stream, duplex: "half" } as RequestInit), /only a text or byte body/);
+  await assert.rejects(httpFetch("data:text/plain,hi"), /not an http\(s\) URL/);
+  assert.equal(seen.length, before);
+});
+
+test("the proxy is the one the env given names, not process.env's; a redirect through it is not followed", async () => {
+  const proxy = await startProxy({ "api.example.test": new URL(base).host });
+  const saved = process.env.HTTP_PROXY;
+  try {
+    delete process.env.HTTP_PROXY;
+    const viaEnv = createHttpFetch({ env: { HTTP_PROXY: proxy.url } });
+    const res = await viaEnv("http://api.example.test/echo", { method: "POST", body: "proxied" });
+    assert.deepEqual(await res.json(), { method: "POST", body: "proxied" });
+    assert.equal(proxy.forwarded, 1, "through the proxy: the name resolves nowhere else");
+
+    const redirected = await viaEnv("http://api.example.test/redirect", { method: "POST", body: "x", redirect: "follow" });
+    assert.equal(redirected.status, 307);
+    assert.equal(proxy.forwarded, 2, "the redirect came back through the proxy and went nowhere after");
+
+    process.env.HTTP_PROXY = proxy.url;
+    await assert.rejects(createHttpFetch({ env: {} })("http://api.example.test/echo"), /ENOTFOUND|EAI_AGAIN|getaddrinfo/);
+    assert.equal(proxy.forwarded, 2, "process.env's proxy is not the build's");
+  } finally {
+    if (saved === undefined) delete process.env.HTTP_PROXY;
+    else process.env.HTTP_PROXY = saved;
+    await proxy.close();
+  }
 });
 
 test("a connection dropped mid-body rejects instead of answering with part of it", async () => {

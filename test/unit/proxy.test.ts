@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
-import { afterEach, test } from "node:test";
+import { test } from "node:test";
 import { UsageError } from "../../src/errors.js";
-import { proxyFor } from "../../src/providers/proxy.js";
+import { proxyFor as proxyForIn } from "../../src/providers/proxy.js";
 
-const VARS = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
-const saved = Object.fromEntries(VARS.map((v) => [v, process.env[v]]));
-const setEnv = (env: Record<string, string>) => {
-  for (const v of VARS) delete process.env[v];
-  Object.assign(process.env, env);
+// The environment is the build's, passed in: these tests never touch process.env.
+let env: Record<string, string> = {};
+const setEnv = (e: Record<string, string>) => {
+  env = e;
 };
-afterEach(() => {
-  for (const v of VARS)
-    if (saved[v] === undefined) delete process.env[v];
-    else process.env[v] = saved[v];
-});
+const proxyFor = (url: string) => proxyForIn(url, env);
 
 test("HTTPS_PROXY for https, HTTP_PROXY for http, ALL_PROXY for either; lower case first, as curl", () => {
   setEnv({ HTTPS_PROXY: "http://upper:3128", https_proxy: "http://lower:3128", HTTP_PROXY: "http://plain:8080" });
@@ -72,5 +67,18 @@ test("an unusable proxy is a user error naming the variable, never its value", (
       (e: unknown) => e instanceof UsageError && message.test(e.message) && !`${e.message} ${e.hint}`.includes("s3c"),
       value,
     );
+  }
+});
+
+test("only the environment given is read: a proxy in process.env is not used, one given is, whatever process.env holds", () => {
+  const saved = process.env.HTTPS_PROXY;
+  process.env.HTTPS_PROXY = "http://from-process:3128";
+  try {
+    assert.equal(proxyForIn("https://api.openai.com/v1", {}), undefined);
+    assert.equal(proxyForIn("https://api.openai.com/v1", { HTTPS_PROXY: "http://given:3128" })?.label, "given:3128");
+    assert.equal(proxyForIn("https://api.openai.com/v1", { HTTPS_PROXY: "http://given:3128", NO_PROXY: "openai.com" }), undefined);
+  } finally {
+    if (saved === undefined) delete process.env.HTTPS_PROXY;
+    else process.env.HTTPS_PROXY = saved;
   }
 });
