@@ -18,8 +18,8 @@ describe("synthbuild probe", () => {
   let server: TestServer;
   let p: TempProject;
   before(async () => {
-    // A server that serves 6 requests at once, 100 ms each, and refuses beyond: what to set is 6.
-    server = await startTestServer({ latencyMs: 100, maxInFlight: 6 });
+    // A server that serves 6 requests at once, 200 ms each, and refuses beyond: what to set is 6.
+    server = await startTestServer({ latencyMs: 200, maxInFlight: 6 });
     p = await TempProject.create({ "dataset.yaml": MANIFEST });
   });
   after(async () => {
@@ -32,12 +32,13 @@ describe("synthbuild probe", () => {
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { knee: number; best_throughput: number; levels: { concurrency: number; throughput: number; refused: number }[] };
     assert.deepEqual(j.levels.map((l) => l.concurrency).slice(0, 4), [1, 2, 4, 8]);
-    // 1 in flight: ~10 answers/s; 4: ~40; at 8 the server refuses 2 of every 8.
-    assert.ok(j.levels[0]!.throughput > 6 && j.levels[0]!.throughput < 11, JSON.stringify(j.levels));
-    assert.ok(j.levels[2]!.throughput > 3 * j.levels[0]!.throughput, "throughput grows with concurrency below the limit");
+    // 1 in flight: ~5 answers/s; 4: ~20; at 8 the server refuses 2 of every 8. (Loose bounds: a
+    // loaded machine adds latency, never answers.)
+    assert.ok(j.levels[0]!.throughput > 2.5 && j.levels[0]!.throughput <= 5.2, JSON.stringify(j.levels));
+    assert.ok(j.levels[2]!.throughput > 2.5 * j.levels[0]!.throughput, "throughput grows with concurrency below the limit");
     assert.ok(j.levels[3]!.refused > 0, "beyond 6 in flight the server refuses");
     // At 8 it refused: what it served at once there (answers/s × seconds each) is what to set.
-    assert.ok(j.knee >= 5 && j.knee <= 6, `knee ${j.knee}: ${JSON.stringify(j.levels)}`);
+    assert.ok(j.knee >= 4 && j.knee <= 6, `knee ${j.knee}: ${JSON.stringify(j.levels)}`);
     assert.ok(j.levels.length <= 4, "it stops rising once the server refuses");
     assert.equal(await p.exists("cache/objects"), false, "probe requests are not cached");
     assert.equal(await p.exists("dataset.lock"), false);
