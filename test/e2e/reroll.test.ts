@@ -124,6 +124,7 @@ describe("reroll", { concurrency: false }, () => {
     const answers = [rowOf(await p.read("dist/out.jsonl"), "sf in Paris")];
     assert.equal((await sb(p.dir, ["reroll", id])).status, 0);
     answers.push(rowOf(await p.read("dist/out.jsonl"), "sf in Paris"));
+    await cp(join(p.dir, "dataset.lock"), join(p.dir, "attempt1.lock"));
     const recorded = await sb(p.dir, ["reroll", id, "--no-build", "--json"]);
     assert.equal(recorded.status, 0, recorded.stderr);
     assert.deepEqual(recorded.json.rerolled, [{ sample: id, step: "outline", attempt: 2 }]);
@@ -140,6 +141,10 @@ describe("reroll", { concurrency: false }, () => {
     assert.equal(b.json.requests, 2);
     answers.push(rowOf(await p.read("dist/out.jsonl"), "sf in Paris"));
     assert.equal(new Set(answers).size, 3, "three draws, three answers");
+    // The review of it: one sample changed, because it was rerolled (not because its step changed).
+    const d = await sb(p.dir, ["diff", "attempt1.lock", "dataset.lock", "--json"]);
+    assert.equal(d.status, 0, d.stderr);
+    assert.deepEqual(d.json.changed, [{ cause: "step 'outline' rerolled", count: 1, ids: [id] }]);
     assert.deepEqual(JSON.parse(sampleLines(await p.read("dataset.lock")).get(id)!).attempts, { outline: 2 });
   });
 
