@@ -133,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
           reroll(ids, { ...c, step: o.step, build: o.build, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal, events }),
         );
         if (o.json) out({ rerolled: r.rerolled, same_answer: r.sameAnswer, build: r.build ? buildJson(r.build) : null });
-        for (const x of r.rerolled) err(`rerolled ${x.sample} step '${x.step}': attempt ${x.attempt}`);
+        if (!c.quiet) for (const x of r.rerolled) err(`rerolled ${x.sample} step '${x.step}': attempt ${x.attempt}`);
         if (!r.build) err("recorded in dataset.lock: run `synthbuild build` to draw the new answers");
         else reportBuild(r.build, c.quiet);
         for (const id of r.sameAnswer)
