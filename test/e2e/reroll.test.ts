@@ -90,7 +90,9 @@ describe("reroll", { concurrency: false }, () => {
     // The outline drawn again, and the story that reads it: nothing for any other sample.
     assert.equal(server.requests.length, 2);
     assert.equal(r.json.build.requests, 2);
-    assert.ok(server.requests.every((q) => concatenatedContent(q.body).includes("noir") || !/ sf | western /.test(concatenatedContent(q.body))));
+    const sent = server.requests.map((q) => concatenatedContent(q.body));
+    assert.equal(sent.filter((t) => t.endsWith("A noir story in Kyoto.")).length, 1, sent.join("\n"));
+    assert.equal(sent.filter((t) => t.startsWith("Expand: ")).length, 1, sent.join("\n"));
     const [distAfter, lockAfter] = [await p.read("dist/out.jsonl"), await p.read("dataset.lock")];
     assert.notEqual(rowOf(distAfter, "noir in Kyoto"), rowOf(distBefore, "noir in Kyoto"));
     const changedRows = lines(distAfter).filter((l) => !lines(distBefore).includes(l));
