@@ -118,6 +118,15 @@ describe("reroll", { concurrency: false }, () => {
     assert.equal(server.requests.length, 0);
     assert.equal(await readFile(join(copy, "dist/out.jsonl"), "utf8"), distAfter);
     assert.equal(await readFile(join(copy, "dataset.lock"), "utf8"), lockAfter);
+    assert.equal((await sb(p.dir, ["verify"])).status, 0);
+
+    // An unrelated edit walks every sample again: the rerolled one keeps its attempt and its answer.
+    await writeFile(join(p.dir, "dataset.yaml"), manifest({ places: "Paris, Kyoto, Lagos" }));
+    server.reset();
+    const grown = await sb(p.dir, ["build", "--json"]);
+    assert.equal(grown.status, 0, grown.stderr);
+    assert.equal(grown.json.requests, 6, "the three new samples' two steps, and nothing else");
+    assert.equal(sampleLines(await p.read("dataset.lock")).get(id), after.get(id));
   });
 
   test("rerolling twice: attempt 2, a third distinct answer; plan --explain says why before the build", async () => {
