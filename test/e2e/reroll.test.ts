@@ -157,6 +157,9 @@ describe("reroll", { concurrency: false }, () => {
     assert.equal(d.status, 0, d.stderr);
     assert.deepEqual(d.json.changed, [{ cause: "step 'outline' rerolled", count: 1, ids: [id] }]);
     assert.deepEqual(JSON.parse(sampleLines(await p.read("dataset.lock")).get(id)!).attempts, { outline: 2 });
+    const shown = await sb(p.dir, ["show", id.slice(0, 8)]);
+    assert.match(shown.stdout, /── outline \(generate, cached\).*rerolled: attempt 2/);
+    assert.doesNotMatch(shown.stdout, /── story .*rerolled/);
   });
 
   test("--step rerolls a later step only; a template without {{ nonce }} still gets a request, and a same answer is said", async () => {
