@@ -17,6 +17,7 @@ export { type ProbeLevel, type ProbeOptions, type ProbeResult, probe } from "./c
 export { type PullSummary, pull } from "./commands/pull.js";
 export { type PushSummary, push, type SyncOptions } from "./commands/push.js";
 export { type ReportData, type ReportOptions, report } from "./commands/report.js";
+export { type RerollOptions, type RerollResult, reroll } from "./commands/reroll.js";
 export { type ShowResult, show } from "./commands/show.js";
 export { type VerifyResult, verify } from "./commands/verify.js";
 export {

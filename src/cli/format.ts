@@ -92,7 +92,10 @@ export function formatShow(s: ShowResult): string {
   for (const [k, v] of Object.entries(s.values)) lines.push(`  ${k}: ${v}`);
   if (s.repeat) lines.push(`  repeat: ${s.repeat}`);
   for (const st of s.steps) {
-    lines.push("", `── ${st.id} (${st.kind}, ${st.status})${st.model ? `  model ${st.model}` : ""}${st.finish_reason ? `  finish ${st.finish_reason}` : ""}`);
+    lines.push(
+      "",
+      `── ${st.id} (${st.kind}, ${st.status})${st.model ? `  model ${st.model}` : ""}${st.finish_reason ? `  finish ${st.finish_reason}` : ""}${st.request?.attempt ? `  rerolled: attempt ${st.request.attempt}` : ""}`,
+    );
     if (st.request) for (const m of st.request.messages) lines.push(`  [${m.role}]`, indent(m.content));
     if (st.output !== undefined) lines.push("  [answer]", indent(st.output));
   }

@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import {
+  type BuildEvents,
   type BuildResult,
   build,
   diff,
@@ -20,6 +21,7 @@ import {
   RemoteObjectError,
   redactor,
   report,
+  reroll,
   type Shard,
   type ShowResult,
   SynthbuildError,
@@ -61,6 +63,13 @@ export async function main(argv: string[]): Promise<number> {
     return { file: g.file, cacheDir: g.cacheDir, quiet: g.quiet ?? false, remote: g.remote };
   };
 
+  const reportBuild = (result: BuildResult, quiet: boolean) => {
+    // A release of zero rows is said even with -q: it is almost never what was meant.
+    const allDropped = result.samples > 0 && result.dropped === result.samples;
+    if (!quiet || result.failed || allDropped) err(formatBuild(result));
+    if (result.failed || result.pending - result.heldBack) code = 1;
+  };
+
   program
     .command("init")
     .description("write a starter dataset.yaml (the plot-outline example) and data/places.txt")
@@ -100,79 +109,44 @@ export async function main(argv: string[]): Promise<number> {
       shardOf,
     )
     .option("--verbose", "say how the build decided what to do: why it is, or is not, already up to date")
+    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean; verbose?: boolean; shard?: Shard }) => {
+      const c = common();
+      if (o.shard && o.frozen) throw new UsageError("--shard and --frozen do not go together", "--frozen makes no request; shards exist to make them");
+      const result = await withProgress(c.quiet, o.verbose, (events, signal) =>
+        build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, shard: o.shard, signal, events }),
+      );
+      if (o.json) out(buildJson(result));
+      reportBuild(result, c.quiet);
+    });
+
+  program
+    .command("reroll")
+    .description(
+      "draw new answers for chosen samples: bumps their attempt in dataset.lock (a new nonce and cache key for that step; what reads it follows), then builds; other samples are untouched",
+    )
+    .argument("<ids...>", "sample ids, or unique prefixes of them")
+    .option("--step <id>", "the generate step to draw again (default: the first generate step)")
+    .option("--no-build", "only record the new attempts in dataset.lock; `synthbuild build` then draws them")
+    .option("--json", "print one JSON object on stdout: rerolled, same_answer, build")
+    .option("--concurrency <n>", "requests in flight at once, overriding the manifest", positiveInt)
+    .option("--max-cost <usd>", "stop starting requests before this many US dollars are spent", positiveNumber)
+    .option("--offline", "use the built-in echo provider for every step: no key, no network")
+    .option("--verbose", "say how the build decided what to do")
     .action(
-      async (o: {
-        json?: boolean;
-        frozen?: boolean;
-        limit?: number;
-        concurrency?: number;
-        maxCost?: number;
-        offline?: boolean;
-        verbose?: boolean;
-        shard?: Shard;
-      }) => {
+      async (
+        ids: string[],
+        o: { step?: string; build: boolean; json?: boolean; concurrency?: number; maxCost?: number; offline?: boolean; verbose?: boolean },
+      ) => {
         const c = common();
-        if (o.shard && o.frozen) throw new UsageError("--shard and --frozen do not go together", "--frozen makes no request; shards exist to make them");
-        const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
-        // A live bar on a terminal (loaded only then); periodic plain lines in CI logs.
-        const bars = tty && !c.quiet ? (await import("cli-progress")).default : undefined;
-        const progress = createProgress({ bars, quiet: c.quiet, write: err });
-        const controller = new AbortController();
-        let interrupts = 0;
-        const onSigint = () => {
-          if (++interrupts > 1) process.exit(130);
-          err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
-          controller.abort();
-        };
-        process.on("SIGINT", onSigint);
-        process.on("SIGTERM", onSigint);
-        let result: BuildResult;
-        try {
-          result = await build({
-            ...c,
-            frozen: o.frozen,
-            limit: o.limit,
-            concurrency: o.concurrency,
-            maxCost: o.maxCost,
-            offline: o.offline,
-            shard: o.shard,
-            signal: controller.signal,
-            events: { ...progress, decided: o.verbose ? (m) => err(m) : undefined },
-          });
-        } finally {
-          progress.stop();
-          process.off("SIGINT", onSigint);
-          process.off("SIGTERM", onSigint);
-        }
-        if (o.json)
-          out({
-            samples: result.samples,
-            requests: result.requests,
-            cached: result.cached,
-            failed: result.failed,
-            dropped: result.dropped,
-            pending: result.pending,
-            held_back: result.heldBack,
-            outputs: result.outputs,
-            failures: result.failures,
-            drops: result.drops,
-            cost_usd: result.costUsd,
-            ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
-            ...(result.remote
-              ? {
-                  remote: {
-                    url: result.remote.remote,
-                    fetched: result.remote.fetched,
-                    uploaded: result.remote.uploaded,
-                    not_uploaded: result.remote.notUploaded,
-                  },
-                }
-              : {}),
-          });
-        // A release of zero rows is said even with -q: it is almost never what was meant.
-        const allDropped = result.samples > 0 && result.dropped === result.samples;
-        if (!c.quiet || result.failed || allDropped) err(formatBuild(result));
-        if (result.failed || result.pending - result.heldBack) code = 1;
+        const r = await withProgress(c.quiet, o.verbose, (events, signal) =>
+          reroll(ids, { ...c, step: o.step, build: o.build, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, signal, events }),
+        );
+        if (o.json) out({ rerolled: r.rerolled, same_answer: r.sameAnswer, build: r.build ? buildJson(r.build) : null });
+        if (!c.quiet) for (const x of r.rerolled) err(`rerolled ${x.sample} step '${x.step}': attempt ${x.attempt}`);
+        if (!r.build) err("recorded in dataset.lock: run `synthbuild build` to draw the new answers");
+        else reportBuild(r.build, c.quiet);
+        for (const id of r.sameAnswer)
+          err(`warning: ${id}'s new answer is the same text as before: the endpoint answers this request deterministically (temperature 0? a seed param?)`);
       },
     );
 
@@ -355,6 +329,53 @@ export async function main(argv: string[]): Promise<number> {
     err((e as Error)?.stack ?? String(e));
     return 70;
   }
+}
+
+/**
+ * A build's progress on stderr (a live bar on a terminal, loaded only then; periodic plain lines
+ * in CI logs) and Ctrl-C as an abort: once keeps finished answers, twice quits.
+ */
+async function withProgress<T>(quiet: boolean, verbose: boolean | undefined, fn: (events: BuildEvents, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const err = (line: string) => process.stderr.write(redactor(secretsIn(process.env))(line) + "\n");
+  const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
+  const bars = tty && !quiet ? (await import("cli-progress")).default : undefined;
+  const progress = createProgress({ bars, quiet, write: err });
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) process.exit(130);
+    err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
+    controller.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  try {
+    return await fn({ ...progress, decided: verbose ? (m) => err(m) : undefined }, controller.signal);
+  } finally {
+    progress.stop();
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+  }
+}
+
+function buildJson(result: BuildResult): Record<string, unknown> {
+  return {
+    samples: result.samples,
+    requests: result.requests,
+    cached: result.cached,
+    failed: result.failed,
+    dropped: result.dropped,
+    pending: result.pending,
+    held_back: result.heldBack,
+    outputs: result.outputs,
+    failures: result.failures,
+    drops: result.drops,
+    ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
+    cost_usd: result.costUsd,
+    ...(result.remote
+      ? { remote: { url: result.remote.remote, fetched: result.remote.fetched, uploaded: result.remote.uploaded, not_uploaded: result.remote.notUploaded } }
+      : {}),
+  };
 }
 
 /** The structured part of an error, for --json. */

@@ -20,6 +20,7 @@ import { assembleLock } from "../output/lock-entries.js";
 import { checkOutputPaths } from "../output/preflight.js";
 import { removeStaleOutputs } from "../output/read-back.js";
 import { removeStrayTemps } from "../output/strays.js";
+import { withAttempts } from "../plan/attempts.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
@@ -27,6 +28,7 @@ import { acquireBuildLock } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64, initHashing } from "../util/hash.js";
+import { recordedAttempts } from "./attempts.js";
 import { type CommonOptions, locateProject, openProject } from "./context.js";
 import { projectRemote } from "./remote.js";
 import { BuildRemote, pullForFrozen, type RemoteReport } from "./remote-build.js";
@@ -104,7 +106,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const project = await openProject({ ...opts, events: { ...events, warn: (msg) => (loadWarnings.push(msg), events.warn?.(msg)) } });
   const warnings = [...loadWarnings];
   const { manifest: m, paths, cache } = project;
-  const samples = project.samples;
   const limit = opts.limit !== undefined ? new SampleLimit(opts.limit) : undefined;
   // Read while the manifest's samples are checked against the cache; no-op builds never wait for it.
   const pricesLoaded = needsPriceBook(m.steps, offline) ? loadPrices() : Promise.resolve();
@@ -146,6 +147,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       events.warn?.(`${err.message}; it will be written anew`);
       return undefined;
     });
+    // Rerolled samples are built at the attempt the lock records, and keep it in the lock written.
+    const samples = withAttempts(m, project.samples, await recordedAttempts(paths.lock, existing?.lock));
     // make's "up to date", decided where plan, verify and --frozen decide it too. --frozen, the
     // release gate, reads every answer the lock names rather than trusting that it is there.
     const remote = projectRemote(m, opts);

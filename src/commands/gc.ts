@@ -7,8 +7,10 @@ import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
 import { currentLock } from "../freshness/current.js";
+import { attemptsOfLock } from "../lock/attempts.js";
 import { locksOfRefs } from "../lock/git.js";
 import { type Lock, lockKeys, readLock } from "../lock/lockfile.js";
+import { withAttempts } from "../plan/attempts.js";
 import { newRun } from "../plan/pipeline.js";
 import { type CommonOptions, openProject } from "./context.js";
 
@@ -38,8 +40,9 @@ export interface GcResult {
  * for builds using the cache to finish, and builds wait for it.
  */
 export async function gc(opts: GcOptions = {}): Promise<GcResult> {
-  const { manifest: m, paths, cache, samples } = await openProject(opts);
+  const { manifest: m, paths, cache, samples: drawn } = await openProject(opts);
   const existing = await readLock(paths.lock);
+  const samples = withAttempts(m, drawn, attemptsOfLock(existing?.lock));
   if (existing && existing.lock.header.name !== m.name)
     throw new UsageError(
       `dataset.lock is for '${existing.lock.header.name}', not '${m.name}': gc would remove this manifest's answers`,

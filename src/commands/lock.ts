@@ -3,10 +3,12 @@ import { walk } from "../execute/walk.js";
 import { readLock, serializeLock } from "../lock/lockfile.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
+import { withAttempts } from "../plan/attempts.js";
 import { newRun, type Resolver } from "../plan/pipeline.js";
 import { acquireBuildLock } from "../project.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
 import { hash64 } from "../util/hash.js";
+import { recordedAttempts } from "./attempts.js";
 import { type CommonOptions, openProject } from "./context.js";
 import { projectRemote } from "./remote.js";
 import { BuildRemote } from "./remote-build.js";
@@ -41,7 +43,10 @@ export async function lock(opts: LockOptions = {}): Promise<LockResult> {
   try {
     const existing = await readLock(paths.lock).catch(() => undefined);
     const offline = opts.offline ?? existing?.lock.header.offline ?? false;
-    const runs = samples.map((s) => newRun(m, s));
+    // Rerolls survive the rewrite: from the lock, or from what a conflicted lock's lines and both
+    // sides of an unresolved merge still name (the higher attempt where the sides differ).
+    const attempts = await recordedAttempts(paths.lock, existing?.lock, { sides: true });
+    const runs = withAttempts(m, samples, attempts).map((s) => newRun(m, s));
     const remote = projectRemote(m, opts);
     // A teammate's answers may be on the remote only: fetched, never requested.
     const cached = new CacheResolver(cache);

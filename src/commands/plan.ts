@@ -5,11 +5,13 @@ import type { Sample } from "../expand/sample.js";
 import { decide } from "../freshness/decide.js";
 import { type Lock, readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
+import { withAttempts } from "../plan/attempts.js";
 import { Explainer } from "../plan/explain.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
+import { recordedAttempts } from "./attempts.js";
 import { type CommonOptions, openProject } from "./context.js";
 
 export interface PlanOptions extends CommonOptions {
@@ -46,11 +48,12 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
   const offline = opts.offline ?? false;
-  const samples = project.samples;
   const existing = await readLock(project.paths.lock).catch((err: Error) => {
     opts.events?.warn?.(`${err.message}; planning as if there were none`);
     return undefined;
   });
+  // As build reads them: a rerolled sample is planned at the attempt the lock records.
+  const samples = withAttempts(m, project.samples, await recordedAttempts(project.paths.lock, existing?.lock));
   // The decision a build would take, taken the same way.
   const verdict = await decide(m, samples, project.cache, existing, { offline });
   if (verdict?.upToDate) {

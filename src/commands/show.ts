@@ -1,12 +1,14 @@
-import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
+import { attemptsOfLock } from "../lock/attempts.js";
 import { type LockSample, readLock } from "../lock/lockfile.js";
 import { rowsOf } from "../output/row-of.js";
+import { withAttempts } from "../plan/attempts.js";
 import { newRun } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { Structured } from "../template/structured.js";
 import { type CommonOptions, openProject } from "./context.js";
+import { findSample } from "./sample-ids.js";
 
 export interface ShowResult {
   id: string;
@@ -35,25 +37,10 @@ export interface ShowResult {
 
 /** One sample through every step: its values, each request as sent, each answer, and its fate. */
 export async function show(id: string, opts: CommonOptions & { offline?: boolean } = {}): Promise<ShowResult> {
-  if (!/^[0-9a-f]{1,16}$/.test(id))
-    throw new UsageError(
-      `'${id}' is not a sample id`,
-      "ids are 16 hex digits (a unique prefix will do); dataset.lock and `synthbuild plan --explain` list them",
-    );
   const { manifest: m, paths, cache, samples } = await openProject(opts);
-  const matches = samples.filter((s) => s.id.startsWith(id));
-  if (matches.length === 0) throw new UsageError(`no sample with id ${id}`, "`synthbuild plan --explain --json` or dataset.lock list sample ids");
-  if (matches.length > 1) {
-    const named = matches
-      .slice(0, 10)
-      .map((s) => `  ${s.id}  ${m.dimensions.map((d, i) => `${d.name}=${s.values[i]!.key}`).join(" ")}${s.repeat ? ` repeat=${s.repeat}` : ""}`);
-    throw new UsageError(
-      `${id} matches ${matches.length} samples:\n${named.join("\n")}${matches.length > 10 ? `\n  … and ${matches.length - 10} more` : ""}`,
-      "give more characters of the id",
-    );
-  }
-  const sample = matches[0]!;
+  const found = findSample(m, samples, id);
   const lock = (await readLock(paths.lock))?.lock;
+  const sample = withAttempts(m, [found], attemptsOfLock(lock))[0]!;
   // Show the sample as it was built: offline if the lock was, unless told otherwise.
   const offline = opts.offline ?? lock?.header.offline ?? false;
   const run = newRun(m, sample);

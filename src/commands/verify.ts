@@ -3,12 +3,14 @@ import { VerifyError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
 import { answerProblems, decide } from "../freshness/decide.js";
+import { attemptsOfLock } from "../lock/attempts.js";
 import { lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import { cardProblem } from "../output/card.js";
 import { emit } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
 import { hashOnDisk } from "../output/read-back.js";
+import { withAttempts } from "../plan/attempts.js";
 import { newRun } from "../plan/pipeline.js";
 import { hash64 } from "../util/hash.js";
 import { type CommonOptions, openProject } from "./context.js";
@@ -25,8 +27,9 @@ export interface VerifyResult {
  * Throws VerifyError listing every problem.
  */
 export async function verify(opts: CommonOptions = {}): Promise<VerifyResult> {
-  const { manifest: m, paths, cache, samples } = await openProject(opts);
+  const { manifest: m, paths, cache, samples: drawn } = await openProject(opts);
   const existing = await readLock(paths.lock);
+  const samples = withAttempts(m, drawn, attemptsOfLock(existing?.lock));
   if (!existing) throw new VerifyError([`no lock at ${paths.lock}: run \`synthbuild build\` first`]);
   const { lock } = existing;
   const problems: string[] = [];

@@ -128,12 +128,15 @@ function sampleChange(x: LockSample, y: LockSample, a: Lock, b: Lock): string | 
     const dx = a.header.steps[id];
     const dy = b.header.steps[id];
     if (dx && dy && dx.def !== dy.def) return `step '${id}' changed: ${partsChanged(dx, dy).join(", ")}`;
+    // A new attempt is the cause even though the key and the recipe moved with it (and what reads it follows).
+    if ((x.attempts?.[id] ?? 0) !== (y.attempts?.[id] ?? 0)) return `step '${id}' rerolled`;
     if (sx.key && sx.key === sy.key && sx.out !== sy.out) return `step '${id}': another answer to the same request (re-rolled, or another writer's)`;
     if (x.texts !== y.texts) return "a file it reads changed";
     if (sx.r !== sy.r && a.header.seed !== b.header.seed) return `seed changed ${a.header.seed} → ${b.header.seed}`;
     if (sx.r !== sy.r) return `step '${id}': what it reads changed`;
     return `step '${id}': its answer changed`;
   }
+  if (canonicalJson(x.attempts ?? {}) !== canonicalJson(y.attempts ?? {})) return "rerolled, not built yet";
   if (x.status !== y.status) return y.reason ? `now ${y.status} at ${y.reason.step}: ${y.reason.why}` : `now ${y.status}`;
   if (x.split !== y.split) return "moved to another split";
   return "its record changed";

@@ -63,3 +63,19 @@ async function pathInRepo(lockPath: string): Promise<string> {
   }
   return p;
 }
+
+/**
+ * While a merge of the lock is unresolved, git's index holds both sides whole (stages 2 and 3),
+ * whatever is in the working file: conflict markers, or one side only under `dataset.lock -merge`.
+ * Their texts, or none once the merge is resolved (or outside a repository).
+ */
+export async function lockMergeSides(lockPath: string): Promise<string[]> {
+  const cwd = dirname(lockPath);
+  const path = await pathInRepo(lockPath);
+  const sides: string[] = [];
+  for (const stage of [2, 3]) {
+    const text = await git(cwd, ["show", `:${stage}:${path}`]);
+    if (text !== undefined) sides.push(text);
+  }
+  return sides;
+}

@@ -41,6 +41,13 @@ export interface LockSample {
   /** Dropped or failed: by which step and why. */
   reason?: { step: string; why: string };
   split?: string;
+  /**
+   * `synthbuild reroll`: generate step id → attempt (≥ 1), absent when never rerolled. Optional, so
+   * format 2 still holds: older locks read as they are, and lines of samples never rerolled are
+   * byte for byte what they were. The lock is where it lives because it is what is committed: the
+   * manifest says what the dataset is, the lock which draw of it was released.
+   */
+  attempts?: Record<string, number>;
   steps: Record<string, LockStep>;
 }
 
@@ -210,6 +217,11 @@ function checkSample(s: unknown, line: number): LockSample {
   shape(x.reason === undefined || (isObj(x.reason) && isStr(x.reason.step) && isStr(x.reason.why)), line, `sample ${x.id}: reason needs step and why`);
   shape(x.texts === undefined || isStr(x.texts), line, `sample ${x.id}: texts is not a hash`);
   shape(x.split === undefined || isStr(x.split), line, `sample ${x.id}: split is not a name`);
+  shape(
+    x.attempts === undefined || (isObj(x.attempts) && Object.values(x.attempts).every((n) => isCount(n) && n >= 1)),
+    line,
+    `sample ${x.id}: attempts is not { step: n ≥ 1 }`,
+  );
   for (const [id, st] of Object.entries(x.steps as object)) {
     shape(isObj(st) && isStr(st.r), line, `sample ${x.id} step ${id}: no recipe`);
     const e = st as Record<string, unknown>;

@@ -29,6 +29,8 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
     if (texts) entry.texts = texts;
     if (run.stoppedBy) entry.reason = { step: run.stoppedBy.step, why: run.stoppedBy.reason };
     if (run.status === "pending") entry.reason = { step: m.steps[run.cursor]?.id ?? "", why: "not built yet" };
+    // Kept whatever became of the sample (failed, pending, dropped): the next build asks again for the same attempt.
+    if (run.sample.attempts) entry.attempts = { ...run.sample.attempts };
     const split = emitted.splits.get(run.sample.id);
     if (split) entry.split = split;
     return entry;

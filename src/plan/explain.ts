@@ -3,8 +3,9 @@ import type { Lock, LockSample } from "../lock/lockfile.js";
 import type { Manifest, Step } from "../manifest/types.js";
 import { RENDER_VERSION } from "../template/engine.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { attemptOf } from "./attempts.js";
 import type { SampleRun } from "./pipeline.js";
-import { keyedApart } from "./recipe.js";
+import { keyedApart, stepRecipe } from "./recipe.js";
 import { KEY_VERSION } from "./request.js";
 
 /**
@@ -126,6 +127,8 @@ export class Explainer {
     const def = h.steps[step.id];
     if (!def) return [`step '${step.id}' is new`];
     if (def.def !== step.defHash) return [`step '${step.id}' changed: ${partsChanged(def, step.parts).join(", ")}`];
+    const rerolled = this.rerolled(step, run, prev);
+    if (rerolled) return [rerolled];
     const reasons: string[] = [];
     if (h.seed !== this.m.seed && step.kind !== "dedupe") reasons.push(`seed changed: ${h.seed} → ${this.m.seed}`);
     const upstream = this.m.steps
@@ -138,6 +141,19 @@ export class Explainer {
       else if (edited) reasons.push(`row '${prev.values[edited.name]}' of ${edited.file} changed`);
     }
     return reasons;
+  }
+
+  /**
+   * `synthbuild reroll` bumped this step's attempt and nothing else moved: the lock's recipe is
+   * what this step's recipe would be one attempt earlier.
+   */
+  private rerolled(step: Step, run: SampleRun, prev: LockSample): string | undefined {
+    const n = attemptOf(run.sample, step.id);
+    if (n === 0 || step.kind !== "generate") return undefined;
+    const earlier = { ...run.sample, attempts: { ...run.sample.attempts, [step.id]: n - 1 } };
+    const outs = (id: string) => run.steps.find((r) => r.id === id)?.out;
+    const was = stepRecipe(this.m, step, earlier, outs, this.lock?.header.offline === true);
+    return was === prev.steps[step.id]?.r ? `rerolled (attempt ${n})` : undefined;
   }
 
   private othersKey(skip: string, values: Record<string, string>, repeat: number): string {

@@ -115,6 +115,8 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         let req: ChatRequest;
         try {
           req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+          const n = run.sample.attempts?.[step.id];
+          if (n) req.attempt = n;
         } catch (err) {
           const why = dataRenderProblem(err, readsOfStep(step), run.scope);
           if (!why) throw err;

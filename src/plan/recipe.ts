@@ -23,6 +23,10 @@ export function stepRecipe(m: Manifest, step: Step, sample: Sample, outs: OutLoo
   if (step.kind === "generate") {
     parts.push(offline ? "offline" : "online");
     for (const name of readsOf(step)) parts.push(name, input(m, sample, name, outs, step.id));
+    // A reroll is a change of this step's request (its key), whether or not it reads the nonce;
+    // appended only from attempt 1, so recipes of samples never rerolled stay as they were.
+    const n = sample.attempts?.[step.id];
+    if (n) parts.push("attempt", String(n));
   } else if (step.kind === "run") {
     // A module can read anything it is given: every dimension and every earlier output.
     for (const d of m.dimensions) parts.push(d.name, input(m, sample, d.name, outs, step.id));

@@ -35,6 +35,12 @@ export interface ChatRequest {
   json_schema?: Record<string, unknown>;
   /** Only for `api: completions` (absent for chat, so chat keys are what they always were): messages is then the one prompt. */
   api?: "completions";
+  /**
+   * `synthbuild reroll`'s attempt n, only when n ≥ 1 (so no other key changed). Never sent: it is
+   * in the key so that a template without `{{ nonce }}` still gets a new draw rather than the
+   * cached answer; what the endpoint is sent is then the same text as attempt 0's.
+   */
+  attempt?: number;
 }
 
 export function renderRequest(
@@ -81,15 +87,17 @@ const frames = new WeakMap<GenerateStep, Map<string, [string, string]>>();
 
 function frameOf(req: ChatRequest, step: GenerateStep | undefined): [string, string] {
   const byProvider = step ? frames.get(step) : undefined;
-  const cached = byProvider?.get(req.provider);
+  // The frame covers everything but the messages, the attempt too: one frame per attempt.
+  const which = req.attempt ? `${req.provider}:${req.attempt}` : req.provider;
+  const cached = byProvider?.get(which);
   if (cached) return cached;
   const { messages: _, ...rest } = req;
   const text = canonicalJson({ key: KEY_VERSION, ...rest, messages: MARK });
   const at = text.indexOf(JSON.stringify(MARK));
   const f: [string, string] = [text.slice(0, at), text.slice(at + JSON.stringify(MARK).length)];
   if (step) {
-    if (!byProvider) frames.set(step, new Map([[req.provider, f]]));
-    else byProvider.set(req.provider, f);
+    if (!byProvider) frames.set(step, new Map([[which, f]]));
+    else byProvider.set(which, f);
   }
   return f;
 }

@@ -14,9 +14,14 @@ export function baseScope(m: Manifest, sample: Sample): Record<string, unknown> 
   return scope;
 }
 
-/** `{{ nonce }}`: a UUID per (seed, sample, step): entropy for the model, reproducible for us. */
+/**
+ * `{{ nonce }}`: a UUID per (seed, sample, step): entropy for the model, reproducible for us. A
+ * rerolled step's attempt n is appended only when n ≥ 1, so a nonce never rerolled is the one it
+ * always was (test/unit/identity-golden.test.ts).
+ */
 export function nonceFor(m: Manifest, sample: Sample, stepId: string): string {
-  return deterministicUuid(`nonce:${m.seed}:${sample.id}:${stepId}`);
+  const n = sample.attempts?.[stepId];
+  return deterministicUuid(n ? `nonce:${m.seed}:${sample.id}:${stepId}:${n}` : `nonce:${m.seed}:${sample.id}:${stepId}`);
 }
 
 const rowValues = new WeakMap<DimValue, Structured>();

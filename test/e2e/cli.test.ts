@@ -90,7 +90,7 @@ describe("commands and usage", () => {
     const p = await TempProject.create();
     const top = runCliSync(["--help"], p.dir);
     assert.equal(top.status, 0);
-    for (const c of ["init", "plan", "build", "verify", "show", "gc", "lock", "diff", "migrate", "push", "pull"])
+    for (const c of ["init", "plan", "build", "verify", "show", "gc", "lock", "diff", "migrate", "push", "pull", "reroll"])
       assert.match(top.stdout, new RegExp(`\\n  ${c}`));
     const b = runCliSync(["build", "--help"], p.dir);
     assert.equal(b.status, 0);
@@ -104,6 +104,7 @@ describe("commands and usage", () => {
       lock: ["--json", "--offline"],
       diff: ["[from]", "[to]", "--json"],
       migrate: ["--from-key", "--offline", "--json"],
+      reroll: ["<ids...>", "--step", "--no-build", "--json", "--offline", "--concurrency", "--max-cost"],
     };
     for (const [cmd, want] of Object.entries(flags)) {
       const h = runCliSync([cmd, "--help"], p.dir);

@@ -104,6 +104,14 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
     ["edit the lock", async () => p.write({ "dataset.lock": (await p.read("dataset.lock").catch(() => "")).replace(/"r":"[0-9a-f]/, '"r":"x') })],
     ["remove the lock", () => rm(join(p.dir, "dataset.lock"), { force: true })],
     [
+      "reroll a sample (recorded, built later)",
+      async () => {
+        const ids = [...(await p.read("dataset.lock").catch(() => "")).matchAll(/"id":"([0-9a-f]{16})"/g)].map((x) => x[1]!);
+        // A sample with no answer to reroll is refused (exit 2) and changes nothing: also a case.
+        if (ids.length) spawnSync(process.execPath, [BIN, "reroll", pick(ids), "--no-build", "--offline"], { cwd: p.dir, env: cliEnv(fullEnv()) });
+      },
+    ],
+    [
       "remove a cache entry",
       async () => {
         const objects = join(p.dir, "cache", "objects");

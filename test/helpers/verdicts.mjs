@@ -7,10 +7,12 @@ import { CacheResolver } from "../../lib/execute/resolver.js";
 import { walk } from "../../lib/execute/walk.js";
 import { decide } from "../../lib/freshness/decide.js";
 import { upToDate } from "../../lib/freshness/stamp.js";
+import { attemptsOfLock } from "../../lib/lock/attempts.js";
 import { lockKeys, readLock, serializeLock } from "../../lib/lock/lockfile.js";
 import { emit } from "../../lib/output/emit.js";
 import { assembleLock } from "../../lib/output/lock-entries.js";
 import { outputsDiffer } from "../../lib/output/read-back.js";
+import { withAttempts } from "../../lib/plan/attempts.js";
 import { newRun } from "../../lib/plan/pipeline.js";
 import { hash64, initHashing } from "../../lib/util/hash.js";
 
@@ -20,11 +22,13 @@ const located = locateProject(opts);
 const stamp = await upToDate(located.file, located.paths, { offline: true, env: process.env });
 const project = await openProject(opts);
 const existing = await readLock(project.paths.lock).catch(() => undefined);
-const full = await decide(project.manifest, project.samples, project.cache, existing, { offline: true });
+// Rerolled samples are what the lock's attempts make them, for a build and for the truth alike.
+const samples = withAttempts(project.manifest, project.samples, attemptsOfLock(existing?.lock));
+const full = await decide(project.manifest, samples, project.cache, existing, { offline: true });
 let truth = false;
 if (existing) {
   const m = project.manifest;
-  const runs = project.samples.map((s) => newRun(m, s));
+  const runs = samples.map((s) => newRun(m, s));
   await walk(m, runs, { cached: new CacheResolver(project.cache, false), width: 16, providerOverride: "echo" });
   const lock = assembleLock(m, runs, await emit(m, runs, { write: false }), true);
   truth =

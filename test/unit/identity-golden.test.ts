@@ -99,6 +99,30 @@ test("golden: nonces, rendered prompts and cache keys", async () => {
   assert.equal(offline.endpoint, "echo");
 });
 
+test("golden: a rerolled step's attempt (synthbuild reroll) changes its nonce, key and recipe, and attempt 0 is no reroll", async () => {
+  const { stepRecipe } = await import("../../src/plan/recipe.js");
+  const m = await golden();
+  const [outline] = m.steps as GenerateStep[];
+  const sample = expand(m)[1]!;
+  const at = (n: number) => ({ ...sample, attempts: { outline: n } });
+  const keyOf = (s: typeof sample) => {
+    const req = renderRequest(outline!, baseScope(m, s), undefined, { nonce: nonceFor(m, s, "outline") });
+    if (s.attempts?.outline) req.attempt = s.attempts.outline;
+    return requestKey(req, outline);
+  };
+  // Attempt 0 (or an attempt of another step) is the identity every sample had before rerolls.
+  assert.equal(nonceFor(m, at(0), "outline"), GOLDEN.nonce);
+  assert.equal(keyOf(at(0)), GOLDEN.keyOpenAI);
+  assert.equal(nonceFor(m, { ...sample, attempts: { local: 3 } }, "outline"), GOLDEN.nonce);
+  const noOuts = () => undefined;
+  assert.equal(stepRecipe(m, outline!, at(0), noOuts, false), stepRecipe(m, outline!, sample, noOuts, false));
+  // `nonce:${seed}:${id}:${step}:${n}` and `attempt: n` in the key, from n = 1.
+  assert.equal(nonceFor(m, at(1), "outline"), "3ad68635-7dce-439b-a4cd-f7179f8ea4a0");
+  assert.equal(keyOf(at(1)), "812e95e200f25cae2ce844db8b81d9a8");
+  assert.notEqual(keyOf(at(2)), keyOf(at(1)));
+  assert.notEqual(stepRecipe(m, outline!, at(1), noOuts, false), stepRecipe(m, outline!, sample, noOuts, false));
+});
+
 test("golden: splits", async () => {
   const m = await golden();
   const split = m.outputs[0]!.split!;

@@ -100,3 +100,15 @@ test("a lock that does not parse, or parses into the wrong shape, is a user erro
     );
   }
 });
+
+test("attempts (synthbuild reroll) are optional in lock format 2: read when { step: n ≥ 1 }, refused otherwise", () => {
+  const header = `{"combine":{"mode":"product","repeat":1},"dropped":0,"failed":0,"kept":1,"lockfile":2,"name":"x","pending":0,"samples":1,"seed":1,"steps":{"a":{"def":"d","kind":"generate"}},"versions":{"key":2,"render":1}}`;
+  const sample = (extra: string) => `{${extra}"id":"00000000000000aa","repeat":0,"status":"kept","steps":{"a":{"r":"r"}},"values":{}}`;
+  assert.equal(parseLock(`${header}\n${sample("")}\n`).samples[0]!.attempts, undefined);
+  const text = `${header}\n${sample('"attempts":{"a":2},')}\n`;
+  const lock = parseLock(text);
+  assert.deepEqual(lock.samples[0]!.attempts, { a: 2 });
+  assert.equal(serializeLock(lock), text);
+  for (const bad of ['"attempts":{"a":0},', '"attempts":{"a":"1"},', '"attempts":[1],'])
+    assert.throws(() => parseLock(`${header}\n${sample(bad)}\n`), /attempts is not/);
+});
