@@ -137,6 +137,7 @@ export async function main(argv: string[]): Promise<number> {
           failures: result.failures,
           drops: result.drops,
           cost_usd: result.costUsd,
+          ...(result.target ? { target: result.target } : {}),
           ...(result.remote
             ? {
                 remote: {
@@ -150,8 +151,11 @@ export async function main(argv: string[]): Promise<number> {
         });
       // A release of zero rows is said even with -q: it is almost never what was meant.
       const allDropped = result.samples > 0 && result.dropped === result.samples;
-      if (!c.quiet || result.failed || allDropped) err(formatBuild(result));
-      if (result.failed || result.pending - result.heldBack) code = 1;
+      // Fewer rows than target.rows is not the dataset asked for: said even with -q, and exit 1
+      // (as failed samples are), unless samples are still to be built and may yet make it up.
+      const short = result.target && !result.target.reached && result.pending === 0;
+      if (!c.quiet || result.failed || allDropped || short) err(formatBuild(result));
+      if (result.failed || result.pending - result.heldBack || short) code = 1;
     });
 
   program
