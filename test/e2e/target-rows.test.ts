@@ -84,8 +84,9 @@ describe("target.rows", { concurrency: false }, () => {
     assert.equal(await p.read("dataset.lock"), lock);
     // Without the stamp too: decide() itself holds the candidates the lock used.
     await p.write({ "dataset.yaml": `${manifest({ rows: 12 })}\n# an edit the stamp sees\n` });
-    const decided = await build(p);
+    const decided = await build(p, "--verbose");
     assert.equal(decided.requests, 0);
+    assert.match(decided.stderr, /up to date: every sample's recipe matches the lock/);
     assert.deepEqual(await p.snapshot(), dist);
     await p.remove();
   });
