@@ -29,7 +29,8 @@ export function nextWave(t: Target, tried: number, kept: number): number {
   const left = t.maxCandidates - tried;
   const missing = t.rows - kept;
   if (left <= 0 || missing <= 0) return 0;
-  const want = kept === 0 ? Math.max(tried, missing) : Math.ceil(((missing * tried) / kept) * 1.1);
+  // In integers: 50 × 100 / 50 × 1.1 is 110.00000000000001 in floating point, one too many.
+  const want = kept === 0 ? Math.max(tried, missing) : Math.ceil((missing * tried * 11) / (kept * 10));
   return Math.min(left, Math.max(missing, want));
 }
 
