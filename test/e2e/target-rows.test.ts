@@ -88,6 +88,16 @@ describe("target.rows", { concurrency: false }, () => {
     assert.equal(decided.requests, 0);
     assert.match(decided.stderr, /up to date: every sample's recipe matches the lock/);
     assert.deepEqual(await p.snapshot(), dist);
+    // The release gate and verify see the same candidates: from a fresh dist/, no request.
+    await p.write({ "dist/out.jsonl": "" });
+    const frozen = await build(p, "--frozen");
+    assert.equal(frozen.status, 0, frozen.stderr);
+    assert.equal(frozen.requests, 0);
+    assert.deepEqual(await p.snapshot(), dist);
+    const verified = await runCli(["verify"], p.dir, env());
+    assert.equal(verified.status, 0, verified.stderr);
+    const planned = await runCli(["plan", "--json"], p.dir, env());
+    assert.equal(JSON.parse(planned.stdout).target.candidates, first.json.samples);
     await p.remove();
   });
 
