@@ -155,8 +155,18 @@ export const Combine = strict({
 });
 
 export const Target = strict({
-  rows: z.number().int().describe("Rows wanted after every filter and dedupe: candidates are added, as further repeats, until this many survive"),
-  max_candidates: z.number().int().optional().describe("Most candidates (samples) to try before giving up short of rows (default: 4 × rows)"),
+  // minimum only in the JSON Schema (for editors): resolve-target.ts says why, with a hint.
+  rows: z
+    .number()
+    .int()
+    .meta({ minimum: 1 })
+    .describe("Rows wanted after every filter and dedupe: candidates are added, as further repeats, until this many survive"),
+  max_candidates: z
+    .number()
+    .int()
+    .meta({ minimum: 1 })
+    .optional()
+    .describe("Most candidates (samples) to try before giving up short of rows (default: 4 × rows)"),
 }).describe("Exactly N rows: top up with new repeats until target.rows survive the steps, or max_candidates are spent");
 
 const Message = strict({

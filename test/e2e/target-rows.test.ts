@@ -149,6 +149,7 @@ describe("target.rows", { concurrency: false }, () => {
       15,
     );
     assert.equal(counts.length, 2);
+    assert.match(await p.read("dist/README.md"), /15 rows \(target 15\) from \d+ candidates/);
     await p.remove();
   });
 
@@ -166,6 +167,16 @@ describe("target.rows", { concurrency: false }, () => {
     assert.equal(again.status, 1);
     assert.equal(again.requests, 0);
     assert.match(again.stderr, /target.rows 10 not reached/);
+    await p.remove();
+  });
+
+  test("--limit N with target: N requests, no wave beyond them, and exit 0: the rest are held back, not short", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest({ rows: 12 }) });
+    const r = await build(p, "--limit", "3");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.requests, 3);
+    assert.equal(r.json.samples, 12);
+    assert.match(r.stderr, /target.rows 12 not reached: \d+ rows from 12 candidates \(samples not built yet\)/);
     await p.remove();
   });
 
