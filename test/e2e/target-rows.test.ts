@@ -127,6 +127,22 @@ describe("target.rows", { concurrency: false }, () => {
     await p.remove();
   });
 
+  test("after a filter is edited: looser keeps N rows with no request, tighter tops up again to N", async () => {
+    const p = await TempProject.create({ "dataset.yaml": manifest({ rows: 10 }) });
+    assert.equal((await build(p)).status, 0);
+    await p.write({ "dataset.yaml": manifest({ rows: 10, keep: "0-9a-f" }) });
+    const looser = await build(p);
+    assert.equal(looser.status, 0, looser.stderr);
+    assert.equal(looser.requests, 0);
+    assert.equal((await rows(p)).length, 10);
+    await p.write({ "dataset.yaml": manifest({ rows: 10, keep: "0-3" }) });
+    const tighter = await build(p);
+    assert.equal(tighter.status, 0, tighter.stderr);
+    assert.ok(tighter.requests > 0);
+    assert.equal((await rows(p)).length, 10);
+    await p.remove();
+  });
+
   test("dedupe compares each wave against every row kept before it", async () => {
     const p = await TempProject.create({ "dataset.yaml": manifest({ rows: 10, max: 100, keep: "0-9a-f", dedupe: true }) });
     const r = await build(p);
