@@ -6,6 +6,11 @@ export function formatPlan(p: PlanResult): string {
   lines.push(`  ${"step".padEnd(w)}  kind      total  cached  to run`);
   for (const s of p.steps)
     lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
+  if (p.target)
+    lines.push(
+      `target.rows ${p.target.rows}: ${p.target.candidates} candidates planned, more if fewer rows survive (at most ${p.target.max_candidates})` +
+        (p.stale ? `\n  why ${p.target.candidates}: ${p.target.why}` : ""),
+    );
   if (p.pairwise?.length) {
     const covered = p.pairwise.reduce((n, x) => n + x.covered, 0);
     const total = p.pairwise.reduce((n, x) => n + x.total, 0);
@@ -62,6 +67,14 @@ export function formatBuild(r: BuildResult): string {
     lines.push("dropped by:");
     for (const d of r.drops) lines.push(`  ${d.step}  ${d.count}  e.g. ${d.samples[0]}: ${d.example}`);
   }
+  if (r.target && !r.target.reached) {
+    const t = r.target;
+    const why = t.candidates >= t.max_candidates ? "max_candidates" : r.pending ? "samples not built yet" : "no combinations to repeat";
+    lines.push(
+      `target.rows ${t.rows} not reached: ${t.kept} rows from ${t.candidates} candidates (${why})` +
+        (why === "max_candidates" ? `; raise target.max_candidates (${t.max_candidates}) or loosen the filters` : ""),
+    );
+  } else if (r.target) lines.push(`target.rows ${r.target.rows}: ${r.target.kept} rows from ${r.target.candidates} candidates`);
   if (r.samples > 0 && r.dropped === r.samples)
     lines.push(`every sample was dropped: the outputs have no rows (synthbuild show ${r.drops[0]?.samples[0] ?? "ID"} shows why)`);
   if (r.remote && (r.remote.fetched || r.remote.uploaded || r.remote.notUploaded.length))

@@ -66,8 +66,11 @@ export async function main(argv: string[]): Promise<number> {
   const reportBuild = (result: BuildResult, quiet: boolean) => {
     // A release of zero rows is said even with -q: it is almost never what was meant.
     const allDropped = result.samples > 0 && result.dropped === result.samples;
-    if (!quiet || result.failed || allDropped) err(formatBuild(result));
-    if (result.failed || result.pending - result.heldBack) code = 1;
+    // Fewer rows than target.rows is not the dataset asked for: said even with -q, and exit 1
+    // (as failed samples are), unless samples are still to be built and may yet make it up.
+    const short = result.target && !result.target.reached && result.pending === 0;
+    if (!quiet || result.failed || allDropped || short) err(formatBuild(result));
+    if (result.failed || result.pending - result.heldBack || short) code = 1;
   };
 
   program
@@ -109,15 +112,26 @@ export async function main(argv: string[]): Promise<number> {
       shardOf,
     )
     .option("--verbose", "say how the build decided what to do: why it is, or is not, already up to date")
-    .action(async (o: { json?: boolean; frozen?: boolean; limit?: number; concurrency?: number; maxCost?: number; offline?: boolean; verbose?: boolean; shard?: Shard }) => {
-      const c = common();
-      if (o.shard && o.frozen) throw new UsageError("--shard and --frozen do not go together", "--frozen makes no request; shards exist to make them");
-      const result = await withProgress(c.quiet, o.verbose, (events, signal) =>
-        build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, shard: o.shard, signal, events }),
-      );
-      if (o.json) out(buildJson(result));
-      reportBuild(result, c.quiet);
-    });
+    .action(
+      async (o: {
+        json?: boolean;
+        frozen?: boolean;
+        limit?: number;
+        concurrency?: number;
+        maxCost?: number;
+        offline?: boolean;
+        verbose?: boolean;
+        shard?: Shard;
+      }) => {
+        const c = common();
+        if (o.shard && o.frozen) throw new UsageError("--shard and --frozen do not go together", "--frozen makes no request; shards exist to make them");
+        const result = await withProgress(c.quiet, o.verbose, (events, signal) =>
+          build({ ...c, frozen: o.frozen, limit: o.limit, concurrency: o.concurrency, maxCost: o.maxCost, offline: o.offline, shard: o.shard, signal, events }),
+        );
+        if (o.json) out(buildJson(result));
+        reportBuild(result, c.quiet);
+      },
+    );
 
   program
     .command("reroll")
@@ -370,6 +384,7 @@ function buildJson(result: BuildResult): Record<string, unknown> {
     outputs: result.outputs,
     failures: result.failures,
     drops: result.drops,
+    ...(result.target ? { target: result.target } : {}),
     ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
     cost_usd: result.costUsd,
     ...(result.remote

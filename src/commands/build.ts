@@ -8,7 +8,9 @@ import { Budget } from "../execute/budget.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { SampleLimit } from "../execute/sample-limit.js";
+import { walkWaves } from "../execute/target-waves.js";
 import { type PendingRun, walk } from "../execute/walk.js";
+import { type TargetOutcome, targetOutcome } from "../expand/target.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
 import { countDrops, type DropCount } from "../lock/drops.js";
@@ -79,6 +81,8 @@ export interface BuildResult {
   remote?: RemoteReport;
   /** `--shard`: which one this build was (then no dist/ or lock was written). */
   shard?: Shard;
+  /** With `target:`: rows wanted and kept, candidates used and allowed; not reached is exit 1. */
+  target?: TargetOutcome;
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
@@ -176,6 +180,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           drops: countDrops(l.samples),
           cached: verdict.current.keys.length,
           outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
+          ...(l.header.target ? { target: targetOutcome(l.header) } : {}),
         }),
       );
     }
@@ -212,18 +217,22 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     let remoteReport: RemoteReport | undefined;
     const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
     try {
-      await walk(m, runs, {
-        cached: new CacheResolver(cache),
-        requesting,
-        width: Math.max(256, maxConcurrency * 4),
-        providerOverride: offline ? "echo" : undefined,
-        signal: controller.signal,
-        redact: pool.redact,
-        onPending: (pending, end) => {
-          const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
-          events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(mine, (p) => p.run.sample.id) : mine));
-        },
-      });
+      const walkOnce = () =>
+        walk(m, runs, {
+          cached: new CacheResolver(cache),
+          requesting,
+          width: Math.max(256, maxConcurrency * 4),
+          providerOverride: offline ? "echo" : undefined,
+          signal: controller.signal,
+          redact: pool.redact,
+          onPending: (pending, end) => {
+            const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
+            events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(mine, (p) => p.run.sample.id) : mine));
+          },
+        });
+      await walkWaves(m, runs, walkOnce, (added, kept) =>
+        events.decided?.(`target.rows ${m.target!.rows}: ${kept} rows from ${runs.length - added} candidates, trying ${added} more`),
+      );
     } catch (err) {
       // A build that stops early pays for nothing more: requests in flight are dropped.
       controller.abort();
@@ -254,6 +263,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     );
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, limit);
     if (remoteReport) result.remote = remoteReport;
+    if (lock.header.target) result.target = targetOutcome(lock.header);
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
       const missing = cache.firstMissing(lockKeys(lock), hash);
@@ -323,7 +333,9 @@ async function frozenBuild(
   await emit(m, runs, { write: true });
   // checkFrozen has made sure there is a lock, and that it is this one.
   for (const w of await writeCard(m, existing!.lock, existing!.hash)) events.warn?.(w);
-  return summarise(runs, emitted.outputs, null, false);
+  const result = summarise(runs, emitted.outputs, null, false);
+  if (existing!.lock.header.target) result.target = targetOutcome(existing!.lock.header);
+  return result;
 }
 
 async function sweepTemps(m: Manifest, lockPath: string, events: BuildEvents): Promise<void> {

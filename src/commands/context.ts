@@ -1,8 +1,10 @@
 import { dirname, resolve } from "node:path";
 import { Cache } from "../cache/store.js";
 import type { BuildEvents } from "../events.js";
-import { expand } from "../expand/expand.js";
+import { candidates, expand } from "../expand/expand.js";
 import type { Sample } from "../expand/sample.js";
+import { type CandidateCount, candidateCount } from "../expand/target.js";
+import { readLock } from "../lock/lockfile.js";
 import { loadManifest } from "../manifest/load.js";
 import type { Manifest } from "../manifest/types.js";
 import { wastedWork } from "../manifest/wasted-work.js";
@@ -29,6 +31,8 @@ export interface Project {
   paths: ProjectPaths;
   cache: Cache;
   samples: Sample[];
+  /** With `target:`: how many candidates `samples` holds, and why. */
+  candidates?: CandidateCount;
 }
 
 export async function openProject(opts: CommonOptions): Promise<Project> {
@@ -38,6 +42,12 @@ export async function openProject(opts: CommonOptions): Promise<Project> {
   const paths = projectPaths(manifest, cacheDirOption(opts), env);
   const cache = new Cache(paths.cacheDir, (msg) => opts.events?.warn?.(msg), manifest.name);
   for (const w of wastedWork(manifest)) opts.events?.warn?.(w);
+  if (manifest.target) {
+    // An unreadable lock is the build's to report; here it only means nothing is known.
+    const lock = await readLock(paths.lock).catch(() => undefined);
+    const count = candidateCount(manifest.target, lock?.lock.header);
+    return { manifest, paths, cache, samples: candidates(manifest, count.count), candidates: count };
+  }
   const samples = expand(manifest);
   const n = manifest.combine.n;
   if (manifest.combine.mode === "sample" && n !== undefined && n > samples.length / manifest.combine.repeat) {

@@ -35,6 +35,8 @@ export interface PlanResult {
   estimate: { input_tokens: number; output_tokens: number; cost_usd: number | null };
   /** combine: pairwise: per pair of dimensions, the value pairs the samples hold of those allowed. */
   pairwise?: { a: string; b: string; covered: number; total: number }[];
+  /** With `target:`: the rows wanted, and the candidates (samples) this plan covers and why that many; a build adds more if fewer rows survive. */
+  target?: { rows: number; max_candidates: number; candidates: number; why: string };
   /** With explain: each sample that needs requests, and why. */
   stale?: { id: string; values: Record<string, string>; step: string; reasons: string[] }[];
   /** With explain: samples that need no request but whose rows or fate will change (a filter edited, an output's input...), and why. */
@@ -48,6 +50,10 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const project = await openProject(opts);
   const m = project.manifest;
   const offline = opts.offline ?? false;
+  const target = m.target &&
+    project.candidates && {
+      target: { rows: m.target.rows, max_candidates: m.target.maxCandidates, candidates: project.candidates.count, why: project.candidates.why },
+    };
   const existing = await readLock(project.paths.lock).catch((err: Error) => {
     opts.events?.warn?.(`${err.message}; planning as if there were none`);
     return undefined;
@@ -60,7 +66,15 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     const r = verdict.current.reached;
     const steps = m.steps.map((s, i) => ({ id: s.id, kind: s.kind, total: r[i]!, cached: r[i]!, to_run: 0 }));
     const empty = opts.explain ? { stale: [], changed: [], removed: [] } : {};
-    return { samples: samples.length, requests: 0, steps, estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 }, ...pairwiseOf(m, samples), ...empty };
+    return {
+      samples: samples.length,
+      requests: 0,
+      steps,
+      estimate: { input_tokens: 0, output_tokens: 0, cost_usd: 0 },
+      ...pairwiseOf(m, samples),
+      ...target,
+      ...empty,
+    };
   }
   const runs = samples.map((s) => newRun(m, s));
   if (runs.length >= 10_000) project.cache.snapshot();
@@ -86,7 +100,14 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   // Samples that send the very same request share one answer: count requests, not samples.
   const downstream = counted.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
-  const result: PlanResult = { samples: runs.length, requests, steps, estimate: estimate(m, counted, missed, count, offline), ...pairwiseOf(m, samples) };
+  const result: PlanResult = {
+    samples: runs.length,
+    requests,
+    steps,
+    estimate: estimate(m, counted, missed, count, offline),
+    ...pairwiseOf(m, samples),
+    ...target,
+  };
   if (opts.explain) {
     const explainer = new Explainer(m, existing?.lock);
     const valuesOf = (r: SampleRun) => Object.fromEntries(m.dimensions.map((d, i) => [d.name, r.sample.values[i]!.key]));

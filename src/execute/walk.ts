@@ -1,5 +1,6 @@
 import type { Manifest } from "../manifest/types.js";
 import { advance, applyDedupe, barriers, forEachConcurrent, type PipelineOptions, type Resolver, type SampleRun } from "../plan/pipeline.js";
+import { dropBeyondTarget } from "../plan/target-rows.js";
 import { type Redact, redactor, secretsIn } from "../util/redact.js";
 import { RunPool } from "./run-pool.js";
 
@@ -54,6 +55,7 @@ export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions
       : walkOpts;
   try {
     await walkSegments(m, runs, opts);
+    if (m.target) dropBeyondTarget(m.target, runs);
   } finally {
     await pool?.close();
   }
@@ -62,6 +64,8 @@ export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions
 async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): Promise<void> {
   const ends = [...barriers(m.steps), m.steps.length];
   let start = 0;
+  // target: runs come in candidate order, and dedupe keeps the earliest (see applyDedupe).
+  const rank = m.target ? new Map(runs.map((r, i) => [r, i])) : undefined;
   for (const end of ends) {
     // A sample still short of an earlier dataset-level step (its answer was held back, by --limit,
     // --max-cost or --shard) waits there: it must not be advanced past a dedupe it never went through,
@@ -74,7 +78,9 @@ async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): 
     const step = m.steps[end];
     if (step?.kind === "dedupe") {
       const complete = runs.filter((r) => r.status === "kept" && r.cursor === end);
-      applyDedupe(step, complete);
+      // Rows of earlier waves that passed this dedupe are what a new wave's duplicates duplicate.
+      const earlier = rank ? runs.filter((r) => r.cursor > end && r.steps.some((s) => s.id === step.id)) : [];
+      applyDedupe(step, earlier.length ? [...earlier, ...complete] : complete, rank);
       for (const r of complete) r.cursor = end + 1;
     }
   }

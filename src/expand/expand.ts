@@ -11,26 +11,43 @@ interface Combination {
 
 /** dimensions × combine → the ordered list of samples. Pure and deterministic. */
 export function expand(m: Manifest): Sample[] {
-  let combos: Combination[];
-  switch (m.combine.mode) {
-    case "product":
-      combos = product(m);
-      break;
-    case "zip":
-      combos = zip(m);
-      break;
-    case "sample":
-      combos = sample(m, m.combine.n!, m.seed);
-      break;
-    case "pairwise":
-      combos = pairwise(product(m), m.dimensions.length, m.seed);
-      break;
-  }
+  const combos = combinations(m);
   const samples: Sample[] = [];
   for (const c of combos) {
     for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(c.id, r), comboId: c.id, repeat: r, values: c.values });
   }
   return samples;
+}
+
+/**
+ * With `target:`, the first `count` candidates in candidate order: every combination at repeat 0,
+ * then every one at repeat 1, and so on. Within a repeat, combinations go by id, not position,
+ * so reordering a list moves no candidate and a new value only inserts its own. A candidate's id
+ * is the sample id it would have had under `repeat:`, so ids, nonces and keys are the same.
+ */
+export function candidates(m: Manifest, count: number): Sample[] {
+  const combos = combinations(m).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const out: Sample[] = [];
+  if (combos.length === 0) return out;
+  for (let k = 0; k < count; k++) {
+    const c = combos[k % combos.length]!;
+    const r = Math.floor(k / combos.length);
+    out.push({ id: sampleId(c.id, r), comboId: c.id, repeat: r, values: c.values });
+  }
+  return out;
+}
+
+function combinations(m: Manifest): Combination[] {
+  switch (m.combine.mode) {
+    case "product":
+      return product(m);
+    case "zip":
+      return zip(m);
+    case "sample":
+      return sample(m, m.combine.n!, m.seed);
+    case "pairwise":
+      return pairwise(product(m), m.dimensions.length, m.seed);
+  }
 }
 
 /** Every combination in declaration order (first dimension outermost), conditional values following their parent. */

@@ -1,8 +1,10 @@
 import type { Sample } from "../expand/sample.js";
+import { headerTarget } from "../expand/target.js";
 import type { Lock } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import { globTexts, stepRecipe } from "../plan/recipe.js";
 import { KEY_VERSION } from "../plan/request.js";
+import { BEYOND_TARGET } from "../plan/target-rows.js";
 import { RENDER_VERSION } from "../template/engine.js";
 
 /** What an up-to-date lock says about the build, without a single run rebuilt. */
@@ -34,6 +36,12 @@ export function currentLock(m: Manifest, samples: Sample[], lock: Lock, offline:
   const defs = h.steps;
   if (Object.keys(defs).length !== m.steps.length) return no("steps were added or removed");
   for (const s of m.steps) if (defs[s.id]?.def !== s.defHash) return no(`step '${s.id}' changed`);
+  const want = headerTarget(m);
+  if (h.target?.rows !== want?.rows || h.target?.max_candidates !== want?.max_candidates)
+    return no(`target: was ${describeTarget(h.target)} in the lock, is ${describeTarget(want)} now`);
+  // Short of the rows with candidates left: a build would try more (a lock no build of ours writes).
+  if (want && h.kept < want.rows && h.samples < want.max_candidates)
+    return no(`the lock has ${h.kept} of target.rows ${want.rows}, with candidates left to try`);
   if (lock.samples.length !== samples.length) return no(`the lock has ${lock.samples.length} samples, the manifest ${samples.length}`);
   const byId = new Map(lock.samples.map((s) => [s.id, s]));
   const stepIndex = new Map(m.steps.map((s, i) => [s.id, i]));
@@ -43,7 +51,8 @@ export function currentLock(m: Manifest, samples: Sample[], lock: Lock, offline:
     if (!ls) return no(`sample ${sample.id} is not in the lock`);
     if (ls.status !== "kept" && ls.status !== "dropped") return no(`sample ${sample.id} was ${ls.status} in the last build`);
     if (ls.texts !== globTexts(m, sample)) return no(`a file sample ${sample.id} reads changed`);
-    const stopAt = ls.status === "dropped" ? stepIndex.get(ls.reason?.step ?? "") : m.steps.length - 1;
+    // A row beyond target.rows went through every step and was kept by all of them.
+    const stopAt = ls.status === "dropped" && ls.reason?.step !== BEYOND_TARGET ? stepIndex.get(ls.reason?.step ?? "") : m.steps.length - 1;
     if (stopAt === undefined) return no(`sample ${sample.id} was dropped by a step that is gone`);
     const outOf = (id: string) => ls.steps[id]?.out;
     let n = 0;
@@ -59,4 +68,8 @@ export function currentLock(m: Manifest, samples: Sample[], lock: Lock, offline:
     state[ls.status]++;
   }
   return state;
+}
+
+function describeTarget(t: { rows: number; max_candidates: number } | undefined): string {
+  return t ? `{ rows: ${t.rows}, max_candidates: ${t.max_candidates} }` : "unset";
 }

@@ -4,6 +4,7 @@ import { readFile, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Cache } from "../cache/store.js";
+import { type TargetOutcome, targetOutcome } from "../expand/target.js";
 import { countDrops, type DropCount } from "../lock/drops.js";
 import type { Lock } from "../lock/lockfile.js";
 import { globFiles } from "../manifest/glob-files.js";
@@ -79,6 +80,8 @@ export interface NoopSummary {
   /** Answers the lock names. */
   cached: number;
   outputs: { path: string; rows: number }[];
+  /** With `target:`: rows wanted and kept, candidates used; a target not reached is exit 1 even on a no-op. */
+  target?: TargetOutcome;
 }
 
 export type StampCheck = { holds: true; result: NoopSummary; warnings: string[] } | { holds: false; why: string };
@@ -187,6 +190,7 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
       drops: countDrops(lock.samples),
       cached: keys.length,
       outputs: lock.outputs.map((o) => ({ path: o.path, rows: o.rows })),
+      ...(lock.header.target ? { target: targetOutcome(lock.header) } : {}),
     },
   };
   try {

@@ -85,6 +85,10 @@ function headerChanges(a: Lock, b: Lock): string[] {
   if (ha.seed !== hb.seed) out.push(`seed ${ha.seed} → ${hb.seed}`);
   for (const k of ["mode", "n", "repeat"] as const)
     if (ha.combine[k] !== hb.combine[k]) out.push(`combine.${k} ${show(ha.combine[k])} → ${show(hb.combine[k])}`);
+  const ta = ha.target;
+  const tb = hb.target;
+  if (ta?.rows !== tb?.rows || ta?.max_candidates !== tb?.max_candidates)
+    out.push(`target ${ta ? `${ta.rows} rows (max ${ta.max_candidates})` : "unset"} → ${tb ? `${tb.rows} rows (max ${tb.max_candidates})` : "unset"}`);
   if (ha.versions.key !== hb.versions.key) out.push(`cache key version ${ha.versions.key} → ${hb.versions.key}`);
   if (ha.versions.render !== hb.versions.render) out.push(`rendering version ${ha.versions.render} → ${hb.versions.render}`);
   if ((ha.offline ?? false) !== (hb.offline ?? false)) out.push(hb.offline ? "now built --offline" : "no longer built --offline");
@@ -101,6 +105,8 @@ function headerChanges(a: Lock, b: Lock): string[] {
 
 function newCause(s: LockSample, before: Map<string, Set<string>>, a: Lock, b: Lock): string {
   for (const [d, v] of Object.entries(s.values)) if (!before.get(d)?.has(v)) return `${d} '${v}' added`;
+  // Under target: a candidate is added when rows fall short, whatever combine.repeat says.
+  if (b.header.target) return `a further candidate for target.rows ${b.header.target.rows}`;
   if (s.repeat >= a.header.combine.repeat) return `combine.repeat raised to ${b.header.combine.repeat}`;
   if (a.header.seed !== b.header.seed) return `seed changed (a sample draws other combinations)`;
   if ((b.header.combine.n ?? 0) > (a.header.combine.n ?? 0)) return `combine.n raised to ${b.header.combine.n}`;
@@ -109,6 +115,7 @@ function newCause(s: LockSample, before: Map<string, Set<string>>, a: Lock, b: L
 
 function goneCause(s: LockSample, after: Map<string, Set<string>>, a: Lock, b: Lock): string {
   for (const [d, v] of Object.entries(s.values)) if (!after.get(d)?.has(v)) return `${d} '${v}' removed`;
+  if (a.header.target) return `no longer among the candidates for target${b.header.target ? `.rows ${b.header.target.rows}` : " (removed)"}`;
   if (s.repeat >= b.header.combine.repeat) return `combine.repeat lowered to ${b.header.combine.repeat}`;
   if (a.header.seed !== b.header.seed) return "seed changed (a sample draws other combinations)";
   if ((b.header.combine.n ?? Infinity) < (a.header.combine.n ?? Infinity)) return `combine.n lowered to ${b.header.combine.n}`;

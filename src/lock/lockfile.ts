@@ -71,6 +71,8 @@ export interface LockHeader {
   name: string;
   seed: number;
   combine: { mode: string; n?: number; repeat: number };
+  /** `target:` as built; `samples` is then the number of candidates used, which a rebuild expands again. */
+  target?: { rows: number; max_candidates: number };
   /** The tool's cache-key and rendering versions the lock was built with. */
   versions: { key: number; render: number };
   samples: number;

@@ -12,6 +12,7 @@ import { resolveCombine } from "./resolve-combine.js";
 import { resolveDimensions } from "./resolve-dimensions.js";
 import { resolveOutputs } from "./resolve-outputs.js";
 import { baseNames, resolveSteps, valueStepIds } from "./resolve-steps.js";
+import { resolveTarget } from "./resolve-target.js";
 import { loadRunModules } from "./run-modules.js";
 import type { RawManifest } from "./schema.js";
 import { YamlSource } from "./source.js";
@@ -112,6 +113,7 @@ export async function parseManifest(
   const roots = await resolveRoots(src, raw.shared_data, dir, errors);
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, roots, errors, inputs);
   const combine = resolveCombine(src, raw.combine, dimensions, errors);
+  const target = resolveTarget(src, raw, errors);
   const modules = await modulesLoaded;
   errors.push(...moduleErrors);
   const fields = rowFields(raw.dimensions, dimensions);
@@ -129,5 +131,17 @@ export async function parseManifest(
   await checkOutputCollisions(src, raw.output, dir, await protectedFiles(raw, abs, lock, inputs), owned, errors);
   if (errors.length) throw new ManifestError(errors);
   const cache = raw.cache && resolveCache(raw.cache, dir);
-  return { file: abs, dir, name: raw.name, seed: raw.seed ?? 0, dimensions, combine, steps, outputs, inputs, ...(cache && { cache }) };
+  return {
+    file: abs,
+    dir,
+    name: raw.name,
+    seed: raw.seed ?? 0,
+    dimensions,
+    combine,
+    steps,
+    outputs,
+    inputs,
+    ...(target && { target }),
+    ...(cache && { cache }),
+  };
 }

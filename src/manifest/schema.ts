@@ -154,6 +154,21 @@ export const Combine = strict({
   anyOf: [{ not: { required: ["mode"], properties: { mode: { const: "sample" } } } }, { required: ["n"] }],
 });
 
+export const Target = strict({
+  // minimum only in the JSON Schema (for editors): resolve-target.ts says why, with a hint.
+  rows: z
+    .number()
+    .int()
+    .meta({ minimum: 1 })
+    .describe("Rows wanted after every filter and dedupe: candidates are added, as further repeats, until this many survive"),
+  max_candidates: z
+    .number()
+    .int()
+    .meta({ minimum: 1 })
+    .optional()
+    .describe("Most candidates (samples) to try before giving up short of rows (default: 4 × rows)"),
+}).describe("Exactly N rows: top up with new repeats until target.rows survive the steps, or max_candidates are spent");
+
 const Message = strict({
   role: z.enum(["system", "user", "assistant"]),
   content: z.string(),
@@ -320,6 +335,7 @@ export const ManifestSchema = strict({
     propertyNames: { type: "string", pattern: NAME.source, not: { enum: RESERVED } },
   }),
   combine: Combine.optional(),
+  target: Target.optional(),
   steps: z.array(Step).optional(),
   output: z.union([Output, z.array(Output).min(1)]),
   cache: CacheSettings.optional(),

@@ -171,6 +171,12 @@ export interface Combine {
   readonly repeat: number;
 }
 
+/** `target:`: candidates (samples) are added in candidate order until `rows` survive the steps, or `maxCandidates` are spent. */
+export interface Target {
+  readonly rows: number;
+  readonly maxCandidates: number;
+}
+
 export interface Manifest {
   /** Absolute path of dataset.yaml, and the folder everything else is relative to. */
   readonly file: string;
@@ -179,6 +185,7 @@ export interface Manifest {
   readonly seed: number;
   readonly dimensions: Dimension[];
   readonly combine: Combine;
+  readonly target?: Target;
   readonly steps: Step[];
   readonly outputs: Output[];
   /** `cache:`: the remote cache, if one is configured (a folder path already absolute). */

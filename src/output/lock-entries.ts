@@ -1,3 +1,4 @@
+import { headerTarget } from "../expand/target.js";
 import { LOCK_FORMAT, type Lock, type LockHeader, type LockSample, type LockStep } from "../lock/lockfile.js";
 import type { Manifest } from "../manifest/types.js";
 import type { SampleRun } from "../plan/pipeline.js";
@@ -55,6 +56,7 @@ export function lockHeader(
     name: m.name,
     seed: m.seed,
     combine: n === undefined ? { mode, repeat } : { mode, n, repeat },
+    ...(m.target ? { target: headerTarget(m) } : {}),
     versions: { key: KEY_VERSION, render: RENDER_VERSION },
     samples,
     ...count,

@@ -239,24 +239,30 @@ function answerValue(text: string): unknown {
 
 /**
  * Keep one sample per distinct (normalised) value: the one with the smallest id, so the choice
- * does not depend on order and stays put as the dataset grows.
+ * does not depend on order and stays put as the dataset grows. With `rank` (target:, whose
+ * candidates come in waves) the earliest candidate wins instead, so a later wave can never
+ * displace a row already chosen; runs that passed this step in an earlier wave are compared
+ * against, not decided again.
  */
-export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
+export function applyDedupe(step: DedupeStep, runs: SampleRun[], rank?: ReadonlyMap<SampleRun, number>): void {
+  const fresh = (r: SampleRun) => !r.steps.some((s) => s.id === step.id);
+  const passed = (r: SampleRun) => (fresh(r) ? r.status === "kept" : r.stoppedBy?.step !== step.id);
+  const before = rank ? (a: SampleRun, b: SampleRun) => rank.get(a)! < rank.get(b)! : (a: SampleRun, b: SampleRun) => a.sample.id < b.sample.id;
+  const live = runs.filter(passed);
   if (step.minhash) {
-    applyNearDedupe(step, step.minhash, runs);
+    applyNearDedupe(step, step.minhash, live, before, fresh);
     return;
   }
+  const keyOf = (run: SampleRun) => dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
   const keeper = new Map<string, SampleRun>();
-  for (const run of runs) {
-    if (run.status !== "kept") continue;
-    const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
+  for (const run of live) {
+    const k = keyOf(run);
     const prev = keeper.get(k);
-    if (!prev || run.sample.id < prev.sample.id) keeper.set(k, run);
+    if (!prev || before(run, prev)) keeper.set(k, run);
   }
-  for (const run of runs) {
-    if (run.status !== "kept") continue;
-    const k = dedupeKey(String(run.scope[step.field] ?? ""), step.ignoreCase, step.ignoreWhitespace);
-    const kept = keeper.get(k)!;
+  for (const run of live) {
+    if (!fresh(run)) continue;
+    const kept = keeper.get(keyOf(run))!;
     run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: dedupeRecipe(step) });
     if (kept !== run) {
       run.status = "dropped";
@@ -265,15 +271,22 @@ export function applyDedupe(step: DedupeStep, runs: SampleRun[]): void {
   }
 }
 
-/** minhash: in sample-id order, a sample similar enough to an earlier kept one is dropped. */
-function applyNearDedupe(step: DedupeStep, opts: { threshold: number; shingle: number }, runs: SampleRun[]): void {
-  const live = runs.filter((r) => r.status === "kept").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
+/** minhash: in sample-id (or candidate) order, a sample similar enough to an earlier kept one is dropped. */
+function applyNearDedupe(
+  step: DedupeStep,
+  opts: { threshold: number; shingle: number },
+  runs: SampleRun[],
+  before: (a: SampleRun, b: SampleRun) => boolean,
+  fresh: (r: SampleRun) => boolean,
+): void {
+  const live = runs.sort((a, b) => (before(a, b) ? -1 : 1));
   const dup = nearDuplicates(
     live.map((r) => ({ id: r.sample.id, text: dedupeKey(String(r.scope[step.field] ?? ""), step.ignoreCase, true) })),
     opts.threshold,
     opts.shingle,
   );
   for (const run of live) {
+    if (!fresh(run)) continue;
     run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: dedupeRecipe(step) });
     const of = dup.get(run.sample.id);
     if (of) {

@@ -128,5 +128,5 @@ test("spaceSize: exact with conditional dimensions, without building the product
   assert.equal(spaceSize([genre, sub, place]), (3 + 1) * 3);
   assert.equal(spaceSize([place, genre, sub]), 3 * (3 + 1));
   const wide = Array.from({ length: 30 }, (_, i) => ({ name: `d${i}`, kind: "list" as const, values: v(...Array.from({ length: 30 }, (_, j) => `v${j}`)) }));
-  assert.equal(spaceSize(wide), 30 ** 30 > 1e15 ? Number.POSITIVE_INFINITY : 30 ** 30);
+  assert.equal(spaceSize(wide), Number.POSITIVE_INFINITY, "30^30 is past every limit: not counted to the end");
 });
