@@ -13,3 +13,13 @@ const [directory, port, bucket] = process.argv.slice(2);
 const server = new S3rver({ port: Number(port), address: "127.0.0.1", silent: true, directory, configureBuckets: [{ name: bucket, configs: [] }] });
 const addr = await server.run();
 process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
+
+// Down at once for clients, as a crashed server is: connections cut, nothing waited for. The
+// process itself ends only once s3rver has settled the files of the requests it was cut off in,
+// as a real store's objects are whole or absent (a SIGKILL here would leave half-written files
+// that make s3rver's own listing fail, which no S3 does).
+process.on("SIGTERM", () => {
+  const closed = server.close();
+  server.httpServer?.closeAllConnections();
+  closed.finally(() => setTimeout(() => process.exit(0), 50));
+});

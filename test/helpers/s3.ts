@@ -10,10 +10,16 @@ export const BUCKET = "team-cache";
 
 const MAIN = fileURLToPath(new URL("./s3-server.mjs", import.meta.url));
 
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) c.kill("SIGKILL");
+});
+
 /**
  * A real S3-protocol server on loopback (s3rver, from npm) in a child process, storing in a temp
- * folder, with one bucket. `stop()` kills it as a crash would (the folder stays, so `start()` on
- * the same folder brings the same objects back); `remove()` deletes the folder too.
+ * folder, with one bucket. `stop()` takes it down as a crash would for its clients (connections
+ * cut; the folder stays, so `start()` on the same folder brings the same objects back);
+ * `remove()` deletes the folder too.
  */
 export class TestS3 {
   private child?: ChildProcess;
@@ -41,6 +47,12 @@ export class TestS3 {
       child.on("exit", (code, signal) => reject(new Error(`s3rver exited (${signal ?? code}) before listening`)));
     });
     this.endpoint = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
+    // A test that fails before its remove() must not keep its file's process alive for ever:
+    // the server never holds the test process open, and goes with it.
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    live.add(child);
+    child.once("exit", () => live.delete(child));
   }
 
   get port(): number {
@@ -54,8 +66,10 @@ export class TestS3 {
     this.child = undefined;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
-    child.kill("SIGKILL");
-    await exited;
+    // The child is unref'd: something must hold the test process open until it has gone.
+    const hold = setInterval(() => {}, 1000);
+    child.kill("SIGTERM");
+    await exited.finally(() => clearInterval(hold));
   }
 
   async remove(): Promise<void> {
