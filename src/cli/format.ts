@@ -55,7 +55,7 @@ export function formatBuild(r: BuildResult): string {
           ]
         : []),
       ...r.failures.slice(0, 20).map((f) => `  ${f.sample} at ${f.step}: ${f.reason}`),
-      "no dist/ or lock written: once every shard is done, `synthbuild build` assembles them with no request",
+      "no dist/ or lock written: once every shard is done, `synthbuild build` assembles them (steps after a dedupe can still need requests there; running the shards again makes them)",
     ].join("\n");
   const lines = [
     `built ${r.samples} samples: ${r.requests} request${r.requests === 1 ? "" : "s"}, ${r.cached} cached, ${r.dropped} dropped, ${r.failed} failed` +

@@ -102,7 +102,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   if (stamp.holds) {
     events.decided?.("up to date: nothing the last complete build's stamp lists has changed");
     for (const w of stamp.warnings) events.warn?.(w);
-    return noopResult(stamp.result);
+    return asShard(noopResult(stamp.result), opts.shard);
   }
   events.decided?.(`reading the manifest: ${stamp.why}`);
   // The manifest's own warnings are kept in the stamp, to be said again by every no-op it decides.
@@ -162,7 +162,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       opts.frozen && remote && existing
         ? { remote: remote.description, fetched: await pullForFrozen(cache, remote, existing.lock), uploaded: 0, notUploaded: [] }
         : undefined;
-    const withFetched = (r: BuildResult): BuildResult => (fetched ? { ...r, remote: fetched } : r);
+    const withFetched = (r: BuildResult, shard?: Shard): BuildResult => asShard(fetched ? { ...r, remote: fetched } : r, shard);
     const verdict = await decide(m, samples, cache, existing, { offline, content: opts.frozen });
     if (verdict.upToDate) {
       // A build killed while renaming its outputs into place leaves the old release whole (so
@@ -182,6 +182,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           outputs: l.outputs.map((o) => ({ path: o.path, rows: o.rows })),
           ...(l.header.target ? { target: targetOutcome(l.header) } : {}),
         }),
+        opts.shard,
       );
     }
     events.decided?.(`building: ${verdict.why}`);
@@ -302,6 +303,11 @@ function shardResult(runs: SampleRun[], shard: Shard, costUsd: number | null, bu
   // other shards' samples, and the steps after it) is the next round's or the assembly's.
   const ownPending = budgetReached ? runs.filter((x) => x.status === "pending" && inShard(x.sample.id, shard)).length : 0;
   return { ...r, heldBack: r.pending - ownPending, shard };
+}
+
+/** A shard of a dataset already built: nothing of its to do, and nothing written. */
+function asShard(r: BuildResult, shard: Shard | undefined): BuildResult {
+  return shard ? { ...r, outputs: [], heldBack: r.pending, shard } : r;
 }
 
 function withRemote(r: BuildResult, remote: RemoteReport | undefined): BuildResult {

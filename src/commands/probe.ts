@@ -3,7 +3,7 @@ import { UsageError } from "../errors.js";
 import { ProviderPool } from "../execute/providers.js";
 import type { GenerateStep } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
-import { RequestError } from "../providers/types.js";
+import { EndpointRefused, NoResponse, RequestError } from "../providers/types.js";
 import { type CommonOptions, openProject } from "./context.js";
 
 export interface ProbeOptions extends CommonOptions {
@@ -72,15 +72,27 @@ export async function probe(opts: ProbeOptions = {}): Promise<ProbeResult> {
       endpoint: step.model.endpoint,
       model: step.model.name,
       messages: [{ role: "user", content: PROBE_PROMPT }],
-      params: { ...step.model.params, max_tokens: 8 },
+      // The step's own parameters and extra body (a gateway's routing, vLLM's options), with a
+      // short answer: in whichever of max_tokens / max_completion_tokens the step uses.
+      params: { ...step.model.params, ...("max_completion_tokens" in step.model.params ? { max_completion_tokens: 16 } : { max_tokens: 16 }) },
+      ...(Object.keys(step.model.extraBody).length ? { extra_body: { ...step.model.extraBody } } : {}),
       ...(step.model.api ? { api: step.model.api } : {}),
     };
-    delete req.params.max_completion_tokens;
     const seconds = opts.seconds ?? 5;
     const max = opts.max ?? 256;
     const levels: (ProbeLevel & { firstError?: string })[] = [];
     for (let c = 1; c <= max && !controller.signal.aborted; c *= 2) {
-      const level = await runLevel(c, seconds, () => provider.complete(req, controller.signal, { timeoutMs: step.model.timeoutS * 1000 }), controller.signal);
+      const level = await runLevel(
+        c,
+        seconds,
+        () => provider.complete(req, controller.signal, { timeoutMs: step.model.timeoutS * 1000 }),
+        controller.signal,
+      ).catch((err: Error) => {
+        throw new UsageError(
+          pool.redact(`no answer from ${step.model.baseUrl ?? "the endpoint"} at concurrency ${c}: ${err.message}`),
+          "check base_url, the key and the model name with a build of one sample (--limit 1)",
+        );
+      });
       levels.push(level);
       opts.events?.decided?.(`concurrency ${c}: ${level.throughput.toFixed(1)} answers/s, ${level.refused} refused, ${level.failed} failed`);
       // Every request failing is the endpoint's problem, not a measurement: say it once.
@@ -99,7 +111,7 @@ export async function probe(opts: ProbeOptions = {}): Promise<ProbeResult> {
     const at = levels.find((l) => l.throughput >= 0.9 * best);
     // A knee the endpoint already refused at is past its limit: what it served at once there is,
     // by Little's law, answers a second times the time each took.
-    const served = at && at.refused > 0 && at.p50_ms !== null ? Math.floor((at.throughput * at.p50_ms) / 1000) : undefined;
+    const served = at && at.refused > 0 && at.p50_ms !== null ? Math.round((at.throughput * at.p50_ms) / 1000) : undefined;
     const knee = at ? (served !== undefined ? Math.max(1, Math.min(at.concurrency, served)) : at.concurrency) : null;
     return {
       step: step.id,
@@ -131,13 +143,15 @@ async function runLevel(c: number, seconds: number, send: () => Promise<unknown>
           latencies.push(performance.now() - t);
         } catch (err) {
           if (signal.aborted) return;
+          // A wrong key, an unknown model, a dead port: nothing to measure, and no reason to go on.
+          if (err instanceof EndpointRefused || err instanceof NoResponse) throw err;
           if (err instanceof RequestError && err.status === 429) refused++;
           else {
             failed++;
             firstError ??= (err as Error).message;
           }
-          // A refusal answers at once: without a pause, one worker would spin on it.
-          if (err instanceof RequestError && err.status === 429) await new Promise((r) => setTimeout(r, 50));
+          // A refusal or an error answers at once: without a pause, a worker would spin on it.
+          await new Promise((r) => setTimeout(r, 50));
         }
       }
     }),

@@ -1,4 +1,4 @@
-import { realpath } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { dirname, relative, resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
@@ -7,7 +7,9 @@ import { allowedPairs, pairCoverage } from "../expand/coverage.js";
 import { attemptsOfLock } from "../lock/attempts.js";
 import { countDrops } from "../lock/drops.js";
 import { readLock } from "../lock/lockfile.js";
+import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest } from "../manifest/types.js";
+import { cardTarget } from "../output/card.js";
 import { type ReportData, renderReport } from "../output/report-html.js";
 import { withAttempts } from "../plan/attempts.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
@@ -52,11 +54,20 @@ async function refuseInputs(m: Manifest, out: string, lockPath: string, cacheDir
     (d) => resolve(d, out.slice(dirname(out).length + 1)),
     () => out,
   );
-  const inputs = new Set([...Object.keys(m.inputs.files), m.file, lockPath]);
+  if (
+    await stat(out).then(
+      (st) => st.isDirectory(),
+      () => false,
+    )
+  )
+    throw new UsageError(`${relative(m.dir, out) || out} is a folder`, "give --out a file name, e.g. report.html");
+  // Every file a build writes (split files, the dataset card) as well as what it reads.
+  const written = [...m.outputs.flatMap((o) => [o.absPath, ...outputTargets(o).map((t) => t.abs)]), ...(cardTarget(m) ? [cardTarget(m)!.abs] : [])];
+  const inputs = new Set([...Object.keys(m.inputs.files), m.file, lockPath, ...written]);
   const inCache = !relative(cacheDir, real).startsWith("..") && relative(cacheDir, real) !== real;
-  if (inputs.has(out) || inputs.has(real) || inCache || m.outputs.some((o) => o.absPath === out))
+  if (inputs.has(out) || inputs.has(real) || inCache)
     throw new UsageError(
-      `${relative(m.dir, out) || out} is ${inCache ? "inside the cache" : "an input, the lock or an output"}: the report would replace it`,
+      `${relative(m.dir, out) || out} is ${inCache ? "inside the cache" : "an input, the lock, an output or the dataset card"}: the report would replace it`,
       "give --out another path, e.g. report.html",
     );
 }

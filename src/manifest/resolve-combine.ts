@@ -101,24 +101,30 @@ const SPACE_LIMITS: Partial<Record<Combine["mode"], number>> = { product: 10_000
  * (which multiply by their parent value's own list), by counting per value of the parents only.
  */
 export function spaceSize(dims: readonly Dimension[]): number {
-  const parents = new Set(dims.flatMap((d) => (d.by ? [d.by] : [])));
-  // States: the values of the parent dimensions chosen so far, and how many prefixes share them.
-  let states: { at: Map<string, string>; count: number }[] = [{ at: new Map(), count: 1 }];
-  for (const d of dims) {
-    const next: typeof states = [];
-    for (const st of states) {
+  // Last position at which each parent is still needed: after it, its value is forgotten and
+  // states that differed only there merge, so the states stay few (one per open parent value).
+  const lastUse = new Map<string, number>();
+  dims.forEach((d, i) => d.by && lastUse.set(d.by, i));
+  let states = new Map<string, { at: Map<string, string>; count: number }>([["", { at: new Map(), count: 1 }]]);
+  dims.forEach((d, i) => {
+    const next = new Map<string, { at: Map<string, string>; count: number }>();
+    const add = (at: Map<string, string>, count: number) => {
+      for (const [p] of at) if ((lastUse.get(p) ?? -1) <= i) at.delete(p);
+      const key = JSON.stringify([...at].sort());
+      const st = next.get(key);
+      if (st) st.count += count;
+      else next.set(key, { at, count });
+    };
+    for (const st of states.values()) {
       const list = d.by && d.byValue ? (d.byValue.get(st.at.get(d.by)!) ?? []) : d.values;
-      if (parents.has(d.name)) for (const v of list) next.push({ at: new Map(st.at).set(d.name, v.key), count: st.count });
-      else if (list.length) next.push({ at: st.at, count: st.count * list.length });
+      if ((lastUse.get(d.name) ?? -1) > i) for (const v of list) add(new Map(st.at).set(d.name, v.key), st.count);
+      else if (list.length) add(new Map(st.at), st.count * list.length);
     }
     states = next;
-    // Past every limit already: the exact figure no longer matters, and parent states could grow.
-    if (states.reduce((n, x) => n + x.count, 0) > 1e15 || states.length > 100_000) return Number.POSITIVE_INFINITY;
-  }
-  return states.reduce((n, x) => n + x.count, 0);
+  });
+  return [...states.values()].reduce((n, x) => n + x.count, 0);
 }
 
 function fmtCount(n: number): string {
-  if (!Number.isFinite(n)) return "more than 10^15";
   return n >= 1e6 ? `${n.toExponential(1).replace(/e\+(\d+)/, " × 10^$1")}` : n.toLocaleString("en-US");
 }

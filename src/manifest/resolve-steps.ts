@@ -324,7 +324,13 @@ function whereOf(src: YamlSource, path: (string | number)[], source: string, sco
     where = compileWhere(source);
   } catch (err) {
     if (!(err instanceof WhereSyntaxError)) throw err;
-    errors.push(src.at(path, err.message, 'strings take double quotes: genre == "noir"; functions: len, words, lower, contains...; and, or, not'));
+    errors.push(
+      src.at(
+        path,
+        err.message,
+        `strings take double quotes: genre == "noir"; a name with - (or a keyword) takes single quotes: 'my-judge.score'; not (x) with a space; functions: len, words, lower, contains...`,
+      ),
+    );
     return null;
   }
   let ok = true;
@@ -336,7 +342,8 @@ function whereOf(src: YamlSource, path: (string | number)[], source: string, sco
       src.at(
         path,
         why ? `'${name}' ${why}` : `unknown name '${name}'`,
-        suggestion(name, scope.names) ?? `readable here: ${[...scope.names].sort().join(", ")}`,
+        suggestion(name, scope.names) ??
+          `readable here: ${[...scope.names].sort().join(", ")}${[...scope.names].some((n) => /[^\w$]/.test(n)) ? "; a name with - goes in single quotes: 'my-judge.score'" : ""}`,
       ),
     );
   }

@@ -38,8 +38,27 @@ export const WHERE_FUNCTIONS: readonly string[] = [...BUILTIN_FUNCTIONS, ...Obje
 
 const CONSTANTS = ["true", "false", "null"];
 
-/** Thrown inside the expression when a name is missing; filtrex returns it rather than throw. */
-class MissingValue extends Error {}
+/**
+ * Dimension values and CSV columns are text: `n > 1` and `n == 1` compare a text that is a number
+ * as that number (filtrex alone would refuse `"1" > 1` and find `"1" == 1` false). A value that is
+ * missing where a number is needed is said by name, from the lookups the sample made.
+ */
+const NUMERIC = /^\s*-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+const asNumber = (v: unknown): unknown => (typeof v === "string" && NUMERIC.test(v) ? Number(v) : v);
+function num(v: unknown): number {
+  const n = asNumber(v);
+  if (typeof n === "number") return n;
+  throw new TypeError(v === undefined || v === null ? "a value is missing where a number is needed" : `${JSON.stringify(v)} is not a number`);
+}
+const same = (a: unknown, b: unknown) => a === b || ((typeof a === "number") !== (typeof b === "number") && asNumber(a) === asNumber(b));
+const OPERATORS = {
+  "==": (a: unknown, b: unknown) => same(a, b),
+  "!=": (a: unknown, b: unknown) => !same(a, b),
+  "<": (a: unknown, b: unknown) => num(a) < num(b),
+  "<=": (a: unknown, b: unknown) => num(a) <= num(b),
+  ">": (a: unknown, b: unknown) => num(a) > num(b),
+  ">=": (a: unknown, b: unknown) => num(a) >= num(b),
+};
 
 export function compileWhere(source: string): Where {
   const { names, functions } = symbols(source);
@@ -47,7 +66,12 @@ export function compileWhere(source: string): Where {
     if (!WHERE_FUNCTIONS.includes(f)) throw new WhereSyntaxError(`unknown function ${f}(); the functions are ${WHERE_FUNCTIONS.join(", ")}`);
   let fn: (data: unknown) => unknown;
   try {
-    fn = compileExpression(source, { extraFunctions: FUNCTIONS, customProp: lookup, constants: { true: true, false: false, null: null } });
+    fn = compileExpression(source, {
+      extraFunctions: FUNCTIONS,
+      customProp: lookup,
+      operators: OPERATORS,
+      constants: { true: true, false: false, null: null },
+    });
   } catch (err) {
     throw new WhereSyntaxError(parseError((err as Error).message));
   }
@@ -57,8 +81,10 @@ export function compileWhere(source: string): Where {
     names: roots,
     test(scope) {
       const parsed = new Map<string, unknown>();
-      const result = fn({ scope, parsed });
-      if (result instanceof Error) return `where ${source}: ${result instanceof MissingValue ? result.message : result.message.split("\n")[0]}`;
+      const missing: string[] = [];
+      const result = fn({ scope, parsed, missing });
+      // A missing field is undefined (so exists() and empty() can test it); what failed on one is said by name.
+      if (result instanceof Error) return `where ${source}: ${missing.length ? `${missing[0]} is missing` : result.message.split("\n")[0]}`;
       if (result === true || (result !== false && result !== 0 && result !== "" && result != null)) return undefined;
       return `where ${source} is false (${names.map((n) => `${n} = ${show(resolve(n, scope, parsed))}`).join(", ")})`;
     },
@@ -68,11 +94,12 @@ export function compileWhere(source: string): Where {
 interface Data {
   scope: Readonly<Record<string, unknown>>;
   parsed: Map<string, unknown>;
+  missing: string[];
 }
 
 function lookup(name: string, _get: unknown, data: Data): unknown {
   const v = resolve(name, data.scope, data.parsed);
-  if (v === undefined) throw new MissingValue(`${name} is missing`);
+  if (v === undefined) data.missing.push(name);
   return v;
 }
 
@@ -153,7 +180,20 @@ function symbols(source: string): { names: string[]; functions: string[] } {
   const names: string[] = [];
   const functions: string[] = [];
   tokens.forEach((t, i) => {
-    if (t.kind === "quoted") throw new WhereSyntaxError(`quoted names ('${t.text.slice(1, -1)}') are not supported; strings take double quotes`);
+    if (t.text === "~=" && tokens[i + 1]?.kind === "string") {
+      const literal = tokens[i + 1]!.text;
+      try {
+        new RegExp(JSON.parse(literal) as string);
+      } catch (err) {
+        if (err instanceof SyntaxError && !/JSON/.test(err.message))
+          throw new WhereSyntaxError(`${literal} is not a regular expression: ${err.message.replace(/^Invalid regular expression: /, "")}`);
+      }
+    }
+    // 'my-judge.score': a name with characters a bare name cannot have (a step id with -, a keyword).
+    if (t.kind === "quoted") {
+      names.push(t.text.slice(1, -1).replace(/\\(.)/g, "$1"));
+      return;
+    }
     if (t.text === "of") throw new WhereSyntaxError("`x of y` is not supported; read a field as y.x");
     if (t.text === "?" || t.text === ":" || t.text === "%")
       throw new WhereSyntaxError(`'${t.text}' is filtrex's old syntax; use if ... then ... else, and mod`);

@@ -49,6 +49,19 @@ describe("synthbuild probe", () => {
     assert.match(text.stdout, /knee at concurrency [12] \(.* answers\/s at best\): set model\.concurrency: [12]/);
   });
 
+  test("a wrong key stops the probe at the first answer, with the key the endpoint echoes masked", { timeout: 60_000 }, async () => {
+    const strict = await startTestServer({ apiKey: "right", echoKey: true });
+    try {
+      const r = await runCli(["probe", "--seconds", "2"], p.dir, { TEST_BASE_URL: strict.baseURL, OPENAI_API_KEY: "sk-wrong-probe-key" });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /no answer from .* at concurrency 1/);
+      assert.doesNotMatch(r.stderr + r.stdout, /sk-wrong-probe-key/);
+      assert.ok(strict.stats().requests <= 2, `${strict.stats().requests} requests after a 401`);
+    } finally {
+      await strict.close();
+    }
+  });
+
   test("a dead endpoint is one clear error, exit 2, the key never printed", { timeout: 60_000 }, async () => {
     const r = await runCli(["probe", "--seconds", "0.5"], p.dir, { TEST_BASE_URL: "http://127.0.0.1:9", OPENAI_API_KEY: "sk-secret-probe-key" });
     assert.equal(r.status, 2, r.stderr);

@@ -99,7 +99,7 @@ describe("quality gates: filter where", () => {
     ["verdict == 1", /filter.where: unknown name 'verdict'/],
     ["later == 1", /filter.where: 'later' is a later step/],
     ["strlen(story) > 3", /unknown function strlen\(\); the functions are abs, ceil, contains/],
-    ["'story' == 1", /quoted names \('story'\) are not supported; strings take double quotes/],
+    ['story ~= "[a"', /"\[a" is not a regular expression/],
     ["score of judge > 1", /`x of y` is not supported; read a field as y\.x/],
   ] as const)
     test(`a bad condition is refused before any request: ${where}`, async () => {

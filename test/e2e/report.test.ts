@@ -168,10 +168,11 @@ describe("synthbuild report", () => {
   });
 
   test("the report never replaces an input, the lock or an output", async () => {
-    for (const out of ["dataset.yaml", "dataset.lock", "dist/out.jsonl", "cache/x.html"]) {
+    for (const out of ["dataset.yaml", "dataset.lock", "dist/out.train.jsonl", "dist/README.md", "dist", "cache/x.html"]) {
       const r = await runCli(["report", "-o", out], project.dir, env());
       assert.equal(r.status, 2, `${out}: ${r.stderr}`);
-      assert.match(r.stderr, /the report would replace it|inside the cache/);
+      assert.match(r.stderr, /the report would replace it|inside the cache|is a folder/);
+      assert.doesNotMatch(r.stderr, /internal error/);
     }
     assert.match(await project.read("dataset.yaml"), /^version: 1/);
   });

@@ -90,6 +90,12 @@ describe("build --shard i/n", () => {
       assert.equal(u.status, 2, `${bad}: ${u.stderr}`);
       assert.match(u.stderr, /expected i\/n with 1 ≤ i ≤ n/);
     }
+    // A shard of a dataset already built has nothing to do and writes nothing.
+    assert.equal((await runCli(["build", "-q"], p.dir, env())).status, 0);
+    const done = JSON.parse((await runCli(["build", "--shard", "1/2", "--json"], p.dir, env())).stdout);
+    assert.equal(done.shard, "1/2");
+    assert.equal(done.requests, 0);
+    assert.deepEqual(done.outputs, []);
     const frozen = await runCli(["build", "--shard", "1/2", "--frozen"], p.dir, env());
     assert.equal(frozen.status, 2);
     assert.match(frozen.stderr, /--shard and --frozen do not go together/);

@@ -52,9 +52,15 @@ test("filter where: a condition over the sample's variables, JSON fields typed",
   assert.equal(filterReason(where('judge.nested.ok and genre in ("noir", "pulp") and len(judge.tags) == 1'), judged, undefined), undefined);
   assert.equal(filterReason(where('lower(genre) ~= "^no" and not contains(story, "five")'), judged, undefined), undefined);
   assert.equal(filterReason(where("judge.score > 4"), judged, undefined), "where judge.score > 4 is false (judge.score = 4)");
-  assert.equal(filterReason(where("judge.missing == 1"), judged, undefined), "where judge.missing == 1: judge.missing is missing");
+  assert.equal(filterReason(where("judge.missing > 1"), judged, undefined), "where judge.missing > 1: judge.missing is missing");
+  assert.equal(filterReason(where("not exists(judge.missing) and exists(judge.score)"), judged, undefined), undefined);
+  // Dimension values are text: a number in text compares as that number.
+  assert.equal(filterReason(where('n > 1 and n == 2 and n == "2" and m != 2'), { n: "2", m: "two" }, undefined), undefined);
+  assert.equal(filterReason(where("m > 1"), { m: "two" }, undefined), 'where m > 1: "two" is not a number');
+  // A name a bare name cannot spell (a step id with -) in single quotes.
+  assert.equal(filterReason(where("'my-judge.score' >= 4"), { "my-judge": '{"score": 4}' }, undefined), undefined);
   // Only a value's own fields: nothing of JavaScript's objects is reachable.
-  assert.equal(filterReason(where("judge.constructor"), judged, undefined), "where judge.constructor: judge.constructor is missing");
+  assert.equal(filterReason(where("judge.constructor"), judged, undefined), "where judge.constructor is false (judge.constructor = missing)");
   assert.equal(filterReason(where("genre.length > 0"), judged, undefined), "where genre.length > 0: genre.length is missing");
   assert.deepEqual(compileWhere("if a > 1 then b else c.d").names, ["a", "b", "c"]);
   assert.deepEqual(compileWhere('x == true or y == null or "index" == z').names, ["x", "y", "z"]);
