@@ -104,7 +104,9 @@ export function spaceSize(dims: readonly Dimension[]): number {
   // Last position at which each parent is still needed: after it, its value is forgotten and
   // states that differed only there merge, so the states stay few (one per open parent value).
   const lastUse = new Map<string, number>();
-  dims.forEach((d, i) => d.by && lastUse.set(d.by, i));
+  dims.forEach((d, i) => {
+    if (d.by) lastUse.set(d.by, i);
+  });
   let states = new Map<string, { at: Map<string, string>; count: number }>([["", { at: new Map(), count: 1 }]]);
   dims.forEach((d, i) => {
     const next = new Map<string, { at: Map<string, string>; count: number }>();
