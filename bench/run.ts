@@ -7,7 +7,7 @@
  * (the project's test server, in its own process) with 200 ms latency, concurrency 64.
  *
  *   npm run bench                 # everything (about two minutes)
- *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, pushpull,
+ *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, cold100k, pushpull,
  *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  */
@@ -517,6 +517,39 @@ try {
       r.wallS <= 15 && r.peakRssMb <= 1024,
     );
   }
+  if (want("cold100k")) {
+    // Client overhead at scale: 100,000 requests to an endpoint answering in 5 ms, so the client's
+    // own CPU per request (read at exit by the usage probe, over all threads) is what is measured.
+    const fast = await startServer(["--latency", "5"]);
+    try {
+      const d = await tmp();
+      const lists = ["a", "b", "c", "d", "e"].map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+      await writeFile(
+        join(d, "dataset.yaml"),
+        `version: 1\nname: cold100k\nmodel: { name: bench-model, base_url: "${fast.baseURL}", concurrency: ${CONCURRENCY}, params: { max_tokens: 100 } }\ndimensions:\n${lists}\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ a }} {{ b }} {{ c }} {{ d }} {{ e }}" }\noutput: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }} {{ b }} {{ c }} {{ d }} {{ e }}", completion: "{{ s }}" }\n`,
+      );
+      const usage = join(d, "usage.json");
+      const r = must(
+        await cli(["build", "-q", "--json"], d, { ...env, BENCH_USAGE_FILE: usage }, ["--import", join(REPO, "bench/usage-probe.mjs")]),
+        "100k cold build",
+      );
+      const u = JSON.parse(await readFile(usage, "utf8")) as { cpuS: number; maxRssMb: number };
+      const requests = (JSON.parse(r.stdout) as { requests: number }).requests;
+      const perRequestMs = (u.cpuS * 1000) / requests;
+      const ideal = (requests * 5) / 1000 / CONCURRENCY;
+      report(
+        "cold build, 100,000 requests at 5 ms latency",
+        `${r.wallS.toFixed(1)} s wall, ${u.cpuS.toFixed(1)} s CPU (${perRequestMs.toFixed(3)} ms a request), ${u.maxRssMb.toFixed(0)} MB peak RSS`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≤ 0.5 ms CPU a request, ≤ 1 GB peak RSS",
+        requests === 100_000 && perRequestMs <= 0.5 && u.maxRssMb <= 1024,
+      );
+    } finally {
+      fast.stop();
+    }
+  }
+
   if (want("pushpull")) {
     // 2,000 answers through a real S3-protocol server on loopback (s3rver), 16 transfers at once.
     const s3 = await TestS3.start();
