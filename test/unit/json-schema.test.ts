@@ -76,6 +76,7 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "124-pairwise-too-large": "arithmetic",
   "120-filter-where-unknown-name": "expression contents and other steps' ids",
   "121-filter-where-syntax": "expression contents",
+  "125-filter-where-unknown-column": "the columns of a data file",
   "72-split-collides-with-output": "another output's path and splits",
   "73-dimension-shadows-glob-name": "another dimension's kind",
   "75-env-unterminated": "the raw text is a string like any other; ${ is read only by the loader",
