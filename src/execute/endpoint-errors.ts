@@ -49,7 +49,10 @@ function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail
         "fix the step's json_schema (strict structured output wants every property listed in required and additionalProperties: false), or remove it if the endpoint does not support structured output",
       ];
     case "unreachable":
-      return [`cannot reach ${url}: ${detail}`, "is the server running, and is model.base_url right? Build again once it answers: answers so far are cached"];
+      return [
+        `cannot reach ${url}: ${detail}`,
+        `is the server running, and is ${step.model.replicas ? "model.endpoints" : "model.base_url"} right? Build again once it answers: answers so far are cached`,
+      ];
     case "no-answer":
       return [
         `no answer from ${url}: ${detail}`,

@@ -289,37 +289,30 @@ export class BuildResolver implements Resolver {
       const breaker = r.breaker;
       const open = breaker.silent(now);
       const s = breaker.silence(now);
-      h.lastWhy =
-        e.kind === "connect"
-          ? `${e.what} (${s.failures} attempts in a row over ${(s.ms / 1000).toFixed(1)} s, ${s.everAnswered ? "none answered since the last answer" : "none answered"})`
-          : `${s.failures} attempts in a row got no response in ${step.model.timeoutS} s (model.timeout_s), ${s.everAnswered ? "none since the last answer" : "and none has been answered"}`;
+      h.lastWhy = e.kind === "connect" ? e.what : `no response in ${step.model.timeoutS} s (model.timeout_s)`;
       if (open) h.down = true;
-      if (h.failed(now) && set.many && !set.allLost)
+      if (h.failed(now) && set.hasAlternative(r, now))
         this.events.onWarn?.(
-          `replica ${shown} is out: ${this.pool.redact(e.kind === "connect" ? e.what : "no response")}; the others take its requests, and it is tried again in ${(h.retryInMs(now) / 1000).toFixed(0)} s`,
+          `replica ${shown} is out: ${this.pool.redact(h.lastWhy)}; the others take its requests, and it is tried again in ${(h.retryInMs(now) / 1000).toFixed(0)} s`,
         );
       if (set.allLost) {
         const detail = set.many
-          ? set.replicas.map((o) => `${displayUrl(o.health.url)}: ${o.health.refused?.message ?? o.health.lastWhy}`).join("; ")
-          : h.lastWhy;
-        this.stop(
-          endpointError(
-            e.kind === "connect" ? "unreachable" : "no-answer",
-            this.pool.redact(detail),
-            step,
-            set.many ? `any replica (${set.where})` : undefined,
-          ),
-          true,
-        );
+          ? lostWhy(set, s.ms)
+          : e.kind === "connect"
+            ? `${e.what} (${s.failures} attempts in a row over ${(s.ms / 1000).toFixed(1)} s, ${s.everAnswered ? "none answered since the last answer" : "none answered"})`
+            : `${s.failures} attempts in a row got no response in ${step.model.timeoutS} s (model.timeout_s), ${s.everAnswered ? "none since the last answer" : "and none has been answered"}`;
+        this.stop(endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.pool.redact(detail), step, set.many ? set.where : undefined), true);
       }
       return;
     }
     // Any other failure came with (or after) a response: the endpoint is there.
     r.breaker.heard(now);
     if (e instanceof EndpointRefused) {
-      h.refused = e;
+      // Said once: the requests already on their way there are refused too.
+      const first = !h.refused;
+      h.refused ??= e;
       if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined));
-      else
+      else if (first)
         this.events.onWarn?.(
           `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown).message.split("\n")[0]}; the other replicas take its requests`,
         );
@@ -330,6 +323,13 @@ export class BuildResolver implements Resolver {
         this.events.onWarn?.(`replica ${shown} is out: ${this.pool.redact(e.message)}; it is tried again in ${(h.retryInMs(now) / 1000).toFixed(0)} s`);
     } else if (h.responded() && set.many) this.events.onWarn?.(`replica ${shown} answers again: requests go to it once more`);
   }
+}
+
+/** Why every replica of a set is lost: one reason for all when they agree, else each one's. */
+function lostWhy(set: ReplicaSet, quietMs: number): string {
+  const whys = set.replicas.map((r) => r.health.refused?.message ?? r.health.lastWhy);
+  if (whys.every((w) => w === whys[0])) return `${whys[0]} at each of the ${whys.length} replicas (nothing heard for ${(quietMs / 1000).toFixed(1)} s)`;
+  return set.replicas.map((r, i) => `${displayUrl(r.health.url)}: ${whys[i]}`).join("; ");
 }
 
 /** A retry the budget does not allow (not retryable: the sample stays pending). */
