@@ -8,7 +8,7 @@
  *
  *   npm run bench                 # everything (about two minutes)
  *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, cold100k, pushpull,
- *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
+ *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  */
 import { spawn } from "node:child_process";
@@ -436,6 +436,54 @@ try {
       );
     } finally {
       limited.stop();
+    }
+  }
+
+  if (want("replicas")) {
+    // Three replicas of one model, each refusing more than its own limit in flight, at its own
+    // latency: throughput should add up to the sum of each one's limit / latency.
+    const specs = [
+      { inFlight: 4, latencyMs: 200 },
+      { inFlight: 4, latencyMs: 100 },
+      { inFlight: 8, latencyMs: 200 },
+    ];
+    const n = 900;
+    const replicas = await Promise.all(specs.map((r) => startServer(["--latency", String(r.latencyMs), "--max-in-flight", String(r.inFlight)])));
+    try {
+      const d = await tmp();
+      const endpoints = replicas.map((r, i) => `    - { base_url: "${r.baseURL}", concurrency: ${specs[i]!.inFlight} }`).join("\n");
+      const text = manifest({ baseURL: "REPLICAS", n, name: "bench-replicas" }).replace(
+        "  base_url: REPLICAS\n",
+        `  endpoint_id: bench-pool\n  endpoints:\n${endpoints}\n`,
+      );
+      await writeFile(join(d, "dataset.yaml"), text);
+      const r = await cli(["build", "-q", "--json"], d, env);
+      const failed = failedOf(r, "build against three replicas");
+      const stats = await Promise.all(replicas.map((x) => serverStats(x.url)));
+      const perSecond = specs.reduce((sum, x) => sum + (x.inFlight * 1000) / x.latencyMs, 0);
+      const ideal = n / perSecond;
+      // From the first request's arrival at any replica to the last answer of any.
+      const seen = await Promise.all(
+        replicas.map(async (x, i) => {
+          const { requests } = (await (await fetch(`${x.url}/__control/requests`)).json()) as { requests: { at: number; status: number }[] };
+          return {
+            first: Math.min(...requests.map((q) => q.at)),
+            last: Math.max(...requests.filter((q) => q.status === 200).map((q) => q.at)) + specs[i]!.latencyMs,
+          };
+        }),
+      );
+      const phase = (Math.max(...seen.map((x) => x.last)) - Math.min(...seen.map((x) => x.first))) / 1000;
+      const split = stats.map((x, i) => `${x.answered} (${specs[i]!.inFlight}/${specs[i]!.latencyMs} ms)`).join(" + ");
+      report(
+        `three replicas, ${n} samples`,
+        `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), answers ${split}, ${failed} failed, ${stats.reduce((x, y) => x + y.refused429, 0)} refused`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≥ 0.90 of the sum of the replicas' limit / latency",
+        ideal / r.wallS >= 0.9 && failed === 0,
+      );
+    } finally {
+      for (const x of replicas) x.stop();
     }
   }
 

@@ -77,7 +77,7 @@ export class ProviderPool {
       if (!health) this.health.set(url, (health = new ReplicaHealth(url)));
       return { cfg, provider: this.providerFor(step, cfg), scheduler: this.schedulerFor(step, cfg), breaker: this.breakerFor(step, cfg), health };
     });
-    this.sets.set(step, (set = new ReplicaSet(replicas)));
+    this.sets.set(step, (set = new ReplicaSet(replicas, this.schedulerSignal)));
     return set;
   }
 

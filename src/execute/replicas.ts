@@ -105,7 +105,19 @@ export function replicaFailure(err: RequestError): boolean {
  * with one endpoint once it has tried them all. Only when every replica is lost does the build stop.
  */
 export class ReplicaSet {
-  constructor(readonly replicas: readonly Replica[]) {}
+  /** Requests waiting for a slot at any replica, first come first served. */
+  private readonly waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(
+    readonly replicas: readonly Replica[],
+    private readonly signal?: AbortSignal,
+  ) {
+    if (!this.many) return;
+    for (const r of replicas) r.scheduler.onFree(() => this.waiting.shift()?.resolve());
+    signal?.addEventListener("abort", () => {
+      for (const w of this.waiting.splice(0)) w.reject(new RequestError("aborted", false));
+    });
+  }
 
   get many(): boolean {
     return this.replicas.length > 1;
@@ -116,14 +128,45 @@ export class ReplicaSet {
     return Promise.all(this.replicas.map((r) => r.provider));
   }
 
+  /**
+   * Run a request on the replica it goes to, once one has a free slot. While every replica is
+   * busy the request waits here, not in one replica's queue: a queue at a slow replica would be
+   * the build's tail while a fast one sits idle. `run` is called synchronously with the choice,
+   * so the slot is taken before any other request chooses.
+   */
+  async send<T>(tried: ReadonlySet<Replica>, run: (r: Replica) => Promise<T>): Promise<T> {
+    let woken = false;
+    for (;;) {
+      const now = Date.now();
+      const r = this.candidate(tried, now);
+      if (!this.many || r.scheduler.load < 1) {
+        r.health.chosen(now);
+        return run(r);
+      }
+      if (this.signal?.aborted) throw new RequestError("aborted", false);
+      // A slot this request may not take (at a replica it has tried) is passed on to the next.
+      if (woken && this.replicas.some((o) => o.health.usable(now) && o.scheduler.load < 1)) this.waiting.shift()?.resolve();
+      await new Promise<void>((resolve, reject) => {
+        const w = { resolve, reject };
+        if (woken) this.waiting.unshift(w);
+        else this.waiting.push(w);
+      });
+      woken = true;
+    }
+  }
+
   pick(tried: ReadonlySet<Replica>, now: number): Replica {
+    const chosen = this.candidate(tried, now);
+    chosen.health.chosen(now);
+    return chosen;
+  }
+
+  private candidate(tried: ReadonlySet<Replica>, now: number): Replica {
     const live = this.replicas.filter((r) => r.health.usable(now));
     const fresh = live.filter((r) => !tried.has(r));
     // Every replica out: the request waits on one as it would on a single endpoint, and the breakers decide.
     const pool = fresh.length ? fresh : live.length ? live : this.replicas.filter((r) => !r.health.refused);
-    const chosen = leastLoaded(pool.length ? pool : this.replicas);
-    chosen.health.chosen(now);
-    return chosen;
+    return leastLoaded(pool.length ? pool : this.replicas);
   }
 
   /** Whether a request that just failed on `from` should go to another replica now. */

@@ -207,16 +207,17 @@ export class BuildResolver implements Resolver {
       const tried = new Set<Replica>();
       let before: RequestError[] = [];
       for (;;) {
-        const r = set.pick(tried, Date.now());
-        tried.add(r);
         try {
-          answer = await r.scheduler.run(
-            attempt(r),
-            this.estimate(req),
-            (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
-            (a) => a.limits,
-            set.many ? { attempts: before, divert: (e) => !this.stopped && set.divert(r, e, tried, Date.now()) } : undefined,
-          );
+          answer = await set.send(tried, (r) => {
+            tried.add(r);
+            return r.scheduler.run(
+              attempt(r),
+              this.estimate(req),
+              (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+              (a) => a.limits,
+              set.many ? { attempts: before, divert: (e) => !this.stopped && set.divert(r, e, tried, Date.now()) } : undefined,
+            );
+          });
           break;
         } catch (err) {
           if (!(err instanceof Diverted)) throw err;

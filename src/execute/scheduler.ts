@@ -79,6 +79,7 @@ export class Scheduler {
   private lastAnswerAt = Number.NEGATIVE_INFINITY;
   /** Requests waiting for an answer to free a server slot before they retry (a concurrency 429). */
   private readonly slotWaiters: (() => void)[] = [];
+  private readonly freeListeners: (() => void)[] = [];
 
   constructor(private readonly opts: SchedulerOptions) {
     this.limit = opts.concurrency;
@@ -259,6 +260,12 @@ export class Scheduler {
       this.active++;
       this.waiters.shift()!.resolve();
     }
+    if (this.active < this.limit) for (const l of this.freeListeners) l();
+  }
+
+  /** Told each time a slot is free once this scheduler's own queue is served: a router waiting for any replica's slot listens. */
+  onFree(listener: () => void): void {
+    this.freeListeners.push(listener);
   }
 
   private abortWaiters(): void {

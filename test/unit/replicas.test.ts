@@ -171,3 +171,22 @@ test("the scheduler's way out: a diverted request carries its attempts, and a di
   assert.equal(s.effectiveConcurrency, 3);
   assert.equal(s.load, 0, "its slot given back");
 });
+
+test("every replica busy: a request waits for the first slot to free anywhere, not in one replica's queue", async () => {
+  const [a, b] = [replica("http://a", 1), replica("http://b", 1)];
+  const set = new ReplicaSet([a, b]);
+  let finishB!: () => void;
+  void a.scheduler.run(() => new Promise(() => {}));
+  void b.scheduler.run(() => new Promise<void>((r) => (finishB = r)));
+  let went: Replica | undefined;
+  const sent = set.send(new Set(), (r) => {
+    went = r;
+    return r.scheduler.run(async () => "answer");
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(went, undefined, "both full: it waits");
+  assert.equal(a.scheduler.load, 1, "and is queued at neither");
+  finishB();
+  assert.equal(await sent, "answer");
+  assert.equal(went, b);
+});
