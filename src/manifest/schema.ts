@@ -124,7 +124,9 @@ export const Model = strict({
     ),
   retries: z.number().int().min(0).max(100).optional().describe("Attempts after the first, for failures that may pass (default 6)"),
   price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
-}).describe("Model defaults; a generate step may override any field.");
+})
+  .describe("Model defaults; a generate step may override any field.")
+  .meta({ not: { required: ["base_url", "endpoints"] } });
 
 const WeightedValue = strict({
   value: Scalar,
