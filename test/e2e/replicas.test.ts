@@ -105,8 +105,7 @@ describe("model.endpoints: replicas", { concurrency: false }, () => {
         r.json.replicas.map((x: { answers: number }) => x.answers),
         ss.map(answered),
       );
-      const human = await runCli(["build"], p.dir, { OPENAI_API_KEY: KEY });
-      assert.equal(human.status, 0, human.stderr);
+      assert.ok(r.stderr.includes(`answers by replica: ${ss.map((s) => `${s.baseURL} ${answered(s)}`).join(", ")}`), r.stderr);
     } finally {
       await closeAll(ss);
       await p.remove();
@@ -128,6 +127,32 @@ describe("model.endpoints: replicas", { concurrency: false }, () => {
       assert.equal(r.json.replicas.find((x: { url: string }) => x.url === dead).answers, 0);
     } finally {
       await closeAll(ss);
+      await p.remove();
+    }
+  });
+
+  test("a replica out is probed again later, and used once it answers", { timeout: 30_000 }, async () => {
+    const port = await deadPort();
+    const ss = await servers([{ latencyMs: 100 }, { latencyMs: 100 }]);
+    const late = `http://127.0.0.1:${port}/v1`;
+    const p = await TempProject.create({
+      "dataset.yaml": manifest({ samples: 60, concurrency: 1, endpoints: [{ url: late }, ...ss.map((s) => ({ url: s.baseURL }))] }),
+    });
+    let revived: TestServer | undefined;
+    try {
+      const run = build(p);
+      // Out within its first attempts; back before the 2 s probe; the others need 3 s for 60 samples.
+      await waitFor(() => answered(ss[0]!) + answered(ss[1]!) >= 4, 15_000, "the live replicas to answer");
+      revived = await startTestServer({ port, latencyMs: 100 });
+      const r = await run;
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.json.failed, 0);
+      assert.match(r.stderr, new RegExp(`replica ${late.replace(/[.]/g, "\\.")} is out: connection refused`));
+      assert.match(r.stderr, new RegExp(`replica ${late.replace(/[.]/g, "\\.")} answers again`));
+      assert.ok(answered(revived) > 0, "the replica that came back got no request");
+      assert.equal(answered(revived) + answered(ss[0]!) + answered(ss[1]!), 60);
+    } finally {
+      await closeAll([...ss, ...(revived ? [revived] : [])]);
       await p.remove();
     }
   });
