@@ -73,8 +73,10 @@ export class ProviderPool {
         : m.replicas.map((r) => ({ ...m, baseUrl: r.baseUrl, concurrency: r.concurrency, rpm: r.rpm, tpm: r.tpm, apiKeyEnv: r.apiKeyEnv, headers: r.headers }));
     const replicas = cfgs.map((cfg): Replica => {
       const url = cfg.baseUrl || OPENAI_URL;
-      let health = this.health.get(url);
-      if (!health) this.health.set(url, (health = new ReplicaHealth(url)));
+      // Per model and key too: a replica refusing one model, or one key, may serve another step's.
+      const id = canonicalJson({ u: url, m: cfg.name, k: cfg.apiKeyEnv });
+      let health = this.health.get(id);
+      if (!health) this.health.set(id, (health = new ReplicaHealth(url)));
       return { cfg, provider: this.providerFor(step, cfg), scheduler: this.schedulerFor(step, cfg), breaker: this.breakerFor(step, cfg), health };
     });
     this.sets.set(step, (set = new ReplicaSet(replicas, this.schedulerSignal)));
@@ -84,7 +86,9 @@ export class ProviderPool {
   /** Answers per replica, for the summary: only when some step spreads its requests over several. */
   replicaAnswers(): { url: string; answers: number }[] | undefined {
     if (![...this.sets.values()].some((s) => s.many)) return undefined;
-    return [...this.health.values()].map((h) => ({ url: displayUrl(h.url), answers: h.answers }));
+    const by = new Map<string, number>();
+    for (const h of this.health.values()) by.set(displayUrl(h.url), (by.get(displayUrl(h.url)) ?? 0) + h.answers);
+    return [...by].map(([url, answers]) => ({ url, answers }));
   }
 
   providerFor(step: GenerateStep, cfg: ModelConfig = step.model): Promise<Provider> {

@@ -138,7 +138,7 @@ export class ReplicaSet {
     let woken = false;
     for (;;) {
       const now = Date.now();
-      const r = this.candidate(tried, now);
+      const r = this.choose(tried, now);
       if (!this.many || r.scheduler.load < 1) {
         r.health.chosen(now);
         return run(r);
@@ -155,13 +155,8 @@ export class ReplicaSet {
     }
   }
 
-  pick(tried: ReadonlySet<Replica>, now: number): Replica {
-    const chosen = this.candidate(tried, now);
-    chosen.health.chosen(now);
-    return chosen;
-  }
-
-  private candidate(tried: ReadonlySet<Replica>, now: number): Replica {
+  /** Where a request that has tried `tried` would go now: the least loaded usable replica, preferring untried ones. */
+  choose(tried: ReadonlySet<Replica>, now: number): Replica {
     const live = this.replicas.filter((r) => r.health.usable(now));
     const fresh = live.filter((r) => !tried.has(r));
     // Every replica out: the request waits on one as it would on a single endpoint, and the breakers decide.
@@ -171,7 +166,8 @@ export class ReplicaSet {
 
   /** Whether a request that just failed on `from` should go to another replica now. */
   divert(from: Replica, err: RequestError, tried: ReadonlySet<Replica>, now: number): boolean {
-    if (!this.many) return false;
+    // A request's own end (its time budget used up, held back, the build stopping) is not a replica's.
+    if (!this.many || (!err.retryable && !(err instanceof EndpointRefused))) return false;
     const others = this.replicas.filter((r) => r !== from && r.health.usable(now));
     if (err instanceof EndpointRefused || err instanceof ReplicaOut) return others.length > 0;
     const untried = others.filter((r) => !tried.has(r));

@@ -88,19 +88,19 @@ test("routing: the least loaded per slot, ties to the first listed, untried firs
   const [a, b, c] = [replica("http://a", 1), replica("http://b", 2), replica("http://c", 4)];
   const set = new ReplicaSet([a, b, c]);
   const none = new Set<Replica>();
-  assert.equal(set.pick(none, 0), a, "all idle: the first listed");
+  assert.equal(set.choose(none, 0), a, "all idle: the first listed");
   occupy(a, 1);
-  assert.equal(set.pick(none, 0), b);
+  assert.equal(set.choose(none, 0), b);
   occupy(b, 1); // b: 1/2, c: 0/4
-  assert.equal(set.pick(none, 0), c);
+  assert.equal(set.choose(none, 0), c);
   occupy(c, 2); // b: 1/2 = c: 2/4: the first listed of the two
-  assert.equal(set.pick(none, 0), b);
+  assert.equal(set.choose(none, 0), b);
   occupy(c, 1); // c: 3/4
-  assert.equal(set.pick(none, 0), b);
+  assert.equal(set.choose(none, 0), b);
   // A request that has tried b goes elsewhere, even to a busier replica.
-  assert.equal(set.pick(new Set([b]), 0), c);
+  assert.equal(set.choose(new Set([b]), 0), c);
   // Tried them all: the least loaded again.
-  assert.equal(set.pick(new Set([a, b, c]), 0), b);
+  assert.equal(set.choose(new Set([a, b, c]), 0), b);
 });
 
 test("a replica that fails 3 times in a row is out, probed once after its wait, and the wait doubles on a failed probe", () => {
@@ -128,11 +128,11 @@ test("an out replica is skipped while another is usable; with all out, requests 
   const [a, b] = [replica("http://a", 2), replica("http://b", 2)];
   const set = new ReplicaSet([a, b]);
   for (let i = 0; i < 3; i++) a.health.failed(0);
-  assert.equal(set.pick(new Set(), 10), b);
+  assert.equal(set.choose(new Set(), 10), b);
   assert.equal(set.hasAlternative(a, 10), true);
   for (let i = 0; i < 3; i++) b.health.failed(0);
   assert.equal(set.hasAlternative(a, 10), false);
-  assert.ok([a, b].includes(set.pick(new Set(), 10)));
+  assert.ok([a, b].includes(set.choose(new Set(), 10)));
   assert.equal(set.allLost, false, "out is not lost: only the breakers (or refusals) stop the build");
   a.health.down = true;
   b.health.down = true;
@@ -147,6 +147,11 @@ test("divert: a replica's failure moves on to an untried replica; a 429 only to 
   assert.equal(set.divert(a, noResponse, new Set([a, b]), 0), false, "tried both: back off as with one endpoint");
   assert.equal(set.divert(a, new RequestError("HTTP 503", true, 503), new Set([a]), 0), true);
   assert.equal(set.divert(a, new RequestError("HTTP 400: bad prompt", false, 400), new Set([a]), 0), false);
+  assert.equal(
+    set.divert(a, new RequestError("HTTP 503; model.total_timeout_s (1 s) is used up", false, 503), new Set([a]), 0),
+    false,
+    "the request's own time is up",
+  );
   assert.equal(set.divert(a, new RequestError("HTTP 429", true, 429), new Set([a]), 0), true);
   occupy(b, 1);
   assert.equal(set.divert(a, new RequestError("HTTP 429", true, 429), new Set([a]), 0), false, "b is full too: wait here");
