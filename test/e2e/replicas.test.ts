@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { describe, test } from "node:test";
-import { item, runCliBounded as runCli, waitFor } from "../helpers/faults.js";
+import { allFiles, item, runCliBounded as runCli, waitFor } from "../helpers/faults.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer, type TestServerOptions } from "../server/openai-test-server.js";
 
@@ -17,11 +17,17 @@ const KEY = "sk-test-REPLICAS0123456789abcdefXYZ";
 interface Entry {
   url: string;
   concurrency?: number;
+  /** more keys of the entry, as YAML flow text */
+  extra?: string;
 }
 
 function manifest(o: { samples: number; endpoints: Entry[]; endpointId?: string | null; concurrency?: number; retries?: number }): string {
   const items = Array.from({ length: o.samples }, (_, i) => item(i)).join(", ");
-  const ep = o.endpoints.map((e) => (e.concurrency ? `    - { base_url: "${e.url}", concurrency: ${e.concurrency} }` : `    - ${e.url}`));
+  const ep = o.endpoints.map((e) =>
+    e.concurrency || e.extra
+      ? `    - { base_url: "${e.url}"${e.concurrency ? `, concurrency: ${e.concurrency}` : ""}${e.extra ? `, ${e.extra}` : ""} }`
+      : `    - ${e.url}`,
+  );
   return [
     "version: 1",
     "name: replicas",
@@ -59,8 +65,8 @@ async function closeAll(ss: TestServer[]): Promise<void> {
   await Promise.all(ss.map((s) => s.close().catch(() => {})));
 }
 
-async function build(p: TempProject, ...args: string[]) {
-  const r = await runCli(["build", "--json", ...args], p.dir, { OPENAI_API_KEY: KEY }, 30_000);
+async function build(p: TempProject, env: Record<string, string> = {}) {
+  const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: KEY, ...env }, 30_000);
   let json: any;
   try {
     json = JSON.parse(r.stdout);
@@ -215,6 +221,29 @@ describe("model.endpoints: replicas", { concurrency: false }, () => {
       assert.ok(!r.stderr.includes(KEY), "the key is on stderr");
       // Taken out at its first refusal: no request after it went there.
       assert.ok(ss[0]!.requests.length <= 2, `${ss[0]!.requests.length} requests to the refusing replica`);
+    } finally {
+      await closeAll(ss);
+      await p.remove();
+    }
+  });
+
+  test("a replica with its own api_key_env and headers: each replica is sent its own", { timeout: 30_000 }, async () => {
+    const other = "sk-test-OTHERKEY9876543210zyxwvu";
+    const ss = await servers([{ apiKey: KEY }, { apiKey: other }]);
+    const p = await TempProject.create({
+      "dataset.yaml": manifest({
+        samples: 8,
+        endpoints: [{ url: ss[0]!.baseURL }, { url: ss[1]!.baseURL, extra: "api_key_env: OTHER_KEY, headers: { x-replica: two }" }],
+      }),
+    });
+    try {
+      const r = await build(p, { OTHER_KEY: other });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.json.failed, 0);
+      assert.ok(answered(ss[0]!) > 0 && answered(ss[1]!) > 0, `${ss.map(answered)}`);
+      assert.ok(ss[1]!.requests.every((q) => q.headers["x-replica"] === "two"));
+      assert.ok(ss[0]!.requests.every((q) => q.headers["x-replica"] === undefined));
+      for (const [path, text] of Object.entries(await allFiles(p.dir))) assert.ok(!text.includes(other), `the replica's key is in ${path}`);
     } finally {
       await closeAll(ss);
       await p.remove();
