@@ -8,7 +8,7 @@
  *
  *   npm run bench                 # everything (about two minutes)
  *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, cold100k, pushpull,
- *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
+ *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  */
 import { spawn } from "node:child_process";
@@ -127,6 +127,54 @@ const results: { name: string; figure: string; ideal: string; ratio: string; tar
 function report(name: string, figure: string, ideal: string, ratio: number | undefined, target: string, ok: boolean): void {
   results.push({ name, figure, ideal, ratio: ratio === undefined ? "" : ratio.toFixed(2), target, ok });
   process.stderr.write(`  ${ok ? "ok  " : "MISS"} ${name}: ${figure}${ideal ? ` (ideal ${ideal}, ratio ${ratio?.toFixed(2)})` : ""}; target ${target}\n`);
+}
+
+/**
+ * A build over `endpoints:`, one test server per spec (refusing beyond its limit in flight, at its
+ * latency), each replica's concurrency its server's limit. The ideal: n over the sum of limit / latency.
+ */
+async function replicaRun(
+  n: number,
+  specs: { inFlight: number; latencyMs: number }[],
+): Promise<{ wallS: number; ideal: number; failed: number; figure: string }> {
+  const servers = await Promise.all(specs.map((r) => startServer(["--latency", String(r.latencyMs), "--max-in-flight", String(r.inFlight)])));
+  try {
+    const d = await mkdtemp(join(tmpdir(), "synthbuild-bench-"));
+    try {
+      const endpoints = servers.map((r, i) => `    - { base_url: "${r.baseURL}", concurrency: ${specs[i]!.inFlight} }`).join("\n");
+      const text = manifest({ baseURL: "REPLICAS", n, name: "bench-replicas" }).replace(
+        "  base_url: REPLICAS\n",
+        `  endpoint_id: bench-pool\n  endpoints:\n${endpoints}\n`,
+      );
+      await writeFile(join(d, "dataset.yaml"), text);
+      const r = await cli(["build", "-q", "--json"], d, { OPENAI_API_KEY: "bench" });
+      const failed = failedOf(r, `build against ${specs.length} replica(s)`);
+      const stats = await Promise.all(servers.map((x) => serverStats(x.url)));
+      // From the first request's arrival at any replica to the last answer of any.
+      const seen = await Promise.all(
+        servers.map(async (x, i) => {
+          const { requests } = (await (await fetch(`${x.url}/__control/requests`)).json()) as { requests: { at: number; status: number }[] };
+          return {
+            first: Math.min(...requests.map((q) => q.at)),
+            last: Math.max(...requests.filter((q) => q.status === 200).map((q) => q.at)) + specs[i]!.latencyMs,
+          };
+        }),
+      );
+      const phase = (Math.max(...seen.map((x) => x.last)) - Math.min(...seen.map((x) => x.first))) / 1000;
+      const split = stats.map((x, i) => `${x.answered} (${specs[i]!.inFlight}/${specs[i]!.latencyMs} ms)`).join(" + ");
+      const refused = stats.reduce((x, y) => x + y.refused429, 0);
+      return {
+        wallS: r.wallS,
+        ideal: n / specs.reduce((sum, x) => sum + (x.inFlight * 1000) / x.latencyMs, 0),
+        failed,
+        figure: `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), answers ${split}, ${failed} failed, ${refused} refused`,
+      };
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  } finally {
+    for (const x of servers) x.stop();
+  }
 }
 
 /**
@@ -437,6 +485,35 @@ try {
     } finally {
       limited.stop();
     }
+  }
+
+  if (want("replicas")) {
+    // Three replicas of one model, each refusing more than its own limit in flight, at its own
+    // latency: throughput should add up to the sum of each one's limit / latency. Beside it, one
+    // endpoint of the same capacity, measured in the same minute: what this machine allows now.
+    const n = 900;
+    const three = await replicaRun(n, [
+      { inFlight: 4, latencyMs: 200 },
+      { inFlight: 4, latencyMs: 100 },
+      { inFlight: 8, latencyMs: 200 },
+    ]);
+    report(
+      `three replicas, ${n} samples`,
+      three.figure,
+      `${three.ideal.toFixed(2)} s`,
+      three.ideal / three.wallS,
+      "≥ 0.90 of the sum of the replicas' limit / latency",
+      three.ideal / three.wallS >= 0.9 && three.failed === 0,
+    );
+    const one = await replicaRun(n, [{ inFlight: 16, latencyMs: 160 }]);
+    report(
+      `one endpoint of the same capacity, ${n} samples`,
+      one.figure,
+      `${one.ideal.toFixed(2)} s`,
+      one.ideal / one.wallS,
+      "for comparison: the replicas' ratio should be no lower",
+      one.failed === 0,
+    );
   }
 
   if (want("shared")) {

@@ -84,6 +84,8 @@ export interface BuildResult {
   shard?: Shard;
   /** With `target:`: rows wanted and kept, candidates used and allowed; not reached is exit 1. */
   target?: TargetOutcome;
+  /** With `model.endpoints:`: the answers each replica gave in this build. */
+  replicas?: { url: string; answers: number }[];
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
@@ -212,12 +214,14 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         limit?.admit(sample.id);
         return true;
       },
-      m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
+      m.steps.some((s) => s.kind === "generate" && (s.model.tpm || s.model.replicas?.some((r) => r.tpm))) && !offline ? await loadTokenCounter() : undefined,
     );
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
     if (linked) requesting.remote = linked.hooks();
     let remoteReport: RemoteReport | undefined;
-    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
+    // Replicas' slots add up: the walk must keep all of them busy.
+    const slots = (s: GenerateStep) => (s.model.replicas ? s.model.replicas.reduce((n, r) => n + (opts.concurrency ?? r.concurrency), 0) : s.model.concurrency);
+    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? slots(s) : 0)));
     try {
       const width = Math.max(256, maxConcurrency * 4);
       const providerOverride = offline ? ("echo" as const) : undefined;
@@ -283,6 +287,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, limit);
     if (remoteReport) result.remote = remoteReport;
     if (lock.header.target) result.target = targetOutcome(lock.header);
+    const byReplica = pool.replicaAnswers();
+    if (byReplica) result.replicas = byReplica;
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
       const missing = cache.firstMissing(lockKeys(lock), hash);

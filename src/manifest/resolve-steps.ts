@@ -5,7 +5,7 @@ import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
 import { compileJsonSchema } from "../util/json-schema.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
-import { mergeModel, resolveModel } from "./resolve-model.js";
+import { checkEndpoints, mergeModel, resolveModel } from "./resolve-model.js";
 import { DEFAULT_RUN_TIMEOUT_S, type LoadedModule } from "./run-modules.js";
 import { BUILTIN_NAMES, type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
@@ -42,6 +42,7 @@ export function resolveSteps(
   fieldReads: Set<string> = new Set(),
 ): Step[] {
   const dimNames = new Set(baseNames(rawDims).filter((n) => !BUILTIN_NAMES.includes(n)));
+  checkEndpoints(src, ["model"], rawModel, rawModel?.endpoint_id, errors);
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
     if (ids.has(s.id))
@@ -154,6 +155,7 @@ function resolveStep(
     for (const [i, m] of (g.messages ?? []).entries()) add(m.role, [...gp, "messages", i, "content"], m.content);
     const merged = mergeModel(rawModel, g.model);
     const model = resolveModel(merged);
+    checkEndpoints(src, [...gp, "model"], g.model, merged.endpoint_id, errors);
     if (model.nameMissing) {
       errors.push(
         src.at(

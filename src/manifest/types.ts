@@ -62,6 +62,22 @@ export interface ModelConfig {
   readonly totalTimeoutS: number;
   readonly retries: number;
   readonly price?: { readonly inputPerMtok: number; readonly outputPerMtok: number };
+  /**
+   * `model.endpoints:`: the replicas requests are spread over, each with its own address, limits
+   * and key (`baseUrl`, `concurrency`... above are the first one's). Absent for one endpoint.
+   * Never part of a cache key or a step's definition: `endpoint` names the group.
+   */
+  readonly replicas?: readonly ReplicaConfig[];
+}
+
+/** One replica of `model.endpoints:`, its model's settings applied where it sets none. */
+export interface ReplicaConfig {
+  readonly baseUrl: string;
+  readonly concurrency: number;
+  readonly rpm?: number;
+  readonly tpm?: number;
+  readonly apiKeyEnv: string;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface MessageTemplate {

@@ -98,6 +98,8 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "93-split-overwrites-run-module": "another key's value",
   "94-output-through-link-onto-input": "the file system",
   "122-split-group-by-unknown-dimension": "another key's value (the dimensions declared)",
+  "126-endpoints-without-endpoint-id": "another key's value (a step's endpoints may be named by the manifest's endpoint_id)",
+  "128-endpoints-listed-twice": "URLs compared as endpoints (a trailing slash is the same replica)",
 };
 
 function validator() {
