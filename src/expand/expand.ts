@@ -1,6 +1,9 @@
-import type { DimValue, Manifest, Match } from "../manifest/types.js";
+import type { DimValue, Manifest } from "../manifest/types.js";
 import { unitInterval } from "../util/hash.js";
+import { compileExcludes } from "./constraints.js";
+import { draw } from "./draw.js";
 import { comboId, sampleId } from "./identity.js";
+import { ipog } from "./ipog.js";
 import { pairwise } from "./pairwise.js";
 import type { Sample } from "./sample.js";
 
@@ -44,9 +47,9 @@ function combinations(m: Manifest): Combination[] {
     case "zip":
       return zip(m);
     case "sample":
-      return sample(m, m.combine.n!, m.seed);
+      return m.combine.method === "construct" ? draw(m, m.combine.n!, m.seed) : sample(m, m.combine.n!, m.seed);
     case "pairwise":
-      return pairwise(product(m), m.dimensions.length, m.seed);
+      return m.combine.method === "construct" ? ipog(m, m.seed) : pairwise(product(m), m.dimensions.length, m.seed);
   }
 }
 
@@ -149,10 +152,4 @@ function siftDown<T>(h: T[], above: (a: T, b: T) => boolean): void {
     [h[k], h[top]] = [h[top]!, h[k]!];
     k = top;
   }
-}
-
-function compileExcludes(matches: Match[], index: Map<string, number>): (values: DimValue[]) => boolean {
-  const compiled = matches.map((m) => [...m].map(([name, set]) => [index.get(name)!, set] as const));
-  if (compiled.length === 0) return () => false;
-  return (values) => compiled.some((rule) => rule.every(([i, set]) => set.has(values[i]!.key)));
 }
