@@ -31,34 +31,36 @@ export function draw(m: Manifest, n: number, seed: number): Combination[] {
   const excluded = compileExcludes(m.combine.exclude, index);
   const mass = subtreeMass(m);
   const pick = dims.map((d, i) => {
-    const salt = hash32(`draw:v1:${seed}:${d.name}`);
+    const salt = hash32(`draw:v1:${seed}:${d.name}`) | 0;
     const chooser = (list: readonly DimValue[]) => rendezvous(list, (v) => v.weight * (mass[i]!.get(v.key) ?? 1), salt);
     if (!d.by || !d.byValue) return { parent: -1, any: chooser(d.values), under: undefined };
     const under = new Map([...d.byValue].map(([k, list]) => [k, chooser(list)]));
     return { parent: index.get(d.by)!, any: undefined, under };
   });
-  const seedSalt = hash32(`draw:v1:${seed}`);
+  const seedSalt = hash32(`draw:v1:${seed}`) | 0;
   const out: Combination[] = [];
-  const seen = new Set<string>();
+  const seen = new SeenCombinations(n);
   const values: DimValue[] = new Array(dims.length);
   // Past this many candidates per sample wanted, the excludes leave too little to draw from.
   const give = 50 * n + 100_000;
   let c = 0;
   for (; out.length < n && c < give; c++) {
-    const h = mix(c + seedSalt);
+    const h = mix((c + seedSalt) | 0);
+    let fp = 0;
     let ok = true;
     for (let d = 0; d < dims.length && ok; d++) {
       const p = pick[d]!;
-      const choose = p.any ?? p.under!.get(values[p.parent]!.key);
-      const v = choose?.(h);
-      if (v === undefined) ok = false;
-      else values[d] = v;
+      const r = p.any ?? p.under!.get(values[p.parent]!.key);
+      const k = r ? r.choose(h) : -1;
+      if (k < 0) ok = false;
+      else {
+        values[d] = r!.live[k]!;
+        fp = mix(fp ^ r!.keys[k]!) + d;
+      }
     }
-    if (!ok || excluded(values)) continue;
-    const id = comboId(names, values);
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push({ values: values.slice(), id });
+    if (!ok || excluded(values) || seen.has(fp, values, out)) continue;
+    seen.add(fp, out.length);
+    out.push({ values: values.slice(), id: comboId(names, values) });
   }
   if (out.length < n)
     throw new UsageError(
@@ -66,6 +68,38 @@ export function draw(m: Manifest, n: number, seed: number): Combination[] {
       "the excludes (or empty conditional lists) leave few combinations of this space: lower n, or exclude less",
     );
   return out;
+}
+
+/**
+ * The combinations drawn so far, by a 32-bit fingerprint of their values in an open-addressed
+ * table of typed arrays: a million of them without a million map entries for the collector.
+ * A fingerprint match is confirmed value by value, so a collision never drops a sample.
+ */
+class SeenCombinations {
+  private readonly fps: Int32Array;
+  private readonly at: Int32Array;
+  private readonly mask: number;
+  constructor(n: number) {
+    let size = 16;
+    while (size < 2 * n) size *= 2;
+    this.fps = new Int32Array(size);
+    this.at = new Int32Array(size);
+    this.mask = size - 1;
+  }
+  has(fp: number, values: readonly DimValue[], out: readonly Combination[]): boolean {
+    for (let s = fp & this.mask; this.at[s]; s = (s + 1) & this.mask) {
+      if (this.fps[s] !== fp) continue;
+      const other = out[this.at[s]! - 1]!.values;
+      if (other.every((v, i) => v === values[i])) return true;
+    }
+    return false;
+  }
+  add(fp: number, i: number): void {
+    let s = fp & this.mask;
+    while (this.at[s]) s = (s + 1) & this.mask;
+    this.fps[s] = fp;
+    this.at[s] = i + 1;
+  }
 }
 
 /**
@@ -94,40 +128,55 @@ function subtreeMass(m: Manifest): Map<string, number>[] {
  * from the candidate, the dimension and the value's own key, never its position: the other
  * values' draws do not move when one is added.
  */
-function rendezvous(list: readonly DimValue[], weight: (v: DimValue) => number, salt: number): (h: number) => DimValue | undefined {
+function rendezvous(list: readonly DimValue[], weight: (v: DimValue) => number, salt: number): Chooser {
   const live = list.filter((v) => weight(v) > 0);
-  if (live.length === 0) return () => undefined;
   const keys = Int32Array.from(live, (v) => hash32(v.key));
   const inv = Float64Array.from(live, (v) => 1 / weight(v));
   const count = keys.length;
+  if (count === 0) return { live, keys, choose: () => -1 };
   if (inv.every((x) => x === inv[0]))
     // Equal weights: the largest hash wins, compared as signed 32-bit integers (small integers to V8: no float, no log).
-    return (h) => {
+    return {
+      live,
+      keys,
+      choose: (h) => {
+        const hd = mix(h ^ salt);
+        let best = 0;
+        let top = mix(hd ^ keys[0]!);
+        for (let k = 1; k < count; k++) {
+          const u = mix(hd ^ keys[k]!);
+          if (u > top) {
+            top = u;
+            best = k;
+          }
+        }
+        return best;
+      },
+    };
+  return {
+    live,
+    keys,
+    choose: (h) => {
       const hd = mix(h ^ salt);
       let best = 0;
-      let top = -2147483649;
+      let top = -Infinity;
       for (let k = 0; k < count; k++) {
-        const u = mix(hd ^ keys[k]!);
-        if (u > top) {
-          top = u;
+        const score = Math.log(((mix(hd ^ keys[k]!) >>> 0) + 0.5) / 4294967296) * inv[k]!;
+        if (score > top) {
+          top = score;
           best = k;
         }
       }
-      return live[best];
-    };
-  return (h) => {
-    const hd = mix(h ^ salt);
-    let best = 0;
-    let top = -Infinity;
-    for (let k = 0; k < count; k++) {
-      const score = Math.log(((mix(hd ^ keys[k]!) >>> 0) + 0.5) / 4294967296) * inv[k]!;
-      if (score > top) {
-        top = score;
-        best = k;
-      }
-    }
-    return live[best];
+      return best;
+    },
   };
+}
+
+/** One list's values that can win (weight > 0), their key hashes, and the pick for a candidate's hash (-1: none can). */
+interface Chooser {
+  readonly live: readonly DimValue[];
+  readonly keys: Int32Array;
+  choose(h: number): number;
 }
 
 /**
