@@ -1,5 +1,7 @@
 import type { DimValue, Manifest, Match } from "../manifest/types.js";
 
+const built = new WeakMap<Manifest, Constraints>();
+
 /** An assignment of value indices to dimensions (declaration order); OPEN where none is chosen yet. */
 export type Row = Int32Array;
 export const OPEN = -1;
@@ -12,6 +14,13 @@ export const OPEN = -1;
  * others take any value, so a space with no rule answers at once.
  */
 export class Constraints {
+  /** One per manifest: its search memo is shared by whoever asks (pairwise, coverage). */
+  static of(m: Manifest): Constraints {
+    let c = built.get(m);
+    if (!c) built.set(m, (c = new Constraints(m)));
+    return c;
+  }
+
   readonly names: string[];
   readonly sizes: number[];
   /** Dimensions some exclude or conditional names; the rest never decide anything. */
@@ -60,6 +69,15 @@ export class Constraints {
     });
     this.constrained = dims.map((_, i) => this.parent[i]! >= 0 || this.children[i]!.length > 0 || this.rulesOf[i]!.length > 0);
     this.searchOrder = dims.map((_, i) => i).filter((i) => this.constrained[i]);
+  }
+
+  /** Whether some allowed combination holds value a of dimension i and value b of dimension j. */
+  pairAllowed(i: number, a: number, j: number, b: number): boolean {
+    if (!this.constrained[i] && !this.constrained[j] && this.searchOrder.length === 0) return true;
+    const probe = new Int32Array(this.sizes.length).fill(OPEN);
+    probe[i] = a;
+    probe[j] = b;
+    return this.completable(probe);
   }
 
   /** The values a dimension may take in `row`: a conditional's parent's list once the parent is chosen. */

@@ -1,4 +1,5 @@
 import type { Manifest } from "../manifest/types.js";
+import { Constraints } from "./constraints.js";
 import type { Sample } from "./sample.js";
 
 export interface PairCoverage {
@@ -35,19 +36,17 @@ export function pairCoverage(m: Manifest, samples: Iterable<Sample>, opts: { cel
   return out;
 }
 
-/** The value pairs of dimensions i < j that some combination may hold. */
+/**
+ * The value pairs of dimensions i < j that some combination the manifest allows holds: a
+ * conditional's values only under their parent's, and no pair every completion of which an
+ * exclude removes (whichever dimensions the exclude names).
+ */
 export function allowedPairs(m: Manifest, i: number, j: number): Set<string> {
+  const c = Constraints.of(m);
   const a = m.dimensions[i]!;
   const b = m.dimensions[j]!;
   const pairs = new Set<string>();
-  const under = (d: typeof b, parent: typeof a, v: string) => (d.by === parent.name && d.byValue ? (d.byValue.get(v) ?? []) : d.values);
-  for (const va of a.values)
-    for (const vb of under(b, a, va.key)) {
-      // An exclude rule that names only these two dimensions (or one of them) removes the pair from every combination.
-      const excluded = m.combine.exclude.some((rule) =>
-        [...rule].every(([dim, values]) => (dim === a.name ? values.has(va.key) : dim === b.name ? values.has(vb.key) : false)),
-      );
-      if (!excluded) pairs.add(JSON.stringify([va.key, vb.key]));
-    }
+  for (let x = 0; x < a.values.length; x++)
+    for (let y = 0; y < b.values.length; y++) if (c.pairAllowed(i, x, j, y)) pairs.add(JSON.stringify([a.values[x]!.key, b.values[y]!.key]));
   return pairs;
 }

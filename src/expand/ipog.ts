@@ -22,7 +22,7 @@ interface Combination {
  * the value a seeded hash of (dimension, value) ranks first, rotated by row.
  */
 export function ipog(m: Manifest, seed: number): Combination[] {
-  const c = new Constraints(m);
+  const c = Constraints.of(m);
   const k = c.sizes.length;
   if (k === 0 || !c.completable(new Int32Array(k).fill(OPEN))) return [];
   // Each dimension's values in a seeded order, so ties do not always favour the first listed.

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { allowedPairs } from "../../src/expand/coverage.js";
 import { draw } from "../../src/expand/draw.js";
 import { expand } from "../../src/expand/expand.js";
 import { ipog } from "../../src/expand/ipog.js";
@@ -88,7 +89,7 @@ function pairsOf(keys: string[]): string[] {
   return out;
 }
 
-test("ipog on 300 random small spaces: only allowed combinations, every allowed pair, the same ids as the product, deterministic", async () => {
+test("ipog on 300 random small spaces: only allowed combinations, every allowed pair (as allowedPairs counts them), the same ids as the product, deterministic", async () => {
   const r = prng(12);
   for (let c = 0; c < 300; c++) {
     const { dims, exclude } = randomSpace(r);
@@ -104,6 +105,15 @@ test("ipog on 300 random small spaces: only allowed combinations, every allowed 
     }
     assert.equal(new Set(rows.map((x) => x.id)).size, rows.length, `${where}\na combination twice`);
     for (const p of truth.pairs) assert.ok(covered.has(p), `${where}\npair ${p} is allowed but not covered`);
+    // What plan's pairwise line and the report count as allowed is what brute force finds.
+    const counted = new Set<string>();
+    for (let i = 0; i < pw.dimensions.length; i++)
+      for (let j = i + 1; j < pw.dimensions.length; j++)
+        for (const k of allowedPairs(pw, i, j)) {
+          const [a, b] = JSON.parse(k) as [string, string];
+          counted.add(JSON.stringify([i, a, j, b]));
+        }
+    assert.deepEqual([...counted].sort(), [...truth.pairs].sort(), `${where}\nallowedPairs differs from brute force`);
     assert.ok(rows.length <= Math.max(truth.ids.size, 0), `${where}\nmore rows than combinations`);
     assert.deepEqual(
       ipog(pw, pw.seed).map((x) => x.id),
