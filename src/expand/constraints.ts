@@ -36,6 +36,7 @@ export class Constraints {
   private readonly rulesOf: number[][];
   private readonly searchOrder: number[];
   private readonly memo = new Map<string, boolean>();
+  private probe?: Row;
 
   constructor(m: Manifest) {
     const dims = m.dimensions;
@@ -73,11 +74,14 @@ export class Constraints {
 
   /** Whether some allowed combination holds value a of dimension i and value b of dimension j. */
   pairAllowed(i: number, a: number, j: number, b: number): boolean {
-    if (!this.constrained[i] && !this.constrained[j] && this.searchOrder.length === 0) return true;
-    const probe = new Int32Array(this.sizes.length).fill(OPEN);
+    const probe = (this.probe ??= new Int32Array(this.sizes.length).fill(OPEN));
+    if (!this.constrained[i] && !this.constrained[j]) return this.completable(probe);
     probe[i] = a;
     probe[j] = b;
-    return this.completable(probe);
+    const ok = this.completable(probe);
+    probe[i] = OPEN;
+    probe[j] = OPEN;
+    return ok;
   }
 
   /** The values a dimension may take in `row`: a conditional's parent's list once the parent is chosen. */

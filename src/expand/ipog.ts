@@ -34,16 +34,7 @@ export function ipog(m: Manifest, seed: number): Combination[] {
   const order = c.sizes.map((_, i) => i).sort((a, b) => c.sizes[b]! - c.sizes[a]! || a - b);
   const rows: Row[] = [];
   const blank = () => new Int32Array(k).fill(OPEN);
-  const probe = blank();
-  const allowedPair = (i: number, a: number, j: number, b: number) => {
-    if (!c.constrained[i] && !c.constrained[j]) return true;
-    probe[i] = a;
-    probe[j] = b;
-    const ok = c.completable(probe);
-    probe[i] = OPEN;
-    probe[j] = OPEN;
-    return ok;
-  };
+  const allowedPair = (i: number, a: number, j: number, b: number) => c.pairAllowed(i, a, j, b);
   if (k === 1) {
     for (let a = 0; a < c.sizes[0]!; a++) {
       const r = blank();
