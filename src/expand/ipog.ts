@@ -145,18 +145,46 @@ function grow(
   }
 }
 
-/** Open slots filled (constrained ones by search, the rest in a seeded rotation), duplicates dropped. */
+/**
+ * Open slots filled (constrained ones by search, the rest in a seeded rotation), then rows every
+ * pair of which another row also holds dropped, last first (IPOG's vertical rows come late and
+ * often turn out redundant once the open slots are filled), and duplicates with them.
+ */
 function finish(c: Constraints, rows: Row[], pref: number[][]): Combination[] {
-  const out: Combination[] = [];
-  const seen = new Set<string>();
   rows.forEach((r, n) => {
     if (!c.complete(r, (d) => n + d)) throw new Error("pairwise: a row that was completable no longer is");
     for (let d = 0; d < r.length; d++) if (r[d] === OPEN) r[d] = pref[d]![(n + d) % pref[d]!.length]!;
+  });
+  const k = c.sizes.length;
+  const offsets: number[][] = [];
+  let total = 0;
+  for (let i = 0; i < k; i++) {
+    offsets.push([]);
+    for (let j = i + 1; j < k; j++) {
+      offsets[i]![j] = total;
+      total += c.sizes[i]! * c.sizes[j]!;
+    }
+  }
+  const times = new Uint32Array(total);
+  const each = (r: Row, f: (p: number) => void) => {
+    for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) f(offsets[i]![j]! + r[i]! * c.sizes[j]! + r[j]!);
+  };
+  for (const r of rows) each(r, (p) => times[p]!++);
+  const keep = rows.map(() => true);
+  for (let n = rows.length - 1; n >= 0; n--) {
+    let spare = true;
+    each(rows[n]!, (p) => {
+      if (times[p]! < 2) spare = false;
+    });
+    if (!spare) continue;
+    keep[n] = false;
+    each(rows[n]!, (p) => times[p]!--);
+  }
+  const out: Combination[] = [];
+  rows.forEach((r, n) => {
+    if (!keep[n]) return;
     const values = r.length ? Array.from(r, (_, d) => c.valueOf(d, r)) : [];
-    const id = comboId(c.names, values);
-    if (seen.has(id)) return;
-    seen.add(id);
-    out.push({ values, id });
+    out.push({ values, id: comboId(c.names, values) });
   });
   return out;
 }
