@@ -55,7 +55,7 @@ export function draw(m: Manifest, n: number, seed: number): Combination[] {
       if (k < 0) ok = false;
       else {
         values[d] = r!.live[k]!;
-        fp = mix(fp ^ r!.keys[k]!) + d;
+        fp = (mix(fp ^ r!.keys[k]!) + d) | 0;
       }
     }
     if (!ok || excluded(values) || seen.has(fp, values, out)) continue;

@@ -16,16 +16,16 @@ export class KeySet {
 
   /** Adds the key; false if it was already there. */
   add(key: string): boolean {
-    if (key.length !== 32 || !HEX.test(key)) {
+    const w0 = key.length === 32 ? word(key, 0) : -1;
+    const w1 = w0 >= 0 ? word(key, 8) : -1;
+    const w2 = w1 >= 0 ? word(key, 16) : -1;
+    const w3 = w2 >= 0 ? word(key, 24) : -1;
+    if (w3 < 0) {
       if (this.other.has(key)) return false;
       this.other.add(key);
       return true;
     }
-    const w0 = Number.parseInt(key.slice(0, 8), 16) | 0;
-    const w1 = Number.parseInt(key.slice(8, 16), 16) | 0;
-    const w2 = Number.parseInt(key.slice(16, 24), 16) | 0;
-    const w3 = Number.parseInt(key.slice(24, 32), 16) | 0;
-    if (!this.insert(w0, w1, w2, w3)) return false;
+    if (!this.insert(w0 | 0, w1 | 0, w2 | 0, w3 | 0)) return false;
     if (++this.count * 2 > this.used.length) this.grow();
     return true;
   }
@@ -55,4 +55,14 @@ export class KeySet {
   }
 }
 
-const HEX = /^[0-9a-f]{32}$/;
+/** Eight lowercase hex digits from `at` as an unsigned 32-bit number, or -1 if they are not that. */
+function word(key: string, at: number): number {
+  let w = 0;
+  for (let i = at; i < at + 8; i++) {
+    const c = key.charCodeAt(i);
+    const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (v < 0) return -1;
+    w = w * 16 + v;
+  }
+  return w;
+}

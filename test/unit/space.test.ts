@@ -216,3 +216,10 @@ test("sample by draws: a space the excludes empty is an error that says so, not 
   const m = await manifest("  a: [x, y]\n  b: [1, 2]", "{ mode: sample, n: 3, exclude: [{ a: x }, { b: 1 }] }");
   assert.throws(() => draw(m, 3, m.seed), /found only 1 of n: 3/);
 });
+
+test("sample by draws: asked for every combination of a small space, it finds each exactly once", async () => {
+  const m = await manifest("  a: [x, y, z]\n  b: [1, 2, 3]\n  c: [p, q]", "{ mode: sample, n: 18 }");
+  const got = draw(m, 18, m.seed);
+  const truth = bruteForce(await manifest("  a: [x, y, z]\n  b: [1, 2, 3]\n  c: [p, q]", "{ mode: product }"));
+  assert.deepEqual(new Set(got.map((c) => c.id)), truth.ids);
+});
