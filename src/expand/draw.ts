@@ -25,6 +25,13 @@ interface Combination {
  * re-draws only the candidates that had it; reordering a list changes nothing.
  */
 export function draw(m: Manifest, n: number, seed: number): Combination[] {
+  const out: Combination[] = [];
+  eachDrawn(m, n, seed, (values, id) => out.push({ values, id }));
+  return out;
+}
+
+/** draw(), handing each combination over as it is found (expand makes its sample at once, with no combination object in between). */
+export function eachDrawn(m: Manifest, n: number, seed: number, visit: (values: DimValue[], id: string) => void): void {
   const dims = m.dimensions;
   const names = dims.map((d) => d.name);
   const index = new Map(names.map((x, i) => [x, i]));
@@ -38,13 +45,13 @@ export function draw(m: Manifest, n: number, seed: number): Combination[] {
     return { parent: index.get(d.by)!, any: undefined, under };
   });
   const seedSalt = hash32(`draw:v1:${seed}`) | 0;
-  const out: Combination[] = [];
+  const kept: DimValue[][] = [];
   const seen = new SeenCombinations(n);
   const values: DimValue[] = new Array(dims.length);
   // Past this many candidates per sample wanted, the excludes leave too little to draw from.
   const give = 50 * n + 100_000;
   let c = 0;
-  for (; out.length < n && c < give; c++) {
+  for (; kept.length < n && c < give; c++) {
     const h = mix((c + seedSalt) | 0);
     let fp = 0;
     let ok = true;
@@ -58,16 +65,17 @@ export function draw(m: Manifest, n: number, seed: number): Combination[] {
         fp = (mix(fp ^ r!.keys[k]!) + d) | 0;
       }
     }
-    if (!ok || excluded(values) || seen.has(fp, values, out)) continue;
-    seen.add(fp, out.length);
-    out.push({ values: values.slice(), id: comboId(names, values) });
+    if (!ok || excluded(values) || seen.has(fp, values, kept)) continue;
+    seen.add(fp, kept.length);
+    const copy = values.slice();
+    kept.push(copy);
+    visit(copy, comboId(names, copy));
   }
-  if (out.length < n)
+  if (kept.length < n)
     throw new UsageError(
-      `combine: sample found only ${out.length} of n: ${n} allowed combinations in ${c} draws`,
+      `combine: sample found only ${kept.length} of n: ${n} allowed combinations in ${c} draws`,
       "the excludes (or empty conditional lists) leave few combinations of this space: lower n, or exclude less",
     );
-  return out;
 }
 
 /**
@@ -86,10 +94,10 @@ class SeenCombinations {
     this.at = new Int32Array(size);
     this.mask = size - 1;
   }
-  has(fp: number, values: readonly DimValue[], out: readonly Combination[]): boolean {
+  has(fp: number, values: readonly DimValue[], kept: readonly (readonly DimValue[])[]): boolean {
     for (let s = fp & this.mask; this.at[s]; s = (s + 1) & this.mask) {
       if (this.fps[s] !== fp) continue;
-      const other = out[this.at[s]! - 1]!.values;
+      const other = kept[this.at[s]! - 1]!;
       if (other.every((v, i) => v === values[i])) return true;
     }
     return false;

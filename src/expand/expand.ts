@@ -1,7 +1,7 @@
 import type { DimValue, Manifest } from "../manifest/types.js";
 import { unitInterval } from "../util/hash.js";
 import { compileExcludes } from "./constraints.js";
-import { draw } from "./draw.js";
+import { draw, eachDrawn } from "./draw.js";
 import { comboId, sampleId } from "./identity.js";
 import { ipog } from "./ipog.js";
 import { pairwise } from "./pairwise.js";
@@ -14,11 +14,13 @@ interface Combination {
 
 /** dimensions × combine → the ordered list of samples. Pure and deterministic. */
 export function expand(m: Manifest): Sample[] {
-  const combos = combinations(m);
   const samples: Sample[] = [];
-  for (const c of combos) {
-    for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(c.id, r), comboId: c.id, repeat: r, values: c.values });
-  }
+  const add = (values: DimValue[], id: string) => {
+    for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(id, r), comboId: id, repeat: r, values });
+  };
+  // A million draws become a million samples directly: no million combinations to promote and drop.
+  if (m.combine.mode === "sample" && m.combine.method === "construct") eachDrawn(m, m.combine.n!, m.seed, add);
+  else for (const c of combinations(m)) add(c.values, c.id);
   return samples;
 }
 
