@@ -8,7 +8,8 @@
  *
  *   npm run bench                 # everything (about two minutes)
  *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, cold100k, pushpull,
- *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas
+ *                                 # the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas,
+ *                                 # and the spaces past the product: space-sample, space-pairwise
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  */
 import { spawn } from "node:child_process";
@@ -216,6 +217,16 @@ async function bareSdk(endpoint: string, prefix: string): Promise<{ getS: number
   });
   client.destroy();
   return { getS, putS };
+}
+
+/**
+ * The CLI with bench/usage-probe.mjs preloaded: its own CPU time and peak RSS as it reads them
+ * at exit (the machine is shared: CPU seconds say more than wall time when others are busy).
+ */
+async function probed(args: string[], cwd: string, what: string): Promise<{ r: Run; u: { cpuS: number; maxRssMb: number } }> {
+  const file = join(cwd, "usage.json");
+  const r = must(await cli(args, cwd, { BENCH_USAGE_FILE: file }, ["--import", join(REPO, "bench/usage-probe.mjs")]), what);
+  return { r, u: JSON.parse(await readFile(file, "utf8")) as { cpuS: number; maxRssMb: number } };
 }
 
 function must(r: Run, what: string): Run {
@@ -625,6 +636,48 @@ try {
     } finally {
       fast.stop();
     }
+  }
+
+  if (want("space-sample")) {
+    // 12 lists of 10: 10^12 combinations, far past what a walk of the product could finish.
+    const d = await tmp();
+    const names = "abcdefghijkl".split("");
+    const lists = names.map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+    await writeFile(
+      join(d, "dataset.yaml"),
+      `version: 1\nname: space\nmodel: { name: gpt-4o-mini }\ndimensions:\n${lists}\ncombine: { mode: sample, n: 1000000 }\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} ${names.map((l) => `{{ ${l} }}`).join(" ")}" }\noutput: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ s }}" }\n`,
+    );
+    const { r, u } = await probed(["plan", "--json"], d, "plan of a sample of 10^6 from 10^12");
+    const samples = (JSON.parse(r.stdout) as { samples: number }).samples;
+    report(
+      "plan: sample of 1,000,000 from 10^12 combinations",
+      `${r.wallS.toFixed(2)} s wall, ${u.cpuS.toFixed(2)} s CPU, ${r.peakRssMb.toFixed(0)} MB peak RSS (${u.maxRssMb.toFixed(0)} MB by the child), ${samples} samples`,
+      "",
+      undefined,
+      "≤ 15 s and ≤ 1 GB",
+      r.wallS <= 15 && r.peakRssMb <= 1024 && samples === 1_000_000,
+    );
+  }
+
+  if (want("space-pairwise")) {
+    const d = await tmp();
+    const lists = Array.from({ length: 30 }, (_, i) => `  d${i}: [${Array.from({ length: 30 }, (_, j) => `v${j}`).join(", ")}]`).join("\n");
+    await writeFile(
+      join(d, "dataset.yaml"),
+      `version: 1\nname: pairs\nmodel: { name: gpt-4o-mini }\ndimensions:\n${lists}\ncombine: { mode: pairwise }\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ d0 }} {{ d29 }}" }\noutput: { path: dist/x.jsonl, prompt: "{{ d0 }}", completion: "{{ s }}" }\n`,
+    );
+    const { r, u } = await probed(["plan", "--json"], d, "plan of pairwise over 30 × 30");
+    const p = JSON.parse(r.stdout) as { samples: number; pairwise: { covered: number; total: number }[] };
+    const covered = p.pairwise.reduce((n, x) => n + x.covered, 0);
+    const total = p.pairwise.reduce((n, x) => n + x.total, 0);
+    report(
+      "plan: pairwise over 30 dimensions × 30 values (30^30 combinations)",
+      `${r.wallS.toFixed(2)} s wall, ${u.cpuS.toFixed(2)} s CPU, ${r.peakRssMb.toFixed(0)} MB peak RSS, ${p.samples} rows, ${covered} of ${total} value pairs covered`,
+      "900 rows (30 × 30)",
+      900 / p.samples,
+      "≤ 15 s, every pair covered",
+      r.wallS <= 15 && covered === total && total === 435 * 900,
+    );
   }
 
   if (want("pushpull")) {

@@ -185,6 +185,13 @@ export interface Combine {
   readonly n?: number;
   readonly exclude: Match[];
   readonly repeat: number;
+  /**
+   * How sample and pairwise make their combinations, chosen at load from the space's size:
+   * `enumerate` walks the product (the rules every manifest valid before spaces of a billion
+   * was built with, so their samples stay as they were); `construct` never does (seeded draws
+   * per candidate; IPOG), for spaces past what a walk can finish.
+   */
+  readonly method: "enumerate" | "construct";
 }
 
 /** `target:`: candidates (samples) are added in candidate order until `rows` survive the steps, or `maxCandidates` are spent. */
