@@ -364,7 +364,11 @@ async function withProgress<T>(quiet: boolean, verbose: boolean | undefined, fn:
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
   try {
-    return await fn({ ...progress, decided: verbose ? (m) => err(m) : undefined }, controller.signal);
+    // A batch takes minutes to hours: each of its moves is said, so a quiet bar does not look stuck.
+    const batch: BuildEvents["batch"] = quiet
+      ? undefined
+      : (b) => err(`batch ${b.id} (step '${b.step}'): ${b.status.replace("_", " ")}${b.total ? `, ${b.completed + b.failed}/${b.total} done` : ""}`);
+    return await fn({ ...progress, batch, decided: verbose ? (m) => err(m) : undefined }, controller.signal);
   } finally {
     progress.stop();
     process.off("SIGINT", onSigint);
