@@ -27,12 +27,13 @@ import {
   SynthbuildError,
   secretsIn,
   show,
+  status,
   UsageError,
   VERSION,
   VerifyError,
   verify,
 } from "../index.js";
-import { formatBuild, formatDiff, formatDrift, formatPlan, formatProbe, formatShow, formatTransfer, transferJson } from "./format.js";
+import { formatBuild, formatDiff, formatDrift, formatPlan, formatProbe, formatShow, formatStatus, formatTransfer, transferJson } from "./format.js";
 import { createProgress } from "./progress.js";
 
 /**
@@ -254,6 +255,17 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (o.json) out(r);
       else process.stdout.write(`${formatProbe(r)}\n`);
+    });
+
+  program
+    .command("status")
+    .description("the Batch API batches this cache waits for: step, endpoint, status, requests answered, age; a build collects their answers")
+    .option("--cancel", "cancel every batch still running (the next build collects what they answered and asks again for the rest)")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { cancel?: boolean; json?: boolean }) => {
+      const r = await status({ ...common(), cancel: o.cancel });
+      if (o.json) out(r);
+      else process.stdout.write(`${redact(formatStatus(r))}\n`);
     });
 
   program

@@ -264,11 +264,10 @@ export class BatchRunner {
       for (const k of rec.custom_ids) if (!lines.has(k) || (retryable && isUnrun(lines.get(k)!))) lines.set(k, { error: new RequestError(why, retryable) });
     };
     if (view.status === "failed") unfinished(`batch ${view.id} failed: ${view.errors.join("; ") || "no reason given"}`, false);
+    // A request a batch never ran is asked for again, in a batch of its own: the build asks for
+    // every answer it lacks (a person who wants it to stop presses Ctrl-C).
     else if (view.status === "expired") unfinished(`batch ${view.id} expired before this request was run`, true);
-    else if (view.status === "cancelled")
-      for (const k of rec.custom_ids)
-        if (!lines.has(k) || isUnrun(lines.get(k)!))
-          lines.set(k, { error: new RequestError(`batch ${view.id} was cancelled before this request was run`, false) });
+    else if (view.status === "cancelled") unfinished(`batch ${view.id} was cancelled before this request was run`, true);
     return { view, lines };
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
@@ -92,4 +92,170 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.equal(chatRequests(s), 0);
     assert.equal(s.batches.counts.batchesCreated, 2);
   });
+
+  test("the lock marks batch answers; --frozen after a batch build makes no request; --offline answers locally with no batch", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const b = await runCli(["build"], p.dir, env);
+    assert.equal(b.status, 0, b.stderr);
+    const [only] = s.batches.list();
+    const samples = lockSamples(await p.read("dataset.lock"));
+    assert.equal(samples.length, 3);
+    for (const x of samples) assert.equal(x.steps.outline.batch, only!.id, "each answer names the batch that gave it");
+
+    await rm(join(p.dir, "dist"), { recursive: true });
+    const frozen = await runCli(["build", "--frozen"], p.dir, env);
+    assert.equal(frozen.status, 0, frozen.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "--frozen submits nothing");
+    assert.equal(s.batches.counts.filesUploaded, 1);
+    assert.equal(chatRequests(s), 0);
+    assert.ok(await p.exists("dist/out.jsonl"));
+
+    const offline = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const o = await runCli(["build", "--offline", "--json"], offline.dir, { ...env, OPENAI_API_KEY: undefined });
+    assert.equal(o.status, 0, o.stderr);
+    assert.equal(JSON.parse(o.stdout).requests, 3);
+    assert.equal(s.batches.counts.batchesCreated, 1, "offline answers are made locally: no batch");
+    assert.ok(lockSamples(await offline.read("dataset.lock")).every((x) => x.steps.outline.batch === undefined));
+  });
+
+  test("kill -9 while polling: the rebuild finds the batch in cache/state and never submits it twice; status shows it meanwhile", async () => {
+    // Slow batches while the build is killed and status asked; fast ones for the rebuild.
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 5, mode: "batch" }) });
+    const first = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    // Its record is written once the create is answered: wait for it before the kill.
+    const t0 = Date.now();
+    while ((await batchFiles(p)).length === 0 || !JSON.parse(await readFile(join(p.dir, "cache/state/batches", (await batchFiles(p))[0]!), "utf8")).batch_id) {
+      assert.ok(Date.now() - t0 < 5000, "no batch record");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    first.child.kill("SIGKILL");
+    assert.equal((await first.done).signal, "SIGKILL");
+
+    const st = await runCli(["status", "--json"], p.dir, env);
+    assert.equal(st.status, 0, st.stderr);
+    const pending = JSON.parse(st.stdout).batches;
+    assert.equal(pending.length, 1);
+    assert.equal(pending[0].id, s.batches.list()[0]!.id);
+    assert.equal(pending[0].step, "outline");
+    assert.equal(pending[0].requests, 5);
+    assert.match(pending[0].status, /^(validating|in_progress|finalizing)$/);
+    const human = await runCli(["status"], p.dir, env);
+    assert.match(human.stdout, /1 batch pending:[\s\S]*step 'outline'[\s\S]*synthbuild status --cancel/);
+
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "the pending batch was resumed, not submitted again");
+    assert.equal(s.batches.counts.filesUploaded, 1);
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 5);
+    assert.deepEqual(await batchFiles(p), []);
+    assert.deepEqual(JSON.parse((await runCli(["status", "--json"], p.dir, env)).stdout).batches, []);
+  });
+
+  test("Ctrl-C while polling leaves the batch running and says how to cancel it; status --cancel cancels it; the next build asks again for what it never ran", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 4, mode: "batch" }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    const r = await b.done;
+    assert.equal(r.status, 130, r.stderr);
+    assert.match(r.stderr, /1 batch is still running at the endpoint \(batch_test_\d+\)/);
+    assert.match(r.stderr, /synthbuild status --cancel/);
+    assert.equal(s.batches.counts.cancelled, 0, "Ctrl-C cancels nothing");
+    assert.equal(await p.exists("dataset.lock"), false);
+
+    const c = await runCli(["status", "--cancel", "--json"], p.dir, env);
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(JSON.parse(c.stdout).batches[0].cancelled, true);
+    assert.equal(s.batches.counts.cancelled, 1);
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 2, "the cancelled batch's requests, in a batch of their own");
+    assert.equal(s.batches.list()[1]!.customIds.length, 4);
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 4);
+  });
+
+  test("failed lines are resubmitted alone; a line that keeps failing fails its sample after model.retries", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    s.batches.failLines({ match: "Outline v02", times: 1 });
+    s.batches.failLines({ match: "Outline v04" });
+    const p = await project({ "dataset.yaml": manifest({ samples: 6, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 1, r.stderr);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 1);
+    assert.equal(json.failures[0].step, "outline");
+    assert.match(json.failures[0].reason, /HTTP 500: Injected batch line fault/);
+    const list = s.batches.list();
+    // 6 lines; then v02 and v04 alone; then v04 alone again (retries: 2).
+    assert.deepEqual(
+      list.map((b) => b.customIds.length),
+      [6, 2, 1],
+    );
+    assert.equal(chatRequests(s), 0);
+    assert.equal(json.outputs[0].rows, 5);
+  });
+
+  test("an expired batch's unfinished lines are resubmitted; files split at the line limit", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL, SYNTHBUILD_BATCH_MAX_LINES: "4" };
+    s.batches.expireBatches(1);
+    const p = await project({ "dataset.yaml": manifest({ samples: 10, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    const sizes = s.batches.list().map((b) => b.customIds.length);
+    // 4 + 4 + 2; the first expired with half its lines run: the other 2 go again.
+    assert.deepEqual(sizes, [4, 4, 2, 2]);
+    assert.equal(s.batches.list()[0]!.status, "expired");
+    assert.equal(JSON.parse(r.stdout).outputs[0].rows, 10);
+    const direct = await project({ "dataset.yaml": manifest({ samples: 10 }) });
+    assert.equal((await runCli(["build"], direct.dir, env)).status, 0);
+    assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"));
+  });
+
+  test("mode: auto batches a step only above batch_above; plan prices batch requests at half, and the build spends half", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const small = await project({ "dataset.yaml": manifest({ samples: 4, mode: "auto", batchAbove: 5, price: true }) });
+    const big = await project({ "dataset.yaml": manifest({ samples: 8, mode: "auto", batchAbove: 5, price: true }) });
+    const bigDirect = await project({ "dataset.yaml": manifest({ samples: 8, price: true }) });
+    const plans = await Promise.all([small, big, bigDirect].map(async (p) => JSON.parse((await runCli(["plan", "--json"], p.dir, env)).stdout)));
+    assert.equal(plans[0].steps[0].batch, undefined);
+    assert.equal(plans[1].steps[0].batch, true);
+    assert.equal(plans[2].steps[0].batch, undefined);
+    assert.ok(plans[2].estimate.cost_usd > 0);
+    assert.ok(Math.abs(plans[1].estimate.cost_usd - plans[2].estimate.cost_usd / 2) < 1e-9, "batch requests priced at half the list price");
+
+    const a = await runCli(["build", "--json"], small.dir, env);
+    assert.equal(a.status, 0, a.stderr);
+    assert.equal(chatRequests(s), 4, "4 requests, not above 5: direct");
+    assert.equal(s.batches.counts.batchesCreated, 0);
+    const b = await runCli(["build", "--json"], big.dir, env);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(chatRequests(s), 4, "8 requests, above 5: by batch");
+    assert.equal(s.batches.counts.batchesCreated, 1);
+    const d = await runCli(["build", "--json"], bigDirect.dir, env);
+    assert.equal(d.status, 0, d.stderr);
+    const spent = JSON.parse(b.stdout).cost_usd;
+    assert.ok(spent > 0);
+    assert.ok(Math.abs(spent - JSON.parse(d.stdout).cost_usd / 2) < 1e-6, `a batch build spends half: ${spent} vs ${JSON.parse(d.stdout).cost_usd}`);
+  });
 });
+
+function lockSamples(text: string): any[] {
+  return text
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((x) => typeof x.id === "string" && x.steps);
+}
