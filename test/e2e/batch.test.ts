@@ -1,49 +1,11 @@
 import assert from "node:assert/strict";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
+import { batchFiles, chatRequests, lockSamples, manifest, POLL } from "../helpers/batch.js";
+import { runCliBounded as runCli } from "../helpers/faults.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
-
-/** Fast polls: the test server's batches move every `batchStepMs`. */
-const POLL = { SYNTHBUILD_BATCH_POLL_MS: "20" };
-
-function manifest(o: { samples: number; mode?: string; batchAbove?: number; twoSteps?: boolean; price?: boolean; schema?: boolean }): string {
-  const items = Array.from({ length: o.samples }, (_, i) => `v${String(i).padStart(2, "0")}`).join(", ");
-  const mode = o.mode ? `\n  mode: ${o.mode}` : "";
-  const above = o.batchAbove !== undefined ? `\n  batch_above: ${o.batchAbove}` : "";
-  const price = o.price ? "\n  price: { input_per_mtok: 1000, output_per_mtok: 1000 }" : "";
-  const schema = o.schema ? `, json_schema: { type: object, properties: { answer: { type: string } }, required: [answer] }` : "";
-  return `version: 1
-name: batch
-seed: 3
-model:
-  provider: openai
-  name: test-model
-  base_url: \${TEST_BASE_URL}
-  params: { max_tokens: 30 }
-  retries: 2${mode}${above}${price}
-dimensions:
-  item: [${items}]
-steps:
-  - id: outline
-    generate: { prompt: "Outline {{ item }} briefly"${schema} }
-${
-  o.twoSteps
-    ? `  - id: expanded
-    generate: { prompt: "Expand: {{ outline }}" }
-`
-    : ""
-}output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ item }}", completion: "{{ ${o.twoSteps ? "expanded" : "outline"} }}" }
-`;
-}
-
-const chatRequests = (s: TestServer) => s.stats().requests;
-
-async function batchFiles(p: TempProject): Promise<string[]> {
-  return (await readdir(join(p.dir, "cache", "state", "batches")).catch(() => [] as string[])).filter((f) => f.endsWith(".json"));
-}
 
 describe("batch mode (the OpenAI Batch API)", () => {
   const projects: TempProject[] = [];
@@ -120,70 +82,6 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.ok(lockSamples(await offline.read("dataset.lock")).every((x) => x.steps.outline.batch === undefined));
   });
 
-  test("kill -9 while polling: the rebuild finds the batch in cache/state and never submits it twice; status shows it meanwhile", async () => {
-    // Slow batches while the build is killed and status asked; fast ones for the rebuild.
-    const s = await server(5000);
-    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
-    const p = await project({ "dataset.yaml": manifest({ samples: 5, mode: "batch" }) });
-    const first = spawnCli(["build"], p.dir, env);
-    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
-    // Its record is written once the create is answered: wait for it before the kill.
-    const t0 = Date.now();
-    while ((await batchFiles(p)).length === 0 || !JSON.parse(await readFile(join(p.dir, "cache/state/batches", (await batchFiles(p))[0]!), "utf8")).batch_id) {
-      assert.ok(Date.now() - t0 < 5000, "no batch record");
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    first.child.kill("SIGKILL");
-    assert.equal((await first.done).signal, "SIGKILL");
-
-    const st = await runCli(["status", "--json"], p.dir, env);
-    assert.equal(st.status, 0, st.stderr);
-    const pending = JSON.parse(st.stdout).batches;
-    assert.equal(pending.length, 1);
-    assert.equal(pending[0].id, s.batches.list()[0]!.id);
-    assert.equal(pending[0].step, "outline");
-    assert.equal(pending[0].requests, 5);
-    assert.match(pending[0].status, /^(validating|in_progress|finalizing)$/);
-    const human = await runCli(["status"], p.dir, env);
-    assert.match(human.stdout, /1 batch pending:[\s\S]*step 'outline'[\s\S]*synthbuild status --cancel/);
-
-    s.batches.setStepMs(20);
-    const again = await runCli(["build", "--json"], p.dir, env);
-    assert.equal(again.status, 0, again.stderr);
-    assert.equal(s.batches.counts.batchesCreated, 1, "the pending batch was resumed, not submitted again");
-    assert.equal(s.batches.counts.filesUploaded, 1);
-    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 5);
-    assert.deepEqual(await batchFiles(p), []);
-    assert.deepEqual(JSON.parse((await runCli(["status", "--json"], p.dir, env)).stdout).batches, []);
-  });
-
-  test("Ctrl-C while polling leaves the batch running and says how to cancel it; status --cancel cancels it; the next build asks again for what it never ran", async () => {
-    const s = await server(5000);
-    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
-    const p = await project({ "dataset.yaml": manifest({ samples: 4, mode: "batch" }) });
-    const b = spawnCli(["build"], p.dir, env);
-    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
-    await new Promise((r) => setTimeout(r, 100));
-    b.child.kill("SIGINT");
-    const r = await b.done;
-    assert.equal(r.status, 130, r.stderr);
-    assert.match(r.stderr, /1 batch is still running at the endpoint \(batch_test_\d+\)/);
-    assert.match(r.stderr, /synthbuild status --cancel/);
-    assert.equal(s.batches.counts.cancelled, 0, "Ctrl-C cancels nothing");
-    assert.equal(await p.exists("dataset.lock"), false);
-
-    const c = await runCli(["status", "--cancel", "--json"], p.dir, env);
-    assert.equal(c.status, 0, c.stderr);
-    assert.equal(JSON.parse(c.stdout).batches[0].cancelled, true);
-    assert.equal(s.batches.counts.cancelled, 1);
-    s.batches.setStepMs(20);
-    const again = await runCli(["build", "--json"], p.dir, env);
-    assert.equal(again.status, 0, again.stderr);
-    assert.equal(s.batches.counts.batchesCreated, 2, "the cancelled batch's requests, in a batch of their own");
-    assert.equal(s.batches.list()[1]!.customIds.length, 4);
-    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 4);
-  });
-
   test("failed lines are resubmitted alone; a line that keeps failing fails its sample after model.retries", async () => {
     const s = await server();
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
@@ -251,11 +149,3 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.ok(Math.abs(spent - JSON.parse(d.stdout).cost_usd / 2) < 1e-6, `a batch build spends half: ${spent} vs ${JSON.parse(d.stdout).cost_usd}`);
   });
 });
-
-function lockSamples(text: string): any[] {
-  return text
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l))
-    .filter((x) => typeof x.id === "string" && x.steps);
-}
