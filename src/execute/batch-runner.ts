@@ -4,7 +4,7 @@ import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
 import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
-import type { Answer } from "../plan/pipeline.js";
+import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
 import { EndpointRefused, type ProviderAnswer, RequestError } from "../providers/types.js";
@@ -13,6 +13,9 @@ import { endpointError } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
+
+/** Answers of a batch stored at once. */
+const STORE_WIDTH = 64;
 
 /** One request a batch is to answer. */
 export interface BatchItem {
@@ -118,15 +121,16 @@ export class BatchRunner {
       for (const [n, s] of settled.entries()) {
         if (!s) continue;
         const rec = waiting[n]!;
-        for (const key of rec.custom_ids) {
-          const item = want.get(key);
-          if (!item) continue;
+        const mineNow = rec.custom_ids.filter((k) => want.has(k));
+        // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
+        await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
+          const item = want.get(key)!;
           const line = s.lines.get(key) ?? { error: new RequestError(`no result for this request in batch ${s.view.id}`, true) };
           const r = await this.take(item, line, s.view.id);
           if ("answer" in r) {
             outcomes.set(key, { answer: r.answer });
             want.delete(key);
-            continue;
+            return;
           }
           const tries = (attempts.get(key) ?? 0) + 1;
           attempts.set(key, tries);
@@ -135,7 +139,7 @@ export class BatchRunner {
             outcomes.set(key, { failed: message });
             want.delete(key);
           }
-        }
+        });
         // Its answers are in the cache: only now may the batch be forgotten.
         await removeBatchRecord(this.cacheDir, rec.input_file_id);
         records.splice(records.indexOf(rec), 1);

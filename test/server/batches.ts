@@ -73,6 +73,7 @@ export class BatchServer {
   private expireNext = 0;
   private seq = 0;
   private stepMs: number;
+  private readonly initialStepMs: number;
   readonly counts: BatchStats = { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 };
 
   constructor(
@@ -81,7 +82,7 @@ export class BatchServer {
     private readonly contentOf: (body: any) => string,
     private readonly send: Send,
   ) {
-    this.stepMs = opts.stepMs ?? 50;
+    this.stepMs = this.initialStepMs = opts.stepMs ?? 50;
   }
 
   setStepMs(ms: number): void {
@@ -103,7 +104,9 @@ export class BatchServer {
     return [...this.batches.values()].map((b) => ({ id: b.id, status: this.view(b).status, customIds: this.lines(b).map((l) => l.custom_id) }));
   }
 
+  /** Forgets every file and batch, the faults and the counters; the stage length given at start comes back. */
   reset(): void {
+    this.stepMs = this.initialStepMs;
     this.files.clear();
     this.batches.clear();
     this.lineFaults.length = 0;

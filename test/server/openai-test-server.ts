@@ -569,6 +569,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     gateway.reset();
     seq = 0;
     latencyMs = initialLatency;
+    batches.reset();
   }
 
   function takeFault(body: any): FaultRule | undefined {
@@ -882,7 +883,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     const route = `${method} ${path}`;
     switch (route) {
       case "GET /__control/stats":
-        return sendJson(res, 200, { ...stats(), latencyMs, faults: rules.filter((r) => r.remaining > 0).length });
+        return sendJson(res, 200, { ...stats(), latencyMs, faults: rules.filter((r) => r.remaining > 0).length, batches: batches.counts });
       case "GET /__control/requests": {
         // ?since=N returns requests[N..]: lets a remote test fetch only what it caused.
         const since = Number(new URLSearchParams(query).get("since") ?? 0) || 0;
@@ -900,6 +901,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       case "POST /__control/reset":
         reset();
         return sendJson(res, 200, { ok: true });
+      case "POST /__control/batch-step": {
+        const ms = body?.ms;
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          return sendJson(res, 400, { error: { message: "body must be {ms: number >= 0}", type: "invalid_request_error", param: null, code: null } });
+        }
+        batches.setStepMs(ms);
+        return sendJson(res, 200, { ok: true });
+      }
       case "POST /__control/latency": {
         const ms = body?.ms;
         if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
