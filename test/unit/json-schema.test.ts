@@ -97,6 +97,8 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "93-split-overwrites-run-module": "another key's value",
   "94-output-through-link-onto-input": "the file system",
   "122-split-group-by-unknown-dimension": "another key's value (the dimensions declared)",
+  "125-batch-above-without-auto": "another key's value (mode), possibly in a step's model merged over the top level's",
+  "126-batch-mode-completions-api": "another key's value (api), possibly in a step's model merged over the top level's",
 };
 
 function validator() {
