@@ -266,6 +266,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // Whatever stopped it, the answers paid for go to the remote too.
       remoteReport = await linked?.finish();
     }
+    // A batch whose answers were all stored by a build killed before it forgot the batch.
+    if (!controller.signal.aborted && m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))) await runner.sweep((key) => cache.has(key));
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted) {

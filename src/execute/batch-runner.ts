@@ -7,7 +7,7 @@ import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
 import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
-import { EndpointRefused, type ProviderAnswer, RequestError } from "../providers/types.js";
+import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
 import { sleep } from "../util/sleep.js";
 import { endpointError } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
@@ -78,6 +78,19 @@ export class BatchRunner {
     private readonly limits: BatchLimits,
     private readonly events: BuildEvents = {},
   ) {}
+
+  /**
+   * Forget the batches whose every answer is in the cache (a build killed after storing them,
+   * before removing the record): nothing is left to collect from them.
+   */
+  async sweep(has: (key: string) => Promise<boolean>): Promise<void> {
+    const records = await this.loaded();
+    for (const r of [...records])
+      if ((await Promise.all(r.custom_ids.map(has))).every(Boolean)) {
+        await removeBatchRecord(this.cacheDir, r.input_file_id);
+        records.splice(records.indexOf(r), 1);
+      }
+  }
 
   /** Batches submitted and not yet collected: what an interrupted build leaves running. */
   async outstanding(): Promise<BatchRecord[]> {
@@ -293,9 +306,16 @@ export class BatchRunner {
         }
         if (err instanceof SynthbuildError) throw err;
         const e = err as RequestError;
+        if (e instanceof NoResponse && attempt >= step.model.retries) {
+          // As for direct requests: an endpoint that never answers concerns the whole build.
+          const detail = `${e.message} (${attempt + 1} attempts at the Batch API in a row)`;
+          const stop = endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.resolver.redact(detail), step);
+          this.resolver.stopWith(stop);
+          throw stop;
+        }
         if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message));
         try {
-          await sleep(e.retryAfterMs ?? Math.min(this.limits.pollMs * 2 ** attempt, this.limits.maxPollMs), this.signal);
+          await sleep(e.retryAfterMs ?? Math.min(Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
         } catch {
           return undefined;
         }

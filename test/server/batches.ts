@@ -16,6 +16,8 @@ export interface BatchLineFault {
   times?: number;
   /** The status of the failed line's response (default 500). */
   status?: number;
+  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop or empty (as the chat faults of those names). */
+  kind?: "refusal" | "content_filter" | "empty";
 }
 
 export interface BatchServerOptions {
@@ -311,6 +313,17 @@ export class BatchServer {
         return;
       }
       const fault = this.takeFault(line.body);
+      if (fault?.kind) {
+        const body = this.answer(line.body, i);
+        const choice = body.choices[0];
+        if (fault.kind === "refusal") Object.assign(choice.message, { content: null, refusal: "I'm sorry, I can't help with that." });
+        else {
+          choice.message.content = "";
+          choice.finish_reason = fault.kind === "content_filter" ? "content_filter" : "stop";
+        }
+        out.push(JSON.stringify({ id: `batch_req_${i}`, custom_id: line.custom_id, response: { status_code: 200, request_id: reqId, body }, error: null }));
+        return;
+      }
       if (fault) {
         const st = fault.status ?? 500;
         errs.push(
