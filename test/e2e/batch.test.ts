@@ -158,6 +158,25 @@ describe("batch mode: answers and refusals as a direct request has them", () => 
     for (const s of servers) await s.close();
   });
 
+  test("one step by batch, the next direct: each asked for its own way, the rows as a direct build's", async () => {
+    const s = await startTestServer({ answerWords: 12, batchStepMs: 30 });
+    servers.push(s);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const text = manifest({ samples: 5, twoSteps: true }).replace('generate: { prompt: "Outline', 'generate: { model: { mode: batch }, prompt: "Outline');
+    assert.notEqual(text, manifest({ samples: 5, twoSteps: true }));
+    const p = await TempProject.create({ "dataset.yaml": text });
+    const direct = await TempProject.create({ "dataset.yaml": manifest({ samples: 5, twoSteps: true }) });
+    projects.push(p, direct);
+    const r = await runCli(["build"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1);
+    assert.equal(s.batches.list()[0]!.customIds.length, 5);
+    assert.equal(s.stats().requests, 5, "the expand step's 5, directly");
+    assert.ok(s.requests.every((q) => String(q.body.messages[0].content).startsWith("Expand:")));
+    assert.equal((await runCli(["build"], direct.dir, env)).status, 0);
+    assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"));
+  });
+
   test("a refusal or a content filter's stop in a batch drops its sample with the reason a direct answer gives; a rejected key stops the build before any batch", async () => {
     const s = await startTestServer({ answerWords: 12, batchStepMs: 30, apiKey: "right" });
     servers.push(s);
