@@ -104,7 +104,7 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.equal(json.outputs[0].rows, 5);
   });
 
-  test("an expired batch's unfinished lines are resubmitted; files split at the line limit", async () => {
+  test("an expired batch's unfinished lines are resubmitted; files split at the line and byte limits", async () => {
     const s = await server();
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL, SYNTHBUILD_BATCH_MAX_LINES: "4" };
     s.batches.expireBatches(1);
@@ -119,6 +119,13 @@ describe("batch mode (the OpenAI Batch API)", () => {
     const direct = await project({ "dataset.yaml": manifest({ samples: 10 }) });
     assert.equal((await runCli(["build"], direct.dir, env)).status, 0);
     assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"));
+
+    // The byte limit too: below one line's size, each line is a file of its own.
+    const before = s.batches.counts.batchesCreated;
+    const bytes = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const b = await runCli(["build"], bytes.dir, { ...env, SYNTHBUILD_BATCH_MAX_BYTES: "1" });
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(s.batches.counts.batchesCreated - before, 3);
   });
 
   test("mode: auto batches a step only above batch_above; plan prices batch requests at half, and the build spends half", async () => {
