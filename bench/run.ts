@@ -615,8 +615,9 @@ try {
         Math.abs(ratio - 0.5) < 1e-4,
       );
 
-      // The floor: the same answers stored by a direct build against the same server at 0 ms
-      // latency (its requests cost nothing), plus the batch's own time.
+      // What the client does for a batch (write the file, upload, download, check and store 2,000
+      // answers, build) is compared with a direct build of the same answers at 0 ms latency,
+      // whose time is all client work too.
       const floorDir = await tmp();
       await writeFile(join(floorDir, "dataset.yaml"), batchManifest(""));
       const floorRun = must(await cli(["build", "-q"], floorDir, benv), "direct build at 0 ms latency");
@@ -624,14 +625,14 @@ try {
       const cold = must(await cli(["build", "-q", "--json"], d, benv), "batch build");
       const st = await stats();
       const processing = (3 * BATCH_STEP_MS) / 1000;
-      const floor = processing + floorRun.wallS;
+      const overhead = cold.wallS - processing;
       report(
         `batch build (${N} requests)`,
-        `${cold.wallS.toFixed(2)} s; ${st.requests} direct requests, ${st.batches.batchesCreated} batch, ${st.batches.linesAnswered} lines answered`,
-        `${floor.toFixed(2)} s: the batch's ${processing.toFixed(2)} s + a direct build at 0 ms latency ${floorRun.wallS.toFixed(2)} s`,
-        floor / cold.wallS,
-        "0 direct requests, 1 batch, ≥ 0.80 of ideal",
-        st.requests === 0 && st.batches.batchesCreated === 1 && floor / cold.wallS >= 0.8,
+        `${cold.wallS.toFixed(2)} s (${overhead.toFixed(2)} s beyond the batch's own time); ${st.requests} direct requests, ${st.batches.batchesCreated} batch, ${st.batches.linesAnswered} lines answered`,
+        `${processing.toFixed(2)} s the batch's own time`,
+        processing / cold.wallS,
+        `0 direct requests, 1 batch; the time beyond the batch's ≤ a direct build's at 0 ms latency (${floorRun.wallS.toFixed(2)} s)`,
+        st.requests === 0 && st.batches.batchesCreated === 1 && overhead <= floorRun.wallS,
       );
       const frozen = must(await cli(["build", "-q", "--frozen", "--json"], d, benv), "frozen after batch");
       const fst = await stats();
