@@ -88,7 +88,7 @@ export class BatchRunner {
     for (const r of [...records])
       if ((await Promise.all(r.custom_ids.map(has))).every(Boolean)) {
         await removeBatchRecord(this.cacheDir, r.input_file_id);
-        records.splice(records.indexOf(r), 1);
+        forget(records, r);
       }
   }
 
@@ -155,7 +155,7 @@ export class BatchRunner {
         });
         // Its answers are in the cache: only now may the batch be forgotten.
         await removeBatchRecord(this.cacheDir, rec.input_file_id);
-        records.splice(records.indexOf(rec), 1);
+        forget(records, rec);
       }
     }
     for (const key of want.keys()) outcomes.set(key, { held: true });
@@ -265,7 +265,17 @@ export class BatchRunner {
         delay = Math.min(delay * 1.5, this.limits.maxPollMs);
       }
       const id = rec.batch_id!;
-      view = await this.endpoint(step, () => client.retrieve(id, this.signal));
+      try {
+        view = await this.endpoint(step, () => client.retrieve(id, this.signal));
+      } catch (err) {
+        // The endpoint no longer knows the batch (another account's, or long gone): nothing to
+        // wait for; its requests are asked for again.
+        if (!(err instanceof BatchCallFailed && err.status === 404)) throw err;
+        const lines = new Map<string, LineResult>(
+          rec.custom_ids.map((k) => [k, { error: new RequestError(`batch ${id} is unknown to the endpoint (${err.message})`, true) }]),
+        );
+        return { view: { id, status: "failed", inputFileId: rec.input_file_id, counts: { total: 0, completed: 0, failed: 0 }, errors: [] }, lines };
+      }
       if (!view) return undefined;
     }
     const lines = new Map<string, LineResult>();
@@ -313,7 +323,7 @@ export class BatchRunner {
           this.resolver.stopWith(stop);
           throw stop;
         }
-        if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message));
+        if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
         try {
           await sleep(e.retryAfterMs ?? Math.min(Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
         } catch {
@@ -324,8 +334,21 @@ export class BatchRunner {
   }
 }
 
+/** Two steps may wait on one batch (the same request in both): the second finds it gone already. */
+function forget(records: BatchRecord[], r: BatchRecord): void {
+  const at = records.indexOf(r);
+  if (at !== -1) records.splice(at, 1);
+}
+
 /** A call to the Files or Batches API that failed past its retries: the step's requests fail (and are asked for again next build). */
-export class BatchCallFailed extends Error {}
+export class BatchCallFailed extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
 
 function lineResult(l: BatchLineResult): LineResult {
   return "answer" in l ? { answer: l.answer } : { error: l.error };

@@ -88,4 +88,25 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(s.batches.list()[1]!.customIds.length, 4);
     assert.equal(JSON.parse(again.stdout).outputs[0].rows, 4);
   });
+  test("a pending batch the endpoint no longer knows is let go, and its requests asked for again", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const first = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    const t0 = Date.now();
+    while ((await batchFiles(p)).length === 0 || !JSON.parse(await readFile(join(p.dir, "cache/state/batches", (await batchFiles(p))[0]!), "utf8")).batch_id) {
+      assert.ok(Date.now() - t0 < 5000, "no batch record");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    first.child.kill("SIGKILL");
+    await first.done;
+    s.batches.reset();
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "submitted again, once");
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 3);
+    assert.deepEqual(await batchFiles(p), []);
+  });
 });
