@@ -130,33 +130,35 @@ export class BatchRunner {
       }
       const waiting = [...resumed, ...submitted];
       if (!waiting.length) break;
-      const settled = await Promise.all(waiting.map((r) => this.settle(client, step, r)));
-      for (const [n, s] of settled.entries()) {
-        if (!s) continue;
-        const rec = waiting[n]!;
-        const mineNow = rec.custom_ids.filter((k) => want.has(k));
-        // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
-        await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
-          const item = want.get(key)!;
-          const line = s.lines.get(key) ?? { error: new RequestError(`no result for this request in batch ${s.view.id}`, true) };
-          const r = await this.take(item, line, s.view.id);
-          if ("answer" in r) {
-            outcomes.set(key, { answer: r.answer });
-            want.delete(key);
-            return;
-          }
-          const tries = (attempts.get(key) ?? 0) + 1;
-          attempts.set(key, tries);
-          if (!r.error.retryable || tries > step.model.retries) {
-            const message = this.resolver.redact(`${r.error.message} (batch ${s.view.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
-            outcomes.set(key, { failed: message });
-            want.delete(key);
-          }
-        });
-        // Its answers are in the cache: only now may the batch be forgotten.
-        await removeBatchRecord(this.cacheDir, rec.input_file_id);
-        forget(records, rec);
-      }
+      // Each batch's answers are stored as soon as it is done, not when the last one is.
+      await Promise.all(
+        waiting.map(async (rec) => {
+          const s = await this.settle(client, step, rec);
+          if (!s) return;
+          const mineNow = rec.custom_ids.filter((k) => want.has(k));
+          // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
+          await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
+            const item = want.get(key)!;
+            const line = s.lines.get(key) ?? { error: new RequestError(`no result for this request in batch ${s.view.id}`, true) };
+            const r = await this.take(item, line, s.view.id);
+            if ("answer" in r) {
+              outcomes.set(key, { answer: r.answer });
+              want.delete(key);
+              return;
+            }
+            const tries = (attempts.get(key) ?? 0) + 1;
+            attempts.set(key, tries);
+            if (!r.error.retryable || tries > step.model.retries) {
+              const message = this.resolver.redact(`${r.error.message} (batch ${s.view.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
+              outcomes.set(key, { failed: message });
+              want.delete(key);
+            }
+          });
+          // Its answers are in the cache: only now may the batch be forgotten.
+          await removeBatchRecord(this.cacheDir, rec.input_file_id);
+          forget(records, rec);
+        }),
+      );
     }
     for (const key of want.keys()) outcomes.set(key, { held: true });
     return outcomes;
