@@ -7,8 +7,9 @@
  * (the project's test server, in its own process) with 200 ms latency, concurrency 64.
  *
  *   npm run bench                 # everything (about two minutes)
- *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, pushpull,
- *                                 # and the gateway runs: rpm-1s, rpm-undeclared, inflight, shared
+ *   npm run bench -- cold rpm     # only the named runs: cold, noop, edit, rpm, noop100k, plan1m, cold100k, pushpull,
+ *                                 # the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas,
+ *                                 # and the spaces past the product: space-sample, space-pairwise
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
  *   npm run bench -- batch        # model.mode: batch against the test server's Batch API
  */
@@ -131,6 +132,54 @@ function report(name: string, figure: string, ideal: string, ratio: number | und
 }
 
 /**
+ * A build over `endpoints:`, one test server per spec (refusing beyond its limit in flight, at its
+ * latency), each replica's concurrency its server's limit. The ideal: n over the sum of limit / latency.
+ */
+async function replicaRun(
+  n: number,
+  specs: { inFlight: number; latencyMs: number }[],
+): Promise<{ wallS: number; ideal: number; failed: number; figure: string }> {
+  const servers = await Promise.all(specs.map((r) => startServer(["--latency", String(r.latencyMs), "--max-in-flight", String(r.inFlight)])));
+  try {
+    const d = await mkdtemp(join(tmpdir(), "synthbuild-bench-"));
+    try {
+      const endpoints = servers.map((r, i) => `    - { base_url: "${r.baseURL}", concurrency: ${specs[i]!.inFlight} }`).join("\n");
+      const text = manifest({ baseURL: "REPLICAS", n, name: "bench-replicas" }).replace(
+        "  base_url: REPLICAS\n",
+        `  endpoint_id: bench-pool\n  endpoints:\n${endpoints}\n`,
+      );
+      await writeFile(join(d, "dataset.yaml"), text);
+      const r = await cli(["build", "-q", "--json"], d, { OPENAI_API_KEY: "bench" });
+      const failed = failedOf(r, `build against ${specs.length} replica(s)`);
+      const stats = await Promise.all(servers.map((x) => serverStats(x.url)));
+      // From the first request's arrival at any replica to the last answer of any.
+      const seen = await Promise.all(
+        servers.map(async (x, i) => {
+          const { requests } = (await (await fetch(`${x.url}/__control/requests`)).json()) as { requests: { at: number; status: number }[] };
+          return {
+            first: Math.min(...requests.map((q) => q.at)),
+            last: Math.max(...requests.filter((q) => q.status === 200).map((q) => q.at)) + specs[i]!.latencyMs,
+          };
+        }),
+      );
+      const phase = (Math.max(...seen.map((x) => x.last)) - Math.min(...seen.map((x) => x.first))) / 1000;
+      const split = stats.map((x, i) => `${x.answered} (${specs[i]!.inFlight}/${specs[i]!.latencyMs} ms)`).join(" + ");
+      const refused = stats.reduce((x, y) => x + y.refused429, 0);
+      return {
+        wallS: r.wallS,
+        ideal: n / specs.reduce((sum, x) => sum + (x.inFlight * 1000) / x.latencyMs, 0),
+        failed,
+        figure: `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), answers ${split}, ${failed} failed, ${refused} refused`,
+      };
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  } finally {
+    for (const x of servers) x.stop();
+  }
+}
+
+/**
  * What the S3 server itself allows: every object under `prefix` fetched, then stored again under
  * another prefix, through the AWS SDK alone, 16 at once (synthbuild's transfer concurrency).
  */
@@ -169,6 +218,16 @@ async function bareSdk(endpoint: string, prefix: string): Promise<{ getS: number
   });
   client.destroy();
   return { getS, putS };
+}
+
+/**
+ * The CLI with bench/usage-probe.mjs preloaded: its own CPU time and peak RSS as it reads them
+ * at exit (the machine is shared: CPU seconds say more than wall time when others are busy).
+ */
+async function probed(args: string[], cwd: string, what: string): Promise<{ r: Run; u: { cpuS: number; maxRssMb: number } }> {
+  const file = join(cwd, "usage.json");
+  const r = must(await cli(args, cwd, { BENCH_USAGE_FILE: file }, ["--import", join(REPO, "bench/usage-probe.mjs")]), what);
+  return { r, u: JSON.parse(await readFile(file, "utf8")) as { cpuS: number; maxRssMb: number } };
 }
 
 function must(r: Run, what: string): Run {
@@ -440,6 +499,35 @@ try {
     }
   }
 
+  if (want("replicas")) {
+    // Three replicas of one model, each refusing more than its own limit in flight, at its own
+    // latency: throughput should add up to the sum of each one's limit / latency. Beside it, one
+    // endpoint of the same capacity, measured in the same minute: what this machine allows now.
+    const n = 900;
+    const three = await replicaRun(n, [
+      { inFlight: 4, latencyMs: 200 },
+      { inFlight: 4, latencyMs: 100 },
+      { inFlight: 8, latencyMs: 200 },
+    ]);
+    report(
+      `three replicas, ${n} samples`,
+      three.figure,
+      `${three.ideal.toFixed(2)} s`,
+      three.ideal / three.wallS,
+      "≥ 0.90 of the sum of the replicas' limit / latency",
+      three.ideal / three.wallS >= 0.9 && three.failed === 0,
+    );
+    const one = await replicaRun(n, [{ inFlight: 16, latencyMs: 160 }]);
+    report(
+      `one endpoint of the same capacity, ${n} samples`,
+      one.figure,
+      `${one.ideal.toFixed(2)} s`,
+      one.ideal / one.wallS,
+      "for comparison: the replicas' ratio should be no lower",
+      one.failed === 0,
+    );
+  }
+
   if (want("shared")) {
     // Two builds, one key, one limit: each declares the key's whole rpm, so together they ask twice what it allows.
     const rpm = 1200;
@@ -518,6 +606,81 @@ try {
       r.wallS <= 15 && r.peakRssMb <= 1024,
     );
   }
+  if (want("cold100k")) {
+    // Client overhead at scale: 100,000 requests to an endpoint answering in 5 ms, so the client's
+    // own CPU per request (read at exit by the usage probe, over all threads) is what is measured.
+    const fast = await startServer(["--latency", "5"]);
+    try {
+      const d = await tmp();
+      const lists = ["a", "b", "c", "d", "e"].map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+      await writeFile(
+        join(d, "dataset.yaml"),
+        `version: 1\nname: cold100k\nmodel: { name: bench-model, base_url: "${fast.baseURL}", concurrency: ${CONCURRENCY}, params: { max_tokens: 100 } }\ndimensions:\n${lists}\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ a }} {{ b }} {{ c }} {{ d }} {{ e }}" }\noutput: { path: dist/x.jsonl, format: prompt-completion, prompt: "{{ a }} {{ b }} {{ c }} {{ d }} {{ e }}", completion: "{{ s }}" }\n`,
+      );
+      const usage = join(d, "usage.json");
+      const r = must(
+        await cli(["build", "-q", "--json"], d, { ...env, BENCH_USAGE_FILE: usage }, ["--import", join(REPO, "bench/usage-probe.mjs")]),
+        "100k cold build",
+      );
+      const u = JSON.parse(await readFile(usage, "utf8")) as { cpuS: number; maxRssMb: number };
+      const requests = (JSON.parse(r.stdout) as { requests: number }).requests;
+      const perRequestMs = (u.cpuS * 1000) / requests;
+      const ideal = (requests * 5) / 1000 / CONCURRENCY;
+      report(
+        "cold build, 100,000 requests at 5 ms latency",
+        `${r.wallS.toFixed(1)} s wall, ${u.cpuS.toFixed(1)} s CPU (${perRequestMs.toFixed(3)} ms a request), ${u.maxRssMb.toFixed(0)} MB peak RSS`,
+        `${ideal.toFixed(2)} s`,
+        ideal / r.wallS,
+        "≤ 0.5 ms CPU a request, ≤ 1 GB peak RSS",
+        requests === 100_000 && perRequestMs <= 0.5 && u.maxRssMb <= 1024,
+      );
+    } finally {
+      fast.stop();
+    }
+  }
+
+  if (want("space-sample")) {
+    // 12 lists of 10: 10^12 combinations, far past what a walk of the product could finish.
+    const d = await tmp();
+    const names = "abcdefghijkl".split("");
+    const lists = names.map((l) => `  ${l}: [${Array.from({ length: 10 }, (_, i) => `${l}${i}`).join(", ")}]`).join("\n");
+    await writeFile(
+      join(d, "dataset.yaml"),
+      `version: 1\nname: space\nmodel: { name: gpt-4o-mini }\ndimensions:\n${lists}\ncombine: { mode: sample, n: 1000000 }\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} ${names.map((l) => `{{ ${l} }}`).join(" ")}" }\noutput: { path: dist/x.jsonl, prompt: "{{ a }}", completion: "{{ s }}" }\n`,
+    );
+    const { r, u } = await probed(["plan", "--json"], d, "plan of a sample of 10^6 from 10^12");
+    const samples = (JSON.parse(r.stdout) as { samples: number }).samples;
+    report(
+      "plan: sample of 1,000,000 from 10^12 combinations",
+      `${r.wallS.toFixed(2)} s wall, ${u.cpuS.toFixed(2)} s CPU, ${r.peakRssMb.toFixed(0)} MB peak RSS (${u.maxRssMb.toFixed(0)} MB by the child), ${samples} samples`,
+      "",
+      undefined,
+      "≤ 15 s and ≤ 1 GB",
+      r.wallS <= 15 && r.peakRssMb <= 1024 && samples === 1_000_000,
+    );
+  }
+
+  if (want("space-pairwise")) {
+    const d = await tmp();
+    const lists = Array.from({ length: 30 }, (_, i) => `  d${i}: [${Array.from({ length: 30 }, (_, j) => `v${j}`).join(", ")}]`).join("\n");
+    await writeFile(
+      join(d, "dataset.yaml"),
+      `version: 1\nname: pairs\nmodel: { name: gpt-4o-mini }\ndimensions:\n${lists}\ncombine: { mode: pairwise }\nsteps:\n  - id: s\n    generate: { prompt: "{{ nonce }} {{ d0 }} {{ d29 }}" }\noutput: { path: dist/x.jsonl, prompt: "{{ d0 }}", completion: "{{ s }}" }\n`,
+    );
+    const { r, u } = await probed(["plan", "--json"], d, "plan of pairwise over 30 × 30");
+    const p = JSON.parse(r.stdout) as { samples: number; pairwise: { covered: number; total: number }[] };
+    const covered = p.pairwise.reduce((n, x) => n + x.covered, 0);
+    const total = p.pairwise.reduce((n, x) => n + x.total, 0);
+    report(
+      "plan: pairwise over 30 dimensions × 30 values (30^30 combinations)",
+      `${r.wallS.toFixed(2)} s wall, ${u.cpuS.toFixed(2)} s CPU, ${r.peakRssMb.toFixed(0)} MB peak RSS, ${p.samples} rows, ${covered} of ${total} value pairs covered`,
+      "900 rows (30 × 30)",
+      900 / p.samples,
+      "≤ 15 s, every pair covered",
+      r.wallS <= 15 && covered === total && total === 435 * 900,
+    );
+  }
+
   if (want("pushpull")) {
     // 2,000 answers through a real S3-protocol server on loopback (s3rver), 16 transfers at once.
     const s3 = await TestS3.start();

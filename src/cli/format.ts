@@ -65,6 +65,7 @@ export function formatBuild(r: BuildResult): string {
       (r.costUsd !== null && r.requests ? `, $${r.costUsd.toFixed(4)}` : ""),
   ];
   for (const o of r.outputs) lines.push(`  ${o.path}  ${o.rows} rows`);
+  if (r.replicas) lines.push(`answers by replica: ${r.replicas.map((x) => `${x.url} ${x.answers}`).join(", ")}`);
   if (r.drops.length) {
     lines.push("dropped by:");
     for (const d of r.drops) lines.push(`  ${d.step}  ${d.count}  e.g. ${d.samples[0]}: ${d.example}`);

@@ -401,6 +401,7 @@ function buildJson(result: BuildResult): Record<string, unknown> {
     failures: result.failures,
     drops: result.drops,
     ...(result.target ? { target: result.target } : {}),
+    ...(result.replicas ? { replicas: result.replicas } : {}),
     ...(result.shard ? { shard: `${result.shard.index}/${result.shard.count}` } : {}),
     cost_usd: result.costUsd,
     ...(result.remote

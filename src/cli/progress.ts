@@ -84,6 +84,10 @@ export function createProgress(opts: { bars?: typeof cliProgress; quiet: boolean
       ensureStarted();
       update();
     },
+    unplanned(n) {
+      state.total = Math.max(state.done, state.total - n);
+      update();
+    },
     answered(info) {
       waiting = undefined;
       state.done++;

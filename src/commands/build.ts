@@ -7,6 +7,7 @@ import type { BuildEvents } from "../events.js";
 import { BatchRound } from "../execute/batch-round.js";
 import { BatchRunner, batchLimits } from "../execute/batch-runner.js";
 import { Budget } from "../execute/budget.js";
+import { forecast, needsForecast, requestsBySegment } from "../execute/forecast.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { SampleLimit } from "../execute/sample-limit.js";
@@ -86,6 +87,8 @@ export interface BuildResult {
   shard?: Shard;
   /** With `target:`: rows wanted and kept, candidates used and allowed; not reached is exit 1. */
   target?: TargetOutcome;
+  /** With `model.endpoints:`: the answers each replica gave in this build. */
+  replicas?: { url: string; answers: number }[];
 }
 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
@@ -214,7 +217,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
         limit?.admit(sample.id);
         return true;
       },
-      m.steps.some((s) => s.kind === "generate" && s.model.tpm) && !offline ? await loadTokenCounter() : undefined,
+      m.steps.some((s) => s.kind === "generate" && (s.model.tpm || s.model.replicas?.some((r) => r.tpm))) && !offline ? await loadTokenCounter() : undefined,
     );
     const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
     const batching: Batching = {
@@ -239,22 +242,41 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
     if (linked) requesting.remote = linked.hooks();
     let remoteReport: RemoteReport | undefined;
-    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? s.model.concurrency : 0)));
+    // Replicas' slots add up: the walk must keep all of them busy.
+    const slots = (s: GenerateStep) => (s.model.replicas ? s.model.replicas.reduce((n, r) => n + (opts.concurrency ?? r.concurrency), 0) : s.model.concurrency);
+    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? slots(s) : 0)));
     try {
-      const walkOnce = () =>
-        walk(m, runs, {
+      const width = Math.max(256, maxConcurrency * 4);
+      const providerOverride = offline ? ("echo" as const) : undefined;
+      // What a segment's requests can start with: this shard's samples, within --limit.
+      const admit = (pending: PendingRun[]) => {
+        const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
+        return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
+      };
+      const walkOnce = async () => {
+        // With a dedupe before a generate step, a segment's scan would announce only its own
+        // requests and the total would grow at the next; the forecast counts them all up front.
+        const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor < m.steps.length);
+        const announced = needsForecast(m) ? await forecast(m, live, new CacheResolver(cache), { width, providerOverride, admit }) : new Map<number, number>();
+        const total = [...announced.values()].reduce((a, b) => a + b, 0);
+        if (total) events.planned?.(total);
+        await walk(m, runs, {
           cached: new CacheResolver(cache),
           requesting,
-          width: Math.max(256, maxConcurrency * 4),
-          providerOverride: offline ? "echo" : undefined,
+          width,
+          providerOverride,
           signal: controller.signal,
           redact: pool.redact,
           batching,
           onPending: (pending, end) => {
-            const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
-            events.planned?.(countRequests(m.steps.slice(0, end), limit ? limit.preview(mine, (p) => p.run.sample.id) : mine));
+            // The same count, now that the segment's scan knows: fewer (a dedupe dropped samples,
+            // earlier requests failed) is told as such, more only when the cache lost answers.
+            const n = (requestsBySegment(m, admit(pending)).get(end) ?? 0) - (announced.get(end) ?? 0);
+            if (n > 0) events.planned?.(n);
+            else if (n < 0) events.unplanned?.(-n);
           },
         });
+      };
       await walkWaves(m, runs, walkOnce, (added, kept) =>
         events.decided?.(`target.rows ${m.target!.rows}: ${kept} rows from ${runs.length - added} candidates, trying ${added} more`),
       );
@@ -304,6 +326,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, limit);
     if (remoteReport) result.remote = remoteReport;
     if (lock.header.target) result.target = targetOutcome(lock.header);
+    const byReplica = pool.replicaAnswers();
+    if (byReplica) result.replicas = byReplica;
     if (result.failed === 0 && result.pending === 0) {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
       const missing = cache.firstMissing(lockKeys(lock), hash);
@@ -390,12 +414,6 @@ async function sweepTemps(m: Manifest, lockPath: string, events: BuildEvents): P
 }
 
 /** Requests the pending samples will make in this segment: the step they stopped on and every generate after it. */
-function countRequests(steps: { kind: string }[], pending: PendingRun[]): number {
-  let n = 0;
-  for (const p of pending) for (let i = p.cursor; i < steps.length; i++) if (steps[i]!.kind === "generate") n++;
-  return n;
-}
-
 function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, existing: { lock: Lock; hash: string } | undefined, offline: boolean): void {
   const missing = runs.filter((r) => r.status === "pending").sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
   if (missing.length && existing?.lock.header.offline && !offline) {

@@ -64,7 +64,8 @@ export async function drift(opts: CommonOptions = {}): Promise<StepDrift[]> {
 }
 
 async function probe(pool: ProviderPool, step: GenerateStep, signal: AbortSignal): Promise<StepDrift["now"]> {
-  const provider = await pool.providerFor(step);
+  // With model.endpoints: the first replica answers for the group (replicas serve one model).
+  const provider = await pool.providerFor(step, pool.replicasFor(step).replicas[0]!.cfg);
   const req = {
     provider: step.model.provider,
     endpoint: step.model.endpoint,

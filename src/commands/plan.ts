@@ -12,6 +12,7 @@ import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 import { loadTokenCounter, requestTokens } from "../plan/tokens.js";
+import { KeySet } from "../util/key-set.js";
 import { recordedAttempts } from "./attempts.js";
 import { type CommonOptions, openProject } from "./context.js";
 
@@ -235,13 +236,12 @@ function answerTokensRead(s: GenerateStep, expectedOut: Map<string, number>): nu
 class InputTally {
   private static readonly EXACT = 2000;
   private readonly byStep = new Map<string, { n: number; chars: number; exactChars: number; exactTokens: number }>();
-  private readonly keys = new Set<string>();
+  private readonly keys = new KeySet();
 
   constructor(private readonly count: (text: string) => number) {}
 
   add(step: string, req: ChatRequest, key: string): void {
-    if (this.keys.has(key)) return;
-    this.keys.add(key);
+    if (!this.keys.add(key)) return;
     let t = this.byStep.get(step);
     if (!t) this.byStep.set(step, (t = { n: 0, chars: 0, exactChars: 0, exactTokens: 0 }));
     const chars = req.messages.reduce((n, msg) => n + msg.content.length, 0);

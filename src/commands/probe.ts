@@ -66,7 +66,8 @@ export async function probe(opts: ProbeOptions = {}): Promise<ProbeResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const pool = new ProviderPool(opts.env ?? process.env, { offline: false, signal: controller.signal });
-    const provider = await pool.providerFor(step);
+    // With model.endpoints: the first replica, with its own key and headers (a knee is one server's).
+    const provider = await pool.providerFor(step, pool.replicasFor(step).replicas[0]!.cfg);
     const req: ChatRequest = {
       provider: step.model.provider,
       endpoint: step.model.endpoint,

@@ -28,6 +28,7 @@ export function requestEvents(budget: Budget, events: BuildEvents, signal: Abort
     },
     onUnanswered: (_step, req) => budget.release(req),
     onAnswer: (step, req) => events.answered?.({ step: step.id, ...take(req) }),
+    onWarn: (message) => events.warn?.(message),
     onFailure: (sample, step, req, reason) => {
       budget.release(req);
       const p = take(req);

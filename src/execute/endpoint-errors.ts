@@ -16,8 +16,9 @@ const STOPPED = "the build stopped: no request was started after this; answers r
  * One message for an answer that concerns the whole endpoint: what happened, to which endpoint
  * and model, and what to do. `detail` is the endpoint's own words (already redacted).
  */
-export function endpointError(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep): EndpointError {
-  const url = endpointOf(step);
+export function endpointError(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, where?: string): EndpointError {
+  // `where`: the replicas, when a step spreads its requests over several (all of them lost).
+  const url = where ?? endpointOf(step);
   const model = step.model.name;
   const [what, hint] = describe(problem, detail, step, url);
   return new EndpointError(`${what}\n  endpoint ${url}, model ${model}, step '${step.id}'\n  ${STOPPED}`, hint, problem, url, model, step.id);
@@ -48,7 +49,10 @@ function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail
         "fix the step's json_schema (strict structured output wants every property listed in required and additionalProperties: false), or remove it if the endpoint does not support structured output",
       ];
     case "unreachable":
-      return [`cannot reach ${url}: ${detail}`, "is the server running, and is model.base_url right? Build again once it answers: answers so far are cached"];
+      return [
+        `cannot reach ${url}: ${detail}`,
+        `is the server running, and is ${step.model.replicas ? "model.endpoints" : "model.base_url"} right? Build again once it answers: answers so far are cached`,
+      ];
     case "no-answer":
       return [
         `no answer from ${url}: ${detail}`,

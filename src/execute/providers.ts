@@ -5,8 +5,10 @@ import { EchoProvider } from "../providers/echo.js";
 import type { OpenAIBatches } from "../providers/openai-batch.js";
 import type { Provider } from "../providers/types.js";
 import { canonicalJson } from "../util/canonical-json.js";
-import { type Redact, redactor, secretsIn } from "../util/redact.js";
+import { displayUrl, type Redact, redactor, secretsIn } from "../util/redact.js";
 import { Breaker } from "./breaker.js";
+import { OPENAI_URL } from "./endpoint-errors.js";
+import { type Replica, ReplicaHealth, ReplicaSet } from "./replicas.js";
 import { Scheduler, type SchedulerOptions } from "./scheduler.js";
 
 /**
@@ -19,6 +21,8 @@ export class ProviderPool {
   private readonly schedulers = new Map<string, Scheduler>();
   private readonly breakers = new Map<string, Breaker>();
   private readonly batchClients = new Map<string, Promise<OpenAIBatches>>();
+  private readonly health = new Map<string, ReplicaHealth>();
+  private readonly sets = new Map<GenerateStep, ReplicaSet>();
   /**
    * Aborted when an endpoint error stops the build: the schedulers stop starting requests (their
    * queues and waits are given this), while requests already sent keep the build's own signal
@@ -47,16 +51,49 @@ export class ProviderPool {
     this.halt.abort();
   }
 
-  /** The breaker of the endpoint a step's requests go to. */
-  breakerFor(step: GenerateStep): Breaker {
-    const id = step.model.baseUrl ?? "";
+  /** The breaker of the endpoint a step's requests go to (`cfg`: one of its replicas). */
+  breakerFor(step: GenerateStep, cfg: ModelConfig = step.model): Breaker {
+    const id = cfg.baseUrl ?? "";
     let b = this.breakers.get(id);
     if (!b) this.breakers.set(id, (b = new Breaker()));
     return b;
   }
 
-  providerFor(step: GenerateStep): Promise<Provider> {
-    const cfg = step.model;
+  /**
+   * The replicas a step's requests are spread over: `model.endpoints:`, or its one endpoint. Each
+   * is the step's model with the replica's address, limits, key and headers, so it gets its own
+   * client, scheduler and breaker exactly as a model naming that base_url would.
+   */
+  replicasFor(step: GenerateStep): ReplicaSet {
+    let set = this.sets.get(step);
+    if (set) return set;
+    const m = step.model;
+    const offline = this.opts.offline || m.provider === "echo";
+    const cfgs: ModelConfig[] =
+      offline || !m.replicas
+        ? [m]
+        : m.replicas.map((r) => ({ ...m, baseUrl: r.baseUrl, concurrency: r.concurrency, rpm: r.rpm, tpm: r.tpm, apiKeyEnv: r.apiKeyEnv, headers: r.headers }));
+    const replicas = cfgs.map((cfg): Replica => {
+      const url = cfg.baseUrl || OPENAI_URL;
+      // Per model and key too: a replica refusing one model, or one key, may serve another step's.
+      const id = canonicalJson({ u: url, m: cfg.name, k: cfg.apiKeyEnv });
+      let health = this.health.get(id);
+      if (!health) this.health.set(id, (health = new ReplicaHealth(url)));
+      return { cfg, provider: this.providerFor(step, cfg), scheduler: this.schedulerFor(step, cfg), breaker: this.breakerFor(step, cfg), health };
+    });
+    this.sets.set(step, (set = new ReplicaSet(replicas, this.schedulerSignal)));
+    return set;
+  }
+
+  /** Answers per replica, for the summary: only when some step spreads its requests over several. */
+  replicaAnswers(): { url: string; answers: number }[] | undefined {
+    if (![...this.sets.values()].some((s) => s.many)) return undefined;
+    const by = new Map<string, number>();
+    for (const h of this.health.values()) by.set(displayUrl(h.url), (by.get(displayUrl(h.url)) ?? 0) + h.answers);
+    return [...by].map(([url, answers]) => ({ url, answers }));
+  }
+
+  providerFor(step: GenerateStep, cfg: ModelConfig = step.model): Promise<Provider> {
     if (this.opts.offline || cfg.provider === "echo") return this.cached("echo", async () => new EchoProvider());
     const id = canonicalJson({ p: cfg.provider, u: cfg.baseUrl, k: cfg.apiKeyEnv, h: cfg.headers, t: cfg.timeoutS });
     return this.cached(id, async () => {
@@ -88,8 +125,7 @@ export class ProviderPool {
     return p;
   }
 
-  schedulerFor(step: GenerateStep): Scheduler {
-    const cfg = step.model;
+  schedulerFor(step: GenerateStep, cfg: ModelConfig = step.model): Scheduler {
     const offline = this.opts.offline || cfg.provider === "echo";
     const concurrency = this.opts.concurrency ?? cfg.concurrency;
     const id = offline ? "echo" : canonicalJson({ p: cfg.provider, u: cfg.baseUrl, m: cfg.name, c: concurrency, r: cfg.rpm, t: cfg.tpm, n: cfg.retries });

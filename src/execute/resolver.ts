@@ -8,10 +8,12 @@ import { type Answer, type Resolver, SampleFailure } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { requestTokens } from "../plan/tokens.js";
 import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
+import { displayUrl } from "../util/redact.js";
 import { endpointError } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
-import { RetriesExhausted } from "./scheduler.js";
+import { type Replica, ReplicaOut, type ReplicaSet, replicaFailure } from "./replicas.js";
+import { Diverted, RetriesExhausted } from "./scheduler.js";
 import { TimeBudget } from "./time-budget.js";
 
 /** With `on_empty: retry`, an empty answer in the cache is no answer: it is requested again. */
@@ -63,6 +65,8 @@ export interface RequestEvents {
   onUnanswered?(step: GenerateStep, req: ChatRequest): void;
   onAnswer?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
   onFailure?(sample: Sample, step: GenerateStep, req: ChatRequest, message: string): void;
+  /** Something about a replica worth telling: taken out, or answering again. */
+  onWarn?(message: string): void;
 }
 
 /**
@@ -177,9 +181,8 @@ export class BuildResolver implements Resolver {
 
   private async request(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
     if (!this.mayStart(step, req, sample)) return undefined;
-    const provider = await this.pool.providerFor(step);
-    const scheduler = this.pool.schedulerFor(step);
-    const breaker = provider.offline ? undefined : this.pool.breakerFor(step);
+    const set = this.pool.replicasFor(step);
+    const provider = (await set.ready())[0]!;
     const budget = new TimeBudget(step.model.timeoutS * 1000, step.model.totalTimeoutS * 1000);
     const started = Date.now();
     let onWire: (() => void) | undefined;
@@ -189,46 +192,68 @@ export class BuildResolver implements Resolver {
     };
     let answer: ProviderAnswer;
     let attempts = 0;
+    /** One attempt on one replica. */
+    const attempt = (r: Replica) => async (): Promise<ProviderAnswer> => {
+      if (this.stopped) throw new RequestError("the build is stopping", false);
+      // Queued here before the replica went out: another takes it (not a failure, nothing sent).
+      if (r.health.isOut(Date.now()) && set.hasAlternative(r, Date.now())) throw new ReplicaOut();
+      // A retry is a new purchase: the budget may have run out since the first attempt.
+      if (attempts++ > 0 && !this.mayStart(step, req, sample)) throw new HeldBack();
+      if (!onWire) {
+        const p = new Promise<void>((r) => (onWire = r));
+        this.sent.add(p);
+        void p.then(() => this.sent.delete(p));
+      }
+      const client = await r.provider;
+      const breaker = client.offline ? undefined : r.breaker;
+      this.events.onStart?.(step);
+      const t0 = Date.now();
+      breaker?.attempt(t0);
+      let a: ProviderAnswer;
+      try {
+        // Not the scheduler's signal: a stop halts the schedulers, but a request already sent
+        // may finish.
+        a = await client.complete(req, this.requestSignal, { timeoutMs: budget.nextTimeoutMs() });
+      } catch (e) {
+        this.events.onUnanswered?.(step, req);
+        if (!client.offline) this.sawFailure(e, step, r, set);
+        const charged = budget.charge(Date.now() - t0, e);
+        // An endpoint that has never answered is the breaker's to give up on, once, for the
+        // whole build: not each sample's, one by one, as their time budgets run out.
+        throw breaker && !breaker.everAnswered ? e : charged;
+      }
+      breaker?.heard(Date.now());
+      if (r.health.responded() && set.many) this.events.onWarn?.(`replica ${displayUrl(r.health.url)} answers again: requests go to it once more`);
+      r.health.answers++;
+      this.events.onPaid?.(step, req, a, client.offline);
+      if (!dropReason(a)) {
+        if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !client.offline);
+      } else if (step.retryEmpty && isRetryableEmpty(a)) {
+        throw new RequestError("empty answer (on_empty: retry)", true);
+      }
+      return a;
+    };
     try {
-      answer = await scheduler.run(
-        async () => {
-          if (this.stopped) throw new RequestError("the build is stopping", false);
-          // A retry is a new purchase: the budget may have run out since the first attempt.
-          if (attempts++ > 0 && !this.mayStart(step, req, sample)) throw new HeldBack();
-          if (!onWire) {
-            const p = new Promise<void>((r) => (onWire = r));
-            this.sent.add(p);
-            void p.then(() => this.sent.delete(p));
-          }
-          this.events.onStart?.(step);
-          const t0 = Date.now();
-          breaker?.attempt(t0);
-          let a: ProviderAnswer;
-          try {
-            // Not the scheduler's signal: a stop halts the schedulers, but a request already sent
-            // may finish.
-            a = await provider.complete(req, this.requestSignal, { timeoutMs: budget.nextTimeoutMs() });
-          } catch (e) {
-            this.events.onUnanswered?.(step, req);
-            this.sawFailure(e, step, breaker);
-            const charged = budget.charge(Date.now() - t0, e);
-            // An endpoint that has never answered is the breaker's to give up on, once, for the
-            // whole build: not each sample's, one by one, as their time budgets run out.
-            throw breaker && !breaker.everAnswered ? e : charged;
-          }
-          breaker?.heard(Date.now());
-          this.events.onPaid?.(step, req, a, provider.offline);
-          if (!dropReason(a)) {
-            if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !provider.offline);
-          } else if (step.retryEmpty && isRetryableEmpty(a)) {
-            throw new RequestError("empty answer (on_empty: retry)", true);
-          }
-          return a;
-        },
-        this.estimate(req),
-        (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
-        (a) => a.limits,
-      );
+      const tried = new Set<Replica>();
+      let before: RequestError[] = [];
+      for (;;) {
+        try {
+          answer = await set.send(tried, (r) => {
+            tried.add(r);
+            return r.scheduler.run(
+              attempt(r),
+              this.estimate(req),
+              (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+              (a) => a.limits,
+              set.many ? { attempts: before, divert: (e) => !this.stopped && set.divert(r, e, tried, Date.now()) } : undefined,
+            );
+          });
+          break;
+        } catch (err) {
+          if (!(err instanceof Diverted)) throw err;
+          before = err.attempts;
+        }
+      }
     } catch (err) {
       landed();
       // The budget ran out before a retry: the sample waits for the next build, like one never sent.
@@ -299,25 +324,61 @@ export class BuildResolver implements Resolver {
     return answerFromEntry(stored, false);
   }
 
-  /** What a failed attempt says about the endpoint: a refusal of every request, or one more silence. */
-  private sawFailure(e: unknown, step: GenerateStep, breaker: ReturnType<ProviderPool["breakerFor"]> | undefined): void {
+  /**
+   * What a failed attempt says about its replica (the endpoint, when there is one): a refusal of
+   * every request, one more silence, or a failure of its own. A replica that is lost is left out;
+   * the build stops only when every replica of the step is (one endpoint: at once).
+   */
+  private sawFailure(e: unknown, step: GenerateStep, r: Replica, set: ReplicaSet): void {
     if (this.signal.aborted || this.stopped) return;
     const now = Date.now();
+    const h = r.health;
+    const shown = displayUrl(h.url);
     if (e instanceof NoResponse) {
-      if (breaker?.silent(now)) {
-        const s = breaker.silence(now);
-        const detail =
-          e.kind === "connect"
+      const breaker = r.breaker;
+      const open = breaker.silent(now);
+      const s = breaker.silence(now);
+      h.lastWhy = e.kind === "connect" ? e.what : `no response in ${step.model.timeoutS} s (model.timeout_s)`;
+      if (open) h.down = true;
+      if (h.failed(now) && set.hasAlternative(r, now))
+        this.events.onWarn?.(
+          `replica ${shown} is out: ${this.pool.redact(h.lastWhy)}; the others take its requests, and it is tried again in ${(h.retryInMs(now) / 1000).toFixed(0)} s`,
+        );
+      if (set.allLost) {
+        const detail = set.many
+          ? lostWhy(set, s.ms)
+          : e.kind === "connect"
             ? `${e.what} (${s.failures} attempts in a row over ${(s.ms / 1000).toFixed(1)} s, ${s.everAnswered ? "none answered since the last answer" : "none answered"})`
             : `${s.failures} attempts in a row got no response in ${step.model.timeoutS} s (model.timeout_s), ${s.everAnswered ? "none since the last answer" : "and none has been answered"}`;
-        this.stop(endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.pool.redact(detail), step), true);
+        this.stop(endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.pool.redact(detail), step, set.many ? set.where : undefined), true);
       }
       return;
     }
     // Any other failure came with (or after) a response: the endpoint is there.
-    breaker?.heard(now);
-    if (e instanceof EndpointRefused) this.stop(endpointError(e.problem, this.pool.redact(e.message), step));
+    r.breaker.heard(now);
+    if (e instanceof EndpointRefused) {
+      // Said once: the requests already on their way there are refused too.
+      const first = !h.refused;
+      h.refused ??= e;
+      if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined));
+      else if (first)
+        this.events.onWarn?.(
+          `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown).message.split("\n")[0]}; the other replicas take its requests`,
+        );
+      return;
+    }
+    if (e instanceof RequestError && replicaFailure(e)) {
+      if (h.failed(now) && set.many)
+        this.events.onWarn?.(`replica ${shown} is out: ${this.pool.redact(e.message)}; it is tried again in ${(h.retryInMs(now) / 1000).toFixed(0)} s`);
+    } else if (h.responded() && set.many) this.events.onWarn?.(`replica ${shown} answers again: requests go to it once more`);
   }
+}
+
+/** Why every replica of a set is lost: one reason for all when they agree, else each one's. */
+function lostWhy(set: ReplicaSet, quietMs: number): string {
+  const whys = set.replicas.map((r) => r.health.refused?.message ?? r.health.lastWhy);
+  if (whys.every((w) => w === whys[0])) return `${whys[0]} at each of the ${whys.length} replicas (nothing heard for ${(quietMs / 1000).toFixed(1)} s)`;
+  return set.replicas.map((r, i) => `${displayUrl(r.health.url)}: ${whys[i]}`).join("; ");
 }
 
 /** A retry the budget does not allow (not retryable: the sample stays pending). */

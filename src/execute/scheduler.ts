@@ -29,6 +29,24 @@ export class RetriesExhausted extends Error {
   }
 }
 
+/**
+ * A request's way out of this scheduler to another replica's. `divert` is asked after each failed
+ * attempt (once this scheduler has learnt from it: a 429 still cuts its concurrency); true ends
+ * the request here with `Diverted`. `attempts` made elsewhere are carried on, so the error of a
+ * request that fails at last names every attempt.
+ */
+export interface Route {
+  divert(err: RequestError): boolean;
+  readonly attempts: readonly RequestError[];
+}
+
+/** The request left this scheduler for another replica's (see `Route`). */
+export class Diverted extends Error {
+  constructor(readonly attempts: RequestError[]) {
+    super("diverted to another replica");
+  }
+}
+
 /** What one attempt needs to know about the scheduler's state when it started. */
 interface Attempt {
   seq: number;
@@ -61,6 +79,7 @@ export class Scheduler {
   private lastAnswerAt = Number.NEGATIVE_INFINITY;
   /** Requests waiting for an answer to free a server slot before they retry (a concurrency 429). */
   private readonly slotWaiters: (() => void)[] = [];
+  private readonly freeListeners: (() => void)[] = [];
 
   constructor(private readonly opts: SchedulerOptions) {
     this.limit = opts.concurrency;
@@ -70,6 +89,11 @@ export class Scheduler {
 
   get effectiveConcurrency(): number {
     return this.limit;
+  }
+
+  /** Requests holding or waiting for a slot, per slot: how busy this endpoint is, for routing between replicas. */
+  get load(): number {
+    return (this.active + this.waiters.length) / this.limit;
   }
 
   /** Requests a minute the pacer holds starts to (undefined: no rate known). */
@@ -88,8 +112,9 @@ export class Scheduler {
     estimatedTokens = 0,
     actualTokens?: (result: T) => number | undefined,
     limitsOf?: (result: T) => StatedLimits | undefined,
+    route?: Route,
   ): Promise<T> {
-    const attempts: RequestError[] = [];
+    const attempts: RequestError[] = [...(route?.attempts ?? [])];
     let counted = 0;
     let retry = false;
     for (;;) {
@@ -112,9 +137,13 @@ export class Scheduler {
       }
       if (this.opts.signal.aborted) throw new RequestError("aborted", false);
       attempts.push(err);
+      const refused = err.status === 429;
+      if (route?.divert(err)) {
+        if (refused) this.refused(err, attempt, counted);
+        throw new Diverted(attempts);
+      }
       if (!err.retryable) throw new RetriesExhausted(attempts);
       const now = Date.now();
-      const refused = err.status === 429;
       // Waiting its turn while others get through is not a failure of this request.
       const progressing = now - this.lastAnswerAt < (this.opts.progressWindowMs ?? 60_000);
       if (!(refused && progressing)) counted++;
@@ -231,6 +260,12 @@ export class Scheduler {
       this.active++;
       this.waiters.shift()!.resolve();
     }
+    if (this.active < this.limit) for (const l of this.freeListeners) l();
+  }
+
+  /** Told each time a slot is free once this scheduler's own queue is served: a router waiting for any replica's slot listens. */
+  onFree(listener: () => void): void {
+    this.freeListeners.push(listener);
   }
 
   private abortWaiters(): void {

@@ -8,6 +8,8 @@ export interface PendingRun {
   readonly run: SampleRun;
   /** The step it stopped on when the scan found it missing. */
   readonly cursor: number;
+  /** The cache key of the missing answer (none when it stopped on a run step): samples sending one request share it. */
+  readonly key?: string;
 }
 
 export interface WalkOptions extends PipelineOptions {
@@ -18,9 +20,9 @@ export interface WalkOptions extends PipelineOptions {
   /** Samples in flight at once. */
   width: number;
   /**
-   * Called once per segment, when the cache scan is done, with the samples that stopped on a miss
-   * and the step each stopped on (for progress totals: their requests may have started already,
-   * so the runs' own cursors have moved on).
+   * Called once per segment, when the cache scan is done (also when nothing is missing), with the
+   * samples that stopped on a miss and the step each stopped on (for progress totals: their
+   * requests may have started already, so the runs' own cursors have moved on).
    */
   onPending?: (pending: PendingRun[], end: number) => void;
   /** Ctrl-C: run modules' threads are terminated at once (requests hear it through their resolver). */
@@ -45,8 +47,9 @@ export interface Batching {
  * miss; then the dataset-level step over everything that is complete.
  */
 export async function walk(m: Manifest, runs: SampleRun[], walkOpts: WalkOptions): Promise<void> {
-  // Its threads start with the first call of a run module, and all end with the walk.
-  const pool = m.steps.some((s) => s.kind === "run") ? new RunPool({ signal: walkOpts.signal }) : undefined;
+  // Its threads start with the first call of a run module, and all end with the walk. A caller
+  // that gives its own runModule (the progress forecast) calls no module.
+  const pool = !walkOpts.runModule && m.steps.some((s) => s.kind === "run") ? new RunPool({ signal: walkOpts.signal }) : undefined;
   // A module that throws its environment's key ("invalid key sk-…") must not put it in the lock.
   // The module's thread sees process.env whatever env a library caller gave the build: mask both.
   const own = pool ? redactor(secretsIn(process.env)) : undefined;
@@ -140,20 +143,28 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
   };
   let scanned = 0;
   let gate: Promise<void> | undefined;
+  const missed = new WeakMap<SampleRun, string>();
+  const scanOpts: WalkOptions = {
+    ...opts,
+    onMiss: (run, req, step, key) => {
+      missed.set(run, key);
+      opts.onMiss?.(run, req, step, key);
+    },
+  };
   const scan = forEachConcurrent(live, opts.width, async (run) => {
     if (failure) return;
     // Cache reads are synchronous: unless every scanning worker stops now and then for a turn of
     // the event loop, no request gets onto the wire until the scan ends.
     if (++scanned % 32 === 0 && taken > 0) gate ??= new Promise((r) => setImmediate(() => ((gate = undefined), r())));
     if (gate) await gate;
-    await advance(m, run, end, opts.cached, opts);
+    await advance(m, run, end, opts.cached, scanOpts);
     if (run.status === "pending") {
-      pending.push({ run, cursor: run.cursor });
+      pending.push({ run, cursor: run.cursor, key: missed.get(run) });
       wake(false);
     }
   })
     .then(() => {
-      if (pending.length && !failure) opts.onPending?.(pending, end);
+      if (!failure) opts.onPending?.(pending, end);
     })
     .catch(fail)
     .finally(() => {

@@ -1,6 +1,9 @@
-import type { DimValue, Manifest, Match } from "../manifest/types.js";
+import type { DimValue, Manifest } from "../manifest/types.js";
 import { unitInterval } from "../util/hash.js";
+import { compileExcludes } from "./constraints.js";
+import { draw, eachDrawn } from "./draw.js";
 import { comboId, sampleId } from "./identity.js";
+import { ipog } from "./ipog.js";
 import { pairwise } from "./pairwise.js";
 import type { Sample } from "./sample.js";
 
@@ -11,11 +14,13 @@ interface Combination {
 
 /** dimensions × combine → the ordered list of samples. Pure and deterministic. */
 export function expand(m: Manifest): Sample[] {
-  const combos = combinations(m);
   const samples: Sample[] = [];
-  for (const c of combos) {
-    for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(c.id, r), comboId: c.id, repeat: r, values: c.values });
-  }
+  const add = (values: DimValue[], id: string) => {
+    for (let r = 0; r < m.combine.repeat; r++) samples.push({ id: sampleId(id, r), comboId: id, repeat: r, values });
+  };
+  // A million draws become a million samples directly: no million combinations to promote and drop.
+  if (m.combine.mode === "sample" && m.combine.method === "construct") eachDrawn(m, m.combine.n!, m.seed, add);
+  else for (const c of combinations(m)) add(c.values, c.id);
   return samples;
 }
 
@@ -44,9 +49,9 @@ function combinations(m: Manifest): Combination[] {
     case "zip":
       return zip(m);
     case "sample":
-      return sample(m, m.combine.n!, m.seed);
+      return m.combine.method === "construct" ? draw(m, m.combine.n!, m.seed) : sample(m, m.combine.n!, m.seed);
     case "pairwise":
-      return pairwise(product(m), m.dimensions.length, m.seed);
+      return m.combine.method === "construct" ? ipog(m, m.seed) : pairwise(product(m), m.dimensions.length, m.seed);
   }
 }
 
@@ -149,10 +154,4 @@ function siftDown<T>(h: T[], above: (a: T, b: T) => boolean): void {
     [h[k], h[top]] = [h[top]!, h[k]!];
     k = top;
   }
-}
-
-function compileExcludes(matches: Match[], index: Map<string, number>): (values: DimValue[]) => boolean {
-  const compiled = matches.map((m) => [...m].map(([name, set]) => [index.get(name)!, set] as const));
-  if (compiled.length === 0) return () => false;
-  return (values) => compiled.some((rule) => rule.every(([i, set]) => set.has(values[i]!.key)));
 }

@@ -9,11 +9,11 @@ import { hash64 } from "../util/hash.js";
  */
 export function comboId(names: readonly string[], values: readonly DimValue[]): string {
   const order = sortedOrder(names);
+  const heads = headsOf(names);
   let text = "combo:v1:[";
   for (let i = 0; i < order.length; i++) {
     const k = order[i]!;
-    if (i) text += ",";
-    text += `[${JSON.stringify(names[k])},${jsonOf(values[k]!)}]`;
+    text += `${i ? "," : ""}${heads[k]}${jsonOf(values[k]!)}]`;
   }
   return hash64(text + "]");
 }
@@ -33,6 +33,14 @@ function sortedOrder(names: readonly string[]): number[] {
     orders.set(names, o);
   }
   return o;
+}
+
+/** `["name",` per dimension, written once per names array rather than once per combination. */
+const headCache = new WeakMap<readonly string[], string[]>();
+function headsOf(names: readonly string[]): string[] {
+  let h = headCache.get(names);
+  if (!h) headCache.set(names, (h = names.map((n) => `[${JSON.stringify(n)},`)));
+  return h;
 }
 
 export function sampleId(combo: string, repeat: number): string {

@@ -67,34 +67,71 @@ export function resolveCombine(src: YamlSource, raw: RawManifest["combine"], dim
   });
   const repeat = c.repeat ?? 1;
   const space = spaceSize(dims);
-  const limit = SPACE_LIMITS[mode];
-  if (limit !== undefined && space * (mode === "product" ? repeat : 1) > limit) {
-    const size = fmtCount(space * (mode === "product" ? repeat : 1));
-    errors.push(
-      src.at(
-        raw ? ["combine"] : ["dimensions"],
-        mode === "product"
-          ? `product makes ${size} samples (before excludes): more than ${fmtCount(limit)}`
-          : mode === "sample"
-            ? `combine: sample draws from ${size} combinations (before excludes), each hashed in turn: more than ${fmtCount(limit)}, which takes minutes`
-            : `pairwise is built from all ${size} combinations (before excludes): more than ${fmtCount(limit)}`,
-        mode === "product"
-          ? "draw some of them: mode: sample with n: (or mode: pairwise)"
-          : mode === "sample"
-            ? "fewer values or dimensions: drawing from a space this large is not supported yet"
-            : "use mode: sample with n:, or fewer values",
-      ),
-    );
-  }
-  return { mode, n: c.n, exclude, repeat };
+  const method =
+    (mode === "sample" && space > ENUMERATE_LIMITS.sample) || (mode === "pairwise" && space > ENUMERATE_LIMITS.pairwise) ? "construct" : "enumerate";
+  const refusal = tooLarge(mode, method, space, repeat, c.n ?? 0, dims);
+  if (refusal) errors.push(src.at(raw ? ["combine"] : ["dimensions"], refusal.message, refusal.hint));
+  return { mode, n: c.n, exclude, repeat, method };
 }
 
 /**
- * Past these, a build would spend minutes of CPU (or run out of memory) before its first
- * request; refusing at load says so at once, with the size. Sampling streams through the space
- * in memory for n only (about 7 µs a combination), pairwise holds the whole product.
+ * Up to these sizes, sample and pairwise walk the product, as they always have: the samples of
+ * every manifest valid before they could do otherwise stay exactly as they were. Past them,
+ * they construct (draw per candidate; IPOG), which costs what they keep, not the space.
  */
-const SPACE_LIMITS: Partial<Record<Combine["mode"], number>> = { product: 10_000_000, sample: 50_000_000, pairwise: 2_000_000 };
+export const ENUMERATE_LIMITS = { sample: 50_000_000, pairwise: 2_000_000 } as const;
+
+/** Samples a build can hold and plan (a product's, or what a sample draws). */
+const SAMPLES_LIMIT = 10_000_000;
+/**
+ * Value pairs a pairwise array built by IPOG may have to cover: its work grows with pairs ×
+ * rows, and its rows with the two largest lists' product. 30 × 30 has 391,500.
+ */
+const PAIRS_LIMIT = 2_000_000;
+
+/**
+ * Past these, a build would spend minutes of CPU (or run out of memory) before its first
+ * request; refusing at load says so at once, with the size and what to do instead.
+ */
+function tooLarge(
+  mode: Combine["mode"],
+  method: Combine["method"],
+  space: number,
+  repeat: number,
+  n: number,
+  dims: readonly Dimension[],
+): { message: string; hint: string } | undefined {
+  if (mode === "product" && space * repeat > SAMPLES_LIMIT)
+    return {
+      message: `product makes ${fmtCount(space * repeat)} samples (before excludes): more than ${fmtCount(SAMPLES_LIMIT)}`,
+      hint: "draw some of them: mode: sample with n: (or mode: pairwise)",
+    };
+  if (mode === "sample" && method === "construct" && n * repeat > SAMPLES_LIMIT)
+    return {
+      message: `combine: sample draws ${fmtCount(n * repeat)} samples (n × repeat) from ${fmtCount(space)} combinations: more than ${fmtCount(SAMPLES_LIMIT)}`,
+      hint: "lower n (or repeat)",
+    };
+  if (mode === "pairwise" && method === "construct") {
+    const pairs = valuePairs(dims);
+    if (pairs > PAIRS_LIMIT)
+      return {
+        message: `pairwise over ${fmtCount(space)} combinations has ${fmtCount(pairs)} value pairs to cover: more than ${fmtCount(PAIRS_LIMIT)}`,
+        hint: "fewer values or dimensions, or mode: sample with n:",
+      };
+  }
+  return undefined;
+}
+
+/** Pairs of values of two different dimensions (a conditional's whole list counted): what pairwise must cover, at most. */
+function valuePairs(dims: readonly Dimension[]): number {
+  let sum = 0;
+  let squares = 0;
+  for (const d of dims) {
+    sum += d.values.length;
+    squares += d.values.length ** 2;
+  }
+  return (sum * sum - squares) / 2;
+}
 
 /**
  * How many combinations the dimensions make, excludes aside: exact with conditional dimensions

@@ -5,11 +5,11 @@ import { suggestion } from "../util/did-you-mean.js";
 import { hashValue } from "../util/hash.js";
 import { compileJsonSchema } from "../util/json-schema.js";
 import { RESERVED_NAMES } from "./resolve-dimensions.js";
-import { mergeModel, resolveModel } from "./resolve-model.js";
+import { checkEndpoints, mergeModel, resolveModel } from "./resolve-model.js";
 import { DEFAULT_RUN_TIMEOUT_S, type LoadedModule } from "./run-modules.js";
 import { BUILTIN_NAMES, type RawDimension, type RawModel, type RawStep, STEP_KINDS } from "./schema.js";
 import type { YamlSource } from "./source.js";
-import { checkTemplate, type Fields, type Scope } from "./template-check.js";
+import { checkTemplate, type Fields, fieldProblem, type Scope } from "./template-check.js";
 import type { MessageTemplate, Step, StepParts } from "./types.js";
 
 /**
@@ -42,6 +42,7 @@ export function resolveSteps(
   fieldReads: Set<string> = new Set(),
 ): Step[] {
   const dimNames = new Set(baseNames(rawDims).filter((n) => !BUILTIN_NAMES.includes(n)));
+  checkEndpoints(src, ["model"], rawModel, rawModel?.endpoint_id, errors);
   const ids = new Map<string, number>();
   rawSteps.forEach((s, i) => {
     if (ids.has(s.id))
@@ -154,6 +155,7 @@ function resolveStep(
     for (const [i, m] of (g.messages ?? []).entries()) add(m.role, [...gp, "messages", i, "content"], m.content);
     const merged = mergeModel(rawModel, g.model);
     const model = resolveModel(merged);
+    checkEndpoints(src, [...gp, "model"], g.model, merged.endpoint_id, errors);
     if (model.nameMissing) {
       errors.push(
         src.at(
@@ -350,6 +352,17 @@ function whereOf(src: YamlSource, path: (string | number)[], source: string, sco
     return null;
   }
   let ok = true;
+  // A rows dimension's table is at hand: a column that no row has is found now, as in templates.
+  for (const [name, ...rest] of where.reads) {
+    const f = scope.fields?.get(name!);
+    if (f?.kind !== "rows" || !scope.names.has(name!)) continue;
+    const problem = rest.length
+      ? fieldProblem(name!, rest, f)
+      : { message: `'${name}' is a row of ${f.file}: name the column to read, e.g. ${name}.${f.columns[0]}`, hint: `its columns: ${f.columns.join(", ")}` };
+    if (!problem) continue;
+    ok = false;
+    errors.push(src.at(path, problem.message, problem.hint));
+  }
   for (const name of where.names) {
     if (scope.names.has(name)) continue;
     ok = false;

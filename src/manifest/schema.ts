@@ -64,10 +64,30 @@ const BaseUrl = z
   .refine((u) => u === "" || (/^https?:\/\/[^\s/?#]+\S*$/i.test(u) && URL.canParse(u)), "base_url is not an http(s) URL")
   .meta({ pattern: "^(?:[hH][tT][tT][pP][sS]?://[^\\s/?#]+\\S*|\\$\\{.*)?$", description: "Endpoint URL (http or https); empty = the provider's default" });
 
+/** One replica of `model.endpoints`: its own address, limits and credentials; the rest is the model's. */
+const Replica = z.union([
+  BaseUrl,
+  strict({
+    base_url: BaseUrl.describe("This replica's endpoint URL (http or https)"),
+    concurrency: z.number().int().min(1).max(4096).optional().describe("Requests in flight at this replica (default: the model's concurrency)"),
+    rpm: z.number().positive().optional().describe("This replica's requests-per-minute limit (default: the model's)"),
+    tpm: z.number().positive().optional().describe("This replica's tokens-per-minute limit (default: the model's)"),
+    api_key_env: z.string().regex(ENV_NAME).optional().describe("Environment variable holding this replica's API key (default: the model's)"),
+    headers: z.record(z.string(), z.string()).optional().describe("Extra HTTP headers for this replica, over the model's"),
+  }),
+]);
+
 export const Model = strict({
   provider: z.enum(["openai", "ollama", "echo"]).optional().describe("openai = any OpenAI-compatible endpoint; echo = offline"),
   name: z.string().min(1).optional().describe("Model name as the endpoint knows it"),
   base_url: BaseUrl.optional(),
+  endpoints: z
+    .array(Replica)
+    .min(1)
+    .optional()
+    .describe(
+      "Replicas serving the same model, instead of base_url: each a URL, or { base_url, concurrency, rpm, tpm, api_key_env, headers } of its own. Requests go to the least loaded; one that fails or is down is taken out and tried again later. With more than one, endpoint_id is required: it names the group in the cache, so adding or removing a replica changes no answer's key",
+    ),
   endpoint_id: z
     .string()
     .min(1)
@@ -116,7 +136,9 @@ export const Model = strict({
     .min(0)
     .optional()
     .describe("With mode: auto: a step that needs more than this many requests in a build sends them as a batch (default 1000)"),
-}).describe("Model defaults; a generate step may override any field.");
+})
+  .describe("Model defaults; a generate step may override any field.")
+  .meta({ not: { required: ["base_url", "endpoints"] } });
 
 const WeightedValue = strict({
   value: Scalar,
@@ -355,6 +377,7 @@ export const ManifestSchema = strict({
 
 export type RawManifest = z.infer<typeof ManifestSchema>;
 export type RawModel = z.infer<typeof Model>;
+export type RawReplica = z.infer<typeof Replica>;
 export type RawStep = z.infer<typeof Step>;
 export type RawOutput = z.infer<typeof Output>;
 export type RawDimension = z.infer<typeof Dimension>;

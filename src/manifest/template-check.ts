@@ -157,8 +157,8 @@ function reach(v: unknown, path: readonly (string | number)[]): number {
   return path.length;
 }
 
-/** Why reading `name` followed by `rest` is wrong, or undefined. */
-function fieldProblem(name: string, rest: unknown[], f: Fields): { message: string; hint: string } | undefined {
+/** Why reading `name` followed by `rest` is wrong, or undefined (a template's `{{ a.b }}`, a where's `a.b`). */
+export function fieldProblem(name: string, rest: unknown[], f: Fields): { message: string; hint: string } | undefined {
   if (f.kind === "unread") return undefined;
   if (f.kind === "rows") {
     const cols = f.columns.join(", ");

@@ -65,6 +65,22 @@ export interface ModelConfig {
   /** How missing answers are asked for: absent, one request each; the Batch API; or batch above `batchAbove` requests a step (plan/batch-choice.ts). */
   readonly mode?: "batch" | "auto";
   readonly batchAbove?: number;
+  /**
+   * `model.endpoints:`: the replicas requests are spread over, each with its own address, limits
+   * and key (`baseUrl`, `concurrency`... above are the first one's). Absent for one endpoint.
+   * Never part of a cache key or a step's definition: `endpoint` names the group.
+   */
+  readonly replicas?: readonly ReplicaConfig[];
+}
+
+/** One replica of `model.endpoints:`, its model's settings applied where it sets none. */
+export interface ReplicaConfig {
+  readonly baseUrl: string;
+  readonly concurrency: number;
+  readonly rpm?: number;
+  readonly tpm?: number;
+  readonly apiKeyEnv: string;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface MessageTemplate {
@@ -172,6 +188,13 @@ export interface Combine {
   readonly n?: number;
   readonly exclude: Match[];
   readonly repeat: number;
+  /**
+   * How sample and pairwise make their combinations, chosen at load from the space's size:
+   * `enumerate` walks the product (the rules every manifest valid before spaces of a billion
+   * was built with, so their samples stay as they were); `construct` never does (seeded draws
+   * per candidate; IPOG), for spaces past what a walk can finish.
+   */
+  readonly method: "enumerate" | "construct";
 }
 
 /** `target:`: candidates (samples) are added in candidate order until `rows` survive the steps, or `maxCandidates` are spent. */

@@ -14,6 +14,8 @@ export interface Where {
   readonly source: string;
   /** The root names the expression reads (`judge` for `judge.score`), for the manifest's check. */
   readonly names: readonly string[];
+  /** Every name read, split at its dots (`judge.score` is ["judge", "score"]): a rows dimension's columns are checked against them. */
+  readonly reads: readonly (readonly string[])[];
   /** undefined to keep the sample, or why it is dropped. */
   test(scope: Readonly<Record<string, unknown>>): string | undefined;
 }
@@ -79,6 +81,7 @@ export function compileWhere(source: string): Where {
   return {
     source,
     names: roots,
+    reads: names.map((n) => n.split(".")),
     test(scope) {
       const parsed = new Map<string, unknown>();
       const missing: string[] = [];

@@ -17,14 +17,15 @@ const VERDICTS = fileURLToPath(new URL("../helpers/verdicts.mjs", import.meta.ur
  * - the truth: the lock re-derived from the manifest and the cache as if nothing were known,
  *   compared byte for byte, with dist/ as the lock says and every answer it names present.
  * The stamp may be more cautious than decide() (a touched file it cannot vouch for), never less;
- * decide() must equal the truth. Random sequences of edits, seeded and printed, so a failure
- * can be replayed.
+ * decide() must equal the truth. Before each build, plan's count of requests must be what the
+ * build then makes (with target:, at most: a build may add waves). Random sequences of edits,
+ * seeded and printed, so a failure can be replayed.
  */
 
-const manifest = (o: { min: number; seed: number; n: string; template: string }) => `version: 1
+const manifest = (o: State) => `version: 1
 name: diff
 seed: ${o.seed}
-model: { provider: echo, name: "\${MODEL:-m1}", params: { max_tokens: 30 } }
+${o.rows ? `target: { rows: ${o.rows} }\n` : ""}model: { provider: echo, name: "\${MODEL:-m1}", params: { max_tokens: 30 } }
 dimensions:
   genre: { file: "\${GENRES:-genres.txt}" }
   mood: [${o.n}]
@@ -40,7 +41,7 @@ steps:
 output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ genre }} {{ doc_name }}", completion: "{{ tag }}" }
 `;
 
-type State = { min: number; seed: number; n: string; template: string };
+type State = { min: number; seed: number; n: string; template: string; rows?: number };
 
 /** A tiny seeded generator (mulberry32): the same seed replays the same edits. */
 function rng(seed: number): () => number {
@@ -54,7 +55,7 @@ function rng(seed: number): () => number {
   };
 }
 
-test("the stamp, decide() and a full re-derivation agree after random user edits", { timeout: 240_000 }, async (t) => {
+test("the stamp, decide() and a full re-derivation agree after random user edits, and plan's requests are the build's", { timeout: 240_000 }, async (t) => {
   const seed = Number(process.env.DIFF_SEED ?? Math.floor(Math.random() * 1e9));
   t.diagnostic(`DIFF_SEED=${seed}`);
   const random = rng(seed);
@@ -90,6 +91,7 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
         (state.template = pick(["{{ genre }} {{ mood }} {{ doc }}", "{{ mood }}: {{ genre }} {{ doc }}"])), p.write({ "dataset.yaml": manifest(state) })
       ),
     ],
+    ["set, change or remove target.rows", async () => ((state.rows = pick([undefined, 3, 9])), p.write({ "dataset.yaml": manifest(state) }))],
     ["change the seed", async () => ((state.seed = pick([1, 2])), p.write({ "dataset.yaml": manifest(state) }))],
     ["touch the manifest", async () => utimes(join(p.dir, "dataset.yaml"), new Date(), new Date())],
     [
@@ -129,9 +131,17 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout);
   };
-  const rebuild = () => {
-    const r = spawnSync(process.execPath, [BIN, "build", "--offline"], { cwd: p.dir, env: cliEnv(fullEnv()), encoding: "utf8" });
+  const rebuild = (): number => {
+    const r = spawnSync(process.execPath, [BIN, "build", "--offline", "--json"], { cwd: p.dir, env: cliEnv(fullEnv()), encoding: "utf8" });
+    // A target the filters leave unreached is exit 1, with the lock and dist/ written all the same.
+    if (!(r.status === 1 && /target\.rows \d+ not reached/.test(r.stderr))) assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { requests: number }).requests;
+  };
+  /** What plan says the build will request (with target:, for the candidates it covers: a build may add waves). */
+  const planned = (): number => {
+    const r = spawnSync(process.execPath, [BIN, "plan", "--offline", "--json"], { cwd: p.dir, env: cliEnv(fullEnv()), encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { requests: number }).requests;
   };
 
   try {
@@ -149,7 +159,10 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
       assert.equal(v.full, v.truth, `decide() said ${v.full ? "up to date" : `stale (${v.why})`}, the re-derivation ${v.truth ? "fresh" : "stale"}; ${where}`);
       if (!v.full) stale++;
       if (random() < 0.5) {
-        rebuild();
+        const told = planned();
+        const made = rebuild();
+        if (state.rows) assert.ok(made >= told, `plan said ${told} requests, the build made ${made}; ${where}`);
+        else assert.equal(made, told, `plan said ${told} requests, the build made ${made}; ${where}`);
         history.push("build");
         const after = await verdicts();
         assert.ok(after.full && after.truth, `a build left it stale (${after.why}); ${where}`);

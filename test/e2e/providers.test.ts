@@ -81,6 +81,51 @@ describe("providers and request options", () => {
     }
   });
 
+  test("with a dedupe between generate steps, the total is told before the first request and only shrinks", async () => {
+    // s answers are unique; `short` keeps the a-value they echo, so the dedupe keeps one sample in 3.
+    const steps = [
+      `  - id: s\n    generate: { prompt: "Tell me about {{ a }} {{ b }}" }`,
+      `  - id: short\n    map: { field: s, replace: [{ pattern: "^TEST ANSWER \\\\w+: Tell me about (\\\\w+).*$", with: "$1", flags: s }] }`,
+      `  - id: once\n    dedupe: { field: short }`,
+      `  - id: t\n    generate: { prompt: "Expand {{ s }}" }`,
+    ].join("\n");
+    const p = await project(
+      `{ name: m, base_url: "${server.baseURL}" }`,
+      steps,
+      `a: [${Array.from({ length: 30 }, (_, i) => `x${i}`).join(", ")}]\n  b: [p, q, r]`,
+      `output: { path: dist/x.jsonl, prompt: "{{ a }} {{ b }}", completion: "{{ t }}" }`,
+    );
+    try {
+      for (const [edit, made, told] of [
+        [false, 120, 180],
+        [true, 4, 6],
+      ] as const) {
+        if (edit) await p.write({ "dataset.yaml": (await p.read("dataset.yaml")).replace("x7,", "edited,") });
+        const totals: number[] = [];
+        let total = 0;
+        let firstAnswerAt = -1;
+        const r = await build({
+          cwd: p.dir,
+          env: { OPENAI_API_KEY: "k" },
+          events: {
+            planned: (n) => totals.push((total += n)),
+            unplanned: (n) => totals.push((total -= n)),
+            answered: () => {
+              if (firstAnswerAt < 0) firstAnswerAt = totals.length;
+            },
+          },
+        });
+        assert.equal(r.requests, made, edit ? "after an edit" : "cold");
+        assert.equal(totals[0], told, "the first total counts every step's requests, as if the dedupe dropped none");
+        assert.equal(firstAnswerAt, 1, "it is told before the first answer");
+        for (let i = 1; i < totals.length; i++) assert.ok(totals[i]! < totals[i - 1]!, `the total never grows: ${totals.join(" → ")}`);
+        assert.equal(total, made, "and ends at the requests made");
+      }
+    } finally {
+      await p.remove();
+    }
+  });
+
   test("a build whose signal is aborted before it starts makes no request", async () => {
     const p = await project(`{ name: m, base_url: "${server.baseURL}" }`);
     try {

@@ -169,3 +169,30 @@ test("an endpoint's identity: normalised URL, credentials dropped, endpoint_id w
   assert.equal((m.steps[1] as GenerateStep).model.endpoint, "our-vllm");
   assert.equal((m.steps[0] as GenerateStep).model.endpoint, "https://api.openai.com/v1");
 });
+
+test("golden: model.endpoints keys as base_url did: one replica by its URL, several by endpoint_id, whichever are listed", async () => {
+  const local = async (model: string) => {
+    const m = await parseManifest("dataset.yaml", "/nonexistent/golden/dataset.yaml", MANIFEST.replace('base_url: "http://127.0.0.1:8080/v1"', model), {});
+    const step = m.steps[1] as GenerateStep;
+    const sample = expand(m)[1]!;
+    const req = renderRequest(step, { ...baseScope(m, sample), outline: "An outline." }, undefined, { nonce: nonceFor(m, sample, "local") });
+    return { key: requestKey(req, step), defHash: step.defHash, endpoint: step.model.endpoint, replicas: step.model.replicas?.length };
+  };
+  const before = await local('base_url: "http://127.0.0.1:8080/v1"');
+  assert.equal(before.key, GOLDEN.keyLocal);
+  assert.equal(before.replicas, undefined);
+  // base_url moved into endpoints: the same answers.
+  assert.deepEqual(await local('endpoints: ["http://127.0.0.1:8080/v1/"]'), { ...before, replicas: 1 });
+  // Replicas named by the first URL's identity (what the load error's hint proposes): added, removed, reordered, with their own limits.
+  const id = 'endpoint_id: "http://127.0.0.1:8080/v1"';
+  for (const list of [
+    '["http://127.0.0.1:8080/v1", "http://127.0.0.2:8080/v1"]',
+    '["http://127.0.0.3:8080/v1", { base_url: "http://127.0.0.1:8080/v1", concurrency: 3, rpm: 60 }, "http://127.0.0.2:8080/v1"]',
+    '["http://127.0.0.9:8080/v1"]',
+  ]) {
+    const got = await local(`${id}, endpoints: ${list}`);
+    assert.equal(got.key, GOLDEN.keyLocal, list);
+    assert.equal(got.defHash, before.defHash, list);
+    assert.equal(got.endpoint, "http://127.0.0.1:8080/v1");
+  }
+});

@@ -73,9 +73,11 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "110-rows-column-missing-from-a-row": "the file system",
   "111-filter-field-is-rows": "another dimension's kind",
   "123-product-too-large": "arithmetic",
-  "124-pairwise-too-large": "arithmetic",
+  "124-pairwise-too-large": "arithmetic (and the files it reads)",
+  "130-sample-draws-too-many": "arithmetic",
   "120-filter-where-unknown-name": "expression contents and other steps' ids",
   "121-filter-where-syntax": "expression contents",
+  "125-filter-where-unknown-column": "the columns of a data file",
   "72-split-collides-with-output": "another output's path and splits",
   "73-dimension-shadows-glob-name": "another dimension's kind",
   "75-env-unterminated": "the raw text is a string like any other; ${ is read only by the loader",
@@ -97,8 +99,10 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "93-split-overwrites-run-module": "another key's value",
   "94-output-through-link-onto-input": "the file system",
   "122-split-group-by-unknown-dimension": "another key's value (the dimensions declared)",
-  "125-batch-above-without-auto": "another key's value (mode), possibly in a step's model merged over the top level's",
-  "126-batch-mode-completions-api": "another key's value (api), possibly in a step's model merged over the top level's",
+  "126-endpoints-without-endpoint-id": "another key's value (a step's endpoints may be named by the manifest's endpoint_id)",
+  "128-endpoints-listed-twice": "URLs compared as endpoints (a trailing slash is the same replica)",
+  "131-batch-above-without-auto": "another key's value (mode), possibly in a step's model merged over the top level's",
+  "132-batch-mode-completions-api": "another key's value (api), possibly in a step's model merged over the top level's",
 };
 
 function validator() {
