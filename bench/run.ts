@@ -11,6 +11,7 @@
  *                                 # the gateway runs: rpm-1s, rpm-undeclared, inflight, shared, replicas,
  *                                 # and the spaces past the product: space-sample, space-pairwise
  *   npm run bench -- transport    # the transports compared: cold and 0 ms latency, 3 runs each
+ *   npm run bench -- batch        # model.mode: batch against the test server's Batch API
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -746,6 +747,109 @@ try {
       );
     } finally {
       await s3.remove();
+    }
+  }
+
+  if (want("batch")) {
+    // The Batch API (model.mode: batch): each stage of a batch (validating, in_progress,
+    // finalizing) lasts BATCH_STEP_MS on the test server, so a batch takes 3 × that to answer.
+    const BATCH_STEP_MS = 200;
+    const bs = await startServer(["--latency", "0", "--batch-step-ms", String(BATCH_STEP_MS)]);
+    const stats = async () =>
+      (await (await fetch(`${bs.url}/__control/stats`)).json()) as {
+        requests: number;
+        batches: { batchesCreated: number; filesUploaded: number; linesAnswered: number };
+      };
+    const batchManifest = (mode: string) =>
+      manifest({ baseURL: bs.baseURL }).replace("  retries: 6\n", `  retries: 6\n${mode}  price: { input_per_mtok: 1, output_per_mtok: 2 }\n`);
+    const benv = { ...env, SYNTHBUILD_BATCH_POLL_MS: "50" };
+    try {
+      const d = await tmp();
+      await writeFile(join(d, "dataset.yaml"), batchManifest("  mode: batch\n"));
+      const direct = await tmp();
+      await writeFile(join(direct, "dataset.yaml"), batchManifest(""));
+      const [pb, pd] = await Promise.all([d, direct].map(async (x) => JSON.parse(must(await cli(["plan", "--json"], x, benv), "plan").stdout)));
+      const ratio = pb.estimate.cost_usd / pd.estimate.cost_usd;
+      report(
+        "plan: batch price / list price",
+        `${ratio.toFixed(3)} ($${pb.estimate.cost_usd} vs $${pd.estimate.cost_usd})`,
+        "",
+        undefined,
+        "0.50 (±0.0001: costs are rounded to $0.000001)",
+        Math.abs(ratio - 0.5) < 1e-4,
+      );
+
+      // What the client does for a batch (write the file, upload, download, check and store 2,000
+      // answers, build) is compared with a direct build of the same answers at 0 ms latency,
+      // whose time is all client work too.
+      const floorDir = await tmp();
+      await writeFile(join(floorDir, "dataset.yaml"), batchManifest(""));
+      const floorRun = must(await cli(["build", "-q"], floorDir, benv), "direct build at 0 ms latency");
+      await fetch(`${bs.url}/__control/reset`, { method: "POST" });
+      const cold = must(await cli(["build", "-q", "--json"], d, benv), "batch build");
+      const st = await stats();
+      const processing = (3 * BATCH_STEP_MS) / 1000;
+      const overhead = cold.wallS - processing;
+      report(
+        `batch build (${N} requests)`,
+        `${cold.wallS.toFixed(2)} s (${overhead.toFixed(2)} s beyond the batch's own time); ${st.requests} direct requests, ${st.batches.batchesCreated} batch, ${st.batches.linesAnswered} lines answered`,
+        `${processing.toFixed(2)} s the batch's own time`,
+        processing / cold.wallS,
+        `0 direct requests, 1 batch; the time beyond the batch's ≤ a direct build's at 0 ms latency (${floorRun.wallS.toFixed(2)} s)`,
+        st.requests === 0 && st.batches.batchesCreated === 1 && overhead <= floorRun.wallS,
+      );
+      const frozen = must(await cli(["build", "-q", "--frozen", "--json"], d, benv), "frozen after batch");
+      const fst = await stats();
+      report(
+        "build --frozen after a batch build",
+        `${frozen.wallS.toFixed(2)} s; ${fst.requests} requests, ${fst.batches.batchesCreated - st.batches.batchesCreated} batches`,
+        "",
+        undefined,
+        "0 requests, 0 batches",
+        fst.requests === 0 && fst.batches.batchesCreated === st.batches.batchesCreated,
+      );
+
+      // kill -9 while the batch is pending, then build again: the batch is found, not submitted twice.
+      await fetch(`${bs.url}/__control/reset`, { method: "POST" });
+      await fetch(`${bs.url}/__control/batch-step`, { method: "POST", body: JSON.stringify({ ms: 2000 }) });
+      const k = await tmp();
+      await writeFile(join(k, "dataset.yaml"), batchManifest("  mode: batch\n"));
+      const child = spawn(process.execPath, [BIN, "build", "-q"], { cwd: k, env: { ...process.env, CI: "true", ...benv }, stdio: "ignore" });
+      const exited = new Promise((r) => child.on("close", r));
+      const t0 = Date.now();
+      while ((await stats()).batches.batchesCreated < 1 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill("SIGKILL");
+      await exited;
+      await fetch(`${bs.url}/__control/batch-step`, { method: "POST", body: JSON.stringify({ ms: BATCH_STEP_MS }) });
+      const resumed = must(await cli(["build", "-q", "--json"], k, benv), "rebuild after kill -9");
+      const kst = await stats();
+      const rows = (JSON.parse(resumed.stdout) as { outputs: { rows: number }[] }).outputs[0]?.rows;
+      report(
+        "kill -9 while polling, then build",
+        `${kst.batches.batchesCreated} batch created in all, ${kst.requests} direct requests, ${rows} rows, rebuild ${resumed.wallS.toFixed(2)} s`,
+        "",
+        undefined,
+        `1 batch, ${N} rows`,
+        kst.batches.batchesCreated === 1 && kst.requests === 0 && rows === N,
+      );
+
+      // Split at a lowered line limit (the API's is 50,000 lines or 200 MB a file).
+      await fetch(`${bs.url}/__control/reset`, { method: "POST" });
+      const sp = await tmp();
+      await writeFile(join(sp, "dataset.yaml"), batchManifest("  mode: batch\n"));
+      must(await cli(["build", "-q"], sp, { ...benv, SYNTHBUILD_BATCH_MAX_LINES: "500" }), "split batch build");
+      const sst = await stats();
+      report(
+        "split at 500 lines a file",
+        `${sst.batches.batchesCreated} batches, ${sst.batches.linesAnswered} lines`,
+        "",
+        undefined,
+        `${N / 500} batches`,
+        sst.batches.batchesCreated === N / 500,
+      );
+    } finally {
+      bs.stop();
     }
   }
 } finally {

@@ -18,6 +18,8 @@ export interface BuildEvents {
   unplanned?(requests: number): void;
   /** A request got its answer. */
   answered?(info: { step: string; inputTokens: number; outputTokens: number; costUsd: number | null }): void;
+  /** A batch of the Batch API was submitted or moved on (its status, or how many of its requests are done). */
+  batch?(info: { step: string; id: string; status: string; total: number; completed: number; failed: number }): void;
   retried?(info: { step: string; attempt: number; delayMs: number; reason: string }): void;
   /** A request failed; what its attempts' answers cost (answers that failed their schema are paid too). */
   failed?(info: { sample: string; step: string; reason: string; inputTokens?: number; outputTokens?: number; costUsd?: number | null }): void;

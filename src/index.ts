@@ -19,6 +19,7 @@ export { type PushSummary, push, type SyncOptions } from "./commands/push.js";
 export { type ReportData, type ReportOptions, report } from "./commands/report.js";
 export { type RerollOptions, type RerollResult, reroll } from "./commands/reroll.js";
 export { type ShowResult, show } from "./commands/show.js";
+export { type BatchStatus, type StatusOptions, type StatusResult, status } from "./commands/status.js";
 export { type VerifyResult, verify } from "./commands/verify.js";
 export {
   type Diagnostic,

@@ -30,6 +30,8 @@ export interface CacheEntry {
   };
   /** True for the echo provider: never a real model's answer. The key differs too (provider is part of it). */
   offline: boolean;
+  /** The Batch API batch that answered it (absent for a direct request). */
+  batch?: string;
   /** The project (manifest name) whose build stored it: `gc` of a shared cache removes only its own. */
   project?: string;
   created_at: string;

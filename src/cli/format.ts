@@ -1,11 +1,13 @@
-import type { BuildResult, DiffResult, PlanResult, ProbeResult, PullSummary, ShowResult, StepDrift } from "../index.js";
+import type { BuildResult, DiffResult, PlanResult, ProbeResult, PullSummary, ShowResult, StatusResult, StepDrift } from "../index.js";
 
 export function formatPlan(p: PlanResult): string {
   const lines = [`${p.samples} samples; a build would make ${p.requests} request${p.requests === 1 ? "" : "s"}`];
   const w = Math.max(4, ...p.steps.map((s) => s.id.length));
   lines.push(`  ${"step".padEnd(w)}  kind      total  cached  to run`);
   for (const s of p.steps)
-    lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}`);
+    lines.push(
+      `  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)}  ${String(s.total).padStart(5)}  ${String(s.cached).padStart(6)}  ${String(s.to_run).padStart(6)}${s.batch ? "  by batch (half price)" : ""}`,
+    );
   if (p.target)
     lines.push(
       `target.rows ${p.target.rows}: ${p.target.candidates} candidates planned, more if fewer rows survive (at most ${p.target.max_candidates})` +
@@ -89,6 +91,26 @@ export function formatBuild(r: BuildResult): string {
   }
   if (r.budgetReached) lines.push(`--max-cost reached: ${r.pending} samples were not built; raise it and build again`);
   return lines.join("\n");
+}
+
+/** `synthbuild status`: one line per pending batch. */
+export function formatStatus(r: StatusResult): string {
+  if (!r.batches.length) return "no batches pending";
+  const lines = [`${r.batches.length} batch${r.batches.length === 1 ? "" : "es"} pending:`];
+  for (const b of r.batches) {
+    const c = b.request_counts;
+    const done = c ? `, ${c.completed} of ${c.total || b.requests} answered${c.failed ? `, ${c.failed} failed` : ""}` : `, ${b.requests} requests`;
+    lines.push(
+      `  ${b.id ?? b.input_file_id}  step '${b.step}' (${b.model} at ${b.endpoint}): ${b.status ?? "unknown"}${done}, submitted ${age(b.age_s)} ago${b.cancelled ? "; cancel requested" : ""}${b.error ? `; ${b.error}` : ""}`,
+    );
+  }
+  if (r.batches.some((b) => !b.cancelled && b.status && !["completed", "failed", "expired", "cancelled"].includes(b.status)))
+    lines.push("the next `synthbuild build` collects their answers; `synthbuild status --cancel` cancels them");
+  return lines.join("\n");
+}
+
+function age(s: number): string {
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 }
 
 export function formatProbe(r: ProbeResult): string {

@@ -27,12 +27,13 @@ import {
   SynthbuildError,
   secretsIn,
   show,
+  status,
   UsageError,
   VERSION,
   VerifyError,
   verify,
 } from "../index.js";
-import { formatBuild, formatDiff, formatDrift, formatPlan, formatProbe, formatShow, formatTransfer, transferJson } from "./format.js";
+import { formatBuild, formatDiff, formatDrift, formatPlan, formatProbe, formatShow, formatStatus, formatTransfer, transferJson } from "./format.js";
 import { createProgress } from "./progress.js";
 
 /**
@@ -257,6 +258,17 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command("status")
+    .description("the Batch API batches this cache waits for: step, endpoint, status, requests answered, age; a build collects their answers")
+    .option("--cancel", "cancel every batch still running (the next build collects what they answered and asks again for the rest)")
+    .option("--json", "print one JSON object on stdout")
+    .action(async (o: { cancel?: boolean; json?: boolean }) => {
+      const r = await status({ ...common(), cancel: o.cancel });
+      if (o.json) out(r);
+      else process.stdout.write(`${redact(formatStatus(r))}\n`);
+    });
+
+  program
     .command("report")
     .description(
       "write one self-contained HTML page about the dataset: coverage per dimension and per pair, lengths per step, drops, failures, models, tokens and cost, and the samples; no request is made",
@@ -364,7 +376,11 @@ async function withProgress<T>(quiet: boolean, verbose: boolean | undefined, fn:
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
   try {
-    return await fn({ ...progress, decided: verbose ? (m) => err(m) : undefined }, controller.signal);
+    // A batch takes minutes to hours: each of its moves is said, so a quiet bar does not look stuck.
+    const batch: BuildEvents["batch"] = quiet
+      ? undefined
+      : (b) => err(`batch ${b.id} (step '${b.step}'): ${b.status.replace("_", " ")}${b.total ? `, ${b.completed + b.failed}/${b.total} done` : ""}`);
+    return await fn({ ...progress, batch, decided: verbose ? (m) => err(m) : undefined }, controller.signal);
   } finally {
     progress.stop();
     process.off("SIGINT", onSigint);

@@ -4,13 +4,15 @@ import type { Cache } from "../cache/store.js";
 import { useCache } from "../cache/users.js";
 import { FrozenError, InterruptedError, UsageError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
+import { BatchRound } from "../execute/batch-round.js";
+import { BatchRunner, batchLimits } from "../execute/batch-runner.js";
 import { Budget } from "../execute/budget.js";
 import { forecast, needsForecast, requestsBySegment } from "../execute/forecast.js";
 import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { SampleLimit } from "../execute/sample-limit.js";
 import { walkWaves } from "../execute/target-waves.js";
-import { type PendingRun, walk } from "../execute/walk.js";
+import { type Batching, type PendingRun, walk } from "../execute/walk.js";
 import { type TargetOutcome, targetOutcome } from "../expand/target.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
@@ -24,6 +26,7 @@ import { checkOutputPaths } from "../output/preflight.js";
 import { removeStaleOutputs } from "../output/read-back.js";
 import { removeStrayTemps } from "../output/strays.js";
 import { withAttempts } from "../plan/attempts.js";
+import { batchedSteps, batches, requestsByStep } from "../plan/batch-choice.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
@@ -207,15 +210,35 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       pool,
       controller.signal,
       requestEvents(budget, events, controller.signal),
-      (step, req, sample) => {
+      (step, req, sample, batch) => {
         if (limit && !limit.allows(sample.id)) return false;
         if (opts.shard && !inShard(sample.id, opts.shard)) return false;
-        if (!budget.mayStart(step, req)) return false;
+        if (!budget.mayStart(step, req, batch)) return false;
         limit?.admit(sample.id);
         return true;
       },
       m.steps.some((s) => s.kind === "generate" && (s.model.tpm || s.model.replicas?.some((r) => r.tpm))) && !offline ? await loadTokenCounter() : undefined,
     );
+    const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
+    const batching: Batching = {
+      mayBatch: (from, end) => m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
+      round: (pending, end) =>
+        new BatchRound(
+          requesting,
+          runner,
+          batchedSteps(
+            m.steps.slice(0, end),
+            requestsByStep(
+              m.steps,
+              pending.map((p) => p.cursor),
+              end,
+            ),
+            offline,
+          ),
+          pending.length,
+          controller.signal,
+        ),
+    };
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
     if (linked) requesting.remote = linked.hooks();
     let remoteReport: RemoteReport | undefined;
@@ -244,6 +267,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           providerOverride,
           signal: controller.signal,
           redact: pool.redact,
+          batching,
           onPending: (pending, end) => {
             // The same count, now that the segment's scan knows: fewer (a dedupe dropped samples,
             // earlier requests failed) is told as such, more only when the cache lost answers.
@@ -264,10 +288,25 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // Whatever stopped it, the answers paid for go to the remote too.
       remoteReport = await linked?.finish();
     }
+    // A batch whose answers were all stored by a build killed before it forgot the batch.
+    if (!controller.signal.aborted && m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))) await runner.sweep((key) => cache.has(key));
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
-    if (controller.signal.aborted)
-      throw new InterruptedError("interrupted: dist/ and the lock are as they were; finished answers are cached, and `synthbuild build` goes on from them");
+    if (controller.signal.aborted) {
+      const left = await runner.outstanding();
+      throw new InterruptedError(
+        `interrupted: dist/ and the lock are as they were; finished answers are cached, and \`synthbuild build\` goes on from them${
+          left.length
+            ? `. ${left.length} batch${left.length === 1 ? " is" : "es are"} still running at the endpoint (${left
+                .slice(0, 3)
+                .map((r) => r.batch_id ?? r.input_file_id)
+                .join(
+                  ", ",
+                )}${left.length > 3 ? ", …" : ""}): the next build collects ${left.length === 1 ? "it" : "them"} without submitting again; \`synthbuild status\` shows ${left.length === 1 ? "it" : "them"}, \`synthbuild status --cancel\` cancels ${left.length === 1 ? "it" : "them"}`
+            : ""
+        }`,
+      );
+    }
     // A shard's samples are only a part of the dataset: its answers are the product, not dist/.
     if (opts.shard) return withRemote(shardResult(runs, opts.shard, budget.spent, budget.reached), remoteReport);
     await sweepTemps(m, paths.lock, events);

@@ -6,6 +6,7 @@ import { decide } from "../freshness/decide.js";
 import { type Lock, readLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { withAttempts } from "../plan/attempts.js";
+import { batchedSteps, requestsByStep } from "../plan/batch-choice.js";
 import { Explainer } from "../plan/explain.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
@@ -27,6 +28,8 @@ export interface StepPlan {
   total: number;
   cached: number;
   to_run: number;
+  /** A build would send this step's requests as a batch (model.mode), priced at the batch price. */
+  batch?: true;
 }
 
 export interface PlanResult {
@@ -97,7 +100,16 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
   const counted = runs.filter((r) => r.status !== "pending" || free-- > 0);
   for (const r of counted) for (const [step, req, key] of misses.get(r) ?? []) missed.add(step, req, key);
 
-  const steps = stepPlans(m, counted, existing?.lock);
+  // The choice a build makes once its scan is done, from the same counts (plan/batch-choice.ts).
+  const batched = batchedSteps(
+    m.steps,
+    requestsByStep(
+      m.steps,
+      counted.filter((r) => r.status === "pending").map((r) => r.cursor),
+    ),
+    offline,
+  );
+  const steps = stepPlans(m, counted, existing?.lock).map((p) => (batched.has(p.id) && p.to_run ? { ...p, batch: true as const } : p));
   // Samples that send the very same request share one answer: count requests, not samples.
   const downstream = counted.reduce((n, r) => n + (r.status === "pending" ? m.steps.slice(r.cursor + 1).filter((s) => s.kind === "generate").length : 0), 0);
   const requests = missed.distinct() + downstream;
@@ -105,7 +117,7 @@ export async function plan(opts: PlanOptions = {}): Promise<PlanResult> {
     samples: runs.length,
     requests,
     steps,
-    estimate: estimate(m, counted, missed, count, offline),
+    estimate: estimate(m, counted, missed, count, offline, batched),
     ...pairwiseOf(m, samples),
     ...target,
   };
@@ -164,7 +176,14 @@ function stepPlans(m: Manifest, runs: SampleRun[], lock: Lock | undefined): Step
  * their template plus the expected length of the answers they read. Expected answer length: the
  * mean of this step's cached answers, else max_tokens, else 500.
  */
-function estimate(m: Manifest, runs: SampleRun[], missed: InputTally, count: (text: string) => number, offline: boolean): PlanResult["estimate"] {
+function estimate(
+  m: Manifest,
+  runs: SampleRun[],
+  missed: InputTally,
+  count: (text: string) => number,
+  offline: boolean,
+  batched: ReadonlySet<string>,
+): PlanResult["estimate"] {
   const gen = m.steps.filter((s): s is GenerateStep => s.kind === "generate");
   const expectedOut = new Map<string, number>();
   for (const s of gen) {
@@ -186,7 +205,7 @@ function estimate(m: Manifest, runs: SampleRun[], missed: InputTally, count: (te
   const add = (s: GenerateStep, i: number, o: number) => {
     input += i;
     output += o;
-    const c = costOf(priceOf(s.model, offline), i, o);
+    const c = costOf(priceOf(s.model, offline, batched.has(s.id)), i, o);
     cost = c === null || cost === null ? null : cost + c;
   };
   for (const r of runs) {

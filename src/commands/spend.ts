@@ -19,7 +19,7 @@ export function requestEvents(budget: Budget, events: BuildEvents, signal: Abort
   };
   return {
     onPaid: (step, req, a, offline) => {
-      const cost = budget.paid(step, req, a.usage, a.text, offline);
+      const cost = budget.paid(step, req, a.usage, a.text, offline, a.batch !== undefined);
       const p = spentOn.get(req) ?? { inputTokens: 0, outputTokens: 0, costUsd: 0 };
       p.inputTokens += a.usage?.input ?? 0;
       p.outputTokens += a.usage?.output ?? 0;

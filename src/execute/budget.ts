@@ -21,11 +21,11 @@ export class Budget {
   ) {}
 
   /** Whether an attempt at `req` may start; if so, its most it can cost is reserved until it ends. */
-  mayStart(step: GenerateStep, req: ChatRequest): boolean {
+  mayStart(step: GenerateStep, req: ChatRequest, batch = false): boolean {
     if (this.max === undefined) return true;
     this.release(req);
     const output = Number(req.params.max_tokens ?? req.params.max_completion_tokens ?? 1000);
-    const estimate = costOf(priceOf(step.model, this.offline), inputEstimate(req), output) ?? 0;
+    const estimate = costOf(priceOf(step.model, this.offline, batch), inputEstimate(req), output) ?? 0;
     if ((this.spent ?? 0) + this.reserved + estimate > this.max) {
       this.reached = true;
       return false;
@@ -39,10 +39,17 @@ export class Budget {
    * An answer arrived for `req` (valid or not): its reservation goes, its cost is spent. Without
    * usage in the answer, its cost is estimated from the lengths (~4 characters a token).
    */
-  paid(step: GenerateStep, req: ChatRequest, usage: { input: number; output: number } | undefined, text: string, offline: boolean): number | null {
+  paid(
+    step: GenerateStep,
+    req: ChatRequest,
+    usage: { input: number; output: number } | undefined,
+    text: string,
+    offline: boolean,
+    batch = false,
+  ): number | null {
     this.release(req);
     const u = usage ?? { input: inputEstimate(req), output: Math.ceil(text.length / 4) };
-    const cost = costOf(priceOf(step.model, offline || this.offline), u.input, u.output);
+    const cost = costOf(priceOf(step.model, offline || this.offline, batch), u.input, u.output);
     if (cost === null) this.spent = null;
     else if (this.spent !== null) this.spent += cost;
     return cost;

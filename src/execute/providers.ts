@@ -2,6 +2,7 @@ import { setMaxListeners } from "node:events";
 import { UsageError } from "../errors.js";
 import type { GenerateStep, ModelConfig } from "../manifest/types.js";
 import { EchoProvider } from "../providers/echo.js";
+import type { OpenAIBatches } from "../providers/openai-batch.js";
 import type { Provider } from "../providers/types.js";
 import { canonicalJson } from "../util/canonical-json.js";
 import { displayUrl, type Redact, redactor, secretsIn } from "../util/redact.js";
@@ -19,6 +20,7 @@ export class ProviderPool {
   private readonly providers = new Map<string, Promise<Provider>>();
   private readonly schedulers = new Map<string, Scheduler>();
   private readonly breakers = new Map<string, Breaker>();
+  private readonly batchClients = new Map<string, Promise<OpenAIBatches>>();
   private readonly health = new Map<string, ReplicaHealth>();
   private readonly sets = new Map<GenerateStep, ReplicaSet>();
   /**
@@ -104,6 +106,23 @@ export class ProviderPool {
       const { OpenAIProvider } = await import("../providers/openai.js");
       return new OpenAIProvider(cfg, key, this.env);
     });
+  }
+
+  /** The Batch API client of a step's endpoint (one per endpoint, as for direct requests; its key looked up the same way). */
+  batchesFor(step: GenerateStep): Promise<OpenAIBatches> {
+    const cfg = step.model;
+    const id = canonicalJson({ p: cfg.provider, u: cfg.baseUrl, k: cfg.apiKeyEnv, h: cfg.headers, t: cfg.timeoutS });
+    let p = this.batchClients.get(id);
+    if (!p) {
+      if (!this.keyEnvs.has(cfg.apiKeyEnv)) {
+        this.keyEnvs.add(cfg.apiKeyEnv);
+        this.masking = redactor(secretsIn(this.env, this.keyEnvs));
+      }
+      const key = this.apiKey(step, cfg);
+      p = import("../providers/openai-batch.js").then((m) => new m.OpenAIBatches(cfg, key, this.env));
+      this.batchClients.set(id, p);
+    }
+    return p;
   }
 
   schedulerFor(step: GenerateStep, cfg: ModelConfig = step.model): Scheduler {

@@ -30,6 +30,7 @@ export function answerFromEntry(e: CacheEntry, cached: boolean): Answer {
     model: e.response.model ?? undefined,
     fingerprint: e.response.system_fingerprint ?? undefined,
     offline: e.offline,
+    ...(e.batch ? { batch: e.batch } : {}),
     cached,
   };
 }
@@ -98,7 +99,7 @@ export class BuildResolver implements Resolver {
      * Return false to leave a request unsent (--limit, the --max-cost budget); the sample stays
      * pending. Asked again before each retry (a retry is paid for too).
      */
-    private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample) => boolean = () => true,
+    private readonly mayStart: (step: GenerateStep, req: ChatRequest, sample: Sample, batch?: boolean) => boolean = () => true,
     /** A tokenizer, when some step has a tpm limit to pace. */
     private readonly countTokens?: (text: string) => number,
   ) {
@@ -111,15 +112,10 @@ export class BuildResolver implements Resolver {
   }
 
   async answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
-    const hit = await this.cache.get(key);
-    if (hit && usable(hit, step)) return answerFromEntry(hit, true);
+    const hit = await this.lookup(key, step);
+    if (hit) return hit;
     if (this.signal.aborted) return undefined;
     if (this.stopped) return this.whenStopped();
-    // A remote cache may have it (a teammate's build, CI's shards): no request for that.
-    if (this.remote && (await this.remote.fetch(key))) {
-      const fetched = await this.cache.get(key);
-      if (fetched && usable(fetched, step)) return answerFromEntry(fetched, true);
-    }
     let p = this.inflight.get(key);
     if (!p) {
       p = this.request(key, req, sample, step);
@@ -130,6 +126,40 @@ export class BuildResolver implements Resolver {
       );
     }
     return p;
+  }
+
+  /**
+   * The answer the cache holds, or a remote cache has (a teammate's build, CI's shards: no request
+   * for that). What every request, direct or by batch, looks for first.
+   */
+  async lookup(key: string, step: GenerateStep): Promise<Answer | undefined> {
+    const hit = await this.cache.get(key);
+    if (hit && usable(hit, step)) return answerFromEntry(hit, true);
+    if (!this.signal.aborted && !this.stopped && this.remote && (await this.remote.fetch(key))) {
+      const fetched = await this.cache.get(key);
+      if (fetched && usable(fetched, step)) return answerFromEntry(fetched, true);
+    }
+    return undefined;
+  }
+
+  /** Whether a request may be sent (--limit, --max-cost, --shard); `batch`: as a line of a batch, at the batch price. */
+  allows(step: GenerateStep, req: ChatRequest, sample: Sample, batch: boolean): boolean {
+    return this.mayStart(step, req, sample, batch);
+  }
+
+  /** What is told of each request: the budget, the progress. */
+  get told(): RequestEvents {
+    return this.events;
+  }
+
+  /** Masks the build's secrets. */
+  get redact(): (text: string) => string {
+    return this.pool.redact;
+  }
+
+  /** Stop the build with this endpoint error (the Batch API's: a refused upload, say). */
+  stopWith(err: SynthbuildError): void {
+    this.stop(err);
   }
 
   /**
@@ -239,6 +269,25 @@ export class BuildResolver implements Resolver {
       this.events.onFailure?.(sample, step, req, message);
       throw new SampleFailure(message);
     }
+    try {
+      return await this.store(key, req, sample, step, answer, { offline: provider.offline, started });
+    } finally {
+      landed();
+    }
+  }
+
+  /**
+   * Store an answer the endpoint gave (directly or in a batch's output file) under its key, tell
+   * the events and the remote, and return it as the pipeline reads it.
+   */
+  async store(
+    key: string,
+    req: ChatRequest,
+    sample: Sample,
+    step: GenerateStep,
+    answer: ProviderAnswer,
+    how: { offline: boolean; started: number },
+  ): Promise<Answer> {
     const entry: CacheEntry = {
       format: CACHE_FORMAT,
       key,
@@ -251,9 +300,10 @@ export class BuildResolver implements Resolver {
         system_fingerprint: answer.fingerprint ?? null,
         request_id: answer.requestId ?? null,
       },
-      offline: provider.offline,
+      offline: how.offline,
+      ...(answer.batch ? { batch: answer.batch } : {}),
       created_at: new Date().toISOString(),
-      duration_ms: Date.now() - started,
+      duration_ms: Date.now() - how.started,
     };
     // Another build sharing the cache may have stored an answer first: then its answer is the one
     // this lock names too (this one was paid for, and is counted, but not kept).
@@ -268,10 +318,8 @@ export class BuildResolver implements Resolver {
           err.hint,
         );
       throw err;
-    } finally {
-      landed();
     }
-    this.events.onAnswer?.(step, req, answer, provider.offline);
+    this.events.onAnswer?.(step, req, answer, how.offline);
     this.remote?.stored(key);
     return answerFromEntry(stored, false);
   }

@@ -29,6 +29,16 @@ export interface WalkOptions extends PipelineOptions {
   signal?: AbortSignal;
   /** Masks the build's secrets in what run modules say (failures, drop reasons): those go into the lock. */
   redact?: Redact;
+  /** Steps that may go by the Batch API (execute/batch-round.ts). */
+  batching?: Batching;
+}
+
+/** How a build sends some steps' requests as batches. */
+export interface Batching {
+  /** Whether some step in steps[from, end) may go by batch: then the scan ends before any request, so the choice sees every miss. */
+  mayBatch(from: number, end: number): boolean;
+  /** The resolver for this segment's misses (the samples that stopped on one, and where). */
+  round(pending: PendingRun[], end: number): Resolver & { finished(): void };
 }
 
 /**
@@ -76,7 +86,8 @@ async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): 
     const from = start;
     const live = runs.filter((r) => (r.status === "kept" || r.status === "pending") && r.cursor >= from && r.cursor < end);
     start = end + 1;
-    if (opts.requesting) await scanAndRequest(m, live, end, opts, opts.requesting);
+    if (opts.requesting && opts.batching?.mayBatch(from, end)) await scanThenBatch(m, live, end, opts, opts.batching);
+    else if (opts.requesting) await scanAndRequest(m, live, end, opts, opts.requesting);
     else await forEachConcurrent(live, opts.width, (run) => advance(m, run, end, opts.cached, opts));
     const step = m.steps[end];
     if (step?.kind === "dedupe") {
@@ -87,6 +98,23 @@ async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): 
       for (const r of complete) r.cursor = end + 1;
     }
   }
+}
+
+/**
+ * With steps that may batch: the whole cache pass first (whether a step batches depends on how
+ * many requests it needs), then every sample that stopped on a miss at once, since a batch is
+ * made of all of a step's requests, and each finds its answer when its batch is done.
+ */
+async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, batching: Batching): Promise<void> {
+  const pending: PendingRun[] = [];
+  await forEachConcurrent(live, opts.width, async (run) => {
+    await advance(m, run, end, opts.cached, opts);
+    if (run.status === "pending") pending.push({ run, cursor: run.cursor });
+  });
+  if (!pending.length) return;
+  opts.onPending?.(pending, end);
+  const round = batching.round(pending, end);
+  await Promise.all(pending.map((p) => advance(m, p.run, end, round, opts).finally(() => round.finished())));
 }
 
 /**

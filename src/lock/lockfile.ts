@@ -25,6 +25,11 @@ export interface LockStep {
   fp?: string;
   finish?: string;
   usage?: [number, number];
+  /**
+   * The Batch API batch that answered (absent for a direct request). Optional, so format 2 still
+   * holds: older locks read as they are, and no other line changes.
+   */
+  batch?: string;
 }
 
 export interface LockSample {
@@ -227,7 +232,8 @@ function checkSample(s: unknown, line: number): LockSample {
   for (const [id, st] of Object.entries(x.steps as object)) {
     shape(isObj(st) && isStr(st.r), line, `sample ${x.id} step ${id}: no recipe`);
     const e = st as Record<string, unknown>;
-    for (const k of ["key", "out", "model", "fp", "finish"]) shape(e[k] === undefined || isStr(e[k]), line, `sample ${x.id} step ${id}: ${k} is not text`);
+    for (const k of ["key", "out", "model", "fp", "finish", "batch"])
+      shape(e[k] === undefined || isStr(e[k]), line, `sample ${x.id} step ${id}: ${k} is not text`);
     shape(
       e.usage === undefined || (Array.isArray(e.usage) && e.usage.length === 2 && e.usage.every(isCount)),
       line,

@@ -4,6 +4,8 @@ import type { KeyPath, YamlSource } from "./source.js";
 import type { ModelConfig, ProviderKind, ReplicaConfig } from "./types.js";
 
 const DEFAULTS = { concurrency: 16, timeoutS: 120, retries: 6 } as const;
+/** `mode: auto` without `batch_above`: below this many requests a step's answers are not worth a day's wait. */
+export const DEFAULT_BATCH_ABOVE = 1000;
 const OLLAMA_URL = "http://localhost:11434/v1";
 const OPENAI_URL = "https://api.openai.com/v1";
 
@@ -50,6 +52,8 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     totalTimeoutS: raw.total_timeout_s ?? 3 * (raw.timeout_s ?? DEFAULTS.timeoutS),
     retries: raw.retries ?? DEFAULTS.retries,
     price: raw.price ? { inputPerMtok: raw.price.input_per_mtok, outputPerMtok: raw.price.output_per_mtok } : undefined,
+    ...(raw.mode && raw.mode !== "direct" && provider !== "echo" ? { mode: raw.mode } : {}),
+    ...(raw.mode === "auto" && provider !== "echo" ? { batchAbove: raw.batch_above ?? DEFAULT_BATCH_ABOVE } : {}),
     // Only with `endpoints:`: a model without them resolves to exactly what it always did.
     ...(replicas ? { replicas } : {}),
   };

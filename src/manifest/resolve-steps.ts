@@ -176,6 +176,22 @@ function resolveStep(
       );
       ok = false;
     }
+    // Where a model key was written: the step's model: if it sets it there, else the top level's.
+    const modelKey = (k: "mode" | "batch_above") => (g.model?.[k] !== undefined ? [...gp, "model", k] : ["model", k]);
+    if (merged.batch_above !== undefined && merged.mode !== "auto") {
+      errors.push(src.at(modelKey("batch_above"), "batch_above: is for mode: auto", "add mode: auto (batch above that many requests), or remove batch_above"));
+      ok = false;
+    }
+    if ((merged.mode === "batch" || merged.mode === "auto") && merged.api === "completions") {
+      errors.push(
+        src.at(
+          modelKey("mode"),
+          `mode: ${merged.mode} sends chat requests through the Batch API; api: completions is not supported there`,
+          "use mode: direct (the default) with api: completions",
+        ),
+      );
+      ok = false;
+    }
     try {
       canonicalJson(merged.extra_body ?? {});
     } catch (err) {

@@ -124,6 +124,18 @@ export const Model = strict({
     ),
   retries: z.number().int().min(0).max(100).optional().describe("Attempts after the first, for failures that may pass (default 6)"),
   price: Price.optional().describe("Overrides the built-in price table for cost estimates"),
+  mode: z
+    .enum(["direct", "batch", "auto"])
+    .optional()
+    .describe(
+      "direct (default): one request per answer; batch: a step's missing answers go to the endpoint's Batch API as JSONL files, at the batch price (half the list price), answered within 24 h; auto: batch when a step needs more than batch_above requests. Not part of the cache key: an answer is the same whichever way it was asked for",
+    ),
+  batch_above: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("With mode: auto: a step that needs more than this many requests in a build sends them as a batch (default 1000)"),
 })
   .describe("Model defaults; a generate step may override any field.")
   .meta({ not: { required: ["base_url", "endpoints"] } });

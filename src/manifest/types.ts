@@ -62,6 +62,9 @@ export interface ModelConfig {
   readonly totalTimeoutS: number;
   readonly retries: number;
   readonly price?: { readonly inputPerMtok: number; readonly outputPerMtok: number };
+  /** How missing answers are asked for: absent, one request each; the Batch API; or batch above `batchAbove` requests a step (plan/batch-choice.ts). */
+  readonly mode?: "batch" | "auto";
+  readonly batchAbove?: number;
   /**
    * `model.endpoints:`: the replicas requests are spread over, each with its own address, limits
    * and key (`baseUrl`, `concurrency`... above are the first one's). Absent for one endpoint.

@@ -23,6 +23,7 @@ export function assembleLock(m: Manifest, runs: SampleRun[], emitted: EmitResult
       if (s.fingerprint) e.fp = s.fingerprint;
       if (s.finishReason) e.finish = s.finishReason;
       if (s.usage) e.usage = [s.usage.input, s.usage.output];
+      if (s.batch) e.batch = s.batch;
       steps[s.id] = e;
     }
     const entry: LockSample = { id: run.sample.id, values, repeat: run.sample.repeat, status: run.status, steps };

@@ -17,6 +17,8 @@ export interface Answer {
   model?: string;
   fingerprint?: string;
   offline: boolean;
+  /** The batch that answered it, when it came from the Batch API. */
+  batch?: string;
   /** True when it came from the cache, false when it was requested in this run. */
   cached: boolean;
 }
@@ -51,6 +53,8 @@ export interface StepRecord {
   readonly model?: string;
   readonly fingerprint?: string;
   readonly usage?: { input: number; output: number };
+  /** The batch whose answer this is (Batch API). */
+  readonly batch?: string;
   /** The rendered request, kept for `show` and token estimates. */
   readonly request?: ChatRequest;
 }
@@ -164,6 +168,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           model: answer.model,
           fingerprint: answer.fingerprint,
           usage: answer.usage,
+          ...(answer.batch ? { batch: answer.batch } : {}),
         });
         break;
       }

@@ -25,13 +25,21 @@ export interface Price {
 const FREE: Price = { inputPerMtok: 0, outputPerMtok: 0 };
 const listed = new Map<string, Price | undefined>();
 
+/** OpenAI's Batch API discount: a request answered by a batch costs half the list price. */
+export const BATCH_DISCOUNT = 0.5;
+
 /**
  * USD per million tokens (input, output). Offline, echo and ollama cost nothing; an unknown
- * model has no price (null cost), never a guess.
+ * model has no price (null cost), never a guess. `batch`: as a request of a batch, at the batch
+ * discount (of the list price, or of model.price, which is the synchronous price).
  */
-export function priceOf(model: ModelConfig, offline: boolean): Price | undefined {
+export function priceOf(model: ModelConfig, offline: boolean, batch = false): Price | undefined {
   if (offline || model.provider === "echo" || model.provider === "ollama") return FREE;
-  if (model.price) return model.price;
+  const p = model.price ?? listedPrice(model);
+  return p && batch ? { inputPerMtok: p.inputPerMtok * BATCH_DISCOUNT, outputPerMtok: p.outputPerMtok * BATCH_DISCOUNT } : p;
+}
+
+function listedPrice(model: ModelConfig): Price | undefined {
   const key = `${model.name}\0${model.baseUrl ?? ""}`;
   if (!listed.has(key)) listed.set(key, listPrice(model.name, model.baseUrl || undefined));
   return listed.get(key);

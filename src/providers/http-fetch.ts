@@ -36,7 +36,10 @@ export function createHttpFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: n
     if (!agent) proxyAgents.set(key, (agent = proxyAgent(route, secure)));
     return { agent, via: route.label };
   };
-  return (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+  const httpFetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    // A file upload (the Batch API's input file): the form is encoded as fetch encodes it, then
+    // sent as bytes with the boundary fetch chose.
+    if (init.body instanceof FormData) return formBytes(init).then((sent) => httpFetch(input, sent));
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : undefined;
     const body = init.body;
     const secure = url?.startsWith("https:");
@@ -59,6 +62,15 @@ export function createHttpFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: n
     const max = opts.maxBodyBytes ?? Infinity;
     return agent instanceof Promise ? agent.then((a) => send(url, init, headers, a, via, max)) : send(url, init, headers, agent, via, max);
   };
+  return httpFetch;
+}
+
+/** A multipart form as the bytes and content type fetch would send. */
+async function formBytes(init: RequestInit): Promise<RequestInit> {
+  const encoded = new Response(init.body as FormData);
+  const headers = new Headers(init.headers);
+  headers.set("content-type", encoded.headers.get("content-type")!);
+  return { ...init, headers, body: new Uint8Array(await encoded.arrayBuffer()) };
 }
 
 /** One request, its whole body read, as a standard Response (see createHttpFetch). */

@@ -26,28 +26,12 @@ export class OpenAIProvider implements Provider {
     // A proxy variable that cannot be used is the user's to fix (exit 2), not a failure per sample.
     proxyFor(cfg.baseUrl || "https://api.openai.com/v1", env);
     this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
-    const http = transport(env);
-    const level = env.OPENAI_LOG;
-    this.client = new OpenAI({
-      apiKey,
-      baseURL: cfg.baseUrl,
-      maxRetries: 0,
-      timeout: cfg.timeoutS * 1000,
-      defaultHeaders: cfg.headers,
-      // A redirect is reported, not followed (both transports): fetch would resend the POST (or,
-      // on 301/302, turn it into a GET), up to 20 times in a loop; the address is the user's to fix.
-      fetch: http,
-      // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
-      // stderr instead, with every secret an endpoint may echo masked.
-      logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
-      logger: stderrLogger(this.redact),
-    });
+    this.client = openAIClient(cfg, apiKey, env, this.redact);
   }
 
   async complete(req: ChatRequest, signal: AbortSignal, opts: { timeoutMs?: number } = {}): Promise<ProviderAnswer> {
     if (req.api === "completions") return this.completeText(req, signal, opts);
-    const body: Record<string, unknown> = { ...req.extra_body, model: req.model, messages: req.messages, ...req.params };
-    if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
+    const body = chatBody(req);
     let data: unknown;
     let requestId: string | null;
     let contentType: string | null;
@@ -116,12 +100,41 @@ export class OpenAIProvider implements Provider {
 }
 
 /**
+ * The SDK's client for an endpoint, with the scheduler owning retries (`maxRetries: 0`).
+ * `maxBodyBytes`: the Batch API's output files are far larger than any chat completion.
+ */
+export function openAIClient(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv, redact: Redact, maxBodyBytes = MAX_RESPONSE_BYTES): OpenAI {
+  const level = env.OPENAI_LOG;
+  return new OpenAI({
+    apiKey,
+    baseURL: cfg.baseUrl,
+    maxRetries: 0,
+    timeout: cfg.timeoutS * 1000,
+    defaultHeaders: cfg.headers,
+    // A redirect is reported, not followed (both transports): fetch would resend the POST (or,
+    // on 301/302, turn it into a GET), up to 20 times in a loop; the address is the user's to fix.
+    fetch: transport(env, maxBodyBytes),
+    // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
+    // stderr instead, with every secret an endpoint may echo masked.
+    logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
+    logger: stderrLogger(redact),
+  });
+}
+
+/** The body of a chat completion request: what is sent directly, and what a batch line holds. */
+export function chatBody(req: ChatRequest): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...req.extra_body, model: req.model, messages: req.messages, ...req.params };
+  if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
+  return body;
+}
+
+/**
  * The `fetch` the SDK is given, proxied as the build's `env` says. SYNTHBUILD_TRANSPORT=undici is
  * the alternative `npm run bench -- transport` measures; its module (and undici) load only then.
  */
-function transport(env: NodeJS.ProcessEnv): typeof fetch {
-  if (env.SYNTHBUILD_TRANSPORT !== "undici") return createHttpFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES });
-  const undici = import("./undici-fetch.js").then((m) => m.createFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES }));
+function transport(env: NodeJS.ProcessEnv, maxBodyBytes: number): typeof fetch {
+  if (env.SYNTHBUILD_TRANSPORT !== "undici") return createHttpFetch({ env, maxBodyBytes });
+  const undici = import("./undici-fetch.js").then((m) => m.createFetch({ env, maxBodyBytes }));
   return async (url, init) => (await undici)(url, init);
 }
 

@@ -10,6 +10,8 @@ export interface ProviderAnswer {
   requestId?: string;
   /** The limits the endpoint stated with this answer (x-ratelimit-*). */
   limits?: StatedLimits;
+  /** The Batch API batch whose output file held it (absent for a direct request): paid at the batch price. */
+  batch?: string;
 }
 
 export interface Provider {

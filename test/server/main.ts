@@ -8,6 +8,7 @@
  *   … --tpm 100000 --no-state-limits        # tokens too; no x-ratelimit-* headers
  *   … --no-retry-after                      # refusals carry only x-ratelimit-*, as OpenAI's often do
  *   … --retry-after-seconds                 # retry-after in whole seconds only, no retry-after-ms
+ *   … --batch-step-ms 200                   # the Batch API: each stage of a batch lasts 200 ms
  *
  * Prints exactly one JSON line `{"url": "...", "baseURL": "..."}` on stdout
  * once listening, then serves until SIGTERM/SIGINT. Drive it at runtime via
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     "retry-after-seconds": { type: "boolean" },
     "answer-words": { type: "string" },
     "api-key": { type: "string" },
+    "batch-step-ms": { type: "string" },
   },
   strict: true,
 });
@@ -58,6 +60,7 @@ const opts: TestServerOptions = {
   retryAfter: values["no-retry-after"] ? false : values["retry-after-seconds"] ? "seconds" : true,
   answerWords: num("answer-words", values["answer-words"]),
   apiKey: values["api-key"],
+  batchStepMs: num("batch-step-ms", values["batch-step-ms"]),
 };
 
 const server = await startTestServer(opts);

@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { BatchServer } from "./batches.js";
 import { Gateway } from "./rate-limits.js";
 
 // ---------------------------------------------------------------------------
@@ -109,6 +110,8 @@ export interface TestServerOptions {
   port?: number;
   /** serve HTTPS with this key and certificate (PEM) instead of plain HTTP */
   tls?: { key: string; cert: string };
+  /** the Batch API: how long each stage of a batch (validating, in_progress, finalizing) lasts (default 50 ms) */
+  batchStepMs?: number;
 }
 
 export interface RecordedRequest {
@@ -154,6 +157,8 @@ export interface TestServer {
   reset(): void;
   /** also releases hung / delayed requests (destroys their sockets) */
   close(): Promise<void>;
+  /** The Files and Batches APIs (see batches.ts): counters, line faults, expiry, the batches created. Its lines are not in `requests`. */
+  batches: BatchServer;
 }
 
 // ---------------------------------------------------------------------------
@@ -538,6 +543,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   // Latency timers of waiting requests: close() must clear them so the process can exit.
   const pendingTimers = new Set<NodeJS.Timeout>();
 
+  const batches = new BatchServer(
+    { stepMs: opts.batchStepMs },
+    (body, n) => completionPayload(body, n),
+    concatenatedContent,
+    (res, status, payload) => sendJson(res, status, payload),
+  );
+
   function stats(): TestServerStats {
     return { ...counters, inFlight };
   }
@@ -557,6 +569,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     gateway.reset();
     seq = 0;
     latencyMs = initialLatency;
+    batches.reset();
   }
 
   function takeFault(body: any): FaultRule | undefined {
@@ -870,7 +883,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     const route = `${method} ${path}`;
     switch (route) {
       case "GET /__control/stats":
-        return sendJson(res, 200, { ...stats(), latencyMs, faults: rules.filter((r) => r.remaining > 0).length });
+        return sendJson(res, 200, { ...stats(), latencyMs, faults: rules.filter((r) => r.remaining > 0).length, batches: batches.counts });
       case "GET /__control/requests": {
         // ?since=N returns requests[N..]: lets a remote test fetch only what it caused.
         const since = Number(new URLSearchParams(query).get("since") ?? 0) || 0;
@@ -888,6 +901,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       case "POST /__control/reset":
         reset();
         return sendJson(res, 200, { ok: true });
+      case "POST /__control/batch-step": {
+        const ms = body?.ms;
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          return sendJson(res, 400, { error: { message: "body must be {ms: number >= 0}", type: "invalid_request_error", param: null, code: null } });
+        }
+        batches.setStepMs(ms);
+        return sendJson(res, 200, { ok: true });
+      }
       case "POST /__control/latency": {
         const ms = body?.ms;
         if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
@@ -918,6 +939,15 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       work = handleChat(req, res);
     } else if (method === "POST" && (path === "/v1/completions" || path === "/completions")) {
       work = handleChat(req, res, "completions");
+    } else if (/^\/(v1\/)?(files|batches)(\/|$)/.test(path)) {
+      if (!authorized(req)) {
+        req.resume();
+        return unauthorized(res);
+      }
+      const body = () => readBody(req).then((t) => (t === null ? null : Buffer.from(t, "utf8")));
+      const handled = batches.handle(req, res, path, body);
+      if (!handled) req.resume();
+      work = handled ? undefined : notFound(res, method, path);
     } else if (path.startsWith("/__control/")) {
       work = handleControl(req, res, path, query);
     } else if (method === "GET" && (path === "/v1/models" || path === "/models")) {
@@ -993,5 +1023,6 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     reset,
     close,
+    batches,
   };
 }

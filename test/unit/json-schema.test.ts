@@ -101,6 +101,8 @@ const SCHEMA_CANNOT: Record<string, string> = {
   "122-split-group-by-unknown-dimension": "another key's value (the dimensions declared)",
   "126-endpoints-without-endpoint-id": "another key's value (a step's endpoints may be named by the manifest's endpoint_id)",
   "128-endpoints-listed-twice": "URLs compared as endpoints (a trailing slash is the same replica)",
+  "131-batch-above-without-auto": "another key's value (mode), possibly in a step's model merged over the top level's",
+  "132-batch-mode-completions-api": "another key's value (api), possibly in a step's model merged over the top level's",
 };
 
 function validator() {

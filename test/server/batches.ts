@@ -1,0 +1,406 @@
+/**
+ * The Files and Batches APIs of the test server, as OpenAI serves them: a JSONL file uploaded
+ * (multipart, purpose "batch"), a batch created over it, its status moving with time
+ * (validating → in_progress → finalizing → completed, each stage `stepMs` long), then an output
+ * file (one line per answered request) and an error file (one line per failed request). Lines are
+ * answered by the same deterministic function as /v1/chat/completions, so a batch answer is the
+ * direct answer to the same body. Faults: a line whose prompt contains a marker fails (into the
+ * error file), a batch expires with part of its lines answered, a batch fails validation.
+ */
+import type http from "node:http";
+
+export interface BatchLineFault {
+  /** Lines whose concatenated message contents include this. */
+  match: string;
+  /** How many matching lines fail (default: all, forever). */
+  times?: number;
+  /** The status of the failed line's response (default 500). */
+  status?: number;
+  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop or empty (as the chat faults of those names). */
+  kind?: "refusal" | "content_filter" | "empty";
+}
+
+export interface BatchServerOptions {
+  /** How long each stage (validating, in_progress, finalizing) lasts (default 50 ms). */
+  stepMs?: number;
+}
+
+export interface BatchStats {
+  batchesCreated: number;
+  filesUploaded: number;
+  /** Lines answered (to the output file) over all batches. */
+  linesAnswered: number;
+  /** Lines that went to an error file. */
+  linesFailed: number;
+  cancelled: number;
+}
+
+interface StoredFile {
+  id: string;
+  bytes: Buffer;
+  filename: string;
+  purpose: string;
+  created_at: number;
+}
+
+interface StoredBatch {
+  id: string;
+  input_file_id: string;
+  endpoint: string;
+  completion_window: string;
+  metadata: Record<string, string> | null;
+  createdMs: number;
+  /** Set when the batch is settled: its final status and files. */
+  final?: { status: "completed" | "expired" | "cancelled" | "failed"; output_file_id?: string; error_file_id?: string; counts: Counts; at: number };
+  cancelAtMs?: number;
+  expire: boolean;
+  /** The validation error, for a batch that fails. */
+  invalid?: string;
+  total: number;
+}
+
+interface Counts {
+  total: number;
+  completed: number;
+  failed: number;
+}
+
+type Answer = (body: any, n: number) => any;
+type Send = (res: http.ServerResponse, status: number, payload: unknown) => void;
+
+export class BatchServer {
+  private readonly files = new Map<string, StoredFile>();
+  private readonly batches = new Map<string, StoredBatch>();
+  private readonly lineFaults: { fault: BatchLineFault; remaining: number }[] = [];
+  private expireNext = 0;
+  private seq = 0;
+  private stepMs: number;
+  private readonly initialStepMs: number;
+  readonly counts: BatchStats = { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 };
+
+  constructor(
+    opts: BatchServerOptions,
+    private readonly answer: Answer,
+    private readonly contentOf: (body: any) => string,
+    private readonly send: Send,
+  ) {
+    this.stepMs = this.initialStepMs = opts.stepMs ?? 50;
+  }
+
+  setStepMs(ms: number): void {
+    this.stepMs = ms;
+  }
+
+  /** Lines matching fail (into the error file) until `times` are spent. */
+  failLines(fault: BatchLineFault): void {
+    this.lineFaults.push({ fault, remaining: fault.times ?? Infinity });
+  }
+
+  /** The next `n` batches expire after in_progress, with the first half of their lines answered. */
+  expireBatches(n: number): void {
+    this.expireNext += n;
+  }
+
+  /** Every batch created, newest last: id, status, the custom_ids of its input. */
+  list(): { id: string; status: string; customIds: string[] }[] {
+    return [...this.batches.values()].map((b) => ({ id: b.id, status: this.view(b).status, customIds: this.lines(b).map((l) => l.custom_id) }));
+  }
+
+  /** Forgets every file and batch, the faults and the counters; the stage length given at start comes back. */
+  reset(): void {
+    this.stepMs = this.initialStepMs;
+    this.files.clear();
+    this.batches.clear();
+    this.lineFaults.length = 0;
+    this.expireNext = 0;
+    Object.assign(this.counts, { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 });
+  }
+
+  /** Handles the route if it is one of the Files or Batches API; false if not. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse, path: string, body: () => Promise<Buffer | null>): boolean {
+    const method = req.method ?? "GET";
+    const p = path.replace(/^\/v1/, "");
+    let m: RegExpExecArray | null;
+    if (method === "POST" && p === "/files") return this.run(res, this.upload(req, res, body));
+    if (method === "GET" && (m = /^\/files\/([^/]+)\/content$/.exec(p))) return this.run(res, this.content(res, m[1]!));
+    if (method === "GET" && (m = /^\/files\/([^/]+)$/.exec(p))) return this.run(res, this.fileInfo(res, m[1]!));
+    if (method === "POST" && p === "/batches") return this.run(res, this.create(res, body));
+    if (method === "GET" && p === "/batches") return this.run(res, this.send(res, 200, this.page()));
+    if (method === "GET" && (m = /^\/batches\/([^/]+)$/.exec(p))) return this.run(res, this.retrieve(res, m[1]!));
+    if (method === "POST" && (m = /^\/batches\/([^/]+)\/cancel$/.exec(p))) return this.run(res, this.cancel(res, m[1]!));
+    return false;
+  }
+
+  private run(res: http.ServerResponse, work: Promise<void> | void): true {
+    Promise.resolve(work).catch((err) => this.send(res, 500, errorOf(`test server error: ${String(err)}`)));
+    return true;
+  }
+
+  private async upload(req: http.IncomingMessage, res: http.ServerResponse, body: () => Promise<Buffer | null>): Promise<void> {
+    const raw = await body();
+    const type = String(req.headers["content-type"] ?? "");
+    const boundary = /boundary=("?)([^";]+)\1/.exec(type)?.[2];
+    if (!raw || !boundary) return this.send(res, 400, errorOf("expected a multipart/form-data upload"));
+    const parts = multipart(raw, boundary);
+    const file = parts.find((x) => x.name === "file" && x.filename !== undefined);
+    const purpose = parts.find((x) => x.name === "purpose")?.data.toString("utf8");
+    if (!file || !purpose) return this.send(res, 400, errorOf("the upload needs a file and a purpose"));
+    const id = `file-test-${++this.seq}`;
+    const stored = { id, bytes: file.data, filename: file.filename!, purpose, created_at: Math.floor(Date.now() / 1000) };
+    this.files.set(id, stored);
+    this.counts.filesUploaded++;
+    this.send(res, 200, this.fileObject(stored));
+  }
+
+  private fileObject(f: StoredFile) {
+    return { id: f.id, object: "file", bytes: f.bytes.length, created_at: f.created_at, filename: f.filename, purpose: f.purpose, status: "processed" };
+  }
+
+  private fileInfo(res: http.ServerResponse, id: string) {
+    const f = this.files.get(id);
+    if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
+    this.send(res, 200, this.fileObject(f));
+  }
+
+  private content(res: http.ServerResponse, id: string) {
+    const f = this.files.get(id);
+    if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": f.bytes.length });
+    res.end(f.bytes);
+  }
+
+  private async create(res: http.ServerResponse, body: () => Promise<Buffer | null>): Promise<void> {
+    let params: any;
+    try {
+      params = JSON.parse((await body())?.toString("utf8") ?? "");
+    } catch {
+      return this.send(res, 400, errorOf("We could not parse the JSON body of your request."));
+    }
+    const input = this.files.get(params?.input_file_id);
+    if (!input) return this.send(res, 400, errorOf(`No such File object: ${params?.input_file_id}`));
+    if (params.endpoint !== "/v1/chat/completions" && params.endpoint !== "/v1/completions")
+      return this.send(res, 400, errorOf(`unsupported endpoint ${params.endpoint}`));
+    const id = `batch_test_${++this.seq}`;
+    const b: StoredBatch = {
+      id,
+      input_file_id: input.id,
+      endpoint: params.endpoint,
+      completion_window: params.completion_window ?? "24h",
+      metadata: params.metadata ?? null,
+      createdMs: Date.now(),
+      expire: this.expireNext > 0,
+      total: 0,
+    };
+    if (this.expireNext > 0) this.expireNext--;
+    try {
+      const lines = this.lines(b);
+      b.total = lines.length;
+      const ids = new Set<string>();
+      for (const l of lines) {
+        if (typeof l.custom_id !== "string" || l.method !== "POST" || l.url !== b.endpoint || !l.body || typeof l.body !== "object")
+          throw new Error("each line needs custom_id, method POST, the batch's url and a body");
+        if (ids.has(l.custom_id)) throw new Error(`duplicate custom_id ${l.custom_id}`);
+        ids.add(l.custom_id);
+      }
+      if (new Set(lines.map((l) => l.body.model)).size > 1) throw new Error("every line of a batch must name the same model");
+    } catch (err) {
+      b.invalid = (err as Error).message;
+    }
+    this.batches.set(id, b);
+    this.counts.batchesCreated++;
+    this.send(res, 200, this.view(b));
+  }
+
+  /** GET /v1/batches: every batch, newest first, in one page. */
+  private page() {
+    const data = [...this.batches.values()].reverse().map((b) => this.view(b));
+    return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false };
+  }
+
+  private lines(b: StoredBatch): any[] {
+    const text = this.files.get(b.input_file_id)!.bytes.toString("utf8");
+    return text
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l));
+  }
+
+  private retrieve(res: http.ServerResponse, id: string) {
+    const b = this.batches.get(id);
+    if (!b) return this.send(res, 404, errorOf(`No batch found with id '${id}'.`));
+    this.send(res, 200, this.view(b));
+  }
+
+  private cancel(res: http.ServerResponse, id: string) {
+    const b = this.batches.get(id);
+    if (!b) return this.send(res, 404, errorOf(`No batch found with id '${id}'.`));
+    const v = this.view(b);
+    if (b.final || b.cancelAtMs !== undefined) return this.send(res, v.status === "cancelled" || v.status === "cancelling" ? 200 : 400, v);
+    b.cancelAtMs = Date.now();
+    this.counts.cancelled++;
+    this.send(res, 200, this.view(b));
+  }
+
+  /** The batch as the API shows it now: its status follows the clock. */
+  private view(b: StoredBatch) {
+    const now = Date.now();
+    const at = (ms: number) => Math.floor(ms / 1000);
+    const base = {
+      id: b.id,
+      object: "batch",
+      endpoint: b.endpoint,
+      errors: null as unknown,
+      input_file_id: b.input_file_id,
+      completion_window: b.completion_window,
+      created_at: at(b.createdMs),
+      expires_at: at(b.createdMs + 24 * 3600_000),
+      metadata: b.metadata,
+      output_file_id: null as string | null,
+      error_file_id: null as string | null,
+      request_counts: { total: 0, completed: 0, failed: 0 } as Counts,
+    };
+    if (b.invalid) {
+      if (now < b.createdMs + this.stepMs) return { ...base, status: "validating" };
+      return {
+        ...base,
+        status: "failed",
+        failed_at: at(b.createdMs + this.stepMs),
+        errors: { object: "list", data: [{ code: "invalid_request", message: b.invalid, line: null, param: null }] },
+      };
+    }
+    if (!b.final && b.cancelAtMs !== undefined) {
+      if (now < b.cancelAtMs + this.stepMs)
+        return { ...base, status: "cancelling", cancelling_at: at(b.cancelAtMs), request_counts: { total: b.total, completed: 0, failed: 0 } };
+      this.settle(b, "cancelled", 0);
+    }
+    const step = this.stepMs;
+    if (!b.final) {
+      if (now < b.createdMs + step) return { ...base, status: "validating" };
+      const progress = { total: b.total, completed: 0, failed: 0 };
+      if (now < b.createdMs + 2 * step) return { ...base, status: "in_progress", in_progress_at: at(b.createdMs + step), request_counts: progress };
+      if (b.expire) this.settle(b, "expired", Math.floor(b.total / 2));
+      else if (now < b.createdMs + 3 * step) return { ...base, status: "finalizing", in_progress_at: at(b.createdMs + step), request_counts: progress };
+      else this.settle(b, "completed", b.total);
+    }
+    const f = b.final!;
+    return {
+      ...base,
+      status: f.status,
+      [`${f.status === "cancelled" ? "cancelled" : f.status}_at`]: at(f.at),
+      output_file_id: f.output_file_id ?? null,
+      error_file_id: f.error_file_id ?? null,
+      request_counts: f.counts,
+    };
+  }
+
+  /** Answer the first `answered` lines (the rest expired or were cancelled), writing the output and error files. */
+  private settle(b: StoredBatch, status: "completed" | "expired" | "cancelled", answered: number): void {
+    const out: string[] = [];
+    const errs: string[] = [];
+    this.lines(b).forEach((line, i) => {
+      const reqId = `req_batch_${b.id}_${i}`;
+      if (i >= answered) {
+        if (status === "completed") return;
+        const code = status === "expired" ? "batch_expired" : "batch_cancelled";
+        errs.push(
+          JSON.stringify({
+            id: `batch_req_${i}`,
+            custom_id: line.custom_id,
+            response: null,
+            error: { code, message: `This request could not be executed before the batch ${status}.` },
+          }),
+        );
+        return;
+      }
+      const fault = this.takeFault(line.body);
+      if (fault?.kind) {
+        const body = this.answer(line.body, i);
+        const choice = body.choices[0];
+        if (fault.kind === "refusal") Object.assign(choice.message, { content: null, refusal: "I'm sorry, I can't help with that." });
+        else {
+          choice.message.content = "";
+          choice.finish_reason = fault.kind === "content_filter" ? "content_filter" : "stop";
+        }
+        out.push(JSON.stringify({ id: `batch_req_${i}`, custom_id: line.custom_id, response: { status_code: 200, request_id: reqId, body }, error: null }));
+        return;
+      }
+      if (fault) {
+        const st = fault.status ?? 500;
+        errs.push(
+          JSON.stringify({
+            id: `batch_req_${i}`,
+            custom_id: line.custom_id,
+            response: { status_code: st, request_id: reqId, body: errorOf(`Injected batch line fault (${st})`) },
+            error: null,
+          }),
+        );
+        return;
+      }
+      out.push(
+        JSON.stringify({
+          id: `batch_req_${i}`,
+          custom_id: line.custom_id,
+          response: { status_code: 200, request_id: reqId, body: this.answer(line.body, i) },
+          error: null,
+        }),
+      );
+    });
+    this.counts.linesAnswered += out.length;
+    this.counts.linesFailed += errs.filter((e) => JSON.parse(e).response).length;
+    const file = (lines: string[], kind: string) => {
+      if (!lines.length) return undefined;
+      const id = `file-test-${++this.seq}`;
+      this.files.set(id, {
+        id,
+        bytes: Buffer.from(`${lines.join("\n")}\n`),
+        filename: `${b.id}_${kind}.jsonl`,
+        purpose: "batch_output",
+        created_at: Math.floor(Date.now() / 1000),
+      });
+      return id;
+    };
+    b.final = {
+      status,
+      output_file_id: file(out, "output"),
+      error_file_id: file(errs, "error"),
+      counts: { total: b.total, completed: out.length, failed: errs.length },
+      at: Date.now(),
+    };
+  }
+
+  private takeFault(body: any): BatchLineFault | undefined {
+    const text = this.contentOf(body);
+    for (const f of this.lineFaults) {
+      if (f.remaining > 0 && text.includes(f.fault.match)) {
+        f.remaining--;
+        return f.fault;
+      }
+    }
+    return undefined;
+  }
+}
+
+function errorOf(message: string) {
+  return { error: { message, type: "invalid_request_error", param: null, code: null } };
+}
+
+/** The parts of a multipart/form-data body (enough of RFC 7578 for what the SDK sends). */
+function multipart(raw: Buffer, boundary: string): { name: string; filename?: string; data: Buffer }[] {
+  const parts: { name: string; filename?: string; data: Buffer }[] = [];
+  const delim = Buffer.from(`--${boundary}`);
+  let at = raw.indexOf(delim);
+  while (at !== -1) {
+    const start = at + delim.length;
+    if (raw.subarray(start, start + 2).toString() === "--") break;
+    const next = raw.indexOf(delim, start);
+    if (next === -1) break;
+    const part = raw.subarray(start + 2, next - 2);
+    const headEnd = part.indexOf("\r\n\r\n");
+    const head = part.subarray(0, headEnd).toString("utf8");
+    const name = /name="([^"]*)"/.exec(head)?.[1] ?? "";
+    const filename = /filename="([^"]*)"/.exec(head)?.[1];
+    parts.push({ name, filename, data: part.subarray(headEnd + 4) });
+    at = next;
+  }
+  return parts;
+}
