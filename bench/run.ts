@@ -138,7 +138,7 @@ function report(name: string, figure: string, ideal: string, ratio: number | und
 async function replicaRun(
   n: number,
   specs: { inFlight: number; latencyMs: number }[],
-): Promise<{ wallS: number; ideal: number; failed: number; figure: string }> {
+): Promise<{ wallS: number; phaseS: number; ideal: number; failed: number; figure: string }> {
   const servers = await Promise.all(specs.map((r) => startServer(["--latency", String(r.latencyMs), "--max-in-flight", String(r.inFlight)])));
   try {
     const d = await mkdtemp(join(tmpdir(), "synthbuild-bench-"));
@@ -167,6 +167,7 @@ async function replicaRun(
       const refused = stats.reduce((x, y) => x + y.refused429, 0);
       return {
         wallS: r.wallS,
+        phaseS: phase,
         ideal: n / specs.reduce((sum, x) => sum + (x.inFlight * 1000) / x.latencyMs, 0),
         failed,
         figure: `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), answers ${split}, ${failed} failed, ${refused} refused`,
@@ -491,9 +492,10 @@ try {
         `server allowing ${k} in flight, ${n} samples`,
         `${r.wallS.toFixed(2)} s (requests ${phase.toFixed(2)} s), ${failed} failed, ${s.refused429} refused`,
         `${ideal.toFixed(2)} s`,
-        ideal / r.wallS,
-        "≥ 0.90 of limit / latency",
-        ideal / r.wallS >= 0.9 && failed === 0,
+        // A throughput (limit / latency is a rate): over the request phase, not the process's start-up.
+        ideal / phase,
+        `≥ 0.90 of limit / latency (throughput over the requests; of the wall time ${(ideal / r.wallS).toFixed(2)})`,
+        ideal / phase >= 0.9 && failed === 0,
       );
     } finally {
       limited.stop();
@@ -514,17 +516,17 @@ try {
       `three replicas, ${n} samples`,
       three.figure,
       `${three.ideal.toFixed(2)} s`,
-      three.ideal / three.wallS,
-      "≥ 0.90 of the sum of the replicas' limit / latency",
-      three.ideal / three.wallS >= 0.9 && three.failed === 0,
+      three.ideal / three.phaseS,
+      `≥ 0.90 of the sum of the replicas' limit / latency (throughput over the requests; of the wall time ${(three.ideal / three.wallS).toFixed(2)})`,
+      three.ideal / three.phaseS >= 0.9 && three.failed === 0,
     );
     const one = await replicaRun(n, [{ inFlight: 16, latencyMs: 160 }]);
     report(
       `one endpoint of the same capacity, ${n} samples`,
       one.figure,
       `${one.ideal.toFixed(2)} s`,
-      one.ideal / one.wallS,
-      "for comparison: the replicas' ratio should be no lower",
+      one.ideal / one.phaseS,
+      `for comparison: the replicas' ratio should be no lower (of the wall time ${(one.ideal / one.wallS).toFixed(2)})`,
       one.failed === 0,
     );
   }
