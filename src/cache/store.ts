@@ -1,11 +1,18 @@
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, unlink as unlinkCallback, writeFile as writeFileCallback, writeFileSync } from "node:fs";
 import { link, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { SynthbuildError, UsageError } from "../errors.js";
 import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
 import { hash128 } from "../util/hash.js";
 import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
+
+// An answer is stored as a temp file, a link and an unlink, once per request. Through the callback
+// API: fs/promises opens a FileHandle for each, which cost Node 20 about half a millisecond of
+// main-thread CPU an answer (a cold build of 6,561 requests: 3.2 s in openFileHandle alone).
+const writeTemp = promisify(writeFileCallback);
+const unlinkTemp = (path: string) => promisify(unlinkCallback)(path).catch(() => {});
 
 /**
  * 1: one JSON object.
@@ -240,7 +247,7 @@ export class Cache {
       // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
       // never a wrong answer.
       if (this.project !== undefined && entry.project === undefined) entry = { ...entry, project: this.project };
-      await writeFile(tmp, serializeEntry(entry));
+      await writeTemp(tmp, serializeEntry(entry));
       const stored = await this.claim(tmp, path, entry);
       this.known?.add(entry.key);
       return stored;
@@ -260,7 +267,7 @@ export class Cache {
   private async claim(tmp: string, path: string, entry: CacheEntry): Promise<CacheEntry> {
     try {
       await link(tmp, path);
-      await rm(tmp, { force: true });
+      await unlinkTemp(tmp);
       return entry;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
