@@ -123,6 +123,16 @@ test("ipog on 300 random small spaces: only allowed combinations, every allowed 
   }
 });
 
+test("ipog over a single dimension: every value is a row (a row holding no pair is never dropped as spare)", async () => {
+  const m = await manifest("  a: [x, y, z]", "{ mode: pairwise }");
+  assert.deepEqual(
+    ipog(m, m.seed)
+      .map((r) => r.values.map((v) => v.key).join())
+      .sort(),
+    ["x", "y", "z"],
+  );
+});
+
 test("ipog: 30 dimensions × 30 values in seconds, every pair covered, a few times the lower bound of 900 rows", async () => {
   const dims = Array.from({ length: 30 }, (_, i) => `  d${i}: [${Array.from({ length: 30 }, (_, j) => `v${j}`).join(", ")}]`).join("\n");
   const m = await manifest(dims, "{ mode: pairwise }");
