@@ -2,7 +2,7 @@ import type { ModelConfig } from "../manifest/types.js";
 import { EndpointRefused, NoResponse, type Provider, RequestError } from "../providers/types.js";
 import { displayUrl } from "../util/redact.js";
 import type { Breaker } from "./breaker.js";
-import type { Scheduler } from "./scheduler.js";
+import { Diverted, type Route, type Scheduler } from "./scheduler.js";
 
 /**
  * A replica that failed `failures` attempts in a row is left out for `afterMs`, then one request
@@ -152,6 +152,29 @@ export class ReplicaSet {
         else this.waiting.push(w);
       });
       woken = true;
+    }
+  }
+
+  /**
+   * Send one request, moved between replicas as `divert` says (`may`: whether it may still move).
+   * What it carries from one replica to the next are its attempts and the failures counted against
+   * its retries: a request whose replicas fail by turns fails after its retries, as at one endpoint.
+   */
+  async route<T>(run: (r: Replica, route: Route | undefined) => Promise<T>, may: () => boolean = () => true): Promise<T> {
+    const tried = new Set<Replica>();
+    let attempts: RequestError[] = [];
+    let counted = 0;
+    for (;;) {
+      try {
+        return await this.send(tried, (r) => {
+          tried.add(r);
+          return run(r, this.many ? { attempts, counted, divert: (e) => may() && this.divert(r, e, tried, Date.now()) } : undefined);
+        });
+      } catch (err) {
+        if (!(err instanceof Diverted)) throw err;
+        attempts = err.attempts;
+        counted = err.counted;
+      }
     }
   }
 
