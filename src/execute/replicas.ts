@@ -50,9 +50,22 @@ export class ReplicaHealth {
     return this.refused !== undefined || this.down;
   }
 
-  /** A request was routed here: after its time out, it is the probe. */
-  chosen(now: number): void {
-    if (this.outUntil !== undefined && now >= this.outUntil) this.probing = true;
+  /** Which probe `probing` is: a probe that ends late never clears a later one's. */
+  private probe = 0;
+
+  /** A request was routed here: after its time out, it is the probe. Returns the probe's number (0: not the probe). */
+  chosen(now: number): number {
+    if (this.outUntil === undefined || now < this.outUntil) return 0;
+    this.probing = true;
+    return ++this.probe;
+  }
+
+  /**
+   * Probe `n`'s request is over. One that never reached the replica (held back by --max-cost, the
+   * build stopping, an abort) found nothing out: the next request is the probe, as if it were due.
+   */
+  probeEnded(n: number): void {
+    if (n === this.probe) this.probing = false;
   }
 
   /** Any response that is not a failure of the replica's: it is there. True if it had been out. */
@@ -140,8 +153,10 @@ export class ReplicaSet {
       const now = Date.now();
       const r = this.choose(tried, now);
       if (!this.many || r.scheduler.load < 1) {
-        r.health.chosen(now);
-        return run(r);
+        const probe = r.health.chosen(now);
+        if (!probe) return run(r);
+        // A probe that went out and failed or was answered has already said so (failed(), responded()).
+        return run(r).finally(() => r.health.probeEnded(probe));
       }
       if (this.signal?.aborted) throw new RequestError("aborted", false);
       // A slot this request may not take (at a replica it has tried) is passed on to the next.

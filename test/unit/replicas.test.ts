@@ -204,6 +204,29 @@ test("two replicas failing 503 by turns: a request fails after its retries, not 
   assert.ok(sent <= 5, `${sent} attempts sent`);
 });
 
+test("a probe whose request never goes out (held back, the build stopping) leaves the replica due for the next probe", async () => {
+  const a: Replica = { ...replica("http://a", 2), health: new ReplicaHealth("http://a", { failures: 1, afterMs: 1, maxMs: 1 }) };
+  const set = new ReplicaSet([a]);
+  a.health.failed(Date.now());
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(a.health.usable(Date.now()), true, "due for its probe");
+  // The probe's request ends before any attempt is sent.
+  await assert.rejects(
+    set.send(new Set(), () => Promise.reject(new RequestError("held back by --max-cost", false))),
+    /held back/,
+  );
+  assert.equal(a.health.usable(Date.now()), true, "no probe is under way: the next request is it");
+  // A probe that ends late does not clear a later one.
+  const first = a.health.chosen(Date.now());
+  a.health.failed(Date.now());
+  await new Promise((r) => setTimeout(r, 5));
+  const second = a.health.chosen(Date.now());
+  a.health.probeEnded(first);
+  assert.equal(a.health.usable(Date.now()), false, "the second probe is still under way");
+  a.health.probeEnded(second);
+  assert.equal(a.health.usable(Date.now()), true);
+});
+
 test("every replica busy: a request waits for the first slot to free anywhere, not in one replica's queue", async () => {
   const [a, b] = [replica("http://a", 1), replica("http://b", 1)];
   const set = new ReplicaSet([a, b]);
