@@ -267,8 +267,6 @@ describe("model.endpoints: replicas", { concurrency: false }, () => {
       assert.equal(r.status, 0, r.stderr);
       assert.equal(ss[0]!.batches.counts.batchesCreated, 1, "the batch went to the first replica, with its key");
       assert.equal(ss[1]!.batches.counts.batchesCreated, 0);
-      const status = await runCli(["status", "--json"], p.dir, { OPENAI_API_KEY: KEY, OTHER_KEY: other }, 30_000);
-      assert.equal(status.status, 0, status.stderr);
     } finally {
       await closeAll(ss);
       await p.remove();
