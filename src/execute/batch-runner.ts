@@ -312,7 +312,13 @@ export class BatchRunner {
       } catch (err) {
         if (this.signal.aborted) return undefined;
         if (err instanceof EndpointRefused) {
-          const e = endpointError(err.problem, this.resolver.redact(`${err.message} (the Batch API: model.mode ${step.model.mode})`), step);
+          const e = endpointError(
+            err.problem,
+            this.resolver.redact(`${err.message} (the Batch API: model.mode ${step.model.mode})`),
+            step,
+            undefined,
+            this.pool.batchConfig(step),
+          );
           this.resolver.stopWith(e);
           throw e;
         }

@@ -1,5 +1,5 @@
 import { EndpointError } from "../errors.js";
-import type { GenerateStep } from "../manifest/types.js";
+import type { GenerateStep, ModelConfig } from "../manifest/types.js";
 import type { EndpointProblem } from "../providers/types.js";
 import { displayUrl } from "../util/redact.js";
 
@@ -16,16 +16,22 @@ const STOPPED = "the build stopped: no request was started after this; answers r
  * One message for an answer that concerns the whole endpoint: what happened, to which endpoint
  * and model, and what to do. `detail` is the endpoint's own words (already redacted).
  */
-export function endpointError(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, where?: string): EndpointError {
+export function endpointError(
+  problem: EndpointProblem | "unreachable" | "no-answer",
+  detail: string,
+  step: GenerateStep,
+  where?: string,
+  cfg: ModelConfig = step.model,
+): EndpointError {
   // `where`: the replicas, when a step spreads its requests over several (all of them lost).
   const url = where ?? endpointOf(step);
   const model = step.model.name;
-  const [what, hint] = describe(problem, detail, step, url);
+  // `cfg`: the replica that answered, whose own key variable the hint names.
+  const [what, hint] = describe(problem, detail, step, url, cfg.apiKeyEnv);
   return new EndpointError(`${what}\n  endpoint ${url}, model ${model}, step '${step.id}'\n  ${STOPPED}`, hint, problem, url, model, step.id);
 }
 
-function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, url: string): [string, string] {
-  const key = step.model.apiKeyEnv;
+function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, url: string, key: string): [string, string] {
   switch (problem) {
     case "auth":
       return [`the endpoint rejected the API key (${detail})`, `check ${key}: it must hold a key that ${url} accepts`];

@@ -67,13 +67,7 @@ export class ProviderPool {
   replicasFor(step: GenerateStep): ReplicaSet {
     let set = this.sets.get(step);
     if (set) return set;
-    const m = step.model;
-    const offline = this.opts.offline || m.provider === "echo";
-    const cfgs: ModelConfig[] =
-      offline || !m.replicas
-        ? [m]
-        : m.replicas.map((r) => ({ ...m, baseUrl: r.baseUrl, concurrency: r.concurrency, rpm: r.rpm, tpm: r.tpm, apiKeyEnv: r.apiKeyEnv, headers: r.headers }));
-    const replicas = cfgs.map((cfg): Replica => {
+    const replicas = this.replicaConfigs(step).map((cfg): Replica => {
       const url = cfg.baseUrl || OPENAI_URL;
       // Per model and key too: a replica refusing one model, or one key, may serve another step's.
       const id = canonicalJson({ u: url, m: cfg.name, k: cfg.apiKeyEnv });
@@ -83,6 +77,23 @@ export class ProviderPool {
     });
     this.sets.set(step, (set = new ReplicaSet(replicas, this.schedulerSignal)));
     return set;
+  }
+
+  /** Each replica's config: the step's model with the replica's address, limits, key and headers. */
+  private replicaConfigs(step: GenerateStep): ModelConfig[] {
+    const m = step.model;
+    const offline = this.opts.offline || m.provider === "echo";
+    return offline || !m.replicas
+      ? [m]
+      : m.replicas.map((r) => ({ ...m, baseUrl: r.baseUrl, concurrency: r.concurrency, rpm: r.rpm, tpm: r.tpm, apiKeyEnv: r.apiKeyEnv, headers: r.headers }));
+  }
+
+  /**
+   * The endpoint a step's Batch API calls go to: its first replica, with that replica's own key
+   * and headers (never the model-level key, meant for another host).
+   */
+  batchConfig(step: GenerateStep): ModelConfig {
+    return this.replicaConfigs(step)[0]!;
   }
 
   /** Answers per replica, for the summary: only when some step spreads its requests over several. */
@@ -110,7 +121,7 @@ export class ProviderPool {
 
   /** The Batch API client of a step's endpoint (one per endpoint, as for direct requests; its key looked up the same way). */
   batchesFor(step: GenerateStep): Promise<OpenAIBatches> {
-    const cfg = step.model;
+    const cfg = this.batchConfig(step);
     const id = canonicalJson({ p: cfg.provider, u: cfg.baseUrl, k: cfg.apiKeyEnv, h: cfg.headers, t: cfg.timeoutS });
     let p = this.batchClients.get(id);
     if (!p) {

@@ -2,7 +2,7 @@ import type { ModelConfig } from "../manifest/types.js";
 import { EndpointRefused, NoResponse, type Provider, RequestError } from "../providers/types.js";
 import { displayUrl } from "../util/redact.js";
 import type { Breaker } from "./breaker.js";
-import type { Scheduler } from "./scheduler.js";
+import { Diverted, type Route, type Scheduler } from "./scheduler.js";
 
 /**
  * A replica that failed `failures` attempts in a row is left out for `afterMs`, then one request
@@ -50,9 +50,22 @@ export class ReplicaHealth {
     return this.refused !== undefined || this.down;
   }
 
-  /** A request was routed here: after its time out, it is the probe. */
-  chosen(now: number): void {
-    if (this.outUntil !== undefined && now >= this.outUntil) this.probing = true;
+  /** Which probe `probing` is: a probe that ends late never clears a later one's. */
+  private probe = 0;
+
+  /** A request was routed here: after its time out, it is the probe. Returns the probe's number (0: not the probe). */
+  chosen(now: number): number {
+    if (this.outUntil === undefined || now < this.outUntil) return 0;
+    this.probing = true;
+    return ++this.probe;
+  }
+
+  /**
+   * Probe `n`'s request is over. One that never reached the replica (held back by --max-cost, the
+   * build stopping, an abort) found nothing out: the next request is the probe, as if it were due.
+   */
+  probeEnded(n: number): void {
+    if (n === this.probe) this.probing = false;
   }
 
   /** Any response that is not a failure of the replica's: it is there. True if it had been out. */
@@ -140,8 +153,10 @@ export class ReplicaSet {
       const now = Date.now();
       const r = this.choose(tried, now);
       if (!this.many || r.scheduler.load < 1) {
-        r.health.chosen(now);
-        return run(r);
+        const probe = r.health.chosen(now);
+        if (!probe) return run(r);
+        // A probe that went out and failed or was answered has already said so (failed(), responded()).
+        return run(r).finally(() => r.health.probeEnded(probe));
       }
       if (this.signal?.aborted) throw new RequestError("aborted", false);
       // A slot this request may not take (at a replica it has tried) is passed on to the next.
@@ -152,6 +167,29 @@ export class ReplicaSet {
         else this.waiting.push(w);
       });
       woken = true;
+    }
+  }
+
+  /**
+   * Send one request, moved between replicas as `divert` says (`may`: whether it may still move).
+   * What it carries from one replica to the next are its attempts and the failures counted against
+   * its retries: a request whose replicas fail by turns fails after its retries, as at one endpoint.
+   */
+  async route<T>(run: (r: Replica, route: Route | undefined) => Promise<T>, may: () => boolean = () => true): Promise<T> {
+    const tried = new Set<Replica>();
+    let attempts: RequestError[] = [];
+    let counted = 0;
+    for (;;) {
+      try {
+        return await this.send(tried, (r) => {
+          tried.add(r);
+          return run(r, this.many ? { attempts, counted, divert: (e) => may() && this.divert(r, e, tried, Date.now()) } : undefined);
+        });
+      } catch (err) {
+        if (!(err instanceof Diverted)) throw err;
+        attempts = err.attempts;
+        counted = err.counted;
+      }
     }
   }
 

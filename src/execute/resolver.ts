@@ -13,7 +13,7 @@ import { endpointError } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import { type Replica, ReplicaOut, type ReplicaSet, replicaFailure } from "./replicas.js";
-import { Diverted, RetriesExhausted } from "./scheduler.js";
+import { RetriesExhausted } from "./scheduler.js";
 import { TimeBudget } from "./time-budget.js";
 
 /** With `on_empty: retry`, an empty answer in the cache is no answer: it is requested again. */
@@ -234,26 +234,17 @@ export class BuildResolver implements Resolver {
       return a;
     };
     try {
-      const tried = new Set<Replica>();
-      let before: RequestError[] = [];
-      for (;;) {
-        try {
-          answer = await set.send(tried, (r) => {
-            tried.add(r);
-            return r.scheduler.run(
-              attempt(r),
-              this.estimate(req),
-              (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
-              (a) => a.limits,
-              set.many ? { attempts: before, divert: (e) => !this.stopped && set.divert(r, e, tried, Date.now()) } : undefined,
-            );
-          });
-          break;
-        } catch (err) {
-          if (!(err instanceof Diverted)) throw err;
-          before = err.attempts;
-        }
-      }
+      answer = await set.route(
+        (r, route) =>
+          r.scheduler.run(
+            attempt(r),
+            this.estimate(req),
+            (a) => (a.usage ? a.usage.input + a.usage.output : undefined),
+            (a) => a.limits,
+            route,
+          ),
+        () => !this.stopped,
+      );
     } catch (err) {
       landed();
       // The budget ran out before a retry: the sample waits for the next build, like one never sent.
@@ -360,10 +351,10 @@ export class BuildResolver implements Resolver {
       // Said once: the requests already on their way there are refused too.
       const first = !h.refused;
       h.refused ??= e;
-      if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined));
+      if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined, r.cfg));
       else if (first)
         this.events.onWarn?.(
-          `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown).message.split("\n")[0]}; the other replicas take its requests`,
+          `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown, r.cfg).message.split("\n")[0]}; the other replicas take its requests`,
         );
       return;
     }

@@ -38,11 +38,16 @@ export class RetriesExhausted extends Error {
 export interface Route {
   divert(err: RequestError): boolean;
   readonly attempts: readonly RequestError[];
+  /** The failures counted against `retries` at the replicas tried before: a request's retries are its own, wherever it goes. */
+  readonly counted?: number;
 }
 
 /** The request left this scheduler for another replica's (see `Route`). */
 export class Diverted extends Error {
-  constructor(readonly attempts: RequestError[]) {
+  constructor(
+    readonly attempts: RequestError[],
+    readonly counted = 0,
+  ) {
     super("diverted to another replica");
   }
 }
@@ -115,7 +120,7 @@ export class Scheduler {
     route?: Route,
   ): Promise<T> {
     const attempts: RequestError[] = [...(route?.attempts ?? [])];
-    let counted = 0;
+    let counted = route?.counted ?? 0;
     let retry = false;
     for (;;) {
       await this.acquire(retry);
@@ -140,7 +145,7 @@ export class Scheduler {
       const refused = err.status === 429;
       if (route?.divert(err)) {
         if (refused) this.refused(err, attempt, counted);
-        throw new Diverted(attempts);
+        throw new Diverted(attempts, counted);
       }
       if (!err.retryable) throw new RetriesExhausted(attempts);
       const now = Date.now();

@@ -35,6 +35,8 @@ export class Constraints {
   private readonly rules: { dim: number; ok: Uint8Array }[][];
   private readonly rulesOf: number[][];
   private readonly searchOrder: number[];
+  /** The dimensions a rule, or a conditional's parent or child, ties each dimension to. */
+  private readonly neighbours: number[][];
   private readonly memo = new Map<string, boolean>();
   private probe?: Row;
 
@@ -70,6 +72,13 @@ export class Constraints {
     });
     this.constrained = dims.map((_, i) => this.parent[i]! >= 0 || this.children[i]!.length > 0 || this.rulesOf[i]!.length > 0);
     this.searchOrder = dims.map((_, i) => i).filter((i) => this.constrained[i]);
+    this.neighbours = dims.map((_, d) => {
+      const tied = new Set<number>(this.children[d]);
+      if (this.parent[d]! >= 0) tied.add(this.parent[d]!);
+      for (const k of this.rulesOf[d]!) for (const { dim } of this.rules[k]!) tied.add(dim);
+      tied.delete(d);
+      return [...tied].sort((x, y) => x - y);
+    });
   }
 
   /** Whether some allowed combination holds value a of dimension i and value b of dimension j. */
@@ -136,16 +145,43 @@ export class Constraints {
     for (let j = 0; j < size; j++) {
       const k = (s + j) % size;
       row[d] = list ? list[k]! : k;
-      if (this.fits(row, d) && this.search(row, at + 1, start)) return true;
+      if (this.fits(row, d) && this.ahead(row, d) && this.search(row, at + 1, start)) return true;
     }
     row[d] = OPEN;
     return false;
   }
 
-  /** Every rule over chosen values holds (for a row given from outside, with any dimensions chosen). */
+  /**
+   * Every rule over chosen values holds (for a row given from outside, with any dimensions
+   * chosen), and each open constrained dimension still has a value that fits.
+   */
   private consistent(row: Row): boolean {
     for (let d = 0; d < row.length; d++) if (row[d]! >= 0 && !this.fits(row, d)) return false;
+    for (const d of this.searchOrder) if (row[d]! < 0 && !this.supported(row, d)) return false;
     return true;
+  }
+
+  /**
+   * Forward checking: once d is chosen, each open dimension tied to it still has a value that
+   * fits. A pair that a later dimension makes impossible is then a dead end at once, not after
+   * every combination of the constrained dimensions declared between.
+   */
+  private ahead(row: Row, d: number): boolean {
+    for (const e of this.neighbours[d]!) if (row[e]! < 0 && !this.supported(row, e)) return false;
+    return true;
+  }
+
+  /** Whether some value of the open dimension e fits `row` as far as it is chosen (e is left open). */
+  private supported(row: Row, e: number): boolean {
+    const list = this.choices(e, row);
+    const size = list ? list.length : this.sizes[e]!;
+    let ok = false;
+    for (let j = 0; j < size && !ok; j++) {
+      row[e] = list ? list[j]! : j;
+      ok = this.fits(row, e);
+    }
+    row[e] = OPEN;
+    return ok;
   }
 
   /** The rules that name dimension d hold, as far as `row` has chosen. */

@@ -171,7 +171,9 @@ function finish(c: Constraints, rows: Row[], pref: number[][]): Combination[] {
   };
   for (const r of rows) each(r, (p) => times[p]!++);
   const keep = rows.map(() => true);
-  for (let n = rows.length - 1; n >= 0; n--) {
+  // Under two dimensions a row holds no pair, and so none is spare: each row is the only one
+  // holding its value, and is kept.
+  for (let n = k < 2 ? -1 : rows.length - 1; n >= 0; n--) {
     let spare = true;
     each(rows[n]!, (p) => {
       if (times[p]! < 2) spare = false;

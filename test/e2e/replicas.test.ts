@@ -21,7 +21,7 @@ interface Entry {
   extra?: string;
 }
 
-function manifest(o: { samples: number; endpoints: Entry[]; endpointId?: string | null; concurrency?: number; retries?: number }): string {
+function manifest(o: { samples: number; endpoints: Entry[]; endpointId?: string | null; concurrency?: number; retries?: number; mode?: string }): string {
   const items = Array.from({ length: o.samples }, (_, i) => item(i)).join(", ");
   const ep = o.endpoints.map((e) =>
     e.concurrency || e.extra
@@ -42,6 +42,7 @@ function manifest(o: { samples: number; endpoints: Entry[]; endpointId?: string 
     `  concurrency: ${o.concurrency ?? 2}`,
     `  retries: ${o.retries ?? 6}`,
     "  timeout_s: 10",
+    ...(o.mode ? [`  mode: ${o.mode}`] : []),
     "dimensions:",
     `  item: [${items}]`,
     "steps:",
@@ -244,6 +245,44 @@ describe("model.endpoints: replicas", { concurrency: false }, () => {
       assert.ok(ss[1]!.requests.every((q) => q.headers["x-replica"] === "two"));
       assert.ok(ss[0]!.requests.every((q) => q.headers["x-replica"] === undefined));
       for (const [path, text] of Object.entries(await allFiles(p.dir))) assert.ok(!text.includes(other), `the replica's key is in ${path}`);
+    } finally {
+      await closeAll(ss);
+      await p.remove();
+    }
+  });
+
+  test("mode: batch over replicas: the Batch API is sent the first replica's own key, never OPENAI_API_KEY", { timeout: 30_000 }, async () => {
+    const other = "sk-test-OTHERKEY9876543210zyxwvu";
+    // The first replica takes only its own key (a 401 for any other, the Files and Batches APIs too).
+    const ss = await servers([{ apiKey: other, batchStepMs: 20 }, { apiKey: KEY }]);
+    const p = await TempProject.create({
+      "dataset.yaml": manifest({
+        samples: 4,
+        mode: "batch",
+        endpoints: [{ url: ss[0]!.baseURL, extra: "api_key_env: OTHER_KEY" }, { url: ss[1]!.baseURL }],
+      }),
+    });
+    try {
+      const r = await runCli(["build", "--json"], p.dir, { OPENAI_API_KEY: KEY, OTHER_KEY: other, SYNTHBUILD_BATCH_POLL_MS: "20" }, 30_000);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(ss[0]!.batches.counts.batchesCreated, 1, "the batch went to the first replica, with its key");
+      assert.equal(ss[1]!.batches.counts.batchesCreated, 0);
+    } finally {
+      await closeAll(ss);
+      await p.remove();
+    }
+  });
+
+  test("replicas refusing the key: the hint names the replicas' own api_key_env", { timeout: 30_000 }, async () => {
+    const ss = await servers([{ apiKey: "sk-other-1" }, { apiKey: "sk-other-2" }]);
+    const p = await TempProject.create({
+      "dataset.yaml": manifest({ samples: 4, endpoints: ss.map((s) => ({ url: s.baseURL, extra: "api_key_env: OTHER_KEY" })) }),
+    });
+    try {
+      const r = await build(p, { OTHER_KEY: "sk-wrong" });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /check OTHER_KEY/);
+      assert.doesNotMatch(r.stderr, /OPENAI_API_KEY/);
     } finally {
       await closeAll(ss);
       await p.remove();

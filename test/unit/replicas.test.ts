@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Breaker } from "../../src/execute/breaker.js";
-import { type Replica, ReplicaHealth, ReplicaSet } from "../../src/execute/replicas.js";
-import { Diverted, Scheduler } from "../../src/execute/scheduler.js";
+import { type Replica, ReplicaHealth, ReplicaOut, ReplicaSet } from "../../src/execute/replicas.js";
+import { Diverted, RetriesExhausted, Scheduler } from "../../src/execute/scheduler.js";
 import { parseManifest } from "../../src/manifest/load.js";
 import type { GenerateStep, ModelConfig } from "../../src/manifest/types.js";
 import type { Provider } from "../../src/providers/types.js";
@@ -175,6 +175,56 @@ test("the scheduler's way out: a diverted request carries its attempts, and a di
   );
   assert.equal(s.effectiveConcurrency, 3);
   assert.equal(s.load, 0, "its slot given back");
+});
+
+test("two replicas failing 503 by turns: a request fails after its retries, not moving between them without end", async () => {
+  const signal = new AbortController().signal;
+  const flapping = (url: string): Replica => ({
+    ...replica(url, 2, signal),
+    scheduler: new Scheduler({ concurrency: 2, retries: 3, signal, backoffMs: 1, maxBackoffMs: 2 }),
+    // Out after 2 failures, back 3 ms later: each goes out while the other comes back.
+    health: new ReplicaHealth(url, { failures: 2, afterMs: 3, maxMs: 3 }),
+  });
+  const [a, b] = [flapping("http://a"), flapping("http://b")];
+  const set = new ReplicaSet([a, b]);
+  let sent = 0;
+  // As the resolver's attempt: a request queued at a replica gone out moves on unsent; a 503 is the replica's failure.
+  const attempt = (r: Replica) => async (): Promise<never> => {
+    if (r.health.isOut(Date.now()) && set.hasAlternative(r, Date.now())) throw new ReplicaOut();
+    if (++sent > 100) throw new RequestError("unbounded: 100 attempts sent", false);
+    await new Promise((res) => setTimeout(res, 2));
+    r.health.failed(Date.now());
+    throw new RequestError("HTTP 503", true, 503);
+  };
+  await assert.rejects(
+    set.route((r, route) => r.scheduler.run(attempt(r), 0, undefined, undefined, route)),
+    (e: unknown) => e instanceof RetriesExhausted && e.message.includes("HTTP 503"),
+  );
+  // retries: 3 counted over both replicas, and one uncounted move to the untried one.
+  assert.ok(sent <= 5, `${sent} attempts sent`);
+});
+
+test("a probe whose request never goes out (held back, the build stopping) leaves the replica due for the next probe", async () => {
+  const a: Replica = { ...replica("http://a", 2), health: new ReplicaHealth("http://a", { failures: 1, afterMs: 1, maxMs: 1 }) };
+  const set = new ReplicaSet([a]);
+  a.health.failed(Date.now());
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(a.health.usable(Date.now()), true, "due for its probe");
+  // The probe's request ends before any attempt is sent.
+  await assert.rejects(
+    set.send(new Set(), () => Promise.reject(new RequestError("held back by --max-cost", false))),
+    /held back/,
+  );
+  assert.equal(a.health.usable(Date.now()), true, "no probe is under way: the next request is it");
+  // A probe that ends late does not clear a later one.
+  const first = a.health.chosen(Date.now());
+  a.health.failed(Date.now());
+  await new Promise((r) => setTimeout(r, 5));
+  const second = a.health.chosen(Date.now());
+  a.health.probeEnded(first);
+  assert.equal(a.health.usable(Date.now()), false, "the second probe is still under way");
+  a.health.probeEnded(second);
+  assert.equal(a.health.usable(Date.now()), true);
 });
 
 test("every replica busy: a request waits for the first slot to free anywhere, not in one replica's queue", async () => {

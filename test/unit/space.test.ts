@@ -123,6 +123,35 @@ test("ipog on 300 random small spaces: only allowed combinations, every allowed 
   }
 });
 
+test("ipog: a pair only a later dimension rules out is found impossible at once, not after every combination of the dimensions between", async () => {
+  const V = 12;
+  const vals = (p: string) => `[${Array.from({ length: V }, (_, i) => `${p}${i}`).join(", ")}]`;
+  const middle = Array.from({ length: 6 }, (_, i) => `m${i}`);
+  const dims = [`  a: ${vals("a")}`, `  b: ${vals("b")}`, ...middle.map((d) => `  ${d}: ${vals(d)}`), "  t: [t0, t1]"].join("\n");
+  // (a0 or a2, b0 or b3) has no t; each middle dimension has a rule that rules out little.
+  const rules = ["{ a: [a0, a2], t: t0 }", "{ b: [b0, b3], t: t1 }", ...middle.map((d) => `{ ${d}: ${d}1, a: a1, b: b1 }`)];
+  const m = await manifest(dims, `{ mode: pairwise, exclude: [${rules.join(", ")}] }`);
+  const started = performance.now();
+  const rows = ipog(m, m.seed);
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok(seconds < 2, `${seconds.toFixed(1)} s`);
+  assert.ok(rows.length >= V * V - 4, `${rows.length} rows`);
+  for (const r of rows) {
+    const [a, b] = [r.values[0]!.key, r.values[1]!.key];
+    assert.ok(!(["a0", "a2"].includes(a) && ["b0", "b3"].includes(b)), `${a}, ${b} has no allowed t`);
+  }
+});
+
+test("ipog over a single dimension: every value is a row (a row holding no pair is never dropped as spare)", async () => {
+  const m = await manifest("  a: [x, y, z]", "{ mode: pairwise }");
+  assert.deepEqual(
+    ipog(m, m.seed)
+      .map((r) => r.values.map((v) => v.key).join())
+      .sort(),
+    ["x", "y", "z"],
+  );
+});
+
 test("ipog: 30 dimensions × 30 values in seconds, every pair covered, a few times the lower bound of 900 rows", async () => {
   const dims = Array.from({ length: 30 }, (_, i) => `  d${i}: [${Array.from({ length: 30 }, (_, j) => `v${j}`).join(", ")}]`).join("\n");
   const m = await manifest(dims, "{ mode: pairwise }");
