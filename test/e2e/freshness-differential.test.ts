@@ -149,7 +149,7 @@ test("the stamp, decide() and a full re-derivation agree after random user edits
     let stampHeld = 0;
     let stale = 0;
     const history: string[] = [];
-    for (let i = 0; i < Number(process.env.DIFF_STEPS ?? 25); i++) {
+    for (let i = 0; i < Number(process.env.DIFF_STEPS ?? 20); i++) {
       const [name, edit] = pick(edits);
       await edit();
       history.push(name);
