@@ -218,7 +218,17 @@ export class BatchRunner {
     };
     await writeBatchRecord(this.cacheDir, rec);
     (await this.loaded()).push(rec);
-    const view = await this.endpoint(step, () => client.create(fileId, { synthbuild_step: step.id }, like, this.signal));
+    // A create whose answer was lost (a 502, a reset) may have made the batch all the same: a
+    // retry first asks the endpoint's list for a batch over this input file, never makes a second.
+    let tried = false;
+    const view = await this.endpoint(step, async () => {
+      if (tried) {
+        const found = await client.findByInput(fileId, this.signal);
+        if (found) return found;
+      }
+      tried = true;
+      return client.create(fileId, { synthbuild_step: step.id }, like, this.signal);
+    });
     if (!view) return rec;
     rec.batch_id = view.id;
     await writeBatchRecord(this.cacheDir, rec);
