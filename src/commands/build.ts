@@ -219,6 +219,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       },
       m.steps.some((s) => s.kind === "generate" && (s.model.tpm || s.model.replicas?.some((r) => r.tpm))) && !offline ? await loadTokenCounter() : undefined,
     );
+    // What a segment's requests can start with: this shard's samples, within --limit.
+    const admit = (pending: PendingRun[]) => {
+      const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
+      return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
+    };
     const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
     const batching: Batching = {
       mayBatch: (from, end) => m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
@@ -228,9 +233,11 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           runner,
           batchedSteps(
             m.steps.slice(0, end),
+            // Only what this build's admission lets start counts, as in plan: --limit 3 of 30
+            // requests is 3 requests, not 30, whatever batch_above says.
             requestsByStep(
               m.steps,
-              pending.map((p) => p.cursor),
+              admit(pending).map((p) => p.cursor),
               end,
             ),
             offline,
@@ -248,11 +255,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     try {
       const width = Math.max(256, maxConcurrency * 4);
       const providerOverride = offline ? ("echo" as const) : undefined;
-      // What a segment's requests can start with: this shard's samples, within --limit.
-      const admit = (pending: PendingRun[]) => {
-        const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
-        return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
-      };
       const walkOnce = async () => {
         // With a dedupe before a generate step, a segment's scan would announce only its own
         // requests and the total would grow at the next; the forecast counts them all up front.

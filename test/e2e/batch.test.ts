@@ -155,4 +155,16 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.ok(spent > 0);
     assert.ok(Math.abs(spent - JSON.parse(d.stdout).cost_usd / 2) < 1e-6, `a batch build spends half: ${spent} vs ${JSON.parse(d.stdout).cost_usd}`);
   });
+
+  test("mode: auto with --limit: plan and build count the same requests (only what --limit admits) and agree on direct", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 30, mode: "auto", batchAbove: 10 }) });
+    const plan = JSON.parse((await runCli(["plan", "--limit", "3", "--json"], p.dir, env)).stdout);
+    assert.equal(plan.steps[0].batch, undefined, "3 requests, not above 10: direct");
+    const b = await runCli(["build", "--limit", "3", "--json"], p.dir, env);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 0, "no batch for 3 requests");
+    assert.equal(chatRequests(s), 3);
+  });
 });
