@@ -35,4 +35,35 @@ describe("batch mode: faults of the Batches API calls", () => {
     assert.equal(chatRequests(s), 0);
     assert.deepEqual(await batchFiles(p), []);
   });
+
+  test("a retry-after on a poll is heeded only up to the longest poll wait (retry-after: 86400 never sleeps a day)", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL, SYNTHBUILD_BATCH_MAX_POLL_MS: "200" };
+    s.batches.failCalls({ call: "retrieve", status: 429, retryAfter: 86400 });
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const t0 = Date.now();
+    const r = await runCli(["build", "--json"], p.dir, env, 10_000);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Date.now() - t0 < 8000);
+    assert.equal(JSON.parse(r.stdout).outputs[0].rows, 3);
+    assert.equal(s.batches.counts.batchesCreated, 1);
+  });
+
+  test("a batch still pending past the give-up time: the build stops waiting, fails nothing, keeps the record; the next build collects it", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, { ...env, SYNTHBUILD_BATCH_GIVE_UP_MS: "300" });
+    assert.match(r.stderr, /batch batch_test_\d+ \(step 'outline'\) is still \w+ after .*the next build resumes the batch/);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 0, "no sample failed for it");
+    assert.equal((await batchFiles(p)).length, 1, "the record is kept");
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "resumed, not submitted again");
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 3);
+    assert.equal(chatRequests(s), 0);
+    assert.deepEqual(await batchFiles(p), []);
+  });
 });
