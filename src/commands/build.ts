@@ -225,8 +225,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
     };
     const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
+    // Keys a pending batch covers are collected from it whatever their step's mode now: never paid twice.
+    const pendingKeys = offline ? new Set<string>() : await runner.pendingKeys();
     const batching: Batching = {
-      mayBatch: (from, end) => m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
+      mayBatch: (from, end) => pendingKeys.size > 0 || m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
       round: (pending, end) =>
         new BatchRound(
           requesting,
@@ -244,6 +246,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           ),
           pending.length,
           controller.signal,
+          pendingKeys,
         ),
     };
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
@@ -291,7 +294,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       remoteReport = await linked?.finish();
     }
     // A batch whose answers were all stored by a build killed before it forgot the batch.
-    if (!controller.signal.aborted && m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))) await runner.sweep((key) => cache.has(key));
+    if (!controller.signal.aborted && (pendingKeys.size > 0 || m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))))
+      await runner.sweep((key) => cache.has(key));
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted) {

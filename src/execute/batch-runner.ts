@@ -105,12 +105,21 @@ export class BatchRunner {
     return this.records ? [...(await this.records)] : [];
   }
 
+  /** Every key a pending batch of this cache covers: collected from that batch, whatever its step's mode now. */
+  async pendingKeys(): Promise<Set<string>> {
+    return new Set((await this.loaded()).flatMap((r) => r.custom_ids));
+  }
+
   private loaded(): Promise<BatchRecord[]> {
     this.records ??= readBatchRecords(this.cacheDir);
     return this.records;
   }
 
-  async run(step: GenerateStep, items: BatchItem[]): Promise<Map<string, BatchOutcome>> {
+  /**
+   * `resumeOnly`: the step does not batch in this build; only its keys a pending batch covers are
+   * collected, and the others come back held (for the caller to ask directly).
+   */
+  async run(step: GenerateStep, items: BatchItem[], resumeOnly = false): Promise<Map<string, BatchOutcome>> {
     const outcomes = new Map<string, BatchOutcome>();
     const want = new Map(items.map((i) => [i.key, i]));
     const client = await this.pool.batchesFor(step);
@@ -125,7 +134,7 @@ export class BatchRunner {
       const fresh: BatchItem[] = [];
       for (const i of want.values()) {
         if (covered.has(i.key)) continue;
-        if (this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
+        if (!resumeOnly && this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
         else {
           outcomes.set(i.key, { held: true });
           want.delete(i.key);
