@@ -167,4 +167,18 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.equal(s.batches.counts.batchesCreated, 0, "no batch for 3 requests");
     assert.equal(chatRequests(s), 3);
   });
+
+  test("progress of a batch build counts samples sending one request as one request", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    // 8 samples, 4 distinct requests: the prompt names only item.
+    const text = manifest({ samples: 4, mode: "batch" })
+      .replace("dimensions:\n", "dimensions:\n  lang: [en, fr]\n")
+      .replace('prompt: "{{ item }}"', 'prompt: "{{ item }} {{ lang }}"');
+    const p = await project({ "dataset.yaml": text });
+    const r = await runCli(["build"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(s.batches.list()[0]!.customIds.length, 4);
+    assert.match(r.stderr, /^4 requests to make$/m);
+  });
 });
