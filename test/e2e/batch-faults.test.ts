@@ -66,4 +66,22 @@ describe("batch mode: faults of the Batches API calls", () => {
     assert.equal(chatRequests(s), 0);
     assert.deepEqual(await batchFiles(p), []);
   });
+
+  test("a create that fails gives back what its requests reserved of --max-cost: the next wave's batch still fits the budget", async () => {
+    const s = await server(20);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    s.batches.failCalls({ call: "create", status: 400 });
+    // Each request may cost ~0.0165 at the batch price: the budget holds 2, not 4.
+    const text = manifest({ samples: 6, mode: "batch", price: true }).replace("steps:\n", "target: { rows: 2, max_candidates: 6 }\nsteps:\n");
+    const p = await project({ "dataset.yaml": text });
+    const r = await runCli(["build", "--json", "--max-cost", "0.045"], p.dir, env);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 2, "the first wave's create failed");
+    assert.deepEqual(
+      s.batches.list().map((b) => b.customIds.length),
+      [2],
+      "the second wave's 2 requests were let start",
+    );
+    assert.equal(json.outputs[0].rows, 2);
+  });
 });
