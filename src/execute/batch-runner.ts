@@ -321,7 +321,15 @@ export class BatchRunner {
     const lines = new Map<string, LineResult>();
     const read = async (fileId: string | undefined) => {
       if (!fileId) return true;
-      const got = await this.endpoint(step, () => client.results(fileId, this.signal));
+      let got: BatchLineResult[] | undefined;
+      try {
+        got = await this.endpoint(step, () => client.results(fileId, this.signal));
+      } catch (err) {
+        // The file is gone for good (404, 410): its requests are found missing and asked again in
+        // a new batch, and this one's record goes; a build never stays blocked on it.
+        if (err instanceof BatchCallFailed && (err.status === 404 || err.status === 410)) return true;
+        throw err;
+      }
       if (!got) return false;
       for (const l of got) lines.set(l.key, lineResult(l));
       return true;

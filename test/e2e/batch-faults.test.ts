@@ -84,4 +84,34 @@ describe("batch mode: faults of the Batches API calls", () => {
     );
     assert.equal(json.outputs[0].rows, 2);
   });
+
+  test("a malformed line of an output file is its own request's error: that request goes again, the others are taken", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    s.batches.failCalls({ call: "content", corrupt: true });
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(
+      s.batches.list().map((b) => b.customIds.length),
+      [3, 1],
+    );
+    assert.equal(JSON.parse(r.stdout).outputs[0].rows, 3);
+    assert.deepEqual(await batchFiles(p), []);
+  });
+
+  test("an output file the endpoint no longer has: the batch is let go and its requests submitted again, never blocking the step", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    s.batches.failCalls({ call: "content", status: 404 });
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(
+      s.batches.list().map((b) => b.customIds.length),
+      [3, 3],
+    );
+    assert.equal(JSON.parse(r.stdout).outputs[0].rows, 3);
+    assert.deepEqual(await batchFiles(p), []);
+  });
 });

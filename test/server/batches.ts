@@ -22,7 +22,7 @@ export interface BatchLineFault {
 
 /** A fault of one call of the Batches API (not of a line). */
 export interface BatchCallFault {
-  call: "create" | "retrieve";
+  call: "create" | "retrieve" | "content";
   /** How many calls fail (default 1). */
   times?: number;
   /** The status answered (default 502). */
@@ -31,6 +31,8 @@ export interface BatchCallFault {
   retryAfter?: number;
   /** For create: the batch is made, then the fault answered (the answer lost on the way back). */
   afterCreate?: boolean;
+  /** For content: a 200 whose first line is not JSON, instead of an error status. */
+  corrupt?: boolean;
 }
 
 export interface BatchServerOptions {
@@ -197,6 +199,13 @@ export class BatchServer {
   private content(res: http.ServerResponse, id: string) {
     const f = this.files.get(id);
     if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
+    const fault = f.purpose === "batch_output" ? this.callFault("content") : undefined;
+    if (fault && !fault.corrupt) return this.sendFault(res, fault);
+    if (fault) {
+      const text = f.bytes.toString("utf8").replace(/^[^\n]*/, (l) => l.slice(0, Math.floor(l.length / 2)));
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(text) });
+      return void res.end(text);
+    }
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": f.bytes.length });
     res.end(f.bytes);
   }
