@@ -130,4 +130,25 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(JSON.parse(again.stdout).outputs[0].rows, 6);
     assert.deepEqual(await batchFiles(p), [], "the batch was collected and its record forgotten");
   });
+
+  test("status --forget drops the records of pending batches; the next build asks again for their requests", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 2, mode: "batch" }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    await b.done;
+    const f = await runCli(["status", "--forget", "--json"], p.dir, env);
+    assert.equal(f.status, 0, f.stderr);
+    assert.equal(JSON.parse(f.stdout).batches[0].forgotten, true);
+    assert.deepEqual(await batchFiles(p), []);
+    assert.equal(s.batches.counts.cancelled, 0);
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 2);
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 2);
+  });
 });
