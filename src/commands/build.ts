@@ -219,24 +219,34 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       },
       m.steps.some((s) => s.kind === "generate" && (s.model.tpm || s.model.replicas?.some((r) => r.tpm))) && !offline ? await loadTokenCounter() : undefined,
     );
+    // What a segment's requests can start with: this shard's samples, within --limit.
+    const admit = (pending: PendingRun[]) => {
+      const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
+      return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
+    };
     const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
+    // Keys a pending batch covers are collected from it whatever their step's mode now: never paid twice.
+    const pendingKeys = offline ? new Set<string>() : await runner.pendingKeys();
     const batching: Batching = {
-      mayBatch: (from, end) => m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
+      mayBatch: (from, end) => pendingKeys.size > 0 || m.steps.slice(from, end).some((s) => s.kind === "generate" && batches(s, Infinity, offline)),
       round: (pending, end) =>
         new BatchRound(
           requesting,
           runner,
           batchedSteps(
             m.steps.slice(0, end),
+            // Only what this build's admission lets start counts, as in plan: --limit 3 of 30
+            // requests is 3 requests, not 30, whatever batch_above says.
             requestsByStep(
               m.steps,
-              pending.map((p) => p.cursor),
+              admit(pending).map((p) => p.cursor),
               end,
             ),
             offline,
           ),
           pending.length,
           controller.signal,
+          pendingKeys,
         ),
     };
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
@@ -248,11 +258,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     try {
       const width = Math.max(256, maxConcurrency * 4);
       const providerOverride = offline ? ("echo" as const) : undefined;
-      // What a segment's requests can start with: this shard's samples, within --limit.
-      const admit = (pending: PendingRun[]) => {
-        const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
-        return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
-      };
       const walkOnce = async () => {
         // With a dedupe before a generate step, a segment's scan would announce only its own
         // requests and the total would grow at the next; the forecast counts them all up front.
@@ -289,7 +294,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       remoteReport = await linked?.finish();
     }
     // A batch whose answers were all stored by a build killed before it forgot the batch.
-    if (!controller.signal.aborted && m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))) await runner.sweep((key) => cache.has(key));
+    if (!controller.signal.aborted && (pendingKeys.size > 0 || m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))))
+      await runner.sweep((key) => cache.has(key));
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted) {

@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { readBatchRecords } from "../cache/batch-state.js";
+import { readBatchRecords, removeBatchRecord } from "../cache/batch-state.js";
 import { ProviderPool } from "../execute/providers.js";
 import type { GenerateStep } from "../manifest/types.js";
 import { type CommonOptions, openProject } from "./context.js";
@@ -7,6 +7,8 @@ import { type CommonOptions, openProject } from "./context.js";
 export interface StatusOptions extends CommonOptions {
   /** Cancel every pending batch (its answers so far are collected by the next build). */
   cancel?: boolean;
+  /** Drop every record, the endpoint not asked to cancel anything: the next build asks again for their requests. */
+  forget?: boolean;
 }
 
 export interface BatchStatus {
@@ -25,6 +27,8 @@ export interface BatchStatus {
   age_s: number;
   /** `--cancel` asked the endpoint to cancel it. */
   cancelled?: true;
+  /** `--forget` dropped its record. */
+  forgotten?: true;
   /** Why the endpoint could not be asked. */
   error?: string;
 }
@@ -45,7 +49,8 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const pool = new ProviderPool(env, { offline: false, signal: controller.signal });
   const out: BatchStatus[] = [];
   const now = Date.now();
-  for (const r of await readBatchRecords(paths.cacheDir)) {
+  const records = await readBatchRecords(paths.cacheDir);
+  for (const r of records) {
     const line: BatchStatus = {
       id: r.batch_id ?? null,
       input_file_id: r.input_file_id,
@@ -81,5 +86,11 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       line.error = pool.redact((err as Error).message);
     }
   }
+  // A batch that can no longer be collected (its step gone, its files lost) stops blocking builds.
+  if (opts.forget)
+    for (const [i, r] of records.entries()) {
+      await removeBatchRecord(paths.cacheDir, r.input_file_id);
+      out[i]!.forgotten = true;
+    }
   return { batches: out };
 }

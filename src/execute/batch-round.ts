@@ -29,10 +29,12 @@ export class BatchRound implements Resolver {
     /** Samples the walk is advancing; each tells `finished()` when it stops. */
     private active: number,
     private readonly signal: AbortSignal,
+    /** Keys a pending batch covers (cache/state/batches): collected from it even in a step that does not batch. */
+    private readonly pending: ReadonlySet<string> = new Set(),
   ) {}
 
   async answer(key: string, req: ChatRequest, sample: Sample, step: GenerateStep): Promise<Answer | undefined> {
-    if (!this.batched.has(step.id)) return this.direct.answer(key, req, sample, step);
+    if (!this.batched.has(step.id) && !this.pending.has(key)) return this.direct.answer(key, req, sample, step);
     const hit = await this.direct.lookup(key, step);
     if (hit || this.signal.aborted) return hit;
     this.blocked++;
@@ -75,10 +77,13 @@ export class BatchRound implements Resolver {
 
   private async send(step: GenerateStep, items: Map<string, Waiting>): Promise<void> {
     let outcomes: Awaited<ReturnType<BatchRunner["run"]>>;
+    // A step that does not batch this build sends here only the keys a pending batch covers.
+    const resumeOnly = !this.batched.has(step.id);
     try {
       outcomes = await this.runner.run(
         step,
         [...items.values()].map((w) => w.item),
+        resumeOnly,
       );
     } catch (err) {
       if (!(err instanceof BatchCallFailed)) {
@@ -93,6 +98,16 @@ export class BatchRound implements Resolver {
       else if ("failed" in o) {
         if (!this.signal.aborted) this.direct.told.onFailure?.(w.item.sample, step, w.item.req, o.failed);
         for (const x of w.waiters) x.reject(new SampleFailure(o.failed));
+      } else if (resumeOnly && !this.signal.aborted) {
+        // Not in the pending batch after all (its line failed, the batch was let go): asked directly.
+        this.direct.answer(key, w.item.req, w.item.sample, step).then(
+          (a) => {
+            for (const x of w.waiters) x.resolve(a);
+          },
+          (err) => {
+            for (const x of w.waiters) x.reject(err);
+          },
+        );
       } else for (const x of w.waiters) x.resolve(undefined);
     }
   }

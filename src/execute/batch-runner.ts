@@ -34,12 +34,17 @@ export interface BatchLimits {
   /** The first poll's wait; each later one waits 1.5 times longer, up to maxPollMs. */
   pollMs: number;
   maxPollMs: number;
+  /** How long one build waits for a batch before it leaves it for the next build. */
+  giveUpMs: number;
 }
 
 /**
  * The Batch API's limits per input file, and how often to poll. SYNTHBUILD_BATCH_MAX_LINES and
  * SYNTHBUILD_BATCH_MAX_BYTES lower the per-file limits (for tests: they can only be lowered);
- * SYNTHBUILD_BATCH_POLL_MS sets the first poll's wait (default 5 s; polls back off to 60 s).
+ * SYNTHBUILD_BATCH_POLL_MS sets the first poll's wait (default 5 s; polls back off to
+ * SYNTHBUILD_BATCH_MAX_POLL_MS, default 60 s, which also caps a retry-after);
+ * SYNTHBUILD_BATCH_GIVE_UP_MS how long a build waits for one batch (default 25 h: the 24 h
+ * completion window and an hour's slack).
  */
 export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
   const num = (name: string, dflt: number, max = Infinity) => {
@@ -51,7 +56,8 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
     maxLines: num("SYNTHBUILD_BATCH_MAX_LINES", BATCH_MAX_LINES, BATCH_MAX_LINES),
     maxBytes: num("SYNTHBUILD_BATCH_MAX_BYTES", BATCH_MAX_BYTES, BATCH_MAX_BYTES),
     pollMs,
-    maxPollMs: Math.max(pollMs, 60_000),
+    maxPollMs: Math.max(pollMs, num("SYNTHBUILD_BATCH_MAX_POLL_MS", 60_000)),
+    giveUpMs: num("SYNTHBUILD_BATCH_GIVE_UP_MS", 25 * 3600_000),
   };
 }
 
@@ -68,6 +74,8 @@ type LineResult = { answer: ProviderAnswer } | { error: RequestError };
 export class BatchRunner {
   private records?: Promise<BatchRecord[]>;
   /** Batches being waited for in this build, by input file: two steps never poll one twice. */
+  /** Batches this build stopped waiting for (past limits.giveUpMs): left, with their records, to the next build. */
+  private readonly givenUp = new Set<string>();
   private readonly settling = new Map<string, Promise<{ view: BatchView; lines: Map<string, LineResult> } | undefined>>();
 
   constructor(
@@ -97,12 +105,21 @@ export class BatchRunner {
     return this.records ? [...(await this.records)] : [];
   }
 
+  /** Every key a pending batch of this cache covers: collected from that batch, whatever its step's mode now. */
+  async pendingKeys(): Promise<Set<string>> {
+    return new Set((await this.loaded()).flatMap((r) => r.custom_ids));
+  }
+
   private loaded(): Promise<BatchRecord[]> {
     this.records ??= readBatchRecords(this.cacheDir);
     return this.records;
   }
 
-  async run(step: GenerateStep, items: BatchItem[]): Promise<Map<string, BatchOutcome>> {
+  /**
+   * `resumeOnly`: the step does not batch in this build; only its keys a pending batch covers are
+   * collected, and the others come back held (for the caller to ask directly).
+   */
+  async run(step: GenerateStep, items: BatchItem[], resumeOnly = false): Promise<Map<string, BatchOutcome>> {
     const outcomes = new Map<string, BatchOutcome>();
     const want = new Map(items.map((i) => [i.key, i]));
     const client = await this.pool.batchesFor(step);
@@ -111,12 +128,13 @@ export class BatchRunner {
     while (want.size && !this.signal.aborted) {
       // A key already in a pending batch is waited for there, never put in a second one.
       const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
-      const resumed = records.filter(mine);
-      const covered = new Set(resumed.flatMap((r) => r.custom_ids));
+      // A batch given up on still covers its keys (they are not sent again) but is not waited for.
+      const resumed = records.filter((r) => mine(r) && !this.givenUp.has(r.input_file_id));
+      const covered = new Set(records.filter(mine).flatMap((r) => r.custom_ids));
       const fresh: BatchItem[] = [];
       for (const i of want.values()) {
         if (covered.has(i.key)) continue;
-        if (this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
+        if (!resumeOnly && this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
         else {
           outcomes.set(i.key, { held: true });
           want.delete(i.key);
@@ -218,7 +236,17 @@ export class BatchRunner {
     };
     await writeBatchRecord(this.cacheDir, rec);
     (await this.loaded()).push(rec);
-    const view = await this.endpoint(step, () => client.create(fileId, { synthbuild_step: step.id }, like, this.signal));
+    // A create whose answer was lost (a 502, a reset) may have made the batch all the same: a
+    // retry first asks the endpoint's list for a batch over this input file, never makes a second.
+    let tried = false;
+    const view = await this.endpoint(step, async () => {
+      if (tried) {
+        const found = await client.findByInput(fileId, this.signal);
+        if (found) return found;
+      }
+      tried = true;
+      return client.create(fileId, { synthbuild_step: step.id }, like, this.signal);
+    });
     if (!view) return rec;
     rec.batch_id = view.id;
     await writeBatchRecord(this.cacheDir, rec);
@@ -253,12 +281,22 @@ export class BatchRunner {
     }
     let delay = this.limits.pollMs;
     let said = "";
+    const giveUpAt = Date.now() + this.limits.giveUpMs;
     for (;;) {
       if (view) {
         const now = `${view.status} ${view.counts.completed + view.counts.failed}/${view.counts.total}`;
         if (now !== said) this.events.batch?.({ step: step.id, id: view.id, status: view.status, ...view.counts });
         said = now;
         if (SETTLED.has(view.status)) break;
+        if (Date.now() >= giveUpAt) {
+          // Past its completion window and then some: this build stops waiting; nothing fails,
+          // the record stays, and the next build resumes the batch.
+          this.givenUp.add(rec.input_file_id);
+          this.events.warn?.(
+            `batch ${view.id} (step '${step.id}') is still ${view.status} after ${Math.round(this.limits.giveUpMs / 60_000)} min: this build stops waiting for it; its ${rec.custom_ids.length} request(s) are left pending, and the next build resumes the batch`,
+          );
+          return undefined;
+        }
         try {
           await sleep(delay, this.signal);
         } catch {
@@ -283,7 +321,15 @@ export class BatchRunner {
     const lines = new Map<string, LineResult>();
     const read = async (fileId: string | undefined) => {
       if (!fileId) return true;
-      const got = await this.endpoint(step, () => client.results(fileId, this.signal));
+      let got: BatchLineResult[] | undefined;
+      try {
+        got = await this.endpoint(step, () => client.results(fileId, this.signal));
+      } catch (err) {
+        // The file is gone for good (404, 410): its requests are found missing and asked again in
+        // a new batch, and this one's record goes; a build never stays blocked on it.
+        if (err instanceof BatchCallFailed && (err.status === 404 || err.status === 410)) return true;
+        throw err;
+      }
       if (!got) return false;
       for (const l of got) lines.set(l.key, lineResult(l));
       return true;
@@ -333,7 +379,8 @@ export class BatchRunner {
         }
         if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
         try {
-          await sleep(e.retryAfterMs ?? Math.min(Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
+          // A retry-after is heeded up to the longest poll wait: `retry-after: 86400` never sleeps a day.
+          await sleep(Math.min(e.retryAfterMs ?? Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
         } catch {
           return undefined;
         }

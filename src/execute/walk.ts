@@ -107,12 +107,22 @@ async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): 
  */
 async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, batching: Batching): Promise<void> {
   const pending: PendingRun[] = [];
+  // As scanAndRequest: each pending run's key (samples sending one request are one request),
+  // and onPending told even when nothing is pending (a forecast's over-count is corrected).
+  const missed = new WeakMap<SampleRun, string>();
+  const scanOpts: WalkOptions = {
+    ...opts,
+    onMiss: (run, req, step, key) => {
+      missed.set(run, key);
+      opts.onMiss?.(run, req, step, key);
+    },
+  };
   await forEachConcurrent(live, opts.width, async (run) => {
-    await advance(m, run, end, opts.cached, opts);
-    if (run.status === "pending") pending.push({ run, cursor: run.cursor });
+    await advance(m, run, end, opts.cached, scanOpts);
+    if (run.status === "pending") pending.push({ run, cursor: run.cursor, key: missed.get(run) });
   });
-  if (!pending.length) return;
   opts.onPending?.(pending, end);
+  if (!pending.length) return;
   const round = batching.round(pending, end);
   await Promise.all(pending.map((p) => advance(m, p.run, end, round, opts).finally(() => round.finished())));
 }

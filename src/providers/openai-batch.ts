@@ -84,7 +84,18 @@ export class OpenAIBatches {
   async results(fileId: string, signal?: AbortSignal): Promise<BatchLineResult[]> {
     const text = await this.call(async () => (await this.client.files.content(fileId, { signal })).text());
     const out: BatchLineResult[] = [];
-    for (const line of text.split("\n")) if (line.trim()) out.push(this.line(line));
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        out.push(this.line(line));
+      } catch (err) {
+        // A bad line is its own request's error, not the whole file's: when its custom_id can be
+        // read, that request is asked again; when not, the request it was is found missing (and
+        // is asked again too). Either way the other lines are taken.
+        const key = /"custom_id"\s*:\s*"([^"\\]+)"/.exec(line)?.[1];
+        if (key) out.push({ key, error: err as RequestError });
+      }
+    }
     return out;
   }
 

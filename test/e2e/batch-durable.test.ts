@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { batchFiles, manifest, POLL } from "../helpers/batch.js";
+import { batchFiles, chatRequests, manifest, POLL } from "../helpers/batch.js";
 import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
@@ -108,5 +108,47 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(s.batches.counts.batchesCreated, 1, "submitted again, once");
     assert.equal(JSON.parse(again.stdout).outputs[0].rows, 3);
     assert.deepEqual(await batchFiles(p), []);
+  });
+
+  test("a pending batch's keys are collected from it after the manifest switches to mode: direct; only the keys it does not cover go direct", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 4, mode: "batch" }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    assert.equal((await b.done).status, 130);
+    assert.equal((await batchFiles(p)).length, 1);
+    s.batches.setStepMs(20);
+    // Two more samples, and no batching at all.
+    await p.write({ "dataset.yaml": manifest({ samples: 6 }) });
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(chatRequests(s), 2, "only the 2 keys the pending batch does not cover are asked directly");
+    assert.equal(s.batches.counts.batchesCreated, 1, "no new batch");
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 6);
+    assert.deepEqual(await batchFiles(p), [], "the batch was collected and its record forgotten");
+  });
+
+  test("status --forget drops the records of pending batches; the next build asks again for their requests", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 2, mode: "batch" }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    await b.done;
+    const f = await runCli(["status", "--forget", "--json"], p.dir, env);
+    assert.equal(f.status, 0, f.stderr);
+    assert.equal(JSON.parse(f.stdout).batches[0].forgotten, true);
+    assert.deepEqual(await batchFiles(p), []);
+    assert.equal(s.batches.counts.cancelled, 0);
+    s.batches.setStepMs(20);
+    const again = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 2);
+    assert.equal(JSON.parse(again.stdout).outputs[0].rows, 2);
   });
 });

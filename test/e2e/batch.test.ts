@@ -155,4 +155,30 @@ describe("batch mode (the OpenAI Batch API)", () => {
     assert.ok(spent > 0);
     assert.ok(Math.abs(spent - JSON.parse(d.stdout).cost_usd / 2) < 1e-6, `a batch build spends half: ${spent} vs ${JSON.parse(d.stdout).cost_usd}`);
   });
+
+  test("mode: auto with --limit: plan and build count the same requests (only what --limit admits) and agree on direct", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 30, mode: "auto", batchAbove: 10 }) });
+    const plan = JSON.parse((await runCli(["plan", "--limit", "3", "--json"], p.dir, env)).stdout);
+    assert.equal(plan.steps[0].batch, undefined, "3 requests, not above 10: direct");
+    const b = await runCli(["build", "--limit", "3", "--json"], p.dir, env);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 0, "no batch for 3 requests");
+    assert.equal(chatRequests(s), 3);
+  });
+
+  test("progress of a batch build counts samples sending one request as one request", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    // 8 samples, 4 distinct requests: the prompt names only item.
+    const text = manifest({ samples: 4, mode: "batch" })
+      .replace("dimensions:\n", "dimensions:\n  lang: [en, fr]\n")
+      .replace('prompt: "{{ item }}"', 'prompt: "{{ item }} {{ lang }}"');
+    const p = await project({ "dataset.yaml": text });
+    const r = await runCli(["build"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(s.batches.list()[0]!.customIds.length, 4);
+    assert.match(r.stderr, /^4 requests to make$/m);
+  });
 });

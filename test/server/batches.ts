@@ -20,6 +20,21 @@ export interface BatchLineFault {
   kind?: "refusal" | "content_filter" | "empty";
 }
 
+/** A fault of one call of the Batches API (not of a line). */
+export interface BatchCallFault {
+  call: "create" | "retrieve" | "content";
+  /** How many calls fail (default 1). */
+  times?: number;
+  /** The status answered (default 502). */
+  status?: number;
+  /** A retry-after header, in seconds. */
+  retryAfter?: number;
+  /** For create: the batch is made, then the fault answered (the answer lost on the way back). */
+  afterCreate?: boolean;
+  /** For content: a 200 whose first line is not JSON, instead of an error status. */
+  corrupt?: boolean;
+}
+
 export interface BatchServerOptions {
   /** How long each stage (validating, in_progress, finalizing) lasts (default 50 ms). */
   stepMs?: number;
@@ -66,12 +81,13 @@ interface Counts {
 }
 
 type Answer = (body: any, n: number) => any;
-type Send = (res: http.ServerResponse, status: number, payload: unknown) => void;
+type Send = (res: http.ServerResponse, status: number, payload: unknown, headers?: Record<string, string>) => void;
 
 export class BatchServer {
   private readonly files = new Map<string, StoredFile>();
   private readonly batches = new Map<string, StoredBatch>();
   private readonly lineFaults: { fault: BatchLineFault; remaining: number }[] = [];
+  private readonly callFaults: { fault: BatchCallFault; remaining: number }[] = [];
   private expireNext = 0;
   private seq = 0;
   private stepMs: number;
@@ -96,6 +112,23 @@ export class BatchServer {
     this.lineFaults.push({ fault, remaining: fault.times ?? Infinity });
   }
 
+  /** The next calls of this kind fail (see BatchCallFault). */
+  failCalls(fault: BatchCallFault): void {
+    this.callFaults.push({ fault, remaining: fault.times ?? 1 });
+  }
+
+  /** The fault the next call of this kind takes, if any. */
+  private callFault(call: BatchCallFault["call"]): BatchCallFault | undefined {
+    const f = this.callFaults.find((x) => x.fault.call === call && x.remaining > 0);
+    if (f) f.remaining--;
+    return f?.fault;
+  }
+
+  private sendFault(res: http.ServerResponse, f: BatchCallFault): void {
+    const status = f.status ?? 502;
+    this.send(res, status, errorOf(`Injected ${f.call} fault (${status})`), f.retryAfter !== undefined ? { "retry-after": String(f.retryAfter) } : {});
+  }
+
   /** The next `n` batches expire after in_progress, with the first half of their lines answered. */
   expireBatches(n: number): void {
     this.expireNext += n;
@@ -112,6 +145,7 @@ export class BatchServer {
     this.files.clear();
     this.batches.clear();
     this.lineFaults.length = 0;
+    this.callFaults.length = 0;
     this.expireNext = 0;
     Object.assign(this.counts, { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 });
   }
@@ -165,6 +199,13 @@ export class BatchServer {
   private content(res: http.ServerResponse, id: string) {
     const f = this.files.get(id);
     if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
+    const fault = f.purpose === "batch_output" ? this.callFault("content") : undefined;
+    if (fault && !fault.corrupt) return this.sendFault(res, fault);
+    if (fault) {
+      const text = f.bytes.toString("utf8").replace(/^[^\n]*/, (l) => l.slice(0, Math.floor(l.length / 2)));
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(text) });
+      return void res.end(text);
+    }
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": f.bytes.length });
     res.end(f.bytes);
   }
@@ -176,6 +217,8 @@ export class BatchServer {
     } catch {
       return this.send(res, 400, errorOf("We could not parse the JSON body of your request."));
     }
+    const fault = this.callFault("create");
+    if (fault && !fault.afterCreate) return this.sendFault(res, fault);
     const input = this.files.get(params?.input_file_id);
     if (!input) return this.send(res, 400, errorOf(`No such File object: ${params?.input_file_id}`));
     if (params.endpoint !== "/v1/chat/completions" && params.endpoint !== "/v1/completions")
@@ -208,6 +251,7 @@ export class BatchServer {
     }
     this.batches.set(id, b);
     this.counts.batchesCreated++;
+    if (fault) return this.sendFault(res, fault);
     this.send(res, 200, this.view(b));
   }
 
@@ -226,6 +270,8 @@ export class BatchServer {
   }
 
   private retrieve(res: http.ServerResponse, id: string) {
+    const fault = this.callFault("retrieve");
+    if (fault) return this.sendFault(res, fault);
     const b = this.batches.get(id);
     if (!b) return this.send(res, 404, errorOf(`No batch found with id '${id}'.`));
     this.send(res, 200, this.view(b));

@@ -547,7 +547,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     { stepMs: opts.batchStepMs },
     (body, n) => completionPayload(body, n),
     concatenatedContent,
-    (res, status, payload) => sendJson(res, status, payload),
+    (res, status, payload, headers) => sendJson(res, status, payload, headers),
   );
 
   function stats(): TestServerStats {
