@@ -2,7 +2,6 @@ import { partsChanged } from "../lock/diff.js";
 import type { Lock, LockSample } from "../lock/lockfile.js";
 import type { Manifest, Step } from "../manifest/types.js";
 import { RENDER_VERSION } from "../template/engine.js";
-import { canonicalJson } from "../util/canonical-json.js";
 import { attemptOf } from "./attempts.js";
 import type { SampleRun } from "./pipeline.js";
 import { keyedApart, stepRecipe } from "./recipe.js";

@@ -1,29 +1,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import { batchFiles, chatRequests, manifest, POLL } from "../helpers/batch.js";
+import { describe, test } from "node:test";
+import { batchFiles, batchFixture, chatRequests, manifest, POLL } from "../helpers/batch.js";
 import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
-import { TempProject } from "../helpers/project.js";
-import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 describe("batch mode: batches outlive the build that submitted them", () => {
-  const projects: TempProject[] = [];
-  const servers: TestServer[] = [];
-  const project = async (files: Record<string, string>) => {
-    const p = await TempProject.create(files);
-    projects.push(p);
-    return p;
-  };
-  const server = async (batchStepMs = 30) => {
-    const s = await startTestServer({ answerWords: 12, batchStepMs });
-    servers.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const p of projects) await p.remove();
-    for (const s of servers) await s.close();
-  });
+  const { project, server } = batchFixture();
 
   test("kill -9 while polling: the rebuild finds the batch in cache/state and never submits it twice; status shows it meanwhile", async () => {
     // Slow batches while the build is killed and status asked; fast ones for the rebuild.

@@ -1,29 +1,12 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import { batchFiles, chatRequests, lockSamples, manifest, POLL } from "../helpers/batch.js";
+import { describe, test } from "node:test";
+import { batchFiles, batchFixture, chatRequests, lockSamples, manifest, POLL } from "../helpers/batch.js";
 import { runCliBounded as runCli } from "../helpers/faults.js";
-import { TempProject } from "../helpers/project.js";
-import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
 describe("batch mode (the OpenAI Batch API)", () => {
-  const projects: TempProject[] = [];
-  const servers: TestServer[] = [];
-  const project = async (files: Record<string, string>) => {
-    const p = await TempProject.create(files);
-    projects.push(p);
-    return p;
-  };
-  const server = async (batchStepMs = 30) => {
-    const s = await startTestServer({ answerWords: 12, batchStepMs });
-    servers.push(s);
-    return s;
-  };
-  after(async () => {
-    for (const p of projects) await p.remove();
-    for (const s of servers) await s.close();
-  });
+  const { project, server } = batchFixture();
 
   test("two steps by batch: no direct request, the second step's batch built from the first's answers, the same dist/ as a direct build", async () => {
     const s = await server();

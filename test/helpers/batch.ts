@@ -1,7 +1,33 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { TestServer } from "../server/openai-test-server.js";
-import type { TempProject } from "./project.js";
+import { after } from "node:test";
+import { startTestServer, type TestServer } from "../server/openai-test-server.js";
+import { TempProject } from "./project.js";
+
+/**
+ * A suite's projects and batch-speaking test servers, removed and closed after it: `project(files)`,
+ * `server(batchStepMs)` (how long each batch stage lasts; default 30 ms). Call inside a describe().
+ */
+export function batchFixture(): { project: (files: Record<string, string>) => Promise<TempProject>; server: (batchStepMs?: number) => Promise<TestServer> } {
+  const projects: TempProject[] = [];
+  const servers: TestServer[] = [];
+  after(async () => {
+    for (const p of projects) await p.remove();
+    for (const s of servers) await s.close();
+  });
+  return {
+    project: async (files) => {
+      const p = await TempProject.create(files);
+      projects.push(p);
+      return p;
+    },
+    server: async (batchStepMs = 30) => {
+      const s = await startTestServer({ answerWords: 12, batchStepMs });
+      servers.push(s);
+      return s;
+    },
+  };
+}
 
 /** Fast polls: the test server's batches move every `batchStepMs`. */
 export const POLL = { SYNTHBUILD_BATCH_POLL_MS: "20" };
