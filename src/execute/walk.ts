@@ -101,14 +101,10 @@ async function walkSegments(m: Manifest, runs: SampleRun[], opts: WalkOptions): 
 }
 
 /**
- * With steps that may batch: the whole cache pass first (whether a step batches depends on how
- * many requests it needs), then every sample that stopped on a miss at once, since a batch is
- * made of all of a step's requests, and each finds its answer when its batch is done.
+ * One sample's cache pass up to `end`: the miss it stopped on, if any, with the key of the missing
+ * answer (samples that send one request are one request, for the progress count).
  */
-async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, batching: Batching): Promise<void> {
-  const pending: PendingRun[] = [];
-  // As scanAndRequest: each pending run's key (samples sending one request are one request),
-  // and onPending told even when nothing is pending (a forecast's over-count is corrected).
+function cacheScan(m: Manifest, end: number, opts: WalkOptions): (run: SampleRun) => Promise<PendingRun | undefined> {
   const missed = new WeakMap<SampleRun, string>();
   const scanOpts: WalkOptions = {
     ...opts,
@@ -117,10 +113,25 @@ async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: 
       opts.onMiss?.(run, req, step, key);
     },
   };
-  await forEachConcurrent(live, opts.width, async (run) => {
+  return async (run) => {
     await advance(m, run, end, opts.cached, scanOpts);
-    if (run.status === "pending") pending.push({ run, cursor: run.cursor, key: missed.get(run) });
+    return run.status === "pending" ? { run, cursor: run.cursor, key: missed.get(run) } : undefined;
+  };
+}
+
+/**
+ * With steps that may batch: the whole cache pass first (whether a step batches depends on how
+ * many requests it needs), then every sample that stopped on a miss at once, since a batch is
+ * made of all of a step's requests, and each finds its answer when its batch is done.
+ */
+async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: WalkOptions, batching: Batching): Promise<void> {
+  const pending: PendingRun[] = [];
+  const scanOne = cacheScan(m, end, opts);
+  await forEachConcurrent(live, opts.width, async (run) => {
+    const p = await scanOne(run);
+    if (p) pending.push(p);
   });
+  // As scanAndRequest: told even when nothing is pending (a forecast's over-count is corrected).
   opts.onPending?.(pending, end);
   if (!pending.length) return;
   const round = batching.round(pending, end);
@@ -153,23 +164,16 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
   };
   let scanned = 0;
   let gate: Promise<void> | undefined;
-  const missed = new WeakMap<SampleRun, string>();
-  const scanOpts: WalkOptions = {
-    ...opts,
-    onMiss: (run, req, step, key) => {
-      missed.set(run, key);
-      opts.onMiss?.(run, req, step, key);
-    },
-  };
+  const scanOne = cacheScan(m, end, opts);
   const scan = forEachConcurrent(live, opts.width, async (run) => {
     if (failure) return;
     // Cache reads are synchronous: unless every scanning worker stops now and then for a turn of
     // the event loop, no request gets onto the wire until the scan ends.
     if (++scanned % 32 === 0 && taken > 0) gate ??= new Promise((r) => setImmediate(() => ((gate = undefined), r())));
     if (gate) await gate;
-    await advance(m, run, end, opts.cached, scanOpts);
-    if (run.status === "pending") {
-      pending.push({ run, cursor: run.cursor, key: missed.get(run) });
+    const p = await scanOne(run);
+    if (p) {
+      pending.push(p);
       wake(false);
     }
   })

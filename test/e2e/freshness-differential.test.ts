@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BIN, cliEnv } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
+import { prng } from "../helpers/rng.js";
 
 const VERDICTS = fileURLToPath(new URL("../helpers/verdicts.mjs", import.meta.url));
 
@@ -43,22 +44,10 @@ output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ genre }} 
 
 type State = { min: number; seed: number; n: string; template: string; rows?: number };
 
-/** A tiny seeded generator (mulberry32): the same seed replays the same edits. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test("the stamp, decide() and a full re-derivation agree after random user edits, and plan's requests are the build's", { timeout: 240_000 }, async (t) => {
   const seed = Number(process.env.DIFF_SEED ?? Math.floor(Math.random() * 1e9));
   t.diagnostic(`DIFF_SEED=${seed}`);
-  const random = rng(seed);
+  const random = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const state: State = { min: 5, seed: 1, n: "calm, tense", template: "{{ genre }} {{ mood }} {{ doc }}" };
   let env: Record<string, string> = {};

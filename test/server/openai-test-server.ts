@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { prng } from "../helpers/rng.js";
 import { BatchServer } from "./batches.js";
 import { Gateway } from "./rate-limits.js";
 
@@ -209,18 +210,6 @@ function canonicalJson(value: unknown): string {
     parts.push(JSON.stringify(key) + ":" + canonicalJson(obj[key]));
   }
   return "{" + parts.join(",") + "}";
-}
-
-/** mulberry32: tiny, fast, good-enough deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Text of one message's `content`: a string, or an array of parts of which text parts count. */

@@ -11,22 +11,11 @@ import { expand } from "../../src/expand/expand.js";
 import { ipog } from "../../src/expand/ipog.js";
 import { parseManifest } from "../../src/manifest/load.js";
 import type { Manifest } from "../../src/manifest/types.js";
+import { prng } from "../helpers/rng.js";
 
 async function manifest(dimensions: string, combine: string, seed = 7): Promise<Manifest> {
   const text = `version: 1\nname: t\nseed: ${seed}\ndimensions:\n${dimensions}\ncombine: ${combine}\noutput: { path: dist/x.jsonl, prompt: "p", completion: "c" }\n`;
   return parseManifest("dataset.yaml", "/nonexistent/dataset.yaml", text, {});
-}
-
-/** A small seeded PRNG, so a failing case can be replayed from its number. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A random space: 2–5 dimensions of 1–5 values, perhaps a conditional one, 0–3 excludes. */
