@@ -108,6 +108,8 @@ function cacheScan(m: Manifest, end: number, opts: WalkOptions): (run: SampleRun
   const missed = new WeakMap<SampleRun, string>();
   const scanOpts: WalkOptions = {
     ...opts,
+    // A requesting pass follows: it sends the request this pass rendered.
+    holdMiss: true,
     onMiss: (run, req, step, key) => {
       missed.set(run, key);
       opts.onMiss?.(run, req, step, key);

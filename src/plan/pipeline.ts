@@ -75,6 +75,11 @@ export interface SampleRun {
   truncated?: Set<string>;
   /** `show`: the request a pending sample would send next. */
   pendingRequest?: ChatRequest;
+  /**
+   * The miss a cache scan stopped on, held for the pass that requests it (PipelineOptions.holdMiss)
+   * so that its request is rendered and hashed once, not once per pass.
+   */
+  heldMiss?: { readonly cursor: number; readonly req: ChatRequest; readonly key: string };
 }
 
 export interface PipelineOptions {
@@ -83,6 +88,8 @@ export interface PipelineOptions {
   keepRequests?: boolean;
   /** Told of each request a sample stops on for want of an answer (plan's token estimate). */
   onMiss?: (run: SampleRun, req: ChatRequest, step: GenerateStep, key: string) => void;
+  /** Keep a miss's request and key on the run (SampleRun.heldMiss): a requesting pass follows. */
+  holdMiss?: boolean;
   /** Calls a run step's module for one sample (in a worker thread: execute/run-pool.ts). */
   runModule?: (step: RunStep, vars: Record<string, unknown>) => Promise<RunOutcome>;
 }
@@ -113,25 +120,31 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
   for (; run.cursor < end; run.cursor++) {
     if (run.status !== "kept") return;
     const step = m.steps[run.cursor]!;
-    const recipe = stepRecipe(m, step, run.sample, (id) => run.steps.find((r) => r.id === id)?.out, opts.providerOverride === "echo");
+    // A generate step's recipe is worked out only once its answer is known: a miss would throw it away.
+    const recipeOf = () => stepRecipe(m, step, run.sample, (id) => run.steps.find((r) => r.id === id)?.out, opts.providerOverride === "echo");
     switch (step.kind) {
       case "generate": {
         let req: ChatRequest;
-        try {
-          req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
-          const n = run.sample.attempts?.[step.id];
-          if (n) req.attempt = n;
-        } catch (err) {
-          const why = dataRenderProblem(err, readsOfStep(step), run.scope);
-          if (!why) throw err;
-          // Dropped, not failed: the same answers would fail the same way at every build.
-          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
-          run.status = "dropped";
-          run.stoppedBy = { step: step.id, reason: why };
-          return;
+        let key: string;
+        const held = run.heldMiss;
+        run.heldMiss = undefined;
+        if (held && held.cursor === run.cursor) ({ req, key } = held);
+        else {
+          try {
+            req = renderRequest(step, run.scope, opts.providerOverride, { nonce: nonceFor(m, run.sample, step.id) });
+            const n = run.sample.attempts?.[step.id];
+            if (n) req.attempt = n;
+          } catch (err) {
+            const why = dataRenderProblem(err, readsOfStep(step), run.scope);
+            if (!why) throw err;
+            // Dropped, not failed: the same answers would fail the same way at every build.
+            run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: recipeOf() });
+            run.status = "dropped";
+            run.stoppedBy = { step: step.id, reason: why };
+            return;
+          }
+          key = requestKey(req, step);
         }
-        const key = requestKey(req, step);
-        const base = { id: step.id, kind: step.kind, key, recipe, request: opts.keepRequests ? req : undefined };
         let answer: Answer | undefined;
         try {
           answer = await resolver.answer(key, req, run.sample, step);
@@ -139,7 +152,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           // Only a request's own failure fails its sample; anything else (a write error, a bug)
           // stops the build rather than let it go on paying while samples "fail".
           if (!(err instanceof SampleFailure)) throw err;
-          run.steps.push({ ...base, status: "failed" });
+          run.steps.push({ id: step.id, kind: step.kind, key, recipe: recipeOf(), request: opts.keepRequests ? req : undefined, status: "failed" });
           run.status = "failed";
           run.stoppedBy = { step: step.id, reason: (err as Error).message };
           return;
@@ -147,6 +160,7 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
         if (!answer) {
           run.status = "pending";
           run.pendingRequest = opts.keepRequests ? req : undefined;
+          if (opts.holdMiss) run.heldMiss = { cursor: run.cursor, req, key };
           opts.onMiss?.(run, req, step, key);
           return;
         }
@@ -161,7 +175,11 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           run.stoppedBy = { step: step.id, reason: unusable };
         }
         run.steps.push({
-          ...base,
+          id: step.id,
+          kind: step.kind,
+          key,
+          recipe: recipeOf(),
+          request: opts.keepRequests ? req : undefined,
           status: answer.cached ? "cached" : "ran",
           out,
           finishReason: answer.finishReason,
@@ -175,19 +193,19 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
       case "map": {
         const mapped = applyMap(step, String(run.scope[step.field] ?? ""));
         if ("drop" in mapped) {
-          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
+          run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: recipeOf() });
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason: mapped.drop };
           break;
         }
         run.scope[step.id] = mapped.text;
         if (run.truncated?.has(step.field)) run.truncated.add(step.id);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(mapped.text), recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", out: hash64(mapped.text), recipe: recipeOf() });
         break;
       }
       case "filter": {
         const reason = filterReason(step, run.scope, run.truncated);
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: recipeOf() });
         if (reason) {
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason };
@@ -206,12 +224,12 @@ export async function advance(m: Manifest, run: SampleRun, end: number, resolver
           return;
         }
         if ("failed" in outcome) {
-          run.steps.push({ id: step.id, kind: step.kind, status: "failed", recipe });
+          run.steps.push({ id: step.id, kind: step.kind, status: "failed", recipe: recipeOf() });
           run.status = "failed";
           run.stoppedBy = { step: step.id, reason: outcome.failed };
           return;
         }
-        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe, ...("text" in outcome ? { out: hash64(outcome.text) } : {}) });
+        run.steps.push({ id: step.id, kind: step.kind, status: "computed", recipe: recipeOf(), ...("text" in outcome ? { out: hash64(outcome.text) } : {}) });
         if ("drop" in outcome) {
           run.status = "dropped";
           run.stoppedBy = { step: step.id, reason: outcome.drop };
