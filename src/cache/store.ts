@@ -12,7 +12,8 @@ import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
 // API: fs/promises opens a FileHandle for each, which cost Node 20 about half a millisecond of
 // main-thread CPU an answer (a cold build of 6,561 requests: 3.2 s in openFileHandle alone).
 const writeTemp = promisify(writeFileCallback);
-const unlinkTemp = (path: string) => promisify(unlinkCallback)(path).catch(() => {});
+const unlinkCallbackP = promisify(unlinkCallback);
+const unlinkTemp = (path: string) => unlinkCallbackP(path).catch(() => {});
 
 /**
  * 1: one JSON object.

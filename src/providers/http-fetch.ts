@@ -160,13 +160,115 @@ function toResponse(res: IncomingMessage, status: number, raw: Buffer, url: stri
   const headers = new Headers();
   for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
   const encoding = headers.get("content-encoding");
-  const response = new Response(NULL_BODY.has(status) || head ? null : encoding && raw.length ? decode(raw, encoding) : raw, {
-    status,
-    statusText: res.statusMessage ?? "",
-    headers,
-  });
-  Object.defineProperty(response, "url", { value: url });
-  return response;
+  const bytes = NULL_BODY.has(status) || head ? null : encoding && raw.length ? decode(raw, encoding) : raw;
+  return bufferedResponse(bytes, { status, statusText: res.statusMessage ?? "", headers }, url);
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * A Response whose body is already in memory, read without a web stream. Node's `new
+ * Response(bytes)` puts the bytes behind a ReadableStream, and `.json()` pulls them back through
+ * it: about 60 µs a request, a tenth of a cold build's CPU at scale (`npm run bench -- cold100k`).
+ * text, json and arrayBuffer read the bytes directly, as fetch would (UTF-8, a BOM dropped, a
+ * body read once); everything else (body, blob, formData, bytes) goes to a real Response over
+ * the same bytes, made on first use, so nothing the platform adds can read an empty body here.
+ */
+export function bufferedResponse(bytes: Buffer | null, init: ResponseInit, url: string): Response {
+  return new BufferedResponse(bytes, init, url) as unknown as Response;
+}
+
+// The platform's types declare Response's members as properties; this class overrides them with
+// methods and accessors, which TypeScript refuses against those declarations.
+const ResponseBase = Response as unknown as new (body: null, init: ResponseInit) => Pick<Response, "status" | "statusText" | "headers">;
+
+class BufferedResponse extends ResponseBase {
+  readonly #bytes: Buffer | null;
+  readonly #url: string;
+  #read = false;
+  #full: Response | undefined;
+
+  constructor(bytes: Buffer | null, init: ResponseInit, url: string) {
+    super(null, init);
+    this.#bytes = bytes;
+    this.#url = url;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    return this.#real().body;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#read || (this.#full?.bodyUsed ?? false);
+  }
+
+  text(): Promise<string> {
+    return this.#take(
+      (b) => utf8.decode(b),
+      (r) => r.text(),
+    );
+  }
+
+  json(): Promise<unknown> {
+    return this.#take(
+      (b) => JSON.parse(utf8.decode(b)),
+      (r) => r.json(),
+    );
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#take(
+      (b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer,
+      (r) => r.arrayBuffer(),
+    );
+  }
+
+  blob(): Promise<Blob> {
+    return this.#after().then((r) => r.blob());
+  }
+
+  formData(): Promise<FormData> {
+    return this.#after().then((r) => r.formData());
+  }
+
+  bytes(): Promise<Uint8Array> {
+    return this.#take(
+      (b) => new Uint8Array(b),
+      (r) => r.arrayBuffer().then((a) => new Uint8Array(a)),
+    );
+  }
+
+  clone(): Response {
+    if (this.bodyUsed) throw new TypeError("Response.clone: Body has already been consumed.");
+    return bufferedResponse(this.#bytes, { status: this.status, statusText: this.statusText, headers: new Headers(this.headers) }, this.#url);
+  }
+
+  /** One read of the body: directly, unless the real Response (and its stream) already exists. */
+  #take<T>(direct: (bytes: Buffer) => T, viaReal: (r: Response) => Promise<T>): Promise<T> {
+    if (this.#full) return viaReal(this.#full);
+    if (this.#read) return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    // No body is never used up: every read gives the empty body again, as with fetch.
+    if (this.#bytes !== null) this.#read = true;
+    try {
+      return Promise.resolve(direct(this.#bytes ?? Buffer.alloc(0)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #after(): Promise<Response> {
+    if (this.#read) return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    return Promise.resolve(this.#real());
+  }
+
+  #real(): Response {
+    this.#full ??= new Response(this.#bytes, { status: this.status, statusText: this.statusText, headers: this.headers });
+    return this.#full;
+  }
 }
 
 /**
