@@ -629,7 +629,9 @@ try {
       const requests = (JSON.parse(r.stdout) as { requests: number }).requests;
       const perRequestMs = (u.cpuS * 1000) / requests;
       const ideal = (requests * 5) / 1000 / CONCURRENCY;
-      const split = u.threads ? `; main thread ${((u.threads.mainS * 1000) / requests).toFixed(3)} ms, other threads ${((u.threads.otherS * 1000) / requests).toFixed(3)} ms` : "";
+      const split = u.threads
+        ? `; main thread ${((u.threads.mainS * 1000) / requests).toFixed(3)} ms, other threads ${((u.threads.otherS * 1000) / requests).toFixed(3)} ms`
+        : "";
       report(
         "cold build, 100,000 requests at 5 ms latency",
         `${r.wallS.toFixed(1)} s wall, ${u.cpuS.toFixed(1)} s CPU (${perRequestMs.toFixed(3)} ms a request${split}), ${u.maxRssMb.toFixed(0)} MB peak RSS`,
@@ -643,7 +645,11 @@ try {
       const { default: OpenAI } = await import("openai");
       const { createHttpFetch } = await import("../src/providers/http-fetch.js");
       const sdk = new OpenAI({ apiKey: "bench", baseURL: fast.baseURL, maxRetries: 0, fetch: createHttpFetch({ env: {} }), logLevel: "warn" });
-      const body = { model: "bench-model", messages: [{ role: "user" as const, content: "6f1c1e0a-2b4d-4e8f-9a7b-3c5d7e9f1a2b a0 b0 c0 d0 e0" }], max_tokens: 100 };
+      const body = {
+        model: "bench-model",
+        messages: [{ role: "user" as const, content: "6f1c1e0a-2b4d-4e8f-9a7b-3c5d7e9f1a2b a0 b0 c0 d0 e0" }],
+        max_tokens: 100,
+      };
       const SDK_REQUESTS = 10_000;
       const sdkRuns: number[] = [];
       for (let i = 0; i < 2; i++) {

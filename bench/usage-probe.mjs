@@ -31,7 +31,13 @@ if (file) {
     const u = process.resourceUsage();
     writeFileSync(
       file,
-      JSON.stringify({ cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6, userS: u.userCPUTime / 1e6, sysS: u.systemCPUTime / 1e6, maxRssMb: u.maxRSS / 1024, threads: byThread() }),
+      JSON.stringify({
+        cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6,
+        userS: u.userCPUTime / 1e6,
+        sysS: u.systemCPUTime / 1e6,
+        maxRssMb: u.maxRSS / 1024,
+        threads: byThread(),
+      }),
     );
   });
 }
