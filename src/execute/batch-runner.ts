@@ -8,8 +8,9 @@ import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
 import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
+import { displayUrl } from "../util/redact.js";
 import { sleep } from "../util/sleep.js";
-import { endpointError } from "./endpoint-errors.js";
+import { endpointError, OPENAI_URL } from "./endpoint-errors.js";
 import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
@@ -65,6 +66,12 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
 type LineResult = { answer: ProviderAnswer } | { error: RequestError };
 
 /**
+ * What became of a batch waited for: settled, with its lines; or unknown to the endpoint (a 404
+ * for its id), with what to tell its samples. Undefined: interrupted, or given up on.
+ */
+type Settled = { view: BatchView; lines: Map<string, LineResult> } | { unknown: string };
+
+/**
  * A step's requests through the Batch API: resumed from the batches this cache is already
  * waiting for (cache/state/batches), the rest split into input files within the API's limits,
  * uploaded, created, polled with backoff; answers validated as a direct answer is (json_schema,
@@ -76,7 +83,9 @@ export class BatchRunner {
   /** Batches being waited for in this build, by input file: two steps never poll one twice. */
   /** Batches this build stopped waiting for (past limits.giveUpMs): left, with their records, to the next build. */
   private readonly givenUp = new Set<string>();
-  private readonly settling = new Map<string, Promise<{ view: BatchView; lines: Map<string, LineResult> } | undefined>>();
+  private readonly settling = new Map<string, Promise<Settled | undefined>>();
+  /** Batches unknown to the endpoint whose warning this build has given. */
+  private readonly toldUnknown = new Set<string>();
 
   constructor(
     private readonly resolver: BuildResolver,
@@ -153,6 +162,16 @@ export class BatchRunner {
         waiting.map(async (rec) => {
           const s = await this.settle(client, step, rec);
           if (!s) return;
+          if ("unknown" in s) {
+            // Not asked again, neither by batch nor directly: the record stays, for the key that
+            // made the batch to collect it, or for `status --forget` to let it go.
+            for (const key of rec.custom_ids)
+              if (want.has(key)) {
+                outcomes.set(key, { failed: s.unknown });
+                want.delete(key);
+              }
+            return;
+          }
           const mineNow = rec.custom_ids.filter((k) => want.has(k));
           // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
           await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
@@ -265,7 +284,7 @@ export class BatchRunner {
     return p;
   }
 
-  private async poll(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<{ view: BatchView; lines: Map<string, LineResult> } | undefined> {
+  private async poll(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<Settled | undefined> {
     const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
     let view: BatchView | undefined;
     if (!rec.batch_id) {
@@ -308,13 +327,8 @@ export class BatchRunner {
       try {
         view = await this.endpoint(step, () => client.retrieve(id, this.signal));
       } catch (err) {
-        // The endpoint no longer knows the batch (another account's, or long gone): nothing to
-        // wait for; its requests are asked for again.
         if (!(err instanceof BatchCallFailed && err.status === 404)) throw err;
-        const lines = new Map<string, LineResult>(
-          rec.custom_ids.map((k) => [k, { error: new RequestError(`batch ${id} is unknown to the endpoint (${err.message})`, true) }]),
-        );
-        return { view: { id, status: "failed", inputFileId: rec.input_file_id, counts: { total: 0, completed: 0, failed: 0 }, errors: [] }, lines };
+        return { unknown: this.unknown(step, rec, id) };
       }
       if (!view) return undefined;
     }
@@ -344,6 +358,25 @@ export class BatchRunner {
     else if (view.status === "expired") unfinished(`batch ${view.id} expired before this request was run`, true);
     else if (view.status === "cancelled") unfinished(`batch ${view.id} was cancelled before this request was run`, true);
     return { view, lines };
+  }
+
+  /**
+   * A 404 for a recorded batch says only that this key cannot see it: made under another key or
+   * account (a switched OPENAI_API_KEY, another project), it still runs and is paid for there, and
+   * a gateway that lost track of it may still have it upstream. Resubmitting would pay twice, so
+   * only the user may decide that it is gone: its samples fail with how to decide, told once as a
+   * warning too. The message for its samples.
+   */
+  private unknown(step: GenerateStep, rec: BatchRecord, id: string): string {
+    const url = displayUrl(this.pool.batchConfig(step).baseUrl || OPENAI_URL);
+    const why = `batch ${id} (step '${step.id}') is unknown to ${url} (HTTP 404): its request is not sent again`;
+    if (!this.toldUnknown.has(id)) {
+      this.toldUnknown.add(id);
+      this.events.warn?.(
+        `batch ${id} (step '${step.id}', ${rec.custom_ids.length} request(s), submitted ${rec.created_at}) is unknown to ${url} (HTTP 404). It may have been made under another API key or account, where it still runs and is paid for, so its requests are not sent again. Build with the key that submitted it to collect its answers, or run \`synthbuild status --forget ${id}\` to let it go and submit its requests again (paid twice if it still finishes elsewhere)`,
+      );
+    }
+    return this.resolver.redact(`${why}; build with the key that submitted it, or \`synthbuild status --forget ${id}\` to submit it again`);
   }
 
   /**
