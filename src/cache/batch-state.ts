@@ -41,6 +41,16 @@ export async function removeBatchRecord(cacheDir: string, inputFileId: string): 
   await rm(fileOf(cacheDir, inputFileId), { force: true });
 }
 
+/** One batch's record as it is on the disk now (another build may have changed or removed it). */
+export async function readBatchRecord(cacheDir: string, inputFileId: string): Promise<BatchRecord | undefined> {
+  try {
+    const r = JSON.parse(await readFile(fileOf(cacheDir, inputFileId), "utf8")) as BatchRecord;
+    return r.input_file_id === inputFileId && Array.isArray(r.custom_ids) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Every batch record, oldest first; a record that does not read (a torn write cannot happen, a hand edit can) is skipped. */
 export async function readBatchRecords(cacheDir: string): Promise<BatchRecord[]> {
   const dir = dirOf(cacheDir);

@@ -1,4 +1,5 @@
-import { type BatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord } from "../cache/batch-state.js";
+import { type Claim, claimPath, withClaim } from "../cache/batch-claim.js";
+import { type BatchRecord, readBatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord } from "../cache/batch-state.js";
 import { SynthbuildError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
@@ -69,14 +70,16 @@ type LineResult = { answer: ProviderAnswer } | { error: RequestError };
  * What became of a batch waited for: settled, with its lines; or unknown to the endpoint (a 404
  * for its id), with what to tell its samples. Undefined: interrupted, or given up on.
  */
-type Settled = { view: BatchView; lines: Map<string, LineResult> } | { unknown: string };
+type Settled = { view: BatchView; lines: Map<string, LineResult> } | { unknown: string } | { gone: true };
 
 /**
  * A step's requests through the Batch API: resumed from the batches this cache is already
  * waiting for (cache/state/batches), the rest split into input files within the API's limits,
  * uploaded, created, polled with backoff; answers validated as a direct answer is (json_schema,
  * on_empty: retry), stored under the request's own cache key through the same path, and lines
- * that failed resubmitted alone, up to model.retries times.
+ * that failed resubmitted alone, up to model.retries times. What is pending is decided and
+ * submitted holding the cache's claim for the endpoint and model (cache/batch-claim.ts), so that
+ * builds sharing the cache folder wait for each other's batches rather than submit their own.
  */
 export class BatchRunner {
   private records?: Promise<BatchRecord[]>;
@@ -86,6 +89,7 @@ export class BatchRunner {
   private readonly settling = new Map<string, Promise<Settled | undefined>>();
   /** Batches unknown to the endpoint whose warning this build has given. */
   private readonly toldUnknown = new Set<string>();
+  private toldWaiting = false;
 
   constructor(
     private readonly resolver: BuildResolver,
@@ -125,6 +129,38 @@ export class BatchRunner {
   }
 
   /**
+   * The records as the disk has them now, holding the claim: other builds' batches made since
+   * this one looked are waited for too, and a batch another build has collected (its record
+   * gone) is not, its answers being in the cache. The objects this build holds are kept.
+   */
+  private async refresh(): Promise<BatchRecord[]> {
+    const records = await this.loaded();
+    const now = await readBatchRecords(this.cacheDir);
+    const ids = new Set(now.map((r) => r.input_file_id));
+    for (const r of [...records]) if (!ids.has(r.input_file_id) && !this.settling.has(r.input_file_id)) forget(records, r);
+    for (const d of now) {
+      const r = records.find((x) => x.input_file_id === d.input_file_id);
+      if (!r) records.push(d);
+      else r.batch_id ??= d.batch_id;
+    }
+    return records;
+  }
+
+  /** `fn` holding the claim of the step's endpoint and model; undefined when interrupted first. */
+  private claimed<T>(step: GenerateStep, fn: (claim: Claim) => Promise<T>): Promise<T | undefined> {
+    return withClaim(claimPath(this.cacheDir, step.model.endpoint, step.model.name), fn, {
+      signal: this.signal,
+      onWait: (h) => {
+        if (this.toldWaiting) return;
+        this.toldWaiting = true;
+        this.events.warn?.(
+          `another build sharing this cache (pid ${h.pid} on ${h.host}) is submitting a batch to ${step.model.name}: waiting for it, to wait for its batch rather than submit the same requests again`,
+        );
+      },
+    });
+  }
+
+  /**
    * `resumeOnly`: the step does not batch in this build; only its keys a pending batch covers are
    * collected, and the others come back held (for the caller to ask directly).
    */
@@ -135,33 +171,48 @@ export class BatchRunner {
     const records = await this.loaded();
     const attempts = new Map<string, number>();
     while (want.size && !this.signal.aborted) {
-      // A key already in a pending batch is waited for there, never put in a second one.
-      const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
-      // A batch given up on still covers its keys (they are not sent again) but is not waited for.
-      const resumed = records.filter((r) => mine(r) && !this.givenUp.has(r.input_file_id));
-      const covered = new Set(records.filter(mine).flatMap((r) => r.custom_ids));
-      const fresh: BatchItem[] = [];
-      for (const i of want.values()) {
-        if (covered.has(i.key)) continue;
-        if (!resumeOnly && this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
-        else {
-          outcomes.set(i.key, { held: true });
-          want.delete(i.key);
+      let lost = false;
+      const waiting = await this.claimed(step, async (claim) => {
+        await this.refresh();
+        // A key already in a pending batch is waited for there, never put in a second one.
+        const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
+        // A batch given up on still covers its keys (they are not sent again) but is not waited for.
+        const resumed = records.filter((r) => mine(r) && !this.givenUp.has(r.input_file_id));
+        const covered = new Set(records.filter(mine).flatMap((r) => r.custom_ids));
+        const fresh: BatchItem[] = [];
+        for (const i of want.values()) {
+          if (covered.has(i.key)) continue;
+          // Stored since this build looked: by another build, from a batch it collected.
+          const hit = await this.resolver.stored(i.key, step);
+          if (hit) {
+            outcomes.set(i.key, { answer: hit });
+            want.delete(i.key);
+          } else if (!resumeOnly && this.resolver.allows(step, i.req, i.sample, true)) fresh.push(i);
+          else {
+            outcomes.set(i.key, { held: true });
+            want.delete(i.key);
+          }
         }
-      }
-      const submitted: BatchRecord[] = [];
-      for (const chunk of this.split(fresh)) {
-        const rec = await this.submit(client, step, chunk);
-        if (!rec) break;
-        submitted.push(rec);
-      }
-      const waiting = [...resumed, ...submitted];
+        const submitted: BatchRecord[] = [];
+        for (const chunk of this.split(fresh)) {
+          const rec = await this.submit(client, step, chunk, claim);
+          if (rec === "lost") lost = true;
+          if (!rec || rec === "lost") break;
+          submitted.push(rec);
+        }
+        return [...resumed, ...submitted];
+      });
+      if (!waiting) break;
+      // The claim was lost (this build slept past its lease): the keys not submitted are looked at again under a new one.
+      if (!waiting.length && lost) continue;
       if (!waiting.length) break;
       // Each batch's answers are stored as soon as it is done, not when the last one is.
       await Promise.all(
         waiting.map(async (rec) => {
           const s = await this.settle(client, step, rec);
           if (!s) return;
+          // Another build collected it, or it was forgotten: its keys are looked for in the cache, then submitted.
+          if ("gone" in s) return forget(records, rec);
           if ("unknown" in s) {
             // Not asked again, neither by batch nor directly: the record stays, for the key that
             // made the batch to collect it, or for `status --forget` to let it go.
@@ -240,11 +291,22 @@ export class BatchRunner {
     if (chunk.length) yield { items: chunk, jsonl: `${lines.join("\n")}\n` };
   }
 
-  /** Upload, record, create, record again: a build killed at any point finds the batch, or its input file, in the state. */
-  private async submit(client: OpenAIBatches, step: GenerateStep, chunk: { items: BatchItem[]; jsonl: string }): Promise<BatchRecord | undefined> {
+  /**
+   * Upload, record, create, record again: a build killed at any point finds the batch, or its
+   * input file, in the state. "lost": the claim was taken over while this build slept past its
+   * lease, so the keys may be another build's now, and nothing was recorded. A record left
+   * uncreated for the same reason is created by whichever build resumes it, holding the claim.
+   */
+  private async submit(
+    client: OpenAIBatches,
+    step: GenerateStep,
+    chunk: { items: BatchItem[]; jsonl: string },
+    claim: Claim,
+  ): Promise<BatchRecord | "lost" | undefined> {
     const like = chunk.items[0]!.req;
     const fileId = await this.endpoint(step, () => client.upload(chunk.jsonl, `synthbuild-${step.id}.jsonl`, like, this.signal));
     if (fileId === undefined) return undefined;
+    if (!(await claim.holds())) return "lost";
     const rec: BatchRecord = {
       input_file_id: fileId,
       endpoint: step.model.endpoint,
@@ -255,6 +317,7 @@ export class BatchRunner {
     };
     await writeBatchRecord(this.cacheDir, rec);
     (await this.loaded()).push(rec);
+    if (!(await claim.holds())) return rec;
     // A create whose answer was lost (a 502, a reset) may have made the batch all the same: a
     // retry first asks the endpoint's list for a batch over this input file, never makes a second.
     let tried = false;
@@ -288,15 +351,10 @@ export class BatchRunner {
     const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
     let view: BatchView | undefined;
     if (!rec.batch_id) {
-      // Killed between upload and create: the endpoint's list says whether the create went through.
-      view = await this.endpoint(
-        step,
-        async () =>
-          (await client.findByInput(rec.input_file_id, this.signal)) ?? client.create(rec.input_file_id, { synthbuild_step: step.id }, like, this.signal),
-      );
-      if (!view) return undefined;
-      rec.batch_id = view.id;
-      await writeBatchRecord(this.cacheDir, rec);
+      const made = await this.createPending(client, step, rec, like);
+      if (made === undefined) return undefined;
+      if (made === "gone") return { gone: true };
+      if (made !== "recorded") view = made;
     }
     let delay = this.limits.pollMs;
     let said = "";
@@ -358,6 +416,48 @@ export class BatchRunner {
     else if (view.status === "expired") unfinished(`batch ${view.id} expired before this request was run`, true);
     else if (view.status === "cancelled") unfinished(`batch ${view.id} was cancelled before this request was run`, true);
     return { view, lines };
+  }
+
+  /**
+   * Create the batch of a record that has none yet (a build killed between upload and create, or
+   * one that lost its claim there), holding the claim and as the disk has the record now: another
+   * build may have created it meanwhile ("recorded": its id is in the record now), or collected
+   * it ("gone"). Undefined: interrupted.
+   */
+  private async createPending(
+    client: OpenAIBatches,
+    step: GenerateStep,
+    rec: BatchRecord,
+    like: ChatRequest,
+  ): Promise<BatchView | "recorded" | "gone" | undefined> {
+    for (;;) {
+      const made = await this.claimed(step, async (claim): Promise<BatchView | "recorded" | "gone" | "lost" | undefined> => {
+        const disk = await readBatchRecord(this.cacheDir, rec.input_file_id);
+        if (!disk) return "gone";
+        if (disk.batch_id) {
+          rec.batch_id = disk.batch_id;
+          return "recorded";
+        }
+        // Its every key in a batch made already: left uncreated by a build that lost its claim
+        // after recording it, and covered since by the build that took the claim over.
+        const made = new Set((await this.refresh()).flatMap((r) => (r !== rec && r.batch_id ? r.custom_ids : [])));
+        if (rec.custom_ids.every((k) => made.has(k))) {
+          await removeBatchRecord(this.cacheDir, rec.input_file_id);
+          return "gone";
+        }
+        // The endpoint's list says whether a create went through before the build was killed.
+        const view = await this.endpoint(step, async () => {
+          const found = await client.findByInput(rec.input_file_id, this.signal);
+          if (found || !(await claim.holds())) return found ?? "lost";
+          return client.create(rec.input_file_id, { synthbuild_step: step.id }, like, this.signal);
+        });
+        if (view === undefined || view === "lost") return view;
+        rec.batch_id = view.id;
+        await writeBatchRecord(this.cacheDir, rec);
+        return view;
+      });
+      if (made !== "lost") return made;
+    }
   }
 
   /**

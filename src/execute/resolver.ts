@@ -142,6 +142,16 @@ export class BuildResolver implements Resolver {
     return undefined;
   }
 
+  /**
+   * The answer the local cache holds now, looked for on the disk itself: what a batch's request
+   * is checked against just before it is submitted, as another build sharing the folder may have
+   * stored it since this one looked (from a batch that build collected).
+   */
+  async stored(key: string, step: GenerateStep): Promise<Answer | undefined> {
+    const hit = await this.cache.get(key, { fresh: true });
+    return hit && usable(hit, step) ? answerFromEntry(hit, true) : undefined;
+  }
+
   /** Whether a request may be sent (--limit, --max-cost, --shard); `batch`: as a line of a batch, at the batch price. */
   allows(step: GenerateStep, req: ChatRequest, sample: Sample, batch: boolean): boolean {
     return this.mayStart(step, req, sample, batch);
