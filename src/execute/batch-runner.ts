@@ -1,12 +1,20 @@
 import { type Claim, claimPath, withClaim } from "../cache/batch-claim.js";
-import { type BatchRecord, readBatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord } from "../cache/batch-state.js";
+import {
+  type BatchRecord,
+  readBatchRecord,
+  readBatchRecords,
+  readBatchRequests,
+  removeBatchRecord,
+  writeBatchRecord,
+  writeBatchRequests,
+} from "../cache/batch-state.js";
 import { SynthbuildError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
 import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
 import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
-import type { ChatRequest } from "../plan/request.js";
+import { type ChatRequest, requestKey } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
 import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
 import { displayUrl } from "../util/redact.js";
@@ -242,6 +250,7 @@ export class BatchRunner {
               want.delete(key);
             }
           });
+          await this.keepUnwanted(rec, s, (k) => !want.has(k) && !outcomes.has(k));
           // Its answers are in the cache: only now may the batch be forgotten.
           await removeBatchRecord(this.cacheDir, rec.input_file_id);
           forget(records, rec);
@@ -260,14 +269,34 @@ export class BatchRunner {
     }
     const a: ProviderAnswer = { ...line.answer, batch: batchId };
     this.resolver.told.onPaid?.(item.step, item.req, a, false);
-    try {
-      if (!dropReason(a)) {
-        if (item.req.json_schema) validateJsonAnswer(a.text, item.req.json_schema, true);
-      } else if (item.step.retryEmpty && isRetryableEmpty(a)) throw new RequestError("empty answer (on_empty: retry)", true);
-    } catch (err) {
-      return { error: err as RequestError };
-    }
+    const error = answerProblem(a, item.req, item.step.retryEmpty === true);
+    if (error) return { error };
     return { answer: await this.resolver.store(item.key, item.req, item.sample, item.step, a, { offline: false, started: Date.now() }) };
+  }
+
+  /**
+   * A collected batch's answers that no request of this build asks for (`other`: not this run's
+   * keys), its manifest changed since the batch was made: paid for, so stored all the same, so
+   * that an edit back costs nothing. Each under the key of the request written beside the record
+   * (its key computed again: a request that does not give its custom_id is not trusted), and
+   * validated as any answer is; one that would not be kept for a sample is not kept here.
+   */
+  private async keepUnwanted(rec: BatchRecord, s: { view: BatchView; lines: Map<string, LineResult> }, other: (key: string) => boolean): Promise<void> {
+    const left = rec.custom_ids.filter((k) => other(k) && s.lines.has(k) && "answer" in s.lines.get(k)!);
+    if (!left.length) return;
+    const reqs = new Map<string, ChatRequest>();
+    const keys = new Set(left);
+    for (const req of await readBatchRequests(this.cacheDir, rec.input_file_id)) {
+      const key = requestKey(req);
+      if (keys.has(key)) reqs.set(key, req);
+    }
+    await forEachConcurrent(left, STORE_WIDTH, async (key) => {
+      const req = reqs.get(key);
+      const line = s.lines.get(key)!;
+      if (!req || !("answer" in line)) return;
+      const a: ProviderAnswer = { ...line.answer, batch: s.view.id };
+      if (!answerProblem(a, req, rec.retry_empty === true)) await this.resolver.keep(key, req, a);
+    });
   }
 
   /** Input files within the per-file limits of lines and bytes. */
@@ -314,9 +343,15 @@ export class BatchRunner {
       step: step.id,
       custom_ids: chunk.items.map((i) => i.key),
       created_at: new Date().toISOString(),
+      ...(step.retryEmpty ? { retry_empty: true as const } : {}),
     };
     await writeBatchRecord(this.cacheDir, rec);
     (await this.loaded()).push(rec);
+    await writeBatchRequests(
+      this.cacheDir,
+      fileId,
+      chunk.items.map((i) => i.req),
+    );
     if (!(await claim.holds())) return rec;
     // A create whose answer was lost (a 502, a reset) may have made the batch all the same: a
     // retry first asks the endpoint's list for a batch over this input file, never makes a second.
@@ -536,6 +571,18 @@ export class BatchCallFailed extends Error {
   ) {
     super(message);
   }
+}
+
+/** Why an answer is not taken (json_schema, `on_empty: retry`), as for a direct answer; undefined when it is. */
+function answerProblem(a: ProviderAnswer, req: ChatRequest, retryEmpty: boolean): RequestError | undefined {
+  try {
+    if (!dropReason(a)) {
+      if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, true);
+    } else if (retryEmpty && isRetryableEmpty(a)) throw new RequestError("empty answer (on_empty: retry)", true);
+  } catch (err) {
+    return err as RequestError;
+  }
+  return undefined;
 }
 
 function lineResult(l: BatchLineResult): LineResult {

@@ -169,6 +169,41 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.deepEqual(await batchFiles(p), [], "the batch was collected and its record forgotten");
   });
 
+  test("a collected batch's answers the edited manifest no longer wants are stored all the same (if sound): editing it back costs nothing", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 5, mode: "batch", schema: true }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    assert.equal((await b.done).status, 130);
+    s.batches.setStepMs(20);
+    // An answer that fails its schema is kept no more than a direct one would be.
+    s.batches.failLines({ match: "Outline v04", kind: "not_json", times: 1 });
+    await p.write({ "dataset.yaml": manifest({ samples: 2, mode: "batch", schema: true }) });
+    const fewer = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(fewer.status, 0, fewer.stderr);
+    assert.equal(JSON.parse(fewer.stdout).outputs[0].rows, 2);
+    assert.equal((await p.cacheKeys()).length, 4, "the 2 sound answers no sample wants now are in the cache too");
+    assert.deepEqual(await batchFiles(p), []);
+
+    await p.write({ "dataset.yaml": manifest({ samples: 5, mode: "batch", schema: true }) });
+    const back = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(back.status, 0, back.stderr);
+    assert.equal(JSON.parse(back.stdout).requests, 1);
+    assert.equal(JSON.parse(back.stdout).outputs[0].rows, 5);
+    assert.deepEqual(
+      s.batches.list().map((x) => x.customIds.length),
+      [5, 1],
+      "only the answer that failed its schema is asked again",
+    );
+    assert.equal(chatRequests(s), 0);
+    const direct = await project({ "dataset.yaml": manifest({ samples: 5, schema: true }) });
+    assert.equal((await runCli(["build"], direct.dir, env)).status, 0);
+    assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"), "each stored under its own request's key");
+  });
+
   test("status --forget drops the records of pending batches; the next build asks again for their requests", async () => {
     const s = await server(5000);
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };

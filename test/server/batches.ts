@@ -18,8 +18,8 @@ export interface BatchLineFault {
   times?: number;
   /** The status of the failed line's response (default 500). */
   status?: number;
-  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop or empty (as the chat faults of those names). */
-  kind?: "refusal" | "content_filter" | "empty";
+  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop, empty (as the chat faults of those names), or prose where JSON was asked for. */
+  kind?: "refusal" | "content_filter" | "empty" | "not_json";
 }
 
 /** A fault of one call of the Batches API (not of a line). */
@@ -385,6 +385,7 @@ export class BatchServer {
         const body = this.answer(line.body, i);
         const choice = body.choices[0];
         if (fault.kind === "refusal") Object.assign(choice.message, { content: null, refusal: "I'm sorry, I can't help with that." });
+        else if (fault.kind === "not_json") choice.message.content = "Here is the answer you asked for.";
         else {
           choice.message.content = "";
           choice.finish_reason = fault.kind === "content_filter" ? "content_filter" : "stop";
