@@ -121,8 +121,12 @@ export class Cache {
 
   private known?: Set<string>;
 
-  /** The entry, if present and sound. A corrupt one is removed unless `evict: false`. */
-  async get(key: string, opts: { evict?: boolean } = {}): Promise<CacheEntry | undefined> {
+  /**
+   * The entry, if present and sound. A corrupt one is removed unless `evict: false`. `fresh`: look
+   * on the disk even after a snapshot (another build sharing the folder may have stored it since).
+   */
+  async get(key: string, opts: { evict?: boolean; fresh?: boolean } = {}): Promise<CacheEntry | undefined> {
+    if (opts.fresh && this.known && !this.known.has(key) && existsSync(this.pathOf(key))) this.known.add(key);
     if (this.known ? !this.known.has(key) : !existsSync(this.pathOf(key))) return undefined;
     const text = this.readText(key);
     if (text === undefined) return undefined;

@@ -261,9 +261,12 @@ export async function main(argv: string[]): Promise<number> {
     .command("status")
     .description("the Batch API batches this cache waits for: step, endpoint, status, requests answered, age; a build collects their answers")
     .option("--cancel", "cancel every batch still running (the next build collects what they answered and asks again for the rest)")
-    .option("--forget", "drop every batch record, nothing cancelled: the next build asks again for their requests (paid twice if a batch still finishes)")
+    .option(
+      "--forget [ids...]",
+      "drop the records of these batches (every batch, without ids), nothing cancelled: the next build asks again for their requests (paid twice if a batch still finishes)",
+    )
     .option("--json", "print one JSON object on stdout")
-    .action(async (o: { cancel?: boolean; forget?: boolean; json?: boolean }) => {
+    .action(async (o: { cancel?: boolean; forget?: boolean | string[]; json?: boolean }) => {
       const r = await status({ ...common(), cancel: o.cancel, forget: o.forget });
       if (o.json) out(r);
       else process.stdout.write(`${redact(formatStatus(r))}\n`);

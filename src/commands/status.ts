@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { readBatchRecords, removeBatchRecord } from "../cache/batch-state.js";
+import { UsageError } from "../errors.js";
 import { ProviderPool } from "../execute/providers.js";
 import type { GenerateStep } from "../manifest/types.js";
 import { type CommonOptions, openProject } from "./context.js";
@@ -7,8 +8,11 @@ import { type CommonOptions, openProject } from "./context.js";
 export interface StatusOptions extends CommonOptions {
   /** Cancel every pending batch (its answers so far are collected by the next build). */
   cancel?: boolean;
-  /** Drop every record, the endpoint not asked to cancel anything: the next build asks again for their requests. */
-  forget?: boolean;
+  /**
+   * Drop records, the endpoint not asked to cancel anything: the next build asks again for their
+   * requests. True: every record; a list: the batches of these ids (batch or input file ids).
+   */
+  forget?: boolean | string[];
 }
 
 export interface BatchStatus {
@@ -50,6 +54,16 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   const out: BatchStatus[] = [];
   const now = Date.now();
   const records = await readBatchRecords(paths.cacheDir);
+  const named = (r: (typeof records)[number], id: string) => r.batch_id === id || r.input_file_id === id;
+  // Checked before anything is asked or dropped: a mistyped id forgets nothing.
+  if (Array.isArray(opts.forget)) {
+    const unknown = opts.forget.filter((id) => !records.some((r) => named(r, id)));
+    if (unknown.length)
+      throw new UsageError(
+        `no pending batch ${unknown.join(", ")} in ${paths.cacheDir}: nothing forgotten`,
+        records.length ? `the batches this cache waits for: ${records.map((r) => r.batch_id ?? r.input_file_id).join(", ")}` : "this cache waits for no batch",
+      );
+  }
   for (const r of records) {
     const line: BatchStatus = {
       id: r.batch_id ?? null,
@@ -84,11 +98,15 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       line.request_counts = v.counts;
     } catch (err) {
       line.error = pool.redact((err as Error).message);
+      // What a build says of it too: the key may not be the one that made it.
+      if ((err as { status?: number }).status === 404)
+        line.error += ` (unknown under this key: build with the key that submitted it, or \`synthbuild status --forget ${r.batch_id}\` to submit its requests again)`;
     }
   }
   // A batch that can no longer be collected (its step gone, its files lost) stops blocking builds.
   if (opts.forget)
     for (const [i, r] of records.entries()) {
+      if (Array.isArray(opts.forget) && !opts.forget.some((id) => named(r, id))) continue;
       await removeBatchRecord(paths.cacheDir, r.input_file_id);
       out[i]!.forgotten = true;
     }

@@ -21,6 +21,26 @@ function usable(e: CacheEntry, step?: GenerateStep): boolean {
   return !(step?.retryEmpty && isRetryableEmpty({ text: e.response.text, finishReason: e.response.finish_reason }));
 }
 
+function entryOf(key: string, req: ChatRequest, answer: ProviderAnswer, how: { offline: boolean; started: number }): CacheEntry {
+  return {
+    format: CACHE_FORMAT,
+    key,
+    request: req,
+    response: {
+      text: answer.text,
+      finish_reason: answer.finishReason,
+      usage: answer.usage ? { input_tokens: answer.usage.input, output_tokens: answer.usage.output } : null,
+      model: answer.model ?? null,
+      system_fingerprint: answer.fingerprint ?? null,
+      request_id: answer.requestId ?? null,
+    },
+    offline: how.offline,
+    ...(answer.batch ? { batch: answer.batch } : {}),
+    created_at: new Date().toISOString(),
+    duration_ms: Date.now() - how.started,
+  };
+}
+
 export function answerFromEntry(e: CacheEntry, cached: boolean): Answer {
   const u = e.response.usage;
   return {
@@ -140,6 +160,16 @@ export class BuildResolver implements Resolver {
       if (fetched && usable(fetched, step)) return answerFromEntry(fetched, true);
     }
     return undefined;
+  }
+
+  /**
+   * The answer the local cache holds now, looked for on the disk itself: what a batch's request
+   * is checked against just before it is submitted, as another build sharing the folder may have
+   * stored it since this one looked (from a batch that build collected).
+   */
+  async stored(key: string, step: GenerateStep): Promise<Answer | undefined> {
+    const hit = await this.cache.get(key, { fresh: true });
+    return hit && usable(hit, step) ? answerFromEntry(hit, true) : undefined;
   }
 
   /** Whether a request may be sent (--limit, --max-cost, --shard); `batch`: as a line of a batch, at the batch price. */
@@ -279,23 +309,7 @@ export class BuildResolver implements Resolver {
     answer: ProviderAnswer,
     how: { offline: boolean; started: number },
   ): Promise<Answer> {
-    const entry: CacheEntry = {
-      format: CACHE_FORMAT,
-      key,
-      request: req,
-      response: {
-        text: answer.text,
-        finish_reason: answer.finishReason,
-        usage: answer.usage ? { input_tokens: answer.usage.input, output_tokens: answer.usage.output } : null,
-        model: answer.model ?? null,
-        system_fingerprint: answer.fingerprint ?? null,
-        request_id: answer.requestId ?? null,
-      },
-      offline: how.offline,
-      ...(answer.batch ? { batch: answer.batch } : {}),
-      created_at: new Date().toISOString(),
-      duration_ms: Date.now() - how.started,
-    };
+    const entry = entryOf(key, req, answer, how);
     // Another build sharing the cache may have stored an answer first: then its answer is the one
     // this lock names too (this one was paid for, and is counted, but not kept).
     let stored: CacheEntry;
@@ -313,6 +327,17 @@ export class BuildResolver implements Resolver {
     this.events.onAnswer?.(step, req, answer, how.offline);
     this.remote?.stored(key);
     return answerFromEntry(stored, false);
+  }
+
+  /**
+   * Store an answer no sample of this build asks for (a batch's line whose request the manifest
+   * no longer makes): paid for, so kept for the build that asks again, unless one is stored
+   * already. Nothing is told: it is neither this build's request nor its cost.
+   */
+  async keep(key: string, req: ChatRequest, answer: ProviderAnswer): Promise<void> {
+    if (await this.cache.get(key, { fresh: true })) return;
+    await this.cache.put(entryOf(key, req, answer, { offline: false, started: Date.now() }));
+    this.remote?.stored(key);
   }
 
   /**

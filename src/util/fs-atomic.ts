@@ -29,12 +29,13 @@ export class AtomicFileWriter {
     private readonly path: string,
     private readonly tmp: string,
     private readonly fh: import("node:fs/promises").FileHandle,
+    private readonly fsync: boolean,
   ) {}
 
-  static async open(path: string): Promise<AtomicFileWriter> {
+  static async open(path: string, opts: { fsync?: boolean } = {}): Promise<AtomicFileWriter> {
     await makeDirs(dirname(path));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-    return new AtomicFileWriter(path, tmp, await open(tmp, "w"));
+    return new AtomicFileWriter(path, tmp, await open(tmp, "w"), opts.fsync !== false);
   }
 
   async write(chunk: string): Promise<void> {
@@ -42,7 +43,7 @@ export class AtomicFileWriter {
   }
 
   async commit(): Promise<void> {
-    await this.fh.sync();
+    if (this.fsync) await this.fh.sync();
     await this.fh.close();
     await rename(this.tmp, this.path);
   }

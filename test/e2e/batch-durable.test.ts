@@ -4,6 +4,26 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { batchFiles, batchFixture, chatRequests, manifest, POLL } from "../helpers/batch.js";
 import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
+import type { TempProject } from "../helpers/project.js";
+import type { TestServer } from "../server/openai-test-server.js";
+
+/** A build killed (-9) once its batch is created and recorded: the batch's id. */
+async function killWhilePolling(s: TestServer, p: TempProject, env: Record<string, string>): Promise<string> {
+  const first = spawnCli(["build"], p.dir, env);
+  await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+  const t0 = Date.now();
+  for (;;) {
+    const [name] = await batchFiles(p);
+    const id = name && JSON.parse(await readFile(join(p.dir, "cache/state/batches", name), "utf8")).batch_id;
+    if (id) {
+      first.child.kill("SIGKILL");
+      await first.done;
+      return id;
+    }
+    assert.ok(Date.now() - t0 < 5000, "no batch record");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe("batch mode: batches outlive the build that submitted them", () => {
   const { project, server } = batchFixture();
@@ -71,21 +91,56 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(s.batches.list()[1]!.customIds.length, 4);
     assert.equal(JSON.parse(again.stdout).outputs[0].rows, 4);
   });
-  test("a pending batch the endpoint no longer knows is let go, and its requests asked for again", async () => {
+  test("a pending batch unknown under another API key is never resubmitted: its samples fail naming the batch, the endpoint and `status --forget`; the key that made it collects it", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "key-a", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const id = await killWhilePolling(s, p, env);
+    // The batch still runs under key-a's account, where it is paid for.
+    s.batches.setStepMs(20);
+    const other = await runCli(["build", "--json"], p.dir, { ...env, OPENAI_API_KEY: "key-b" });
+    assert.equal(other.status, 1, other.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "not submitted again under the other key");
+    assert.equal(s.batches.counts.filesUploaded, 1);
+    assert.equal(chatRequests(s), 0, "nor asked directly");
+    assert.equal(JSON.parse(other.stdout).failed, 3);
+    assert.ok(other.stderr.includes(`batch ${id}`), other.stderr);
+    assert.ok(other.stderr.includes(s.baseURL), other.stderr);
+    assert.ok(other.stderr.includes(`synthbuild status --forget ${id}`), other.stderr);
+    assert.doesNotMatch(other.stderr, /key-[ab]/);
+    assert.equal((await batchFiles(p)).length, 1, "its record is kept");
+
+    const back = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(back.status, 0, back.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 1, "collected under the key that made it");
+    assert.equal(JSON.parse(back.stdout).outputs[0].rows, 3);
+    assert.deepEqual(await batchFiles(p), []);
+  });
+
+  test("a pending batch the endpoint no longer knows stops its samples until `status --forget <id>` lets it go; then its requests are submitted again, once", async () => {
     const s = await server(5000);
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
     const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
-    const first = spawnCli(["build"], p.dir, env);
-    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
-    const t0 = Date.now();
-    while ((await batchFiles(p)).length === 0 || !JSON.parse(await readFile(join(p.dir, "cache/state/batches", (await batchFiles(p))[0]!), "utf8")).batch_id) {
-      assert.ok(Date.now() - t0 < 5000, "no batch record");
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    first.child.kill("SIGKILL");
-    await first.done;
+    const id = await killWhilePolling(s, p, env);
     s.batches.reset();
     s.batches.setStepMs(20);
+    const stopped = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(stopped.status, 1, stopped.stderr);
+    assert.equal(s.batches.counts.batchesCreated, 0, "nothing resubmitted without being asked");
+    assert.ok(stopped.stderr.includes(`synthbuild status --forget ${id}`), stopped.stderr);
+    assert.equal((await batchFiles(p)).length, 1);
+
+    const bogus = await runCli(["status", "--forget", "batch_nope"], p.dir, env);
+    assert.equal(bogus.status, 2, bogus.stderr);
+    assert.match(bogus.stderr, /batch_nope/);
+    assert.equal((await batchFiles(p)).length, 1, "an unknown id forgets nothing");
+    const f = await runCli(["status", "--forget", id, "--json"], p.dir, env);
+    assert.equal(f.status, 0, f.stderr);
+    assert.deepEqual(
+      JSON.parse(f.stdout).batches.map((b: { id: string; forgotten?: boolean }) => [b.id, b.forgotten]),
+      [[id, true]],
+    );
+    assert.deepEqual(await batchFiles(p), []);
     const again = await runCli(["build", "--json"], p.dir, env);
     assert.equal(again.status, 0, again.stderr);
     assert.equal(s.batches.counts.batchesCreated, 1, "submitted again, once");
@@ -112,6 +167,41 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(s.batches.counts.batchesCreated, 1, "no new batch");
     assert.equal(JSON.parse(again.stdout).outputs[0].rows, 6);
     assert.deepEqual(await batchFiles(p), [], "the batch was collected and its record forgotten");
+  });
+
+  test("a collected batch's answers the edited manifest no longer wants are stored all the same (if sound): editing it back costs nothing", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 5, mode: "batch", schema: true }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    assert.equal((await b.done).status, 130);
+    s.batches.setStepMs(20);
+    // An answer that fails its schema is kept no more than a direct one would be.
+    s.batches.failLines({ match: "Outline v04", kind: "not_json", times: 1 });
+    await p.write({ "dataset.yaml": manifest({ samples: 2, mode: "batch", schema: true }) });
+    const fewer = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(fewer.status, 0, fewer.stderr);
+    assert.equal(JSON.parse(fewer.stdout).outputs[0].rows, 2);
+    assert.equal((await p.cacheKeys()).length, 4, "the 2 sound answers no sample wants now are in the cache too");
+    assert.deepEqual(await batchFiles(p), []);
+
+    await p.write({ "dataset.yaml": manifest({ samples: 5, mode: "batch", schema: true }) });
+    const back = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(back.status, 0, back.stderr);
+    assert.equal(JSON.parse(back.stdout).requests, 1);
+    assert.equal(JSON.parse(back.stdout).outputs[0].rows, 5);
+    assert.deepEqual(
+      s.batches.list().map((x) => x.customIds.length),
+      [5, 1],
+      "only the answer that failed its schema is asked again",
+    );
+    assert.equal(chatRequests(s), 0);
+    const direct = await project({ "dataset.yaml": manifest({ samples: 5, schema: true }) });
+    assert.equal((await runCli(["build"], direct.dir, env)).status, 0);
+    assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"), "each stored under its own request's key");
   });
 
   test("status --forget drops the records of pending batches; the next build asks again for their requests", async () => {

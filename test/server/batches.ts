@@ -6,6 +6,8 @@
  * answered by the same deterministic function as /v1/chat/completions, so a batch answer is the
  * direct answer to the same body. Faults: a line whose prompt contains a marker fails (into the
  * error file), a batch expires with part of its lines answered, a batch fails validation.
+ * Files and batches belong to the API key that made them, as OpenAI's belong to a project: under
+ * another key they are unknown (404), though they still run.
  */
 import type http from "node:http";
 
@@ -16,8 +18,8 @@ export interface BatchLineFault {
   times?: number;
   /** The status of the failed line's response (default 500). */
   status?: number;
-  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop or empty (as the chat faults of those names). */
-  kind?: "refusal" | "content_filter" | "empty";
+  /** Instead of failing: a 200 whose answer is a refusal, a content filter's stop, empty (as the chat faults of those names), or prose where JSON was asked for. */
+  kind?: "refusal" | "content_filter" | "empty" | "not_json";
 }
 
 /** A fault of one call of the Batches API (not of a line). */
@@ -56,6 +58,8 @@ interface StoredFile {
   filename: string;
   purpose: string;
   created_at: number;
+  /** The Authorization header of the upload (or of the batch that wrote it). */
+  owner: string;
 }
 
 interface StoredBatch {
@@ -72,6 +76,7 @@ interface StoredBatch {
   /** The validation error, for a batch that fails. */
   invalid?: string;
   total: number;
+  owner: string;
 }
 
 interface Counts {
@@ -154,14 +159,15 @@ export class BatchServer {
   handle(req: http.IncomingMessage, res: http.ServerResponse, path: string, body: () => Promise<Buffer | null>): boolean {
     const method = req.method ?? "GET";
     const p = path.replace(/^\/v1/, "");
+    const owner = String(req.headers.authorization ?? "");
     let m: RegExpExecArray | null;
-    if (method === "POST" && p === "/files") return this.run(res, this.upload(req, res, body));
-    if (method === "GET" && (m = /^\/files\/([^/]+)\/content$/.exec(p))) return this.run(res, this.content(res, m[1]!));
-    if (method === "GET" && (m = /^\/files\/([^/]+)$/.exec(p))) return this.run(res, this.fileInfo(res, m[1]!));
-    if (method === "POST" && p === "/batches") return this.run(res, this.create(res, body));
-    if (method === "GET" && p === "/batches") return this.run(res, this.send(res, 200, this.page()));
-    if (method === "GET" && (m = /^\/batches\/([^/]+)$/.exec(p))) return this.run(res, this.retrieve(res, m[1]!));
-    if (method === "POST" && (m = /^\/batches\/([^/]+)\/cancel$/.exec(p))) return this.run(res, this.cancel(res, m[1]!));
+    if (method === "POST" && p === "/files") return this.run(res, this.upload(req, res, body, owner));
+    if (method === "GET" && (m = /^\/files\/([^/]+)\/content$/.exec(p))) return this.run(res, this.content(res, m[1]!, owner));
+    if (method === "GET" && (m = /^\/files\/([^/]+)$/.exec(p))) return this.run(res, this.fileInfo(res, m[1]!, owner));
+    if (method === "POST" && p === "/batches") return this.run(res, this.create(res, body, owner));
+    if (method === "GET" && p === "/batches") return this.run(res, this.send(res, 200, this.page(owner)));
+    if (method === "GET" && (m = /^\/batches\/([^/]+)$/.exec(p))) return this.run(res, this.retrieve(res, m[1]!, owner));
+    if (method === "POST" && (m = /^\/batches\/([^/]+)\/cancel$/.exec(p))) return this.run(res, this.cancel(res, m[1]!, owner));
     return false;
   }
 
@@ -170,7 +176,19 @@ export class BatchServer {
     return true;
   }
 
-  private async upload(req: http.IncomingMessage, res: http.ServerResponse, body: () => Promise<Buffer | null>): Promise<void> {
+  /** A file of this owner's. */
+  private file(id: string, owner: string): StoredFile | undefined {
+    const f = this.files.get(id);
+    return f?.owner === owner ? f : undefined;
+  }
+
+  /** A batch of this owner's. */
+  private batch(id: string, owner: string): StoredBatch | undefined {
+    const b = this.batches.get(id);
+    return b?.owner === owner ? b : undefined;
+  }
+
+  private async upload(req: http.IncomingMessage, res: http.ServerResponse, body: () => Promise<Buffer | null>, owner: string): Promise<void> {
     const raw = await body();
     const type = String(req.headers["content-type"] ?? "");
     const boundary = /boundary=("?)([^";]+)\1/.exec(type)?.[2];
@@ -180,7 +198,7 @@ export class BatchServer {
     const purpose = parts.find((x) => x.name === "purpose")?.data.toString("utf8");
     if (!file || !purpose) return this.send(res, 400, errorOf("the upload needs a file and a purpose"));
     const id = `file-test-${++this.seq}`;
-    const stored = { id, bytes: file.data, filename: file.filename!, purpose, created_at: Math.floor(Date.now() / 1000) };
+    const stored = { id, bytes: file.data, filename: file.filename!, purpose, created_at: Math.floor(Date.now() / 1000), owner };
     this.files.set(id, stored);
     this.counts.filesUploaded++;
     this.send(res, 200, this.fileObject(stored));
@@ -190,14 +208,14 @@ export class BatchServer {
     return { id: f.id, object: "file", bytes: f.bytes.length, created_at: f.created_at, filename: f.filename, purpose: f.purpose, status: "processed" };
   }
 
-  private fileInfo(res: http.ServerResponse, id: string) {
-    const f = this.files.get(id);
+  private fileInfo(res: http.ServerResponse, id: string, owner: string) {
+    const f = this.file(id, owner);
     if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
     this.send(res, 200, this.fileObject(f));
   }
 
-  private content(res: http.ServerResponse, id: string) {
-    const f = this.files.get(id);
+  private content(res: http.ServerResponse, id: string, owner: string) {
+    const f = this.file(id, owner);
     if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
     const fault = f.purpose === "batch_output" ? this.callFault("content") : undefined;
     if (fault && !fault.corrupt) return this.sendFault(res, fault);
@@ -210,7 +228,7 @@ export class BatchServer {
     res.end(f.bytes);
   }
 
-  private async create(res: http.ServerResponse, body: () => Promise<Buffer | null>): Promise<void> {
+  private async create(res: http.ServerResponse, body: () => Promise<Buffer | null>, owner: string): Promise<void> {
     let params: any;
     try {
       params = JSON.parse((await body())?.toString("utf8") ?? "");
@@ -219,7 +237,7 @@ export class BatchServer {
     }
     const fault = this.callFault("create");
     if (fault && !fault.afterCreate) return this.sendFault(res, fault);
-    const input = this.files.get(params?.input_file_id);
+    const input = this.file(params?.input_file_id, owner);
     if (!input) return this.send(res, 400, errorOf(`No such File object: ${params?.input_file_id}`));
     if (params.endpoint !== "/v1/chat/completions" && params.endpoint !== "/v1/completions")
       return this.send(res, 400, errorOf(`unsupported endpoint ${params.endpoint}`));
@@ -233,6 +251,7 @@ export class BatchServer {
       createdMs: Date.now(),
       expire: this.expireNext > 0,
       total: 0,
+      owner,
     };
     if (this.expireNext > 0) this.expireNext--;
     try {
@@ -255,9 +274,12 @@ export class BatchServer {
     this.send(res, 200, this.view(b));
   }
 
-  /** GET /v1/batches: every batch, newest first, in one page. */
-  private page() {
-    const data = [...this.batches.values()].reverse().map((b) => this.view(b));
+  /** GET /v1/batches: every batch of this owner's, newest first, in one page. */
+  private page(owner: string) {
+    const data = [...this.batches.values()]
+      .filter((b) => b.owner === owner)
+      .reverse()
+      .map((b) => this.view(b));
     return { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false };
   }
 
@@ -269,16 +291,16 @@ export class BatchServer {
       .map((l) => JSON.parse(l));
   }
 
-  private retrieve(res: http.ServerResponse, id: string) {
+  private retrieve(res: http.ServerResponse, id: string, owner: string) {
     const fault = this.callFault("retrieve");
     if (fault) return this.sendFault(res, fault);
-    const b = this.batches.get(id);
+    const b = this.batch(id, owner);
     if (!b) return this.send(res, 404, errorOf(`No batch found with id '${id}'.`));
     this.send(res, 200, this.view(b));
   }
 
-  private cancel(res: http.ServerResponse, id: string) {
-    const b = this.batches.get(id);
+  private cancel(res: http.ServerResponse, id: string, owner: string) {
+    const b = this.batch(id, owner);
     if (!b) return this.send(res, 404, errorOf(`No batch found with id '${id}'.`));
     const v = this.view(b);
     if (b.final || b.cancelAtMs !== undefined) return this.send(res, v.status === "cancelled" || v.status === "cancelling" ? 200 : 400, v);
@@ -363,6 +385,7 @@ export class BatchServer {
         const body = this.answer(line.body, i);
         const choice = body.choices[0];
         if (fault.kind === "refusal") Object.assign(choice.message, { content: null, refusal: "I'm sorry, I can't help with that." });
+        else if (fault.kind === "not_json") choice.message.content = "Here is the answer you asked for.";
         else {
           choice.message.content = "";
           choice.finish_reason = fault.kind === "content_filter" ? "content_filter" : "stop";
@@ -402,6 +425,7 @@ export class BatchServer {
         filename: `${b.id}_${kind}.jsonl`,
         purpose: "batch_output",
         created_at: Math.floor(Date.now() / 1000),
+        owner: b.owner,
       });
       return id;
     };
