@@ -25,7 +25,25 @@ export function hash64(text: string): string {
  */
 export function hash128(text: string): string {
   const x = h();
-  return x.h64ToString(text, 0n) + x.h64ToString(text, 0x9e3779b97f4a7c15n);
+  return x.h64ToString(text, 0n) + x.h64ToString(text, SEED2);
+}
+
+const SEED2 = 0x9e3779b97f4a7c15n;
+const encoder = new TextEncoder();
+/** Where a text is encoded once for the two hashes of hash128Raw (grown as needed). */
+let scratch = new Uint8Array(1024);
+
+/** hash128 as its two 64-bit halves, the text encoded once: for callers that format the digest themselves. */
+export function hash128Raw(text: string): [bigint, bigint] {
+  const x = h();
+  if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
+  const bytes = scratch.subarray(0, encoder.encodeInto(text, scratch).written);
+  return [x.h64Raw(bytes, 0n), x.h64Raw(bytes, SEED2)];
+}
+
+/** hash64 of bytes already encoded (UTF-8): the digest hash64 gives of their text. */
+export function hash64Bytes(bytes: Uint8Array): string {
+  return h().h64Raw(bytes).toString(16).padStart(16, "0");
 }
 
 export function hashValue(value: unknown): string {
@@ -46,7 +64,7 @@ export function unitInterval(text: string): number {
 export function createHash128(): { update(chunk: string | Uint8Array): void; digest(): string } {
   const x = h();
   const a = x.create64(0n);
-  const b = x.create64(0x9e3779b97f4a7c15n);
+  const b = x.create64(SEED2);
   return {
     update(chunk) {
       a.update(chunk);
