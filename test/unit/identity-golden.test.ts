@@ -196,3 +196,32 @@ test("golden: model.endpoints keys as base_url did: one replica by its URL, seve
     assert.equal(got.endpoint, "http://127.0.0.1:8080/v1");
   }
 });
+
+test("a combination's id and a nonce are their definitions' hashes, whatever the text (unicode, quotes, long keys)", async () => {
+  // comboId and deterministicUuid lay out bytes for speed; these are the texts they stand for.
+  const { comboId } = await import("../../src/expand/identity.js");
+  const { deterministicUuid } = await import("../../src/util/uuid.js");
+  const { hash128, initHashing } = await import("../../src/util/hash.js");
+  await initHashing();
+  const { prng } = await import("../helpers/rng.js");
+  const textId = (names: string[], keys: unknown[]) => {
+    const order = names.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+    return hash64(`combo:v1:[${order.map((k) => `[${JSON.stringify(names[k])},${JSON.stringify(keys[k])}]`).join(",")}]`);
+  };
+  const textUuid = (source: string) => {
+    const hex = hash128(source);
+    const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  };
+  const rnd = prng(12);
+  const pieces = ["a", "é", "✓", '"', "\\", "\n", "𝄞", "x".repeat(700), "日本", "\u0000"];
+  const text = () => Array.from({ length: 1 + Math.floor(rnd() * 5) }, () => pieces[Math.floor(rnd() * pieces.length)]).join("");
+  for (let t = 0; t < 2000; t++) {
+    const names = Array.from({ length: 1 + Math.floor(rnd() * 8) }, (_, i) => `${text()}${i}`);
+    const keys = names.map(() => (rnd() < 0.2 ? Math.floor(rnd() * 100) : text()));
+    const values = keys.map((key) => ({ key, text: String(key) }) as unknown as Parameters<typeof comboId>[1][number]);
+    assert.equal(comboId(names, values), textId(names, keys));
+    const source = `nonce:${t}:${text()}`;
+    assert.equal(deterministicUuid(source), textUuid(source));
+  }
+});
