@@ -1,21 +1,16 @@
 import { type BatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord } from "../cache/batch-state.js";
-import { SynthbuildError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
-import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
-import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
+import type { Answer } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
-import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
-import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
-import { sleep } from "../util/sleep.js";
-import { endpointError } from "./endpoint-errors.js";
-import { validateJsonAnswer } from "./json-answer.js";
+import { BATCH_MAX_BYTES, BATCH_MAX_LINES, batchLine, type OpenAIBatches } from "../providers/openai-batch.js";
+import { RequestError } from "../providers/types.js";
+import { BatchCollector, forget } from "./batch-collect.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
 
-/** Answers of a batch stored at once. */
-const STORE_WIDTH = 64;
+export { BatchCallFailed } from "./batch-collect.js";
 
 /** One request a batch is to answer. */
 export interface BatchItem {
@@ -36,6 +31,12 @@ export interface BatchLimits {
   maxPollMs: number;
   /** How long one build waits for a batch before it leaves it for the next build. */
   giveUpMs: number;
+  /**
+   * How long polling (and reading a batch's files) rides out an endpoint that does not answer
+   * before the build stops; after outageWarnMs it says so, once.
+   */
+  outageMs: number;
+  outageWarnMs: number;
 }
 
 /**
@@ -44,7 +45,9 @@ export interface BatchLimits {
  * SYNTHBUILD_BATCH_POLL_MS sets the first poll's wait (default 5 s; polls back off to
  * SYNTHBUILD_BATCH_MAX_POLL_MS, default 60 s, which also caps a retry-after);
  * SYNTHBUILD_BATCH_GIVE_UP_MS how long a build waits for one batch (default 25 h: the 24 h
- * completion window and an hour's slack).
+ * completion window and an hour's slack); SYNTHBUILD_BATCH_OUTAGE_MS how long polls ride out an
+ * endpoint that does not answer (default 30 min), SYNTHBUILD_BATCH_OUTAGE_WARN_MS when that is
+ * said (default 1 min).
  */
 export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
   const num = (name: string, dflt: number, max = Infinity) => {
@@ -58,25 +61,22 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
     pollMs,
     maxPollMs: Math.max(pollMs, num("SYNTHBUILD_BATCH_MAX_POLL_MS", 60_000)),
     giveUpMs: num("SYNTHBUILD_BATCH_GIVE_UP_MS", 25 * 3600_000),
+    outageMs: num("SYNTHBUILD_BATCH_OUTAGE_MS", 30 * 60_000),
+    outageWarnMs: num("SYNTHBUILD_BATCH_OUTAGE_WARN_MS", 60_000),
   };
 }
-
-/** A line's result once read: the provider's answer, or the error that stands for it. */
-type LineResult = { answer: ProviderAnswer } | { error: RequestError };
 
 /**
  * A step's requests through the Batch API: resumed from the batches this cache is already
  * waiting for (cache/state/batches), the rest split into input files within the API's limits,
- * uploaded, created, polled with backoff; answers validated as a direct answer is (json_schema,
- * on_empty: retry), stored under the request's own cache key through the same path, and lines
- * that failed resubmitted alone, up to model.retries times.
+ * uploaded, created, polled with backoff (BatchCollector); answers validated as a direct answer is
+ * (json_schema, on_empty: retry), stored under the request's own cache key through the same path
+ * as the output file streams in, and lines that failed resubmitted alone, up to model.retries
+ * times.
  */
 export class BatchRunner {
   private records?: Promise<BatchRecord[]>;
-  /** Batches being waited for in this build, by input file: two steps never poll one twice. */
-  /** Batches this build stopped waiting for (past limits.giveUpMs): left, with their records, to the next build. */
-  private readonly givenUp = new Set<string>();
-  private readonly settling = new Map<string, Promise<{ view: BatchView; lines: Map<string, LineResult> } | undefined>>();
+  private readonly collector: BatchCollector;
 
   constructor(
     private readonly resolver: BuildResolver,
@@ -84,8 +84,10 @@ export class BatchRunner {
     private readonly cacheDir: string,
     private readonly signal: AbortSignal,
     private readonly limits: BatchLimits,
-    private readonly events: BuildEvents = {},
-  ) {}
+    events: BuildEvents = {},
+  ) {
+    this.collector = new BatchCollector(resolver, pool, cacheDir, signal, limits, events);
+  }
 
   /**
    * Forget the batches whose every answer is in the cache (a build killed after storing them,
@@ -126,10 +128,11 @@ export class BatchRunner {
     const records = await this.loaded();
     const attempts = new Map<string, number>();
     while (want.size && !this.signal.aborted) {
+      this.collector.want(want.values());
       // A key already in a pending batch is waited for there, never put in a second one.
       const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
       // A batch given up on still covers its keys (they are not sent again) but is not waited for.
-      const resumed = records.filter((r) => mine(r) && !this.givenUp.has(r.input_file_id));
+      const resumed = records.filter((r) => mine(r) && !this.collector.givenUp.has(r.input_file_id));
       const covered = new Set(records.filter(mine).flatMap((r) => r.custom_ids));
       const fresh: BatchItem[] = [];
       for (const i of want.values()) {
@@ -148,56 +151,42 @@ export class BatchRunner {
       }
       const waiting = [...resumed, ...submitted];
       if (!waiting.length) break;
-      // Each batch's answers are stored as soon as it is done, not when the last one is.
+      // Each batch's answers are stored as its files are read, not when the last batch is done.
       await Promise.all(
         waiting.map(async (rec) => {
-          const s = await this.settle(client, step, rec);
+          const s = await this.collector.settle(client, step, rec);
           if (!s) return;
-          const mineNow = rec.custom_ids.filter((k) => want.has(k));
-          // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
-          await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
-            const item = want.get(key)!;
-            const line = s.lines.get(key) ?? { error: new RequestError(`no result for this request in batch ${s.view.id}`, true) };
-            const r = await this.take(item, line, s.view.id);
+          for (const key of rec.custom_ids) {
+            const item = want.get(key);
+            if (!item) continue;
+            let r = s.lines.get(key);
+            if (!r) {
+              // Wanted only after the batch's files were read (by another step's run meanwhile).
+              this.resolver.told.onUnanswered?.(item.step, item.req);
+              r = { error: new RequestError(`no result for this request in batch ${s.id}`, true) };
+            }
             if ("answer" in r) {
               outcomes.set(key, { answer: r.answer });
               want.delete(key);
-              return;
+              continue;
             }
             const tries = (attempts.get(key) ?? 0) + 1;
             attempts.set(key, tries);
             if (!r.error.retryable || tries > step.model.retries) {
-              const message = this.resolver.redact(`${r.error.message} (batch ${s.view.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
+              const message = this.resolver.redact(`${r.error.message} (batch ${s.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
               outcomes.set(key, { failed: message });
               want.delete(key);
             }
-          });
+          }
           // Its answers are in the cache: only now may the batch be forgotten.
           await removeBatchRecord(this.cacheDir, rec.input_file_id);
           forget(records, rec);
         }),
       );
     }
+    this.collector.unwant(items);
     for (const key of want.keys()) outcomes.set(key, { held: true });
     return outcomes;
-  }
-
-  /** A line's result as the pipeline takes it: stored (answers, even ones then dropped, are paid for), or the error. */
-  private async take(item: BatchItem, line: LineResult, batchId: string): Promise<{ answer: Answer } | { error: RequestError }> {
-    if ("error" in line) {
-      this.resolver.told.onUnanswered?.(item.step, item.req);
-      return line;
-    }
-    const a: ProviderAnswer = { ...line.answer, batch: batchId };
-    this.resolver.told.onPaid?.(item.step, item.req, a, false);
-    try {
-      if (!dropReason(a)) {
-        if (item.req.json_schema) validateJsonAnswer(a.text, item.req.json_schema, true);
-      } else if (item.step.retryEmpty && isRetryableEmpty(a)) throw new RequestError("empty answer (on_empty: retry)", true);
-    } catch (err) {
-      return { error: err as RequestError };
-    }
-    return { answer: await this.resolver.store(item.key, item.req, item.sample, item.step, a, { offline: false, started: Date.now() }) };
   }
 
   /** Input files within the per-file limits of lines and bytes. */
@@ -248,168 +237,13 @@ export class BatchRunner {
       return client.create(fileId, { synthbuild_step: step.id }, like, this.signal);
     });
     if (!view) return rec;
-    rec.batch_id = view.id;
-    await writeBatchRecord(this.cacheDir, rec);
+    await this.collector.recordBatch(client, step, rec, view);
     for (const i of chunk.items) this.resolver.told.onStart?.(i.step);
     return rec;
   }
 
-  /** Create the batch if the record has none yet, poll it until it settles, read its files. Undefined: interrupted. */
-  private settle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord) {
-    let p = this.settling.get(rec.input_file_id);
-    if (!p) {
-      p = this.poll(client, step, rec);
-      this.settling.set(rec.input_file_id, p);
-      void p.finally(() => this.settling.delete(rec.input_file_id)).catch(() => {});
-    }
-    return p;
+  /** A call to the Files or Batches API on one request's retries (see BatchCollector.endpoint). */
+  private endpoint<T>(step: GenerateStep, fn: () => Promise<T>): Promise<T | undefined> {
+    return this.collector.endpoint(step, fn);
   }
-
-  private async poll(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<{ view: BatchView; lines: Map<string, LineResult> } | undefined> {
-    const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
-    let view: BatchView | undefined;
-    if (!rec.batch_id) {
-      // Killed between upload and create: the endpoint's list says whether the create went through.
-      view = await this.endpoint(
-        step,
-        async () =>
-          (await client.findByInput(rec.input_file_id, this.signal)) ?? client.create(rec.input_file_id, { synthbuild_step: step.id }, like, this.signal),
-      );
-      if (!view) return undefined;
-      rec.batch_id = view.id;
-      await writeBatchRecord(this.cacheDir, rec);
-    }
-    let delay = this.limits.pollMs;
-    let said = "";
-    const giveUpAt = Date.now() + this.limits.giveUpMs;
-    for (;;) {
-      if (view) {
-        const now = `${view.status} ${view.counts.completed + view.counts.failed}/${view.counts.total}`;
-        if (now !== said) this.events.batch?.({ step: step.id, id: view.id, status: view.status, ...view.counts });
-        said = now;
-        if (SETTLED.has(view.status)) break;
-        if (Date.now() >= giveUpAt) {
-          // Past its completion window and then some: this build stops waiting; nothing fails,
-          // the record stays, and the next build resumes the batch.
-          this.givenUp.add(rec.input_file_id);
-          this.events.warn?.(
-            `batch ${view.id} (step '${step.id}') is still ${view.status} after ${Math.round(this.limits.giveUpMs / 60_000)} min: this build stops waiting for it; its ${rec.custom_ids.length} request(s) are left pending, and the next build resumes the batch`,
-          );
-          return undefined;
-        }
-        try {
-          await sleep(delay, this.signal);
-        } catch {
-          return undefined;
-        }
-        delay = Math.min(delay * 1.5, this.limits.maxPollMs);
-      }
-      const id = rec.batch_id!;
-      try {
-        view = await this.endpoint(step, () => client.retrieve(id, this.signal));
-      } catch (err) {
-        // The endpoint no longer knows the batch (another account's, or long gone): nothing to
-        // wait for; its requests are asked for again.
-        if (!(err instanceof BatchCallFailed && err.status === 404)) throw err;
-        const lines = new Map<string, LineResult>(
-          rec.custom_ids.map((k) => [k, { error: new RequestError(`batch ${id} is unknown to the endpoint (${err.message})`, true) }]),
-        );
-        return { view: { id, status: "failed", inputFileId: rec.input_file_id, counts: { total: 0, completed: 0, failed: 0 }, errors: [] }, lines };
-      }
-      if (!view) return undefined;
-    }
-    const lines = new Map<string, LineResult>();
-    const read = async (fileId: string | undefined) => {
-      if (!fileId) return true;
-      let got: BatchLineResult[] | undefined;
-      try {
-        got = await this.endpoint(step, () => client.results(fileId, this.signal));
-      } catch (err) {
-        // The file is gone for good (404, 410): its requests are found missing and asked again in
-        // a new batch, and this one's record goes; a build never stays blocked on it.
-        if (err instanceof BatchCallFailed && (err.status === 404 || err.status === 410)) return true;
-        throw err;
-      }
-      if (!got) return false;
-      for (const l of got) lines.set(l.key, lineResult(l));
-      return true;
-    };
-    if (!(await read(view.outputFileId)) || !(await read(view.errorFileId))) return undefined;
-    const unfinished = (why: string, retryable: boolean) => {
-      for (const k of rec.custom_ids) if (!lines.has(k) || (retryable && isUnrun(lines.get(k)!))) lines.set(k, { error: new RequestError(why, retryable) });
-    };
-    if (view.status === "failed") unfinished(`batch ${view.id} failed: ${view.errors.join("; ") || "no reason given"}`, false);
-    // A request a batch never ran is asked for again, in a batch of its own: the build asks for
-    // every answer it lacks (a person who wants it to stop presses Ctrl-C).
-    else if (view.status === "expired") unfinished(`batch ${view.id} expired before this request was run`, true);
-    else if (view.status === "cancelled") unfinished(`batch ${view.id} was cancelled before this request was run`, true);
-    return { view, lines };
-  }
-
-  /**
-   * A call to the Files or Batches API, retried with backoff while it may pass (model.retries
-   * times); a refusal that concerns the whole endpoint stops the build. Undefined when interrupted.
-   */
-  private async endpoint<T>(step: GenerateStep, fn: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      if (this.signal.aborted) return undefined;
-      try {
-        return await fn();
-      } catch (err) {
-        if (this.signal.aborted) return undefined;
-        if (err instanceof EndpointRefused) {
-          const e = endpointError(
-            err.problem,
-            this.resolver.redact(`${err.message} (the Batch API: model.mode ${step.model.mode})`),
-            step,
-            undefined,
-            this.pool.batchConfig(step),
-          );
-          this.resolver.stopWith(e);
-          throw e;
-        }
-        if (err instanceof SynthbuildError) throw err;
-        const e = err as RequestError;
-        if (e instanceof NoResponse && attempt >= step.model.retries) {
-          // As for direct requests: an endpoint that never answers concerns the whole build.
-          const detail = `${e.message} (${attempt + 1} attempts at the Batch API in a row)`;
-          const stop = endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.resolver.redact(detail), step);
-          this.resolver.stopWith(stop);
-          throw stop;
-        }
-        if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
-        try {
-          // A retry-after is heeded up to the longest poll wait: `retry-after: 86400` never sleeps a day.
-          await sleep(Math.min(e.retryAfterMs ?? Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
-        } catch {
-          return undefined;
-        }
-      }
-    }
-  }
-}
-
-/** Two steps may wait on one batch (the same request in both): the second finds it gone already. */
-function forget(records: BatchRecord[], r: BatchRecord): void {
-  const at = records.indexOf(r);
-  if (at !== -1) records.splice(at, 1);
-}
-
-/** A call to the Files or Batches API that failed past its retries: the step's requests fail (and are asked for again next build). */
-export class BatchCallFailed extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
-
-function lineResult(l: BatchLineResult): LineResult {
-  return "answer" in l ? { answer: l.answer } : { error: l.error };
-}
-
-/** An error file's line for a request the batch never ran (expired, cancelled). */
-function isUnrun(l: LineResult): boolean {
-  return "error" in l && /^batch_(expired|cancelled)\b/.test(l.error.message);
 }

@@ -1,0 +1,364 @@
+import { type BatchRecord, writeBatchRecord } from "../cache/batch-state.js";
+import { type EndpointError, SynthbuildError } from "../errors.js";
+import type { BuildEvents } from "../events.js";
+import type { GenerateStep } from "../manifest/types.js";
+import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
+import type { Answer } from "../plan/pipeline.js";
+import type { ChatRequest } from "../plan/request.js";
+import { type BatchLineResult, type BatchView, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
+import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
+import { sleep } from "../util/sleep.js";
+import type { BatchItem, BatchLimits } from "./batch-runner.js";
+import { endpointError, endpointOf, type StopProblem } from "./endpoint-errors.js";
+import { validateJsonAnswer } from "./json-answer.js";
+import type { ProviderPool } from "./providers.js";
+import type { BuildResolver } from "./resolver.js";
+
+/** Answers of a batch stored at once. */
+const STORE_WIDTH = 64;
+
+/** What became of one request of a settled batch: its answer (stored), or the error that stands for it. */
+export type LineOutcome = { answer: Answer } | { error: RequestError };
+
+/** A settled batch's outcomes, by key, for the requests this build wants. */
+export interface Collected {
+  id: string;
+  lines: Map<string, LineOutcome>;
+}
+
+/**
+ * A submitted batch until what it answered is in the cache: polled until it settles, its output
+ * and error files read as they arrive, each answer stored the moment its line is read, and what
+ * became of every request this build wants. What it collects is paid for, so its calls ride out
+ * an endpoint that is down far longer than one request's retries (see `patiently`).
+ */
+export class BatchCollector {
+  /** Batches being waited for in this build, by input file: two steps never poll one twice. */
+  private readonly settling = new Map<string, Promise<Collected | undefined>>();
+  /** Batches this build stopped waiting for (past limits.giveUpMs): left, with their records, to the next build. */
+  readonly givenUp = new Set<string>();
+  /**
+   * The requests the runs of this build wait for, by key (two steps may send the same one): a
+   * batch's lines are stored as they are read, once, whichever step's run reads them; a line no
+   * run wants is not stored.
+   */
+  private readonly wanted = new Map<string, BatchItem[]>();
+  /** Endpoints already said to be down (once a build). */
+  private readonly saidDown = new Set<string>();
+
+  constructor(
+    private readonly resolver: BuildResolver,
+    private readonly pool: ProviderPool,
+    private readonly cacheDir: string,
+    private readonly signal: AbortSignal,
+    private readonly limits: BatchLimits,
+    private readonly events: BuildEvents,
+  ) {}
+
+  /** A run waits for these requests (until `unwant`). */
+  want(items: Iterable<BatchItem>): void {
+    for (const i of items) {
+      const all = this.wanted.get(i.key);
+      if (!all) this.wanted.set(i.key, [i]);
+      else if (!all.includes(i)) all.push(i);
+    }
+  }
+
+  unwant(items: Iterable<BatchItem>): void {
+    for (const i of items) {
+      const all = this.wanted.get(i.key)?.filter((x) => x !== i);
+      if (all?.length) this.wanted.set(i.key, all);
+      else this.wanted.delete(i.key);
+    }
+  }
+
+  private itemFor(key: string): BatchItem | undefined {
+    return this.wanted.get(key)?.[0];
+  }
+
+  /** Create the batch if the record has none yet, poll it until it settles, read its files. Undefined: interrupted. */
+  settle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord) {
+    let p = this.settling.get(rec.input_file_id);
+    if (!p) {
+      p = this.collect(client, step, rec);
+      this.settling.set(rec.input_file_id, p);
+      void p.finally(() => this.settling.delete(rec.input_file_id)).catch(() => {});
+    }
+    return p;
+  }
+
+  private async collect(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<Collected | undefined> {
+    const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
+    let view: BatchView | undefined;
+    if (!rec.batch_id) {
+      // Killed between upload and create: the endpoint's list says whether the create went through.
+      view = await this.endpoint(
+        step,
+        async () =>
+          (await client.findByInput(rec.input_file_id, this.signal)) ?? client.create(rec.input_file_id, { synthbuild_step: step.id }, like, this.signal),
+      );
+      if (!view) return undefined;
+      await this.recordBatch(client, step, rec, view);
+    }
+    const id = rec.batch_id!;
+    let delay = this.limits.pollMs;
+    let said = "";
+    const giveUpAt = Date.now() + this.limits.giveUpMs;
+    for (;;) {
+      if (view) {
+        const now = `${view.status} ${view.counts.completed + view.counts.failed}/${view.counts.total}`;
+        if (now !== said) this.events.batch?.({ step: step.id, id, status: view.status, ...view.counts });
+        said = now;
+        if (SETTLED.has(view.status)) break;
+        if (Date.now() >= giveUpAt) {
+          // Past its completion window and then some: this build stops waiting; nothing fails,
+          // the record stays, and the next build resumes the batch.
+          this.givenUp.add(rec.input_file_id);
+          this.events.warn?.(
+            `batch ${id} (step '${step.id}') is still ${view.status} after ${Math.round(this.limits.giveUpMs / 60_000)} min: this build stops waiting for it; its ${rec.custom_ids.length} request(s) are left pending, and the next build resumes the batch`,
+          );
+          return undefined;
+        }
+        try {
+          await sleep(delay, this.signal);
+        } catch {
+          return undefined;
+        }
+        delay = Math.min(delay * 1.5, this.limits.maxPollMs);
+      }
+      try {
+        view = await this.patiently(step, id, () => client.retrieve(id, this.signal, like));
+      } catch (err) {
+        if (!(err instanceof BatchCallFailed && err.status === 404)) throw err;
+        // A 404 is this batch's (another account's, or long gone) or the whole API's (none at this
+        // address any more): a page of the list tells which, and only the first lets the batch go.
+        if (!(await this.patiently(step, id, () => client.probe(like, this.signal).then(() => true)))) return undefined;
+        const lines = new Map<string, LineOutcome>();
+        this.unfinished(rec, lines, `batch ${id} is unknown to the endpoint (${err.message})`, true);
+        return { id, lines };
+      }
+      if (!view) return undefined;
+    }
+    const lines = new Map<string, LineOutcome>();
+    const seen = new Set<string>();
+    const read = async (fileId: string | undefined) => {
+      if (!fileId) return true;
+      try {
+        // Read again from the start if it breaks off; the lines already taken are skipped.
+        return (
+          (await this.patiently(
+            step,
+            id,
+            () => this.takeLines(client.results(fileId, this.signal), lines, seen, id),
+            () => seen.size,
+          )) ?? false
+        );
+      } catch (err) {
+        // The file is gone for good (404, 410): its requests are found missing and asked again in
+        // a new batch, and this one's record goes; a build never stays blocked on it.
+        if (err instanceof BatchCallFailed && (err.status === 404 || err.status === 410)) return true;
+        throw err;
+      }
+    };
+    if (!(await read(view.outputFileId)) || !(await read(view.errorFileId))) return undefined;
+    if (view.status === "failed") this.unfinished(rec, lines, `batch ${id} failed: ${view.errors.join("; ") || "no reason given"}`, false);
+    // A request a batch never ran is asked for again, in a batch of its own: the build asks for
+    // every answer it lacks (a person who wants it to stop presses Ctrl-C).
+    else if (view.status === "expired") this.unfinished(rec, lines, `batch ${id} expired before this request was run`, true, true);
+    else if (view.status === "cancelled") this.unfinished(rec, lines, `batch ${id} was cancelled before this request was run`, true, true);
+    this.unfinished(rec, lines, `no result for this request in batch ${id}`, true);
+    return { id, lines };
+  }
+
+  /**
+   * Every wanted request of `rec` the files did not answer gets `why` (and is told unanswered);
+   * `unrun`: so does one whose error line says the batch never ran it.
+   */
+  private unfinished(rec: BatchRecord, lines: Map<string, LineOutcome>, why: string, retryable: boolean, unrun = false): void {
+    for (const k of rec.custom_ids) {
+      const item = this.itemFor(k);
+      if (!item) continue;
+      const l = lines.get(k);
+      if (!l) this.resolver.told.onUnanswered?.(item.step, item.req);
+      else if (!(unrun && isUnrun(l))) continue;
+      lines.set(k, { error: new RequestError(why, retryable) });
+    }
+  }
+
+  /**
+   * A call that collects a batch already paid for: a poll, a read of its files. A failure that may
+   * pass (no connection, no answer, 408/409/429/5xx, a download that broke off) is ridden out with
+   * backoff up to maxPollMs, for up to limits.outageMs (model.retries is for one request, and a
+   * minute's blip must not stop a build that waits hours): the endpoint is said to be down once,
+   * after outageWarnMs, and the build stops only when the outage is spent, the batch left running
+   * and its record kept for the next build. `progress`: when it moves, the outage starts over (a
+   * long download that broke off after some lines is not an endpoint that is down). A refusal of
+   * the whole endpoint stops the build at once. Undefined when interrupted.
+   */
+  private async patiently<T>(step: GenerateStep, batchId: string, fn: () => Promise<T>, progress?: () => number): Promise<T | undefined> {
+    let downSince: number | undefined;
+    let moved = progress?.();
+    let delay = Math.min(this.limits.pollMs, 1000);
+    for (;;) {
+      if (this.signal.aborted) return undefined;
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.signal.aborted) return undefined;
+        if (err instanceof EndpointRefused) throw this.refused(step, err);
+        if (err instanceof SynthbuildError) throw err;
+        const e = err as RequestError;
+        if (!e.retryable) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
+        const now = Date.now();
+        if (progress && progress() !== moved) {
+          moved = progress();
+          downSince = undefined;
+        }
+        downSince ??= now;
+        const down = now - downSince;
+        if (down >= this.limits.outageMs)
+          throw this.stop(step, "batch-outage", `${duration(down)} (${e.message}); batch ${batchId} (step '${step.id}') is left running there`);
+        const url = endpointOf(step);
+        if (down >= this.limits.outageWarnMs && !this.saidDown.has(url)) {
+          this.saidDown.add(url);
+          this.events.warn?.(
+            this.resolver.redact(
+              `the Batch API at ${url} has not answered for ${duration(down)} (${e.message}): batch ${batchId} (step '${step.id}') is paid for and keeps running there, so this build keeps asking, for up to ${duration(this.limits.outageMs)}`,
+            ),
+          );
+        }
+        try {
+          // A retry-after is heeded up to the longest poll wait: `retry-after: 86400` never sleeps a day.
+          await sleep(Math.min(e.retryAfterMs ?? delay, this.limits.maxPollMs), this.signal);
+        } catch {
+          return undefined;
+        }
+        delay = Math.min(delay * 2, this.limits.maxPollMs);
+      }
+    }
+  }
+
+  /** Stop the build with this problem of the Batch API (`detail` redacted here). */
+  stop(step: GenerateStep, problem: StopProblem, detail: string): EndpointError {
+    const e = endpointError(problem, this.resolver.redact(detail), step, undefined, this.pool.batchConfig(step));
+    this.resolver.stopWith(e);
+    return e;
+  }
+
+  /** A refusal of the whole endpoint, as the error that stops the build. */
+  refused(step: GenerateStep, err: EndpointRefused): EndpointError {
+    return this.stop(step, err.problem === "path" ? "batch-path" : err.problem, `${err.message} (the Batch API: model.mode ${step.model.mode})`);
+  }
+
+  /** The batch the endpoint made over `rec`'s input file, recorded. */
+  async recordBatch(_client: OpenAIBatches, _step: GenerateStep, rec: BatchRecord, view: BatchView): Promise<void> {
+    rec.batch_id = view.id;
+    await writeBatchRecord(this.cacheDir, rec);
+  }
+
+  /**
+   * A call to the Files or Batches API, retried with backoff while it may pass (model.retries
+   * times); a refusal that concerns the whole endpoint stops the build. Undefined when interrupted.
+   */
+  async endpoint<T>(step: GenerateStep, fn: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.signal.aborted) return undefined;
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.signal.aborted) return undefined;
+        if (err instanceof EndpointRefused) throw this.refused(step, err);
+        if (err instanceof SynthbuildError) throw err;
+        const e = err as RequestError;
+        if (e instanceof NoResponse && attempt >= step.model.retries) {
+          // As for direct requests: an endpoint that never answers concerns the whole build.
+          const detail = `${e.message} (${attempt + 1} attempts at the Batch API in a row)`;
+          const stop = endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.resolver.redact(detail), step);
+          this.resolver.stopWith(stop);
+          throw stop;
+        }
+        if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
+        try {
+          // A retry-after is heeded up to the longest poll wait: `retry-after: 86400` never sleeps a day.
+          await sleep(Math.min(e.retryAfterMs ?? Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
+        } catch {
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /** A line's answer as the pipeline takes it: stored (answers, even ones then dropped, are paid for), or the error it stands for. */
+  private async take(item: BatchItem, answer: ProviderAnswer, batchId: string): Promise<LineOutcome> {
+    const a: ProviderAnswer = { ...answer, batch: batchId };
+    this.resolver.told.onPaid?.(item.step, item.req, a, false);
+    try {
+      if (!dropReason(a)) {
+        if (item.req.json_schema) validateJsonAnswer(a.text, item.req.json_schema, true);
+      } else if (item.step.retryEmpty && isRetryableEmpty(a)) throw new RequestError("empty answer (on_empty: retry)", true);
+    } catch (err) {
+      return { error: err as RequestError };
+    }
+    return { answer: await this.resolver.store(item.key, item.req, item.sample, item.step, a, { offline: false, started: Date.now() }) };
+  }
+
+  /**
+   * A file's lines taken as they arrive: each answer validated and stored (STORE_WIDTH at once:
+   * one by one, 2,000 writes cost seconds), each failure kept. A key in `seen` (the file read
+   * again after it broke off) is skipped; a line no run of this build wants is not stored.
+   */
+  private async takeLines(lines: AsyncIterable<BatchLineResult>, into: Map<string, LineOutcome>, seen: Set<string>, batchId: string): Promise<true> {
+    const busy = new Set<Promise<void>>();
+    let failed: { err: unknown } | undefined;
+    try {
+      for await (const l of lines) {
+        if (failed) break;
+        const item = this.itemFor(l.key);
+        if (!item || seen.has(l.key)) continue;
+        seen.add(l.key);
+        if ("error" in l) {
+          this.resolver.told.onUnanswered?.(item.step, item.req);
+          into.set(l.key, { error: l.error });
+          continue;
+        }
+        const p: Promise<void> = this.take(item, l.answer, batchId).then(
+          (r) => void into.set(l.key, r),
+          (err) => void (failed ??= { err }),
+        );
+        busy.add(p);
+        void p.finally(() => busy.delete(p));
+        if (busy.size >= STORE_WIDTH) await Promise.race(busy);
+      }
+    } finally {
+      await Promise.all(busy);
+    }
+    if (failed) throw failed.err;
+    return true;
+  }
+}
+
+/** Two steps may wait on one batch (the same request in both): the second finds it gone already. */
+export function forget(records: BatchRecord[], r: BatchRecord): void {
+  const at = records.indexOf(r);
+  if (at !== -1) records.splice(at, 1);
+}
+
+/** A call to the Files or Batches API that failed past its retries: the step's requests fail (and are asked for again next build). */
+export class BatchCallFailed extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** An error file's line for a request the batch never ran (expired, cancelled). */
+function isUnrun(l: LineOutcome): boolean {
+  return "error" in l && /^batch_(expired|cancelled)\b/.test(l.error.message);
+}
+
+/** A wait as it is told: "40 s", "3 min". */
+export function duration(ms: number): string {
+  return ms < 90_000 ? `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s` : `${Math.round(ms / 60_000)} min`;
+}
