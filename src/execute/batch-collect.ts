@@ -26,6 +26,13 @@ export interface Collected {
   lines: Map<string, LineOutcome>;
 }
 
+/** A batch refused for the organisation's enqueued-token limit: its requests go again, later, not counted as attempts. */
+export class Requeue extends RequestError {
+  constructor(message: string) {
+    super(message, true);
+  }
+}
+
 /**
  * A submitted batch until what it answered is in the cache: polled until it settles, its output
  * and error files read as they arrive, each answer stored the moment its line is read, and what
@@ -161,7 +168,13 @@ export class BatchCollector {
       }
     };
     if (!(await read(view.outputFileId)) || !(await read(view.errorFileId))) return undefined;
-    if (view.status === "failed") this.unfinished(rec, lines, `batch ${id} failed: ${view.errors.join("; ") || "no reason given"}`, false);
+    if (view.status === "failed") {
+      const why = view.errors.join("; ") || "no reason given";
+      // The organisation's enqueued-token limit: not this batch's fault; it may go once others finish.
+      if (view.errorCodes.length && view.errorCodes.every((c) => c === "token_limit_exceeded"))
+        this.unfinished(rec, lines, `batch ${id} was refused (${why})`, true, true, Requeue);
+      else this.unfinished(rec, lines, `batch ${id} failed: ${why}`, false);
+    }
     // A request a batch never ran is asked for again, in a batch of its own: the build asks for
     // every answer it lacks (a person who wants it to stop presses Ctrl-C).
     else if (view.status === "expired") this.unfinished(rec, lines, `batch ${id} expired before this request was run`, true, true);
@@ -174,14 +187,21 @@ export class BatchCollector {
    * Every wanted request of `rec` the files did not answer gets `why` (and is told unanswered);
    * `unrun`: so does one whose error line says the batch never ran it.
    */
-  private unfinished(rec: BatchRecord, lines: Map<string, LineOutcome>, why: string, retryable: boolean, unrun = false): void {
+  private unfinished(
+    rec: BatchRecord,
+    lines: Map<string, LineOutcome>,
+    why: string,
+    retryable: boolean,
+    unrun = false,
+    as: new (m: string, r: boolean) => RequestError = RequestError,
+  ): void {
     for (const k of rec.custom_ids) {
       const item = this.itemFor(k);
       if (!item) continue;
       const l = lines.get(k);
       if (!l) this.resolver.told.onUnanswered?.(item.step, item.req);
       else if (!(unrun && isUnrun(l))) continue;
-      lines.set(k, { error: new RequestError(why, retryable) });
+      lines.set(k, { error: new as(why, retryable) });
     }
   }
 

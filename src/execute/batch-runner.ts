@@ -6,7 +6,8 @@ import type { Answer } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, batchLine, type OpenAIBatches } from "../providers/openai-batch.js";
 import { RequestError } from "../providers/types.js";
-import { BatchCollector, forget } from "./batch-collect.js";
+import { sleep } from "../util/sleep.js";
+import { BatchCollector, duration, forget, Requeue } from "./batch-collect.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
 
@@ -37,7 +38,12 @@ export interface BatchLimits {
    */
   outageMs: number;
   outageWarnMs: number;
+  /** The first wait before a batch refused for the enqueued-token limit goes again; it doubles, up to 16 times this. */
+  requeueMs: number;
 }
+
+/** Times a batch refused for the organisation's enqueued-token limit is submitted again before its requests fail. */
+const MAX_REQUEUES = 8;
 
 /**
  * The Batch API's limits per input file, and how often to poll. SYNTHBUILD_BATCH_MAX_LINES and
@@ -47,7 +53,8 @@ export interface BatchLimits {
  * SYNTHBUILD_BATCH_GIVE_UP_MS how long a build waits for one batch (default 25 h: the 24 h
  * completion window and an hour's slack); SYNTHBUILD_BATCH_OUTAGE_MS how long polls ride out an
  * endpoint that does not answer (default 30 min), SYNTHBUILD_BATCH_OUTAGE_WARN_MS when that is
- * said (default 1 min).
+ * said (default 1 min); SYNTHBUILD_BATCH_REQUEUE_MS the first wait before a batch refused for the
+ * enqueued-token limit goes again (default 1 min).
  */
 export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
   const num = (name: string, dflt: number, max = Infinity) => {
@@ -63,6 +70,7 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
     giveUpMs: num("SYNTHBUILD_BATCH_GIVE_UP_MS", 25 * 3600_000),
     outageMs: num("SYNTHBUILD_BATCH_OUTAGE_MS", 30 * 60_000),
     outageWarnMs: num("SYNTHBUILD_BATCH_OUTAGE_WARN_MS", 60_000),
+    requeueMs: num("SYNTHBUILD_BATCH_REQUEUE_MS", 60_000),
   };
 }
 
@@ -72,7 +80,7 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
  * uploaded, created, polled with backoff (BatchCollector); answers validated as a direct answer is
  * (json_schema, on_empty: retry), stored under the request's own cache key through the same path
  * as the output file streams in, and lines that failed resubmitted alone, up to model.retries
- * times.
+ * times; a batch the enqueued-token limit refused goes again later.
  */
 export class BatchRunner {
   private records?: Promise<BatchRecord[]>;
@@ -84,7 +92,7 @@ export class BatchRunner {
     private readonly cacheDir: string,
     private readonly signal: AbortSignal,
     private readonly limits: BatchLimits,
-    events: BuildEvents = {},
+    private readonly events: BuildEvents = {},
   ) {
     this.collector = new BatchCollector(resolver, pool, cacheDir, signal, limits, events);
   }
@@ -127,7 +135,12 @@ export class BatchRunner {
     const client = await this.pool.batchesFor(step);
     const records = await this.loaded();
     const attempts = new Map<string, number>();
+    // Keys of batches refused for the enqueued-token limit, and why: they go again after a wait.
+    const requeued = new Set<string>();
+    let requeue: Requeue | undefined;
+    let requeues = 0;
     while (want.size && !this.signal.aborted) {
+      if (requeued.size && !(await this.requeue(step, requeued, requeue!, ++requeues, want, outcomes))) break;
       this.collector.want(want.values());
       // A key already in a pending batch is waited for there, never put in a second one.
       const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
@@ -170,6 +183,11 @@ export class BatchRunner {
               want.delete(key);
               continue;
             }
+            if (r.error instanceof Requeue) {
+              requeued.add(key);
+              requeue = r.error;
+              continue;
+            }
             const tries = (attempts.get(key) ?? 0) + 1;
             attempts.set(key, tries);
             if (!r.error.retryable || tries > step.model.retries) {
@@ -187,6 +205,55 @@ export class BatchRunner {
     this.collector.unwant(items);
     for (const key of want.keys()) outcomes.set(key, { held: true });
     return outcomes;
+  }
+
+  /**
+   * Before the keys of a batch the enqueued-token limit refused go again: a wait that doubles
+   * each time (the limit frees as batches already queued finish), said with why; past
+   * MAX_REQUEUES they fail (and are asked again next build). False: interrupted while waiting.
+   */
+  private async requeue(
+    step: GenerateStep,
+    keys: Set<string>,
+    why: Requeue,
+    n: number,
+    want: Map<string, BatchItem>,
+    outcomes: Map<string, BatchOutcome>,
+  ): Promise<boolean> {
+    const count = keys.size;
+    if (n > MAX_REQUEUES) {
+      const message = this.resolver.redact(
+        `${why.message} (submitted ${n} times over ${duration(this.requeueWait(n - 1, true))}: the organisation's enqueued-token limit for ${step.model.name} stayed full)`,
+      );
+      for (const k of keys) {
+        outcomes.set(k, { failed: message });
+        want.delete(k);
+      }
+      keys.clear();
+      return true;
+    }
+    keys.clear();
+    const wait = this.requeueWait(n);
+    this.events.warn?.(
+      this.resolver.redact(
+        `${why.message}: the organisation's enqueued-token limit for ${step.model.name} is full (batches already queued hold it); its ${count} request(s) (step '${step.id}') go again in a new batch in ${duration(wait)} (${n} of ${MAX_REQUEUES})`,
+      ),
+    );
+    try {
+      await sleep(wait, this.signal);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /** The n-th wait before a requeue; `total`: the first n waits together. */
+  private requeueWait(n: number, total = false): number {
+    const one = (i: number) => Math.min(this.limits.requeueMs * 2 ** (i - 1), this.limits.requeueMs * 16);
+    if (!total) return one(n);
+    let sum = 0;
+    for (let i = 1; i <= n; i++) sum += one(i);
+    return sum;
   }
 
   /** Input files within the per-file limits of lines and bytes. */

@@ -33,6 +33,8 @@ export interface BatchView {
   counts: { total: number; completed: number; failed: number };
   /** Why a batch failed validation. */
   errors: string[];
+  /** The codes of those errors (`token_limit_exceeded`, `invalid_request`, ...). */
+  errorCodes: string[];
 }
 
 type FetchOptions = NonNullable<Parameters<OpenAI["files"]["content"]>[1]>["fetchOptions"];
@@ -254,5 +256,6 @@ function view(b: OpenAI.Batches.Batch): BatchView {
     errorFileId: b.error_file_id ?? undefined,
     counts: { total: b.request_counts?.total ?? 0, completed: b.request_counts?.completed ?? 0, failed: b.request_counts?.failed ?? 0 },
     errors: (b.errors?.data ?? []).map((e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`),
+    errorCodes: (b.errors?.data ?? []).map((e) => e.code ?? "error"),
   };
 }

@@ -4,8 +4,8 @@ import { batchFiles, batchFixture, chatRequests, manifest, POLL } from "../helpe
 import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
 
 // A pending batch is paid for: polling it rides out an endpoint that is down far past
-// model.retries (2 here), on its own budget (SYNTHBUILD_BATCH_OUTAGE_MS). The outages are the
-// test server's own clock.
+// model.retries (2 here), on its own budget (SYNTHBUILD_BATCH_OUTAGE_MS), and a batch the
+// enqueued-token limit refused goes again later. The outages are the test server's own clock.
 const FAST = { ...POLL, SYNTHBUILD_BATCH_MAX_POLL_MS: "100" };
 const said = (stderr: string, re: RegExp) => stderr.split("\n").filter((l) => re.test(l)).length;
 
@@ -96,5 +96,53 @@ describe("batch mode: polls ride out an endpoint that is down; refusals stop the
     assert.match(r.stderr, /1 batch is still running at the endpoint \(batch_test_\d+\)/);
     assert.equal(s.batches.counts.cancelled, 0);
     assert.equal((await batchFiles(p)).length, 1);
+  });
+});
+
+describe("batch mode: a batch refused for the organisation's enqueued-token limit", () => {
+  const { project, server } = batchFixture();
+
+  test("is submitted again after a wait, saying why; none of its requests fails", async () => {
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...FAST, SYNTHBUILD_BATCH_REQUEUE_MS: "20" };
+    s.batches.refuseBatches("token_limit_exceeded", 2);
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 0, r.stderr);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 0);
+    assert.equal(json.outputs[0].rows, 3);
+    assert.deepEqual(
+      s.batches.list().map((b) => [b.status, b.customIds.length]),
+      [
+        ["failed", 3],
+        ["failed", 3],
+        ["completed", 3],
+      ],
+    );
+    assert.equal(said(r.stderr, /token_limit_exceeded.*enqueued-token limit for test-model is full.*go again in a new batch in/), 2, r.stderr);
+    assert.deepEqual(await batchFiles(p), []);
+  });
+
+  test("that stays full fails its requests after a bounded number of resubmissions; another failure code fails them at once", async () => {
+    const s = await server(10);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...FAST, SYNTHBUILD_BATCH_REQUEUE_MS: "5" };
+    s.batches.refuseBatches("token_limit_exceeded");
+    const p = await project({ "dataset.yaml": manifest({ samples: 2, mode: "batch" }) });
+    const r = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(r.status, 1, r.stderr);
+    const json = JSON.parse(r.stdout);
+    assert.equal(json.failed, 2);
+    assert.match(json.failures[0].reason, /token_limit_exceeded.*submitted 9 times .*stayed full/);
+    assert.equal(s.batches.counts.batchesCreated, 9, "the first and 8 more");
+
+    s.batches.reset();
+    s.batches.refuseBatches("invalid_request", Infinity, "every line of a batch must name the same model");
+    const q = await project({ "dataset.yaml": manifest({ samples: 2, mode: "batch" }) });
+    const other = await runCli(["build", "--json"], q.dir, env);
+    assert.equal(other.status, 1, other.stderr);
+    assert.equal(JSON.parse(other.stdout).failed, 2);
+    assert.equal(s.batches.counts.batchesCreated, 1, "not submitted again");
+    assert.doesNotMatch(other.stderr, /enqueued-token/);
   });
 });
