@@ -1,4 +1,4 @@
-import { type BatchRecord, writeBatchRecord } from "../cache/batch-state.js";
+import { type BatchRecord, removeBatchRecord, writeBatchRecord } from "../cache/batch-state.js";
 import { type EndpointError, SynthbuildError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
 import type { GenerateStep } from "../manifest/types.js";
@@ -60,6 +60,8 @@ export class BatchCollector {
     private readonly signal: AbortSignal,
     private readonly limits: BatchLimits,
     private readonly events: BuildEvents,
+    /** The records this build knows of (a dropped one is forgotten there too). */
+    private readonly records: () => Promise<BatchRecord[]>,
   ) {}
 
   /** A run waits for these requests (until `unwant`). */
@@ -107,6 +109,7 @@ export class BatchCollector {
       if (!view) return undefined;
       await this.recordBatch(client, step, rec, view);
     }
+    // The id recorded, not the one an answer repeats: only the recorded one was checked for secrets.
     const id = rec.batch_id!;
     let delay = this.limits.pollMs;
     let said = "";
@@ -270,10 +273,26 @@ export class BatchCollector {
     return this.stop(step, err.problem === "path" ? "batch-path" : err.problem, `${err.message} (the Batch API: model.mode ${step.model.mode})`);
   }
 
-  /** The batch the endpoint made over `rec`'s input file, recorded. */
-  async recordBatch(_client: OpenAIBatches, _step: GenerateStep, rec: BatchRecord, view: BatchView): Promise<void> {
+  /**
+   * The batch the endpoint made over `rec`'s input file, recorded. Its id is written to disk
+   * (cache/state, the lock): one that holds a secret is refused whole instead, the batch cancelled
+   * and its record dropped, so no state names a batch that cannot be written down.
+   */
+  async recordBatch(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord, view: BatchView): Promise<void> {
+    if (this.holdsSecret(view.id)) {
+      await client.cancel(view.id).catch(() => {});
+      await client.deleteFile(rec.input_file_id).catch(() => {});
+      await removeBatchRecord(this.cacheDir, rec.input_file_id);
+      forget(await this.records(), rec);
+      throw this.stop(step, "batch-secret", "id of the batch it created (the batch is cancelled)");
+    }
     rec.batch_id = view.id;
     await writeBatchRecord(this.cacheDir, rec);
+  }
+
+  /** Whether an id the endpoint gave holds one of the build's secrets (or the shape of a key). */
+  holdsSecret(id: string): boolean {
+    return this.resolver.redact(id) !== id;
   }
 
   /**

@@ -94,7 +94,7 @@ export class BatchRunner {
     private readonly limits: BatchLimits,
     private readonly events: BuildEvents = {},
   ) {
-    this.collector = new BatchCollector(resolver, pool, cacheDir, signal, limits, events);
+    this.collector = new BatchCollector(resolver, pool, cacheDir, signal, limits, events, () => this.loaded());
   }
 
   /**
@@ -282,6 +282,11 @@ export class BatchRunner {
     const like = chunk.items[0]!.req;
     const fileId = await this.endpoint(step, () => client.upload(chunk.jsonl, `synthbuild-${step.id}.jsonl`, like, this.signal));
     if (fileId === undefined) return undefined;
+    if (this.collector.holdsSecret(fileId)) {
+      // Never named in cache/state (a record is named by its input file): the file goes unused.
+      await client.deleteFile(fileId).catch(() => {});
+      throw this.collector.stop(step, "batch-secret", "id of the input file it stored");
+    }
     const rec: BatchRecord = {
       input_file_id: fileId,
       endpoint: step.model.endpoint,

@@ -12,10 +12,10 @@ export function endpointOf(step: GenerateStep): string {
 
 /**
  * What stopped the build: a refusal of every request (EndpointProblem), no connection or no
- * answer, or, for the Batch API, no Batches API at the address, or polls unanswered past the
- * outage a build rides out.
+ * answer, or, for the Batch API, no Batches API at the address, polls unanswered past the
+ * outage a build rides out, or an id that holds a secret (which must not be written to disk).
  */
-export type StopProblem = EndpointProblem | "unreachable" | "no-answer" | "batch-path" | "batch-outage";
+export type StopProblem = EndpointProblem | "unreachable" | "no-answer" | "batch-path" | "batch-outage" | "batch-secret";
 
 const STOPPED = "the build stopped: no request was started after this; answers received before it are cached, and dist/ and dataset.lock are unchanged";
 
@@ -74,6 +74,11 @@ function describe(problem: StopProblem, detail: string, step: GenerateStep, url:
       return [
         `the Batch API at ${url} has not answered for ${detail}`,
         "batches already submitted keep running at the endpoint (`synthbuild status` lists them): build again once it answers, and the build collects them without submitting them again",
+      ];
+    case "batch-secret":
+      return [
+        `the endpoint put a secret (the API key, or another value the environment holds) into the ${detail}`,
+        "ids are written to cache/state/batches and dataset.lock, so this one was not kept; use an endpoint (or gateway) that does not echo credentials into ids, or model.mode: direct",
       ];
   }
 }

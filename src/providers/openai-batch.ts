@@ -81,6 +81,11 @@ export class OpenAIBatches {
     );
   }
 
+  /** Delete an uploaded file (one synthbuild will not use). */
+  async deleteFile(id: string, signal?: AbortSignal): Promise<void> {
+    await this.call(async () => this.client.files.delete(id, { signal }));
+  }
+
   async create(inputFileId: string, metadata: Record<string, string>, like: ChatRequest, signal?: AbortSignal): Promise<BatchView> {
     return this.call(
       async () =>

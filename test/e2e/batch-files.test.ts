@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { batchFiles, batchFixture, chatRequests, manifest, POLL } from "../helpers/batch.js";
-import { runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
+import { allFiles, runCliBounded as runCli, spawnCli, waitFor } from "../helpers/faults.js";
 
 // The Files API's transfers: bound by their progress, not by model.timeout_s (0.3 s here); an
-// output file read as it arrives.
+// output file read as it arrives; and ids that would carry the key never written down.
 describe("batch mode: input and output files", () => {
   const { project, server } = batchFixture();
 
@@ -65,6 +65,37 @@ describe("batch mode: input and output files", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).outputs[0].rows, 4);
     assert.equal((await p.cacheKeys()).length, 4);
+  });
+
+  test("an endpoint that puts the key into a batch or file id: nothing written holds the key, the batch is cancelled, the build stops saying why", async () => {
+    const key = "sk-test-echoed-0123456789abcdef";
+    const s = await server();
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: key, ...POLL };
+    const leaked = async (dir: string) =>
+      Object.entries(await allFiles(dir))
+        .filter(([path, text]) => path.includes(key) || text.includes(key))
+        .map(([path]) => path);
+
+    s.batches.echoKeyInIds("batch");
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const r = await runCli(["build"], p.dir, env);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /put a secret .* into the id of the batch it created \(the batch is cancelled\)/);
+    assert.match(r.stderr, /the build stopped/);
+    assert.doesNotMatch(r.stderr, new RegExp(key));
+    assert.equal(s.batches.counts.cancelled, 1);
+    assert.deepEqual(await batchFiles(p), [], "no record of a batch that cannot be written down");
+    assert.deepEqual(await leaked(p.dir), []);
+
+    s.batches.echoKeyInIds("file");
+    const q = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const f = await runCli(["build"], q.dir, env);
+    assert.equal(f.status, 1, f.stderr);
+    assert.match(f.stderr, /put a secret .* into the id of the input file it stored/);
+    assert.equal(s.batches.counts.batchesCreated, 1, "no batch over that file");
+    assert.equal(s.batches.counts.filesDeleted, 2, "both unused input files deleted");
+    assert.deepEqual(await batchFiles(q), []);
+    assert.deepEqual(await leaked(q.dir), []);
   });
 
   test("Ctrl-C while an output file is still arriving: exit 130, the batch's record kept; the next build reads the file again", async () => {
