@@ -1,31 +1,18 @@
 import { type Claim, claimPath, withClaim } from "../cache/batch-claim.js";
-import {
-  type BatchRecord,
-  readBatchRecord,
-  readBatchRecords,
-  readBatchRequests,
-  removeBatchRecord,
-  writeBatchRecord,
-  writeBatchRequests,
-} from "../cache/batch-state.js";
-import { SynthbuildError } from "../errors.js";
+import { type BatchRecord, readBatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord, writeBatchRequests } from "../cache/batch-state.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep } from "../manifest/types.js";
-import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
-import { type Answer, forEachConcurrent } from "../plan/pipeline.js";
-import { type ChatRequest, requestKey } from "../plan/request.js";
-import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchLineResult, type BatchView, batchLine, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
-import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
-import { displayUrl } from "../util/redact.js";
+import type { Answer } from "../plan/pipeline.js";
+import type { ChatRequest } from "../plan/request.js";
+import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchView, batchLine, type OpenAIBatches } from "../providers/openai-batch.js";
+import { RequestError } from "../providers/types.js";
 import { sleep } from "../util/sleep.js";
-import { endpointError, OPENAI_URL } from "./endpoint-errors.js";
-import { validateJsonAnswer } from "./json-answer.js";
+import { BatchCollector, duration, forget, Requeue } from "./batch-collect.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
 
-/** Answers of a batch stored at once. */
-const STORE_WIDTH = 64;
+export { BatchCallFailed } from "./batch-collect.js";
 
 /** One request a batch is to answer. */
 export interface BatchItem {
@@ -46,7 +33,18 @@ export interface BatchLimits {
   maxPollMs: number;
   /** How long one build waits for a batch before it leaves it for the next build. */
   giveUpMs: number;
+  /**
+   * How long polling (and reading a batch's files) rides out an endpoint that does not answer
+   * before the build stops; after outageWarnMs it says so, once.
+   */
+  outageMs: number;
+  outageWarnMs: number;
+  /** The first wait before a batch refused for the enqueued-token limit goes again; it doubles, up to 16 times this. */
+  requeueMs: number;
 }
+
+/** Times a batch refused for the organisation's enqueued-token limit is submitted again before its requests fail. */
+const MAX_REQUEUES = 8;
 
 /**
  * The Batch API's limits per input file, and how often to poll. SYNTHBUILD_BATCH_MAX_LINES and
@@ -54,7 +52,10 @@ export interface BatchLimits {
  * SYNTHBUILD_BATCH_POLL_MS sets the first poll's wait (default 5 s; polls back off to
  * SYNTHBUILD_BATCH_MAX_POLL_MS, default 60 s, which also caps a retry-after);
  * SYNTHBUILD_BATCH_GIVE_UP_MS how long a build waits for one batch (default 25 h: the 24 h
- * completion window and an hour's slack).
+ * completion window and an hour's slack); SYNTHBUILD_BATCH_OUTAGE_MS how long polls ride out an
+ * endpoint that does not answer (default 30 min), SYNTHBUILD_BATCH_OUTAGE_WARN_MS when that is
+ * said (default 1 min); SYNTHBUILD_BATCH_REQUEUE_MS the first wait before a batch refused for the
+ * enqueued-token limit goes again (default 1 min).
  */
 export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
   const num = (name: string, dflt: number, max = Infinity) => {
@@ -68,35 +69,25 @@ export function batchLimits(env: NodeJS.ProcessEnv): BatchLimits {
     pollMs,
     maxPollMs: Math.max(pollMs, num("SYNTHBUILD_BATCH_MAX_POLL_MS", 60_000)),
     giveUpMs: num("SYNTHBUILD_BATCH_GIVE_UP_MS", 25 * 3600_000),
+    outageMs: num("SYNTHBUILD_BATCH_OUTAGE_MS", 30 * 60_000),
+    outageWarnMs: num("SYNTHBUILD_BATCH_OUTAGE_WARN_MS", 60_000),
+    requeueMs: num("SYNTHBUILD_BATCH_REQUEUE_MS", 60_000),
   };
 }
-
-/** A line's result once read: the provider's answer, or the error that stands for it. */
-type LineResult = { answer: ProviderAnswer } | { error: RequestError };
-
-/**
- * What became of a batch waited for: settled, with its lines; or unknown to the endpoint (a 404
- * for its id), with what to tell its samples. Undefined: interrupted, or given up on.
- */
-type Settled = { view: BatchView; lines: Map<string, LineResult> } | { unknown: string } | { gone: true };
 
 /**
  * A step's requests through the Batch API: resumed from the batches this cache is already
  * waiting for (cache/state/batches), the rest split into input files within the API's limits,
- * uploaded, created, polled with backoff; answers validated as a direct answer is (json_schema,
- * on_empty: retry), stored under the request's own cache key through the same path, and lines
- * that failed resubmitted alone, up to model.retries times. What is pending is decided and
- * submitted holding the cache's claim for the endpoint and model (cache/batch-claim.ts), so that
- * builds sharing the cache folder wait for each other's batches rather than submit their own.
+ * uploaded, created, polled with backoff (BatchCollector); answers validated as a direct answer is
+ * (json_schema, on_empty: retry), stored under the request's own cache key through the same path
+ * as the output file streams in, and lines that failed resubmitted alone, up to model.retries
+ * times; a batch the enqueued-token limit refused goes again later. What is pending is decided
+ * and submitted holding the cache's claim for the endpoint and model (cache/batch-claim.ts), so
+ * that builds sharing the cache folder wait for each other's batches rather than submit their own.
  */
 export class BatchRunner {
   private records?: Promise<BatchRecord[]>;
-  /** Batches being waited for in this build, by input file: two steps never poll one twice. */
-  /** Batches this build stopped waiting for (past limits.giveUpMs): left, with their records, to the next build. */
-  private readonly givenUp = new Set<string>();
-  private readonly settling = new Map<string, Promise<Settled | undefined>>();
-  /** Batches unknown to the endpoint whose warning this build has given. */
-  private readonly toldUnknown = new Set<string>();
+  private readonly collector: BatchCollector;
   private toldWaiting = false;
 
   constructor(
@@ -106,7 +97,18 @@ export class BatchRunner {
     private readonly signal: AbortSignal,
     private readonly limits: BatchLimits,
     private readonly events: BuildEvents = {},
-  ) {}
+  ) {
+    this.collector = new BatchCollector(
+      resolver,
+      pool,
+      cacheDir,
+      signal,
+      limits,
+      events,
+      () => this.loaded(),
+      (client, step, rec, like) => this.createPending(client, step, rec, like),
+    );
+  }
 
   /**
    * Forget the batches whose every answer is in the cache (a build killed after storing them,
@@ -145,7 +147,7 @@ export class BatchRunner {
     const records = await this.loaded();
     const now = await readBatchRecords(this.cacheDir);
     const ids = new Set(now.map((r) => r.input_file_id));
-    for (const r of [...records]) if (!ids.has(r.input_file_id) && !this.settling.has(r.input_file_id)) forget(records, r);
+    for (const r of [...records]) if (!ids.has(r.input_file_id) && !this.collector.isSettling(r.input_file_id)) forget(records, r);
     for (const d of now) {
       const r = records.find((x) => x.input_file_id === d.input_file_id);
       if (!r) records.push(d);
@@ -178,14 +180,20 @@ export class BatchRunner {
     const client = await this.pool.batchesFor(step);
     const records = await this.loaded();
     const attempts = new Map<string, number>();
+    // Keys of batches refused for the enqueued-token limit, and why: they go again after a wait.
+    const requeued = new Set<string>();
+    let requeue: Requeue | undefined;
+    let requeues = 0;
     while (want.size && !this.signal.aborted) {
+      if (requeued.size && !(await this.requeue(step, requeued, requeue!, ++requeues, want, outcomes))) break;
+      this.collector.want(want.values());
       let lost = false;
       const waiting = await this.claimed(step, async (claim) => {
         await this.refresh();
         // A key already in a pending batch is waited for there, never put in a second one.
         const mine = (r: BatchRecord) => r.endpoint === step.model.endpoint && r.model === step.model.name && r.custom_ids.some((k) => want.has(k));
         // A batch given up on still covers its keys (they are not sent again) but is not waited for.
-        const resumed = records.filter((r) => mine(r) && !this.givenUp.has(r.input_file_id));
+        const resumed = records.filter((r) => mine(r) && !this.collector.givenUp.has(r.input_file_id));
         const covered = new Set(records.filter(mine).flatMap((r) => r.custom_ids));
         const fresh: BatchItem[] = [];
         for (const i of want.values()) {
@@ -214,10 +222,10 @@ export class BatchRunner {
       // The claim was lost (this build slept past its lease): the keys not submitted are looked at again under a new one.
       if (!waiting.length && lost) continue;
       if (!waiting.length) break;
-      // Each batch's answers are stored as soon as it is done, not when the last one is.
+      // Each batch's answers are stored as its files are read, not when the last batch is done.
       await Promise.all(
         waiting.map(async (rec) => {
-          const s = await this.settle(client, step, rec);
+          const s = await this.collector.settle(client, step, rec);
           if (!s) return;
           // Another build collected it, or it was forgotten: its keys are looked for in the cache, then submitted.
           if ("gone" in s) return forget(records, rec);
@@ -231,72 +239,91 @@ export class BatchRunner {
               }
             return;
           }
-          const mineNow = rec.custom_ids.filter((k) => want.has(k));
-          // Stored as direct answers are, many at once: one by one, 2,000 writes cost seconds.
-          await forEachConcurrent(mineNow, STORE_WIDTH, async (key) => {
-            const item = want.get(key)!;
-            const line = s.lines.get(key) ?? { error: new RequestError(`no result for this request in batch ${s.view.id}`, true) };
-            const r = await this.take(item, line, s.view.id);
+          for (const key of rec.custom_ids) {
+            const item = want.get(key);
+            if (!item) continue;
+            let r = s.lines.get(key);
+            if (!r) {
+              // Wanted only after the batch's files were read (by another step's run meanwhile).
+              this.resolver.told.onUnanswered?.(item.step, item.req);
+              r = { error: new RequestError(`no result for this request in batch ${s.id}`, true) };
+            }
             if ("answer" in r) {
               outcomes.set(key, { answer: r.answer });
               want.delete(key);
-              return;
+              continue;
+            }
+            if (r.error instanceof Requeue) {
+              requeued.add(key);
+              requeue = r.error;
+              continue;
             }
             const tries = (attempts.get(key) ?? 0) + 1;
             attempts.set(key, tries);
             if (!r.error.retryable || tries > step.model.retries) {
-              const message = this.resolver.redact(`${r.error.message} (batch ${s.view.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
+              const message = this.resolver.redact(`${r.error.message} (batch ${s.id}${tries > 1 ? `, ${tries} attempts` : ""})`);
               outcomes.set(key, { failed: message });
               want.delete(key);
             }
-          });
-          await this.keepUnwanted(rec, s, (k) => !want.has(k) && !outcomes.has(k));
+          }
           // Its answers are in the cache: only now may the batch be forgotten.
           await removeBatchRecord(this.cacheDir, rec.input_file_id);
           forget(records, rec);
         }),
       );
     }
+    this.collector.unwant(items);
     for (const key of want.keys()) outcomes.set(key, { held: true });
     return outcomes;
   }
 
-  /** A line's result as the pipeline takes it: stored (answers, even ones then dropped, are paid for), or the error. */
-  private async take(item: BatchItem, line: LineResult, batchId: string): Promise<{ answer: Answer } | { error: RequestError }> {
-    if ("error" in line) {
-      this.resolver.told.onUnanswered?.(item.step, item.req);
-      return line;
+  /**
+   * Before the keys of a batch the enqueued-token limit refused go again: a wait that doubles
+   * each time (the limit frees as batches already queued finish), said with why; past
+   * MAX_REQUEUES they fail (and are asked again next build). False: interrupted while waiting.
+   */
+  private async requeue(
+    step: GenerateStep,
+    keys: Set<string>,
+    why: Requeue,
+    n: number,
+    want: Map<string, BatchItem>,
+    outcomes: Map<string, BatchOutcome>,
+  ): Promise<boolean> {
+    const count = keys.size;
+    if (n > MAX_REQUEUES) {
+      const message = this.resolver.redact(
+        `${why.message} (submitted ${n} times over ${duration(this.requeueWait(n - 1, true))}: the organisation's enqueued-token limit for ${step.model.name} stayed full)`,
+      );
+      for (const k of keys) {
+        outcomes.set(k, { failed: message });
+        want.delete(k);
+      }
+      keys.clear();
+      return true;
     }
-    const a: ProviderAnswer = { ...line.answer, batch: batchId };
-    this.resolver.told.onPaid?.(item.step, item.req, a, false);
-    const error = answerProblem(a, item.req, item.step.retryEmpty === true);
-    if (error) return { error };
-    return { answer: await this.resolver.store(item.key, item.req, item.sample, item.step, a, { offline: false, started: Date.now() }) };
+    keys.clear();
+    const wait = this.requeueWait(n);
+    this.events.warn?.(
+      this.resolver.redact(
+        `${why.message}: the organisation's enqueued-token limit for ${step.model.name} is full (batches already queued hold it); its ${count} request(s) (step '${step.id}') go again in a new batch in ${duration(wait)} (${n} of ${MAX_REQUEUES})`,
+      ),
+    );
+    try {
+      await sleep(wait, this.signal);
+    } catch {
+      return false;
+    }
+    return true;
   }
 
-  /**
-   * A collected batch's answers that no request of this build asks for (`other`: not this run's
-   * keys), its manifest changed since the batch was made: paid for, so stored all the same, so
-   * that an edit back costs nothing. Each under the key of the request written beside the record
-   * (its key computed again: a request that does not give its custom_id is not trusted), and
-   * validated as any answer is; one that would not be kept for a sample is not kept here.
-   */
-  private async keepUnwanted(rec: BatchRecord, s: { view: BatchView; lines: Map<string, LineResult> }, other: (key: string) => boolean): Promise<void> {
-    const left = rec.custom_ids.filter((k) => other(k) && s.lines.has(k) && "answer" in s.lines.get(k)!);
-    if (!left.length) return;
-    const reqs = new Map<string, ChatRequest>();
-    const keys = new Set(left);
-    for (const req of await readBatchRequests(this.cacheDir, rec.input_file_id)) {
-      const key = requestKey(req);
-      if (keys.has(key)) reqs.set(key, req);
-    }
-    await forEachConcurrent(left, STORE_WIDTH, async (key) => {
-      const req = reqs.get(key);
-      const line = s.lines.get(key)!;
-      if (!req || !("answer" in line)) return;
-      const a: ProviderAnswer = { ...line.answer, batch: s.view.id };
-      if (!answerProblem(a, req, rec.retry_empty === true)) await this.resolver.keep(key, req, a);
-    });
+  /** The n-th wait before a requeue; `total`: the first n waits together. */
+  private requeueWait(n: number, total = false): number {
+    const one = (i: number) => Math.min(this.limits.requeueMs * 2 ** (i - 1), this.limits.requeueMs * 16);
+    if (!total) return one(n);
+    let sum = 0;
+    for (let i = 1; i <= n; i++) sum += one(i);
+    return sum;
   }
 
   /** Input files within the per-file limits of lines and bytes. */
@@ -335,6 +362,11 @@ export class BatchRunner {
     const like = chunk.items[0]!.req;
     const fileId = await this.endpoint(step, () => client.upload(chunk.jsonl, `synthbuild-${step.id}.jsonl`, like, this.signal));
     if (fileId === undefined) return undefined;
+    if (this.collector.holdsSecret(fileId)) {
+      // Never named in cache/state (a record is named by its input file): the file goes unused.
+      await client.deleteFile(fileId).catch(() => {});
+      throw this.collector.stop(step, "batch-secret", "id of the input file it stored");
+    }
     if (!(await claim.holds())) return "lost";
     const rec: BatchRecord = {
       input_file_id: fileId,
@@ -365,92 +397,9 @@ export class BatchRunner {
       return client.create(fileId, { synthbuild_step: step.id }, like, this.signal);
     });
     if (!view) return rec;
-    rec.batch_id = view.id;
-    await writeBatchRecord(this.cacheDir, rec);
+    await this.collector.recordBatch(client, step, rec, view);
     for (const i of chunk.items) this.resolver.told.onStart?.(i.step);
     return rec;
-  }
-
-  /** Create the batch if the record has none yet, poll it until it settles, read its files. Undefined: interrupted. */
-  private settle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord) {
-    let p = this.settling.get(rec.input_file_id);
-    if (!p) {
-      p = this.poll(client, step, rec);
-      this.settling.set(rec.input_file_id, p);
-      void p.finally(() => this.settling.delete(rec.input_file_id)).catch(() => {});
-    }
-    return p;
-  }
-
-  private async poll(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<Settled | undefined> {
-    const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
-    let view: BatchView | undefined;
-    if (!rec.batch_id) {
-      const made = await this.createPending(client, step, rec, like);
-      if (made === undefined) return undefined;
-      if (made === "gone") return { gone: true };
-      if (made !== "recorded") view = made;
-    }
-    let delay = this.limits.pollMs;
-    let said = "";
-    const giveUpAt = Date.now() + this.limits.giveUpMs;
-    for (;;) {
-      if (view) {
-        const now = `${view.status} ${view.counts.completed + view.counts.failed}/${view.counts.total}`;
-        if (now !== said) this.events.batch?.({ step: step.id, id: view.id, status: view.status, ...view.counts });
-        said = now;
-        if (SETTLED.has(view.status)) break;
-        if (Date.now() >= giveUpAt) {
-          // Past its completion window and then some: this build stops waiting; nothing fails,
-          // the record stays, and the next build resumes the batch.
-          this.givenUp.add(rec.input_file_id);
-          this.events.warn?.(
-            `batch ${view.id} (step '${step.id}') is still ${view.status} after ${Math.round(this.limits.giveUpMs / 60_000)} min: this build stops waiting for it; its ${rec.custom_ids.length} request(s) are left pending, and the next build resumes the batch`,
-          );
-          return undefined;
-        }
-        try {
-          await sleep(delay, this.signal);
-        } catch {
-          return undefined;
-        }
-        delay = Math.min(delay * 1.5, this.limits.maxPollMs);
-      }
-      const id = rec.batch_id!;
-      try {
-        view = await this.endpoint(step, () => client.retrieve(id, this.signal));
-      } catch (err) {
-        if (!(err instanceof BatchCallFailed && err.status === 404)) throw err;
-        return { unknown: this.unknown(step, rec, id) };
-      }
-      if (!view) return undefined;
-    }
-    const lines = new Map<string, LineResult>();
-    const read = async (fileId: string | undefined) => {
-      if (!fileId) return true;
-      let got: BatchLineResult[] | undefined;
-      try {
-        got = await this.endpoint(step, () => client.results(fileId, this.signal));
-      } catch (err) {
-        // The file is gone for good (404, 410): its requests are found missing and asked again in
-        // a new batch, and this one's record goes; a build never stays blocked on it.
-        if (err instanceof BatchCallFailed && (err.status === 404 || err.status === 410)) return true;
-        throw err;
-      }
-      if (!got) return false;
-      for (const l of got) lines.set(l.key, lineResult(l));
-      return true;
-    };
-    if (!(await read(view.outputFileId)) || !(await read(view.errorFileId))) return undefined;
-    const unfinished = (why: string, retryable: boolean) => {
-      for (const k of rec.custom_ids) if (!lines.has(k) || (retryable && isUnrun(lines.get(k)!))) lines.set(k, { error: new RequestError(why, retryable) });
-    };
-    if (view.status === "failed") unfinished(`batch ${view.id} failed: ${view.errors.join("; ") || "no reason given"}`, false);
-    // A request a batch never ran is asked for again, in a batch of its own: the build asks for
-    // every answer it lacks (a person who wants it to stop presses Ctrl-C).
-    else if (view.status === "expired") unfinished(`batch ${view.id} expired before this request was run`, true);
-    else if (view.status === "cancelled") unfinished(`batch ${view.id} was cancelled before this request was run`, true);
-    return { view, lines };
   }
 
   /**
@@ -487,109 +436,16 @@ export class BatchRunner {
           return client.create(rec.input_file_id, { synthbuild_step: step.id }, like, this.signal);
         });
         if (view === undefined || view === "lost") return view;
-        rec.batch_id = view.id;
-        await writeBatchRecord(this.cacheDir, rec);
+        // Its id checked for secrets before it is written (the record dropped if it holds one).
+        await this.collector.recordBatch(client, step, rec, view);
         return view;
       });
       if (made !== "lost") return made;
     }
   }
 
-  /**
-   * A 404 for a recorded batch says only that this key cannot see it: made under another key or
-   * account (a switched OPENAI_API_KEY, another project), it still runs and is paid for there, and
-   * a gateway that lost track of it may still have it upstream. Resubmitting would pay twice, so
-   * only the user may decide that it is gone: its samples fail with how to decide, told once as a
-   * warning too. The message for its samples.
-   */
-  private unknown(step: GenerateStep, rec: BatchRecord, id: string): string {
-    const url = displayUrl(this.pool.batchConfig(step).baseUrl || OPENAI_URL);
-    const why = `batch ${id} (step '${step.id}') is unknown to ${url} (HTTP 404): its request is not sent again`;
-    if (!this.toldUnknown.has(id)) {
-      this.toldUnknown.add(id);
-      this.events.warn?.(
-        `batch ${id} (step '${step.id}', ${rec.custom_ids.length} request(s), submitted ${rec.created_at}) is unknown to ${url} (HTTP 404). It may have been made under another API key or account, where it still runs and is paid for, so its requests are not sent again. Build with the key that submitted it to collect its answers, or run \`synthbuild status --forget ${id}\` to let it go and submit its requests again (paid twice if it still finishes elsewhere)`,
-      );
-    }
-    return this.resolver.redact(`${why}; build with the key that submitted it, or \`synthbuild status --forget ${id}\` to submit it again`);
+  /** A call to the Files or Batches API on one request's retries (see BatchCollector.endpoint). */
+  private endpoint<T>(step: GenerateStep, fn: () => Promise<T>): Promise<T | undefined> {
+    return this.collector.endpoint(step, fn);
   }
-
-  /**
-   * A call to the Files or Batches API, retried with backoff while it may pass (model.retries
-   * times); a refusal that concerns the whole endpoint stops the build. Undefined when interrupted.
-   */
-  private async endpoint<T>(step: GenerateStep, fn: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      if (this.signal.aborted) return undefined;
-      try {
-        return await fn();
-      } catch (err) {
-        if (this.signal.aborted) return undefined;
-        if (err instanceof EndpointRefused) {
-          const e = endpointError(
-            err.problem,
-            this.resolver.redact(`${err.message} (the Batch API: model.mode ${step.model.mode})`),
-            step,
-            undefined,
-            this.pool.batchConfig(step),
-          );
-          this.resolver.stopWith(e);
-          throw e;
-        }
-        if (err instanceof SynthbuildError) throw err;
-        const e = err as RequestError;
-        if (e instanceof NoResponse && attempt >= step.model.retries) {
-          // As for direct requests: an endpoint that never answers concerns the whole build.
-          const detail = `${e.message} (${attempt + 1} attempts at the Batch API in a row)`;
-          const stop = endpointError(e.kind === "connect" ? "unreachable" : "no-answer", this.resolver.redact(detail), step);
-          this.resolver.stopWith(stop);
-          throw stop;
-        }
-        if (!e.retryable || attempt >= step.model.retries) throw new BatchCallFailed(this.resolver.redact(e.message), e.status);
-        try {
-          // A retry-after is heeded up to the longest poll wait: `retry-after: 86400` never sleeps a day.
-          await sleep(Math.min(e.retryAfterMs ?? Math.min(this.limits.pollMs, 1000) * 2 ** attempt, this.limits.maxPollMs), this.signal);
-        } catch {
-          return undefined;
-        }
-      }
-    }
-  }
-}
-
-/** Two steps may wait on one batch (the same request in both): the second finds it gone already. */
-function forget(records: BatchRecord[], r: BatchRecord): void {
-  const at = records.indexOf(r);
-  if (at !== -1) records.splice(at, 1);
-}
-
-/** A call to the Files or Batches API that failed past its retries: the step's requests fail (and are asked for again next build). */
-export class BatchCallFailed extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Why an answer is not taken (json_schema, `on_empty: retry`), as for a direct answer; undefined when it is. */
-function answerProblem(a: ProviderAnswer, req: ChatRequest, retryEmpty: boolean): RequestError | undefined {
-  try {
-    if (!dropReason(a)) {
-      if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, true);
-    } else if (retryEmpty && isRetryableEmpty(a)) throw new RequestError("empty answer (on_empty: retry)", true);
-  } catch (err) {
-    return err as RequestError;
-  }
-  return undefined;
-}
-
-function lineResult(l: BatchLineResult): LineResult {
-  return "answer" in l ? { answer: l.answer } : { error: l.error };
-}
-
-/** An error file's line for a request the batch never ran (expired, cancelled). */
-function isUnrun(l: LineResult): boolean {
-  return "error" in l && /^batch_(expired|cancelled)\b/.test(l.error.message);
 }

@@ -10,19 +10,20 @@ export function endpointOf(step: GenerateStep): string {
   return displayUrl(step.model.baseUrl || OPENAI_URL);
 }
 
+/**
+ * What stopped the build: a refusal of every request (EndpointProblem), no connection or no
+ * answer, or, for the Batch API, no Batches API at the address, polls unanswered past the
+ * outage a build rides out, or an id that holds a secret (which must not be written to disk).
+ */
+export type StopProblem = EndpointProblem | "unreachable" | "no-answer" | "batch-path" | "batch-outage" | "batch-secret";
+
 const STOPPED = "the build stopped: no request was started after this; answers received before it are cached, and dist/ and dataset.lock are unchanged";
 
 /**
  * One message for an answer that concerns the whole endpoint: what happened, to which endpoint
  * and model, and what to do. `detail` is the endpoint's own words (already redacted).
  */
-export function endpointError(
-  problem: EndpointProblem | "unreachable" | "no-answer",
-  detail: string,
-  step: GenerateStep,
-  where?: string,
-  cfg: ModelConfig = step.model,
-): EndpointError {
+export function endpointError(problem: StopProblem, detail: string, step: GenerateStep, where?: string, cfg: ModelConfig = step.model): EndpointError {
   // `where`: the replicas, when a step spreads its requests over several (all of them lost).
   const url = where ?? endpointOf(step);
   const model = step.model.name;
@@ -31,7 +32,7 @@ export function endpointError(
   return new EndpointError(`${what}\n  endpoint ${url}, model ${model}, step '${step.id}'\n  ${STOPPED}`, hint, problem, url, model, step.id);
 }
 
-function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail: string, step: GenerateStep, url: string, key: string): [string, string] {
+function describe(problem: StopProblem, detail: string, step: GenerateStep, url: string, key: string): [string, string] {
   switch (problem) {
     case "auth":
       return [`the endpoint rejected the API key (${detail})`, `check ${key}: it must hold a key that ${url} accepts`];
@@ -63,6 +64,21 @@ function describe(problem: EndpointProblem | "unreachable" | "no-answer", detail
       return [
         `no answer from ${url}: ${detail}`,
         "check that the server is answering; if its answers take longer than model.timeout_s, raise it. Answers so far are cached",
+      ];
+    case "batch-path":
+      return [
+        `there is no Batch API (Files and Batches) at ${url} (${detail})`,
+        "check model.base_url; an endpoint that serves chat completions alone needs model.mode: direct",
+      ];
+    case "batch-outage":
+      return [
+        `the Batch API at ${url} has not answered for ${detail}`,
+        "batches already submitted keep running at the endpoint (`synthbuild status` lists them): build again once it answers, and the build collects them without submitting them again",
+      ];
+    case "batch-secret":
+      return [
+        `the endpoint put a secret (the API key, or another value the environment holds) into the ${detail}`,
+        "ids are written to cache/state/batches and dataset.lock, so this one was not kept; use an endpoint (or gateway) that does not echo credentials into ids, or model.mode: direct",
       ];
   }
 }

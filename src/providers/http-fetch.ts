@@ -1,6 +1,16 @@
 import { type Agent, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import { type Readable, Transform } from "node:stream";
+import {
+  brotliDecompressSync,
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+  createInflateRaw,
+  gunzipSync,
+  inflateRawSync,
+  inflateSync,
+} from "node:zlib";
 import { type ProxyRoute, proxyFor } from "./proxy.js";
 
 /**
@@ -20,6 +30,9 @@ import { type ProxyRoute, proxyFor } from "./proxy.js";
  * that is not http(s)) is refused, never handed to a fetch that ignores the proxy. Where it
  * answers, it answers as the global fetch would (statuses, headers, content codings, aborts),
  * which test/unit/http-fetch.test.ts checks case by case.
+ *
+ * A Files API transfer (see TRANSFER) is the one exception to "the whole body read": its body is
+ * handed over as it arrives, so a multi-GB output file is never held whole.
  */
 export function createHttpFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: number }): typeof fetch {
   // The scheduler bounds concurrency; the agents only keep connections alive for reuse.
@@ -60,7 +73,8 @@ export function createHttpFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: n
     }
     const { agent, via } = route;
     const max = opts.maxBodyBytes ?? Infinity;
-    return agent instanceof Promise ? agent.then((a) => send(url, init, headers, a, via, max)) : send(url, init, headers, agent, via, max);
+    const transfer = (init as TransferInit)[TRANSFER];
+    return agent instanceof Promise ? agent.then((a) => send(url, init, headers, a, via, max, transfer)) : send(url, init, headers, agent, via, max, transfer);
   };
   return httpFetch;
 }
@@ -73,8 +87,38 @@ async function formBytes(init: RequestInit): Promise<RequestInit> {
   return { ...init, headers, body: new Uint8Array(await encoded.arrayBuffer()) };
 }
 
-/** One request, its whole body read, as a standard Response (see createHttpFetch). */
-function send(url: string, init: RequestInit, headers: Record<string, string>, agent: Agent, via: string | undefined, maxBodyBytes: number): Promise<Response> {
+/**
+ * Marks a request as a Files API transfer (a batch's input file up, its output file down), in the
+ * `fetchOptions` the SDK passes through to fetch. Such a request is bound by its progress, not by
+ * one request's time: it fails once nothing moved for `stallMs` (no byte of its body taken by the
+ * socket, or none of the answer's received). A 2xx answer's body is streamed, not read whole, and
+ * not capped: the SDK's own timeout ends when fetch resolves, so the stall is what bounds it.
+ */
+export const TRANSFER = Symbol.for("synthbuild.transfer");
+export interface Transfer {
+  stallMs: number;
+}
+export type TransferInit = RequestInit & { [TRANSFER]?: Transfer };
+
+export const TRANSFER_STALLED = "SYNTHBUILD_TRANSFER_STALLED";
+
+function stalled(ms: number, what: string): Error {
+  return Object.assign(new Error(`the transfer stalled: ${what} for ${Number((ms / 1000).toFixed(1))} s`), { code: TRANSFER_STALLED });
+}
+
+/** Bytes handed to the socket a write at a time: each one taken is progress. */
+const UPLOAD_CHUNK = 1 << 20;
+
+/** One request, its whole body read (or, for a transfer, streamed), as a standard Response (see createHttpFetch). */
+function send(
+  url: string,
+  init: RequestInit,
+  headers: Record<string, string>,
+  agent: Agent,
+  via: string | undefined,
+  maxBodyBytes: number,
+  transfer?: Transfer,
+): Promise<Response> {
   const signal = init.signal ?? undefined;
   // Aborted while a proxy agent was loading.
   if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -93,8 +137,30 @@ function send(url: string, init: RequestInit, headers: Record<string, string>, a
       req.destroy();
       fail(abortReason(signal!));
     };
+    // A transfer's watchdog while its body is written; streamed() keeps its own for the answer.
+    let watchdog: NodeJS.Timeout | undefined;
+    let answered = false;
+    const watch = () => {
+      clearTimeout(watchdog);
+      // An answer that came before the whole body went (a refusal) is the outcome; the rest is not watched.
+      if (answered) return;
+      watchdog = setTimeout(() => req.destroy(stalled(transfer!.stallMs, "the endpoint took no byte of the upload")), transfer!.stallMs);
+    };
     const req = request(url, { method: init.method ?? "GET", headers, agent }, (res) => {
+      answered = true;
+      clearTimeout(watchdog);
       const status = res.statusCode ?? 0;
+      if (transfer && status >= 200 && status < 300 && !NULL_BODY.has(status) && init.method !== "HEAD") {
+        settled = true;
+        try {
+          resolve(streamed(res, status, url, transfer.stallMs, signal, onAbort));
+        } catch (err) {
+          req.destroy();
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        }
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       const tooLarge = () => {
@@ -123,10 +189,101 @@ function send(url: string, init: RequestInit, headers: Record<string, string>, a
         }
       });
     });
-    req.on("error", fail);
+    req.on("error", (err) => {
+      clearTimeout(watchdog);
+      fail(err);
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
-    req.end((init.body as string | Uint8Array | null | undefined) ?? undefined);
+    const body = (init.body as string | Uint8Array | null | undefined) ?? undefined;
+    if (!transfer || body === undefined) return void req.end(body);
+    // Written a piece at a time, so the watchdog sees each piece the socket takes.
+    const bytes = typeof body === "string" ? Buffer.from(body) : body;
+    let at = 0;
+    const next = () => {
+      while (at < bytes.byteLength) {
+        const piece = bytes.subarray(at, at + UPLOAD_CHUNK);
+        at += piece.byteLength;
+        watch();
+        if (!req.write(piece)) return void req.once("drain", next);
+      }
+      // All handed over: what is left is the endpoint's answer, bound by the caller's timeout.
+      clearTimeout(watchdog);
+      req.end();
+    };
+    next();
   });
+}
+
+/**
+ * A transfer's 2xx answer as a Response whose body streams from the socket, decoded as `decode`
+ * would. While it waits for the endpoint, each chunk re-arms the watchdog; one that fires fails
+ * the body with the stall. Reading the body applies backpressure to the socket, so a slow reader
+ * holds a few chunks, not the file (and is not taken for a stall).
+ */
+function streamed(res: IncomingMessage, status: number, url: string, stallMs: number, signal: AbortSignal | undefined, onAbort: () => void): Response {
+  const headers = new Headers();
+  for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+  const encoding = headers.get("content-encoding");
+  let source: Readable = res;
+  const codings = encoding ? encoding.split(",").map((c) => c.trim().toLowerCase()) : [];
+  if (codings.length && codings.every((c) => STREAM_DECODERS.has(c)))
+    for (let i = codings.length - 1; i >= 0; i--) {
+      const decoder = STREAM_DECODERS.get(codings[i]!)!();
+      const from = source;
+      from.on("error", (e) => decoder.destroy(e));
+      source = from.pipe(decoder);
+    }
+  let done = false;
+  let watchdog: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => res.destroy(stalled(stallMs, "nothing received")), stallMs);
+  };
+  const finish = () => {
+    done = true;
+    clearTimeout(watchdog);
+    signal?.removeEventListener("abort", onAbort);
+  };
+  res.on("close", () => {
+    if (!res.complete && !done) source.destroy(new Error("the connection closed before the response was complete"));
+  });
+  arm();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      source.on("data", (c: Buffer) => {
+        // A decoder may still flush after the reader let go: nothing more is enqueued then.
+        if (done) return;
+        controller.enqueue(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+        // Paused for a reader that is busy: its own slowness is no stall of the endpoint's.
+        if ((controller.desiredSize ?? 1) <= 0) {
+          source.pause();
+          clearTimeout(watchdog);
+        } else arm();
+      });
+      source.on("end", () => {
+        finish();
+        controller.close();
+      });
+      source.on("error", (err) => {
+        finish();
+        // An abort (the build's Ctrl-C) reads as the AbortError it is.
+        controller.error(signal?.aborted ? abortReason(signal) : err);
+      });
+    },
+    pull() {
+      if (done || !source.isPaused()) return;
+      arm();
+      source.resume();
+    },
+    cancel() {
+      finish();
+      source.destroy();
+      res.destroy();
+    },
+  });
+  const response = new Response(body, { status, statusText: res.statusMessage ?? "", headers });
+  Object.defineProperty(response, "url", { value: url });
+  return response;
 }
 
 /**
@@ -288,6 +445,33 @@ const DECODERS = new Map<string, (b: Buffer) => Buffer>([
   ["x-gzip", (b) => gunzipSync(b)],
   ["br", (b) => brotliDecompressSync(b)],
   ["deflate", (b) => (b[0] !== undefined && (b[0] & 0x0f) === 8 ? inflateSync(b) : inflateRawSync(b))],
+]);
+
+/** Deflate with its zlib wrapper or without, told apart by the first byte as `decode` tells them. */
+function inflateEither(): Transform {
+  let inner: Transform | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (!inner) {
+        inner = (chunk[0]! & 0x0f) === 8 ? createInflate() : createInflateRaw();
+        inner.on("data", (d) => this.push(d));
+        inner.on("error", (e) => this.destroy(e));
+      }
+      inner.write(chunk, () => cb());
+    },
+    flush(cb) {
+      if (!inner) return cb();
+      inner.once("end", () => cb());
+      inner.end();
+    },
+  });
+}
+
+const STREAM_DECODERS = new Map<string, () => Transform>([
+  ["gzip", () => createGunzip()],
+  ["x-gzip", () => createGunzip()],
+  ["br", () => createBrotliDecompress()],
+  ["deflate", inflateEither],
 ]);
 
 function abortReason(signal: AbortSignal): unknown {

@@ -3,14 +3,23 @@ import { toFile } from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
+import { TRANSFER, TRANSFER_STALLED, type Transfer } from "./http-fetch.js";
 import { chatBody, openAIClient, readAnswer, toRequestError } from "./openai.js";
-import { RequestError } from "./types.js";
+import { EndpointRefused, NoResponse, RequestError } from "./types.js";
 
 /** The Batch API's own limits on one input file (OpenAI: 50,000 requests, 200 MB). */
 export const BATCH_MAX_LINES = 50_000;
 export const BATCH_MAX_BYTES = 200_000_000;
-/** Output files are read whole: far above any chat completion, well under what a 200 MB input yields. */
-const MAX_OUTPUT_BYTES = 2 ** 30;
+/**
+ * An upload may take its per-request timeout and this long a byte more: at 128 KiB/s (a slow
+ * uplink) 200 MB still goes, in 26 minutes. A connection that takes nothing fails sooner, on the
+ * transfer's stall (model.timeout_s without a byte taken).
+ */
+const UPLOAD_MS_PER_BYTE = 1000 / (128 * 1024);
+/** The longest a timer waits (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** One line of an output file is one chat completion (under 16 MiB, as direct answers): a longer one is a server gone wrong. */
+const MAX_LINE_CHARS = 32 * 1024 * 1024;
 
 export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
 
@@ -24,7 +33,11 @@ export interface BatchView {
   counts: { total: number; completed: number; failed: number };
   /** Why a batch failed validation. */
   errors: string[];
+  /** The codes of those errors (`token_limit_exceeded`, `invalid_request`, ...). */
+  errorCodes: string[];
 }
+
+type FetchOptions = NonNullable<Parameters<OpenAI["files"]["content"]>[1]>["fetchOptions"];
 
 /** One line of an output or error file, read: an answer (a 200 whose body is a chat completion) or why there is none. */
 export type BatchLineResult = { key: string; answer: ReturnType<typeof readAnswer> & { requestId?: string } } | { key: string; error: RequestError };
@@ -40,18 +53,37 @@ export const SETTLED: ReadonlySet<BatchStatus> = new Set(["failed", "completed",
 export class OpenAIBatches {
   private readonly client: OpenAI;
   private readonly redact: Redact;
+  private readonly timeoutMs: number;
+  /** File transfers are bound by their progress, not by one request's timeout (see http-fetch's TRANSFER). */
+  private readonly transfer: FetchOptions;
 
   constructor(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv = process.env) {
     this.redact = redactor([apiKey, ...Object.values(cfg.headers)]);
-    this.client = openAIClient(cfg, apiKey, env, this.redact, MAX_OUTPUT_BYTES);
+    this.client = openAIClient(cfg, apiKey, env, this.redact, true);
+    this.timeoutMs = cfg.timeoutS * 1000;
+    // The SDK passes its per-request fetchOptions through to fetch untouched, a symbol key too.
+    this.transfer = { [TRANSFER]: { stallMs: this.timeoutMs } satisfies Transfer } as FetchOptions;
   }
 
   /**
    * Upload a JSONL input file; its id. `like`: one of its requests, so that a refusal that concerns
    * the whole endpoint (its key, no Files API at that address) is told as such (EndpointRefused).
+   * Its time grows with its size (a 200 MB file does not go in model.timeout_s); it fails sooner
+   * only if the connection stops taking bytes for model.timeout_s.
    */
   async upload(jsonl: string, name: string, like: ChatRequest, signal?: AbortSignal): Promise<string> {
-    return this.call(async () => (await this.client.files.create({ file: await toFile(Buffer.from(jsonl), name), purpose: "batch" }, { signal })).id, like);
+    const bytes = Buffer.from(jsonl);
+    const timeout = Math.min(MAX_TIMER_MS, Math.ceil(this.timeoutMs + bytes.byteLength * UPLOAD_MS_PER_BYTE));
+    return this.call(
+      async () => (await this.client.files.create({ file: await toFile(bytes, name), purpose: "batch" }, { signal, timeout, fetchOptions: this.transfer })).id,
+      like,
+      timeout,
+    );
+  }
+
+  /** Delete an uploaded file (one synthbuild will not use). */
+  async deleteFile(id: string, signal?: AbortSignal): Promise<void> {
+    await this.call(async () => this.client.files.delete(id, { signal }));
   }
 
   async create(inputFileId: string, metadata: Record<string, string>, like: ChatRequest, signal?: AbortSignal): Promise<BatchView> {
@@ -64,8 +96,23 @@ export class OpenAIBatches {
     );
   }
 
-  async retrieve(id: string, signal?: AbortSignal): Promise<BatchView> {
-    return this.call(async () => view(await this.client.batches.retrieve(id, { signal })));
+  /**
+   * `like`: a request of the step, so that a refusal of the whole endpoint (its key, its project)
+   * is an EndpointRefused. A 404 stays a plain error: it may be this batch's alone (unknown to the
+   * endpoint), which `probe` tells from an endpoint with no Batches API.
+   */
+  async retrieve(id: string, signal?: AbortSignal, like?: ChatRequest): Promise<BatchView> {
+    try {
+      return await this.call(async () => view(await this.client.batches.retrieve(id, { signal })), like);
+    } catch (err) {
+      if (err instanceof EndpointRefused && err.status === 404) throw new RequestError(err.message, false, 404);
+      throw err;
+    }
+  }
+
+  /** One page of one batch: whether the Batches API answers at all (a refusal of the endpoint throws EndpointRefused). */
+  async probe(like: ChatRequest, signal?: AbortSignal): Promise<void> {
+    await this.call(async () => this.client.batches.list({ limit: 1 }, { signal }), like);
   }
 
   async cancel(id: string, signal?: AbortSignal): Promise<BatchView> {
@@ -80,23 +127,37 @@ export class OpenAIBatches {
     });
   }
 
-  /** The lines of an output or error file. */
-  async results(fileId: string, signal?: AbortSignal): Promise<BatchLineResult[]> {
-    const text = await this.call(async () => (await this.client.files.content(fileId, { signal })).text());
-    const out: BatchLineResult[] = [];
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
+  /**
+   * The lines of an output or error file, as they arrive: a file of many GB is never held whole,
+   * and each line may be stored before the next is read. The download is bound by its progress
+   * (model.timeout_s without a byte is a stall), not by its length. A failure while reading is a
+   * RequestError like any call's (a stall: NoResponse), after the lines already yielded.
+   */
+  async *results(fileId: string, signal?: AbortSignal): AsyncGenerator<BatchLineResult> {
+    const res = await this.call(async () => this.client.files.content(fileId, { signal, fetchOptions: this.transfer }));
+    const lines = linesOf(res.body);
+    for (;;) {
+      let next: IteratorResult<string>;
       try {
-        out.push(this.line(line));
+        next = await lines.next();
+      } catch (err) {
+        throw this.redacted(readFailure(err, fileId));
+      }
+      if (next.done) return;
+      const line = next.value;
+      if (!line.trim()) continue;
+      let result: BatchLineResult | undefined;
+      try {
+        result = this.line(line);
       } catch (err) {
         // A bad line is its own request's error, not the whole file's: when its custom_id can be
         // read, that request is asked again; when not, the request it was is found missing (and
         // is asked again too). Either way the other lines are taken.
         const key = /"custom_id"\s*:\s*"([^"\\]+)"/.exec(line)?.[1];
-        if (key) out.push({ key, error: err as RequestError });
+        if (key) result = { key, error: err as RequestError };
       }
+      if (result) yield result;
     }
-    return out;
   }
 
   private line(text: string): BatchLineResult {
@@ -131,12 +192,12 @@ export class OpenAIBatches {
     return { key, error: this.redacted(new RequestError(`${e?.code ?? "error"}: ${e?.message ?? "no message"}`, true)) };
   }
 
-  private async call<T>(fn: () => Promise<T>, like?: ChatRequest): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, like?: ChatRequest, timeoutMs?: number): Promise<T> {
     try {
       return await fn();
     } catch (err) {
       if (err instanceof RequestError) throw this.redacted(err);
-      throw this.redacted(toRequestError(err, like));
+      throw this.redacted(toRequestError(err, like, timeoutMs));
     }
   }
 
@@ -151,6 +212,46 @@ export function batchLine(key: string, req: ChatRequest): string {
   return JSON.stringify({ custom_id: key, method: "POST", url: "/v1/chat/completions", body: chatBody(req) });
 }
 
+/**
+ * The lines of a body as it arrives, decoded as UTF-8 (a character split between two chunks is
+ * kept whole). Stopping early cancels the body, which closes its connection.
+ */
+async function* linesOf(body: ReadableStream<Uint8Array> | null): AsyncGenerator<string> {
+  if (!body) return;
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let rest = "";
+  let done = false;
+  try {
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      const parts = (rest + decoder.decode(chunk.value, { stream: true })).split("\n");
+      rest = parts.pop()!;
+      if (rest.length > MAX_LINE_CHARS)
+        throw new RequestError(
+          `the endpoint's batch file has a line over ${MAX_LINE_CHARS / 1024 / 1024} Mi characters, far more than any chat completion: refused`,
+          false,
+        );
+      for (const p of parts) yield p;
+    }
+    done = true;
+  } finally {
+    if (!done) await reader.cancel().catch(() => {});
+  }
+  rest += decoder.decode();
+  if (rest) yield rest;
+}
+
+/** A body that broke off while it was read, as the error a call gives. */
+function readFailure(err: unknown, fileId: string): RequestError {
+  if (err instanceof RequestError) return err;
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e?.name === "AbortError") return new RequestError("aborted", false);
+  if (e?.code === TRANSFER_STALLED) return new NoResponse(`the download of ${fileId} ${e.message?.replace(/^the transfer /, "")}`, "timeout", "no answer");
+  return new RequestError(`the download of ${fileId} broke off: ${e?.message ?? String(err)}`, true);
+}
+
 function view(b: OpenAI.Batches.Batch): BatchView {
   return {
     id: b.id,
@@ -160,5 +261,6 @@ function view(b: OpenAI.Batches.Batch): BatchView {
     errorFileId: b.error_file_id ?? undefined,
     counts: { total: b.request_counts?.total ?? 0, completed: b.request_counts?.completed ?? 0, failed: b.request_counts?.failed ?? 0 },
     errors: (b.errors?.data ?? []).map((e) => `${e.code ?? "error"}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`),
+    errorCodes: (b.errors?.data ?? []).map((e) => e.code ?? "error"),
   };
 }

@@ -4,7 +4,7 @@ import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
-import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE } from "./http-fetch.js";
+import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE, TRANSFER_STALLED } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
@@ -101,9 +101,11 @@ export class OpenAIProvider implements Provider {
 
 /**
  * The SDK's client for an endpoint, with the scheduler owning retries (`maxRetries: 0`).
- * `maxBodyBytes`: the Batch API's output files are far larger than any chat completion.
+ * `files`: the Batch API's client, whose file transfers stream through createHttpFetch (see its
+ * TRANSFER) whatever SYNTHBUILD_TRANSPORT says: that switch measures chat requests, and only
+ * createHttpFetch watches a transfer's progress and hands its body over as it arrives.
  */
-export function openAIClient(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv, redact: Redact, maxBodyBytes = MAX_RESPONSE_BYTES): OpenAI {
+export function openAIClient(cfg: ModelConfig, apiKey: string, env: NodeJS.ProcessEnv, redact: Redact, files = false): OpenAI {
   const level = env.OPENAI_LOG;
   return new OpenAI({
     apiKey,
@@ -113,7 +115,7 @@ export function openAIClient(cfg: ModelConfig, apiKey: string, env: NodeJS.Proce
     defaultHeaders: cfg.headers,
     // A redirect is reported, not followed (both transports): fetch would resend the POST (or,
     // on 301/302, turn it into a GET), up to 20 times in a loop; the address is the user's to fix.
-    fetch: transport(env, maxBodyBytes),
+    fetch: files ? createHttpFetch({ env, maxBodyBytes: MAX_RESPONSE_BYTES }) : transport(env, MAX_RESPONSE_BYTES),
     // The SDK logs with console.log (stdout, where --json must be alone); its log goes to
     // stderr instead, with every secret an endpoint may echo masked.
     logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
@@ -211,6 +213,8 @@ export function toRequestError(err: unknown, req?: ChatRequest, timeoutMs?: numb
   if (err instanceof OpenAI.APIConnectionError) {
     const cause = err.cause instanceof Error ? err.cause : undefined;
     if ((cause as { code?: string } | undefined)?.code === RESPONSE_TOO_LARGE) return new RequestError(cause!.message, false);
+    // A file transfer that stopped moving: the endpoint is not answering, as for a timeout.
+    if ((cause as { code?: string } | undefined)?.code === TRANSFER_STALLED) return new NoResponse(cause!.message, "timeout", "no answer");
     const message = `connection failed: ${cause ? cause.message : err.message}`;
     const what = connectFailure(err.cause);
     // The proxy that could not be reached is what to fix, not the endpoint behind it.

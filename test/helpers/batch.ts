@@ -32,11 +32,24 @@ export function batchFixture(): { project: (files: Record<string, string>) => Pr
 /** Fast polls: the test server's batches move every `batchStepMs`. */
 export const POLL = { SYNTHBUILD_BATCH_POLL_MS: "20" };
 
-export function manifest(o: { samples: number; mode?: string; batchAbove?: number; twoSteps?: boolean; price?: boolean; schema?: boolean }): string {
+export function manifest(o: {
+  samples: number;
+  mode?: string;
+  batchAbove?: number;
+  twoSteps?: boolean;
+  price?: boolean;
+  schema?: boolean;
+  /** model.timeout_s */
+  timeoutS?: number;
+  /** Characters of filler in each prompt (a big input file). */
+  padding?: number;
+}): string {
   const items = Array.from({ length: o.samples }, (_, i) => `v${String(i).padStart(2, "0")}`).join(", ");
   const mode = o.mode ? `\n  mode: ${o.mode}` : "";
   const above = o.batchAbove !== undefined ? `\n  batch_above: ${o.batchAbove}` : "";
   const price = o.price ? "\n  price: { input_per_mtok: 1000, output_per_mtok: 1000 }" : "";
+  const timeout = o.timeoutS !== undefined ? `\n  timeout_s: ${o.timeoutS}` : "";
+  const pad = o.padding ? ` ${"pad ".repeat(Math.ceil(o.padding / 4))}` : "";
   const schema = o.schema ? `, json_schema: { type: object, properties: { answer: { type: string } }, required: [answer] }` : "";
   return `version: 1
 name: batch
@@ -46,12 +59,12 @@ model:
   name: test-model
   base_url: \${TEST_BASE_URL}
   params: { max_tokens: 30 }
-  retries: 2${mode}${above}${price}
+  retries: 2${mode}${above}${price}${timeout}
 dimensions:
   item: [${items}]
 steps:
   - id: outline
-    generate: { prompt: "Outline {{ item }} briefly"${schema} }
+    generate: { prompt: "Outline {{ item }} briefly${pad}"${schema} }
 ${
   o.twoSteps
     ? `  - id: expanded

@@ -5,7 +5,10 @@
  * file (one line per answered request) and an error file (one line per failed request). Lines are
  * answered by the same deterministic function as /v1/chat/completions, so a batch answer is the
  * direct answer to the same body. Faults: a line whose prompt contains a marker fails (into the
- * error file), a batch expires with part of its lines answered, a batch fails validation.
+ * error file), a batch expires with part of its lines answered, a batch fails validation or is
+ * refused with an error code (token_limit_exceeded), a call fails for a number of times or for a
+ * while (an error status, or the connection dropped), uploads and downloads go slowly or stall,
+ * a download holds part of its file back until released, ids carry the caller's key.
  * Files and batches belong to the API key that made them, as OpenAI's belong to a project: under
  * another key they are unknown (404), though they still run.
  */
@@ -24,9 +27,13 @@ export interface BatchLineFault {
 
 /** A fault of one call of the Batches API (not of a line). */
 export interface BatchCallFault {
-  call: "create" | "retrieve" | "content";
+  call: "create" | "retrieve" | "content" | "list" | "upload";
   /** How many calls fail (default 1). */
   times?: number;
+  /** Instead of `times`: every call fails for this long from the first it fails (an outage). */
+  forMs?: number;
+  /** Instead of an error status: the connection is dropped without an answer. */
+  reset?: boolean;
   /** The status answered (default 502). */
   status?: number;
   /** A retry-after header, in seconds. */
@@ -42,9 +49,20 @@ export interface BatchServerOptions {
   stepMs?: number;
 }
 
+/** How file transfers go (see BatchServer.transfers). */
+export interface TransferPace {
+  /** An upload is answered only after as long as it would take at this rate. */
+  uploadBytesPerSec?: number;
+  /** A download is sent in pieces, at this rate. */
+  downloadBytesPerSec?: number;
+  /** The next download sends its first half, then nothing more (until the client gives up). */
+  stallDownload?: boolean;
+}
+
 export interface BatchStats {
   batchesCreated: number;
   filesUploaded: number;
+  filesDeleted: number;
   /** Lines answered (to the output file) over all batches. */
   linesAnswered: number;
   /** Lines that went to an error file. */
@@ -75,6 +93,8 @@ interface StoredBatch {
   expire: boolean;
   /** The validation error, for a batch that fails. */
   invalid?: string;
+  /** Its error code (default invalid_request). */
+  invalidCode?: string;
   total: number;
   owner: string;
 }
@@ -92,12 +112,16 @@ export class BatchServer {
   private readonly files = new Map<string, StoredFile>();
   private readonly batches = new Map<string, StoredBatch>();
   private readonly lineFaults: { fault: BatchLineFault; remaining: number }[] = [];
-  private readonly callFaults: { fault: BatchCallFault; remaining: number }[] = [];
+  private readonly callFaults: { fault: BatchCallFault; remaining: number; until?: number }[] = [];
+  private refuseNext: { code: string; message: string; remaining: number } | undefined;
+  private pace: TransferPace = {};
+  private hold: { lines: number; released: Promise<void>; release: () => void } | undefined;
+  private keyInIds: "file" | "batch" | undefined;
   private expireNext = 0;
   private seq = 0;
   private stepMs: number;
   private readonly initialStepMs: number;
-  readonly counts: BatchStats = { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 };
+  readonly counts: BatchStats = { batchesCreated: 0, filesUploaded: 0, filesDeleted: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 };
 
   constructor(
     opts: BatchServerOptions,
@@ -119,17 +143,58 @@ export class BatchServer {
 
   /** The next calls of this kind fail (see BatchCallFault). */
   failCalls(fault: BatchCallFault): void {
-    this.callFaults.push({ fault, remaining: fault.times ?? 1 });
+    this.callFaults.push({ fault, remaining: fault.forMs !== undefined ? Infinity : (fault.times ?? 1) });
   }
 
   /** The fault the next call of this kind takes, if any. */
   private callFault(call: BatchCallFault["call"]): BatchCallFault | undefined {
-    const f = this.callFaults.find((x) => x.fault.call === call && x.remaining > 0);
+    const now = Date.now();
+    const f = this.callFaults.find((x) => x.fault.call === call && x.remaining > 0 && (x.until === undefined || now < x.until));
     if (f) f.remaining--;
+    if (f?.fault.forMs !== undefined) f.until ??= now + f.fault.forMs;
     return f?.fault;
   }
 
+  /** No more line or call faults (the counters and batches stay). */
+  clearFaults(): void {
+    this.lineFaults.length = 0;
+    this.callFaults.length = 0;
+  }
+
+  /** The next `times` batches (default: all) fail validation with this error code, as OpenAI refuses a batch over the organisation's enqueued-token limit. */
+  refuseBatches(
+    code: string,
+    times = Infinity,
+    message = "Enqueued token limit reached for test-model in organization org-test. Limit: 90,000 enqueued tokens.",
+  ): void {
+    this.refuseNext = { code, message, remaining: times };
+  }
+
+  /** How uploads and downloads go from now (see TransferPace). */
+  transfers(pace: TransferPace): void {
+    this.pace = pace;
+  }
+
+  /** The next download sends its first `lines` lines, then waits for the returned release. */
+  holdDownload(lines: number): () => void {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    this.hold = { lines, released, release };
+    return release;
+  }
+
+  /** Ids of that kind made from now on carry the key the request authorised with (an endpoint that echoes it). */
+  echoKeyInIds(kind: "file" | "batch" | undefined): void {
+    this.keyInIds = kind;
+  }
+
+  /** The key a request authorised with, as an id may carry it. */
+  private keyOf(req: http.IncomingMessage): string {
+    return String(req.headers.authorization ?? "").replace(/^Bearer\s+/i, "");
+  }
+
   private sendFault(res: http.ServerResponse, f: BatchCallFault): void {
+    if (f.reset) return void res.socket?.destroy();
     const status = f.status ?? 502;
     this.send(res, status, errorOf(`Injected ${f.call} fault (${status})`), f.retryAfter !== undefined ? { "retry-after": String(f.retryAfter) } : {});
   }
@@ -151,8 +216,13 @@ export class BatchServer {
     this.batches.clear();
     this.lineFaults.length = 0;
     this.callFaults.length = 0;
+    this.refuseNext = undefined;
+    this.pace = {};
+    this.hold?.release();
+    this.hold = undefined;
+    this.keyInIds = undefined;
     this.expireNext = 0;
-    Object.assign(this.counts, { batchesCreated: 0, filesUploaded: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 });
+    Object.assign(this.counts, { batchesCreated: 0, filesUploaded: 0, filesDeleted: 0, linesAnswered: 0, linesFailed: 0, cancelled: 0 });
   }
 
   /** Handles the route if it is one of the Files or Batches API; false if not. */
@@ -164,8 +234,9 @@ export class BatchServer {
     if (method === "POST" && p === "/files") return this.run(res, this.upload(req, res, body, owner));
     if (method === "GET" && (m = /^\/files\/([^/]+)\/content$/.exec(p))) return this.run(res, this.content(res, m[1]!, owner));
     if (method === "GET" && (m = /^\/files\/([^/]+)$/.exec(p))) return this.run(res, this.fileInfo(res, m[1]!, owner));
-    if (method === "POST" && p === "/batches") return this.run(res, this.create(res, body, owner));
-    if (method === "GET" && p === "/batches") return this.run(res, this.send(res, 200, this.page(owner)));
+    if (method === "DELETE" && (m = /^\/files\/([^/]+)$/.exec(p))) return this.run(res, this.deleteFile(res, m[1]!, owner));
+    if (method === "POST" && p === "/batches") return this.run(res, this.create(req, res, body, owner));
+    if (method === "GET" && p === "/batches") return this.run(res, this.listPage(res, owner));
     if (method === "GET" && (m = /^\/batches\/([^/]+)$/.exec(p))) return this.run(res, this.retrieve(res, m[1]!, owner));
     if (method === "POST" && (m = /^\/batches\/([^/]+)\/cancel$/.exec(p))) return this.run(res, this.cancel(res, m[1]!, owner));
     return false;
@@ -189,7 +260,14 @@ export class BatchServer {
   }
 
   private async upload(req: http.IncomingMessage, res: http.ServerResponse, body: () => Promise<Buffer | null>, owner: string): Promise<void> {
+    const fault = this.callFault("upload");
+    if (fault) {
+      req.resume();
+      return this.sendFault(res, fault);
+    }
     const raw = await body();
+    // As slow as a link at that rate: the answer comes once the last byte would have arrived.
+    if (raw && this.pace.uploadBytesPerSec) await new Promise((r) => setTimeout(r, (raw.length / this.pace.uploadBytesPerSec!) * 1000));
     const type = String(req.headers["content-type"] ?? "");
     const boundary = /boundary=("?)([^";]+)\1/.exec(type)?.[2];
     if (!raw || !boundary) return this.send(res, 400, errorOf("expected a multipart/form-data upload"));
@@ -197,7 +275,7 @@ export class BatchServer {
     const file = parts.find((x) => x.name === "file" && x.filename !== undefined);
     const purpose = parts.find((x) => x.name === "purpose")?.data.toString("utf8");
     if (!file || !purpose) return this.send(res, 400, errorOf("the upload needs a file and a purpose"));
-    const id = `file-test-${++this.seq}`;
+    const id = `file-test-${++this.seq}${this.keyInIds === "file" ? `-${this.keyOf(req)}` : ""}`;
     const stored = { id, bytes: file.data, filename: file.filename!, purpose, created_at: Math.floor(Date.now() / 1000), owner };
     this.files.set(id, stored);
     this.counts.filesUploaded++;
@@ -214,7 +292,19 @@ export class BatchServer {
     this.send(res, 200, this.fileObject(f));
   }
 
-  private content(res: http.ServerResponse, id: string, owner: string) {
+  private deleteFile(res: http.ServerResponse, id: string, owner: string) {
+    if (!this.file(id, owner) || !this.files.delete(id)) return this.send(res, 404, errorOf(`No such File object: ${id}`));
+    this.counts.filesDeleted++;
+    this.send(res, 200, { id, object: "file", deleted: true });
+  }
+
+  private listPage(res: http.ServerResponse, owner: string) {
+    const fault = this.callFault("list");
+    if (fault) return this.sendFault(res, fault);
+    this.send(res, 200, this.page(owner));
+  }
+
+  private async content(res: http.ServerResponse, id: string, owner: string) {
     const f = this.file(id, owner);
     if (!f) return this.send(res, 404, errorOf(`No such File object: ${id}`));
     const fault = f.purpose === "batch_output" ? this.callFault("content") : undefined;
@@ -225,10 +315,30 @@ export class BatchServer {
       return void res.end(text);
     }
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": f.bytes.length });
-    res.end(f.bytes);
+    const hold = f.purpose === "batch_output" ? this.hold : undefined;
+    if (hold) {
+      this.hold = undefined;
+      const cut = nthLineEnd(f.bytes, hold.lines);
+      res.write(f.bytes.subarray(0, cut));
+      await hold.released;
+      return void res.end(f.bytes.subarray(cut));
+    }
+    if (f.purpose === "batch_output" && this.pace.stallDownload) {
+      this.pace = { ...this.pace, stallDownload: false };
+      // Half the file, then silence: the client must notice and give up on its own.
+      return void res.write(f.bytes.subarray(0, Math.floor(f.bytes.length / 2)));
+    }
+    const rate = this.pace.downloadBytesPerSec;
+    if (!rate) return void res.end(f.bytes);
+    const piece = Math.max(1, Math.floor(rate / 20));
+    for (let at = 0; at < f.bytes.length && !res.destroyed; at += piece) {
+      res.write(f.bytes.subarray(at, at + piece));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    res.end();
   }
 
-  private async create(res: http.ServerResponse, body: () => Promise<Buffer | null>, owner: string): Promise<void> {
+  private async create(req: http.IncomingMessage, res: http.ServerResponse, body: () => Promise<Buffer | null>, owner: string): Promise<void> {
     let params: any;
     try {
       params = JSON.parse((await body())?.toString("utf8") ?? "");
@@ -241,7 +351,7 @@ export class BatchServer {
     if (!input) return this.send(res, 400, errorOf(`No such File object: ${params?.input_file_id}`));
     if (params.endpoint !== "/v1/chat/completions" && params.endpoint !== "/v1/completions")
       return this.send(res, 400, errorOf(`unsupported endpoint ${params.endpoint}`));
-    const id = `batch_test_${++this.seq}`;
+    const id = `batch_test_${++this.seq}${this.keyInIds === "batch" ? `_${this.keyOf(req)}` : ""}`;
     const b: StoredBatch = {
       id,
       input_file_id: input.id,
@@ -267,6 +377,11 @@ export class BatchServer {
       if (new Set(lines.map((l) => l.body.model)).size > 1) throw new Error("every line of a batch must name the same model");
     } catch (err) {
       b.invalid = (err as Error).message;
+    }
+    if (!b.invalid && this.refuseNext && this.refuseNext.remaining > 0) {
+      this.refuseNext.remaining--;
+      b.invalid = this.refuseNext.message;
+      b.invalidCode = this.refuseNext.code;
     }
     this.batches.set(id, b);
     this.counts.batchesCreated++;
@@ -333,7 +448,7 @@ export class BatchServer {
         ...base,
         status: "failed",
         failed_at: at(b.createdMs + this.stepMs),
-        errors: { object: "list", data: [{ code: "invalid_request", message: b.invalid, line: null, param: null }] },
+        errors: { object: "list", data: [{ code: b.invalidCode ?? "invalid_request", message: b.invalid, line: null, param: null }] },
       };
     }
     if (!b.final && b.cancelAtMs !== undefined) {
@@ -448,6 +563,17 @@ export class BatchServer {
     }
     return undefined;
   }
+}
+
+/** Where the first `n` lines of a file end (all of it if it has fewer). */
+function nthLineEnd(bytes: Buffer, n: number): number {
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const nl = bytes.indexOf(10, at);
+    if (nl === -1) return bytes.length;
+    at = nl + 1;
+  }
+  return at;
 }
 
 function errorOf(message: string) {

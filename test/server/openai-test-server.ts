@@ -158,6 +158,8 @@ export interface TestServer {
   reset(): void;
   /** also releases hung / delayed requests (destroys their sockets) */
   close(): Promise<void>;
+  /** Stop listening for `ms` (every connection dropped, new ones refused: an endpoint that is down), then listen on the same port again. */
+  refuseConnections(ms: number): Promise<void>;
   /** The Files and Batches APIs (see batches.ts): counters, line faults, expiry, the batches created. Its lines are not in `requests`. */
   batches: BatchServer;
 }
@@ -982,7 +984,19 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const url = `${opts.tls ? "https" : "http"}://${host}:${addr.port}`;
 
   let closing: Promise<void> | undefined;
+  let relisten: NodeJS.Timeout | undefined;
+  async function refuseConnections(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    relisten = setTimeout(() => {
+      relisten = undefined;
+      if (!closing) server.listen({ port: addr.port, host: opts.host ?? "127.0.0.1", backlog: 4096 });
+    }, ms);
+  }
   function close(): Promise<void> {
+    clearTimeout(relisten);
     closing ??= new Promise<void>((resolve) => {
       for (const t of pendingTimers) clearTimeout(t);
       pendingTimers.clear();
@@ -1012,6 +1026,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     reset,
     close,
+    refuseConnections,
     batches,
   };
 }

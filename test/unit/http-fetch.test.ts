@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { brotliCompressSync, deflateRawSync, gzipSync } from "node:zlib";
-import { createHttpFetch } from "../../src/providers/http-fetch.js";
+import { createHttpFetch, TRANSFER, TRANSFER_STALLED } from "../../src/providers/http-fetch.js";
 import { startProxy } from "../helpers/proxy.js";
 
 // The transport the openai SDK is given must answer as the global fetch does. Each route below is
@@ -60,12 +60,28 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse, body: s
     setTimeout(() => res.socket?.destroy(), 20);
   },
   "/hang": () => {},
+  "/drip": (_req, res) => {
+    res.write("one\n");
+    void dripped.then(() => res.end("two\n"));
+  },
+  "/big": (_req, res) => {
+    res.end(Buffer.alloc(4 * 1024 * 1024, "a"));
+  },
+  "/stall": (_req, res) => {
+    res.setHeader("content-length", "1000");
+    res.write("partial");
+  },
 };
+// The second half of /drip, sent when the test says.
+let drip!: () => void;
+let dripped = new Promise<void>((r) => (drip = r));
 
 let server: Server;
 let base = "";
 before(async () => {
   server = createServer((req, res) => {
+    // Takes nothing of what is sent, and never answers: an upload that cannot go on.
+    if (req.url === "/no-read") return void req.pause();
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
@@ -218,4 +234,61 @@ test("a refused connection rejects", async () => {
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
   await assert.rejects(httpFetch(`http://127.0.0.1:${port}/`), /ECONNREFUSED/);
+});
+
+const transfer = (stallMs: number, init: RequestInit = {}) => ({ ...init, [TRANSFER]: { stallMs } }) as RequestInit;
+
+test("a transfer's 2xx body is handed over as it arrives, decoded as fetch decodes it; other answers are read whole as before", async () => {
+  dripped = new Promise<void>((r) => (drip = r));
+  const res = await httpFetch(`${base}/drip`, transfer(5000));
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  assert.equal(new TextDecoder().decode(first.value), "one\n", "the first piece, before the server sent the rest");
+  drip();
+  let rest = "";
+  for (let c = await reader.read(); !c.done; c = await reader.read()) rest += new TextDecoder().decode(c.value);
+  assert.equal(rest, "two\n");
+
+  for (const [path, text] of [
+    ["/gzip", "squeezed ✓"],
+    ["/raw-deflate", "raw"],
+    ["/gzip-then-br", "twice"],
+  ])
+    assert.equal(await (await httpFetch(base + path!, transfer(5000))).text(), text, path);
+  const refused = await httpFetch(`${base}/status/418`, transfer(5000));
+  assert.equal(refused.status, 418);
+  assert.equal(await refused.text(), "short and stout");
+});
+
+test("a transfer that stops moving fails after its stall time: a body that stops arriving, an upload the endpoint stops taking", async () => {
+  const res = await httpFetch(`${base}/stall`, transfer(100));
+  assert.equal(res.status, 200);
+  await assert.rejects(
+    res.text(),
+    (err: Error & { code?: string }) => err.code === TRANSFER_STALLED && /stalled: nothing received for 0.1 s/.test(err.message),
+  );
+
+  // Far more than the socket buffers hold: the writes stop once they are full.
+  const big = new Uint8Array(64 * 1024 * 1024);
+  await assert.rejects(
+    httpFetch(`${base}/no-read`, transfer(150, { method: "POST", body: big })),
+    (err: Error & { code?: string }) => err.code === TRANSFER_STALLED && /took no byte of the upload/.test(err.message),
+  );
+});
+
+test("a reader slower than the stall time is no stall: the socket waits for it", async () => {
+  const res = await httpFetch(`${base}/big`, transfer(100));
+  await new Promise((r) => setTimeout(r, 250));
+  assert.equal((await res.arrayBuffer()).byteLength, 4 * 1024 * 1024);
+});
+
+test("an abort while a transfer's body streams fails the read with the AbortError", async () => {
+  dripped = new Promise<void>((r) => (drip = r));
+  const ctl = new AbortController();
+  const res = await httpFetch(`${base}/drip`, transfer(5000, { signal: ctl.signal }));
+  const reader = res.body!.getReader();
+  await reader.read();
+  ctl.abort();
+  await assert.rejects(reader.read(), { name: "AbortError" });
+  drip();
 });
