@@ -3,34 +3,15 @@ import { toFile } from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
-import { chatBody, openAIClient, readAnswer, toRequestError } from "./openai.js";
+import type { BatchView } from "./batch-format.js";
+import { openAIClient, readAnswer, toRequestError } from "./openai.js";
 import { RequestError } from "./types.js";
 
-/** The Batch API's own limits on one input file (OpenAI: 50,000 requests, 200 MB). */
-export const BATCH_MAX_LINES = 50_000;
-export const BATCH_MAX_BYTES = 200_000_000;
 /** Output files are read whole: far above any chat completion, well under what a 200 MB input yields. */
 const MAX_OUTPUT_BYTES = 2 ** 30;
 
-export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
-
-/** A batch as synthbuild reads it. */
-export interface BatchView {
-  id: string;
-  status: BatchStatus;
-  inputFileId: string;
-  outputFileId?: string;
-  errorFileId?: string;
-  counts: { total: number; completed: number; failed: number };
-  /** Why a batch failed validation. */
-  errors: string[];
-}
-
 /** One line of an output or error file, read: an answer (a 200 whose body is a chat completion) or why there is none. */
 export type BatchLineResult = { key: string; answer: ReturnType<typeof readAnswer> & { requestId?: string } } | { key: string; error: RequestError };
-
-/** A batch settles in one of these; the others are on the way there. */
-export const SETTLED: ReadonlySet<BatchStatus> = new Set(["failed", "completed", "expired", "cancelled"]);
 
 /**
  * The Files and Batches APIs of an OpenAI-compatible endpoint, through the SDK with the same client
@@ -144,11 +125,6 @@ export class OpenAIBatches {
     err.message = this.redact(err.message);
     return err;
   }
-}
-
-/** A request as one line of a batch input file: the body the direct request sends, keyed by its cache key. */
-export function batchLine(key: string, req: ChatRequest): string {
-  return JSON.stringify({ custom_id: key, method: "POST", url: "/v1/chat/completions", body: chatBody(req) });
 }
 
 function view(b: OpenAI.Batches.Batch): BatchView {
