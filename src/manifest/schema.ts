@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The one schema of dataset.yaml (version 1). Validation, the TypeScript types of the raw manifest
