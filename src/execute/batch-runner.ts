@@ -269,6 +269,8 @@ export class BatchRunner {
       return line;
     }
     const a: ProviderAnswer = { ...line.answer, batch: batchId };
+    const pricing = this.resolver.told.beforePaid?.();
+    if (pricing) await pricing;
     this.resolver.told.onPaid?.(item.step, item.req, a, false);
     const error = answerProblem(a, item.req, item.step.retryEmpty === true);
     if (error) return { error };
