@@ -24,7 +24,8 @@ function run(bundle: string, args: string[], cwd: string, env: Record<string, st
     cli.main(${JSON.stringify(args)}).then((code) => { process.stderr.write("\\n" + JSON.stringify(caches)); process.exit(code); });`;
   return new Promise<{ status: number | null; stdout: string; stderr: string; caches: Record<string, string>; at: Record<string, number> }>(
     (resolve, reject) => {
-      const child = spawn(process.execPath, ["-e", script], { cwd, env: cliEnv(env) });
+      // No NODE_OPTIONS of the machine running the tests: V8 flags in it would make V8 reject every cache.
+      const child = spawn(process.execPath, ["-e", script], { cwd, env: cliEnv({ ...env, NODE_OPTIONS: "" }) });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d) => (stdout += d));
