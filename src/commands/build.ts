@@ -117,11 +117,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const warnings = [...loadWarnings];
   const { manifest: m, paths, cache } = project;
   const limit = opts.limit !== undefined ? new SampleLimit(opts.limit) : undefined;
-  // Read while the manifest's samples are checked against the cache; no-op builds never wait for it.
-  const pricesLoaded = needsPriceBook(m.steps, offline) ? loadPrices() : Promise.resolve();
-  pricesLoaded.catch(() => {});
+  // List prices: with --max-cost every request is priced before it starts; otherwise the price
+  // book (~25 ms to load) waits for the first answer to price (spend.ts), so that neither the first
+  // request nor a build that requests nothing waits for it.
+  const needsPrices = needsPriceBook(m.steps, offline);
   if (opts.maxCost !== undefined && !opts.offline) {
-    await pricesLoaded;
+    if (needsPrices) await loadPrices();
     const unpriced = m.steps.filter((s): s is GenerateStep => s.kind === "generate" && !priceOf(s.model, false));
     if (unpriced.length)
       throw new UsageError(
@@ -197,7 +198,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (runs.length >= 10_000) cache.snapshot();
     if (opts.frozen) return withFetched(await frozenBuild(m, runs, cache, existing, offline, paths.lock, events));
     await cache.checkWritable();
-    await pricesLoaded;
     const budget = new Budget(opts.maxCost, offline);
     const pool = new ProviderPool(env, {
       offline,
@@ -209,7 +209,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       cache,
       pool,
       controller.signal,
-      requestEvents(budget, events, controller.signal),
+      requestEvents(budget, events, controller.signal, needsPrices),
       (step, req, sample, batch) => {
         if (limit && !limit.allows(sample.id)) return false;
         if (opts.shard && !inShard(sample.id, opts.shard)) return false;

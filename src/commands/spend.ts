@@ -1,6 +1,7 @@
 import type { BuildEvents } from "../events.js";
 import type { Budget } from "../execute/budget.js";
 import type { RequestEvents } from "../execute/resolver.js";
+import { loadPrices, pricesLoaded } from "../plan/prices.js";
 import type { ChatRequest } from "../plan/request.js";
 
 type Paid = { inputTokens: number; outputTokens: number; costUsd: number | null };
@@ -10,7 +11,7 @@ type Paid = { inputTokens: number; outputTokens: number; costUsd: number | null 
  * spent (a kept one, one that failed its schema, each retry's), and the request's answered or
  * failed event carries all it cost.
  */
-export function requestEvents(budget: Budget, events: BuildEvents, signal: AbortSignal): RequestEvents {
+export function requestEvents(budget: Budget, events: BuildEvents, signal: AbortSignal, needsPrices = false): RequestEvents {
   const spentOn = new WeakMap<ChatRequest, Paid>();
   const take = (req: ChatRequest): Paid => {
     const p = spentOn.get(req) ?? { inputTokens: 0, outputTokens: 0, costUsd: 0 };
@@ -18,6 +19,8 @@ export function requestEvents(budget: Budget, events: BuildEvents, signal: Abort
     return p;
   };
   return {
+    // Loaded by the first answer that needs it, not before the first request (build.ts).
+    beforePaid: needsPrices ? () => (pricesLoaded() ? undefined : loadPrices()) : undefined,
     onPaid: (step, req, a, offline) => {
       const cost = budget.paid(step, req, a.usage, a.text, offline, a.batch !== undefined);
       const p = spentOn.get(req) ?? { inputTokens: 0, outputTokens: 0, costUsd: 0 };

@@ -5,7 +5,8 @@ import type { GenerateStep } from "../manifest/types.js";
 import { dropReason, isRetryableEmpty } from "../plan/answer-drops.js";
 import type { Answer } from "../plan/pipeline.js";
 import { type ChatRequest, requestKey } from "../plan/request.js";
-import { type BatchLineResult, type BatchView, type OpenAIBatches, SETTLED } from "../providers/openai-batch.js";
+import { type BatchView, SETTLED } from "../providers/batch-format.js";
+import type { BatchLineResult, OpenAIBatches } from "../providers/openai-batch.js";
 import { EndpointRefused, NoResponse, type ProviderAnswer, RequestError } from "../providers/types.js";
 import { displayUrl } from "../util/redact.js";
 import { sleep } from "../util/sleep.js";
@@ -376,6 +377,8 @@ export class BatchCollector {
   /** A line's answer as the pipeline takes it: stored (answers, even ones then dropped, are paid for), or the error it stands for. */
   private async take(item: BatchItem, answer: ProviderAnswer, batchId: string): Promise<LineOutcome> {
     const a: ProviderAnswer = { ...answer, batch: batchId };
+    const pricing = this.resolver.told.beforePaid?.();
+    if (pricing) await pricing;
     this.resolver.told.onPaid?.(item.step, item.req, a, false);
     const error = answerProblem(a, item.req, item.step.retryEmpty === true);
     if (error) return { error };

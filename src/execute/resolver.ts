@@ -79,6 +79,8 @@ export interface RemoteHooks {
 export interface RequestEvents {
   /** A request is about to be sent (after the budget check). */
   onStart?(step: GenerateStep): void;
+  /** What onPaid needs loaded first, if it is not yet (the price book): awaited before it when given. */
+  beforePaid?(): Promise<void> | undefined;
   /** The endpoint answered an attempt: paid for, whether or not the answer is then kept. */
   onPaid?(step: GenerateStep, req: ChatRequest, answer: ProviderAnswer, offline: boolean): void;
   /** An attempt ended without an answer (an error or a refusal). */
@@ -255,6 +257,8 @@ export class BuildResolver implements Resolver {
       breaker?.heard(Date.now());
       if (r.health.responded() && set.many) this.events.onWarn?.(`replica ${displayUrl(r.health.url)} answers again: requests go to it once more`);
       r.health.answers++;
+      const pricing = this.events.beforePaid?.();
+      if (pricing) await pricing;
       this.events.onPaid?.(step, req, a, client.offline);
       if (!dropReason(a)) {
         if (req.json_schema) validateJsonAnswer(a.text, req.json_schema, !client.offline);

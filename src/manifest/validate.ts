@@ -1,14 +1,14 @@
 import type { z } from "zod";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
-import { ManifestSchema, type RawManifest, UNKNOWN_KEY_TAG } from "./schema.js";
+import { manifestSchema, type RawManifest, UNKNOWN_KEY_TAG } from "./schema.js";
 import { formatPath, type KeyPath, type YamlSource } from "./source.js";
 
 type Issue = z.core.$ZodIssue;
 
 /** Check the raw data against the schema; every issue becomes a positioned diagnostic. */
 export function validateSchema(src: YamlSource, data: unknown): { manifest?: RawManifest; errors: Diagnostic[] } {
-  const r = ManifestSchema.safeParse(data);
+  const r = manifestSchema().safeParse(data);
   if (r.success) return { manifest: r.data, errors: [] };
   const colons = colonValues(src, data);
   const errors: Diagnostic[] = colons.map((c) => c.diagnostic);

@@ -12,6 +12,11 @@ export async function loadPrices(): Promise<void> {
   book ??= await import("@pydantic/genai-prices");
 }
 
+/** Whether loadPrices() has been awaited: list prices can be read. */
+export function pricesLoaded(): boolean {
+  return book !== undefined;
+}
+
 /** Whether pricing these steps needs the price book (a model with no model.price, not offline). */
 export function needsPriceBook(steps: Step[], offline: boolean): boolean {
   return !offline && steps.some((s) => s.kind === "generate" && s.model.provider === "openai" && !s.model.price);

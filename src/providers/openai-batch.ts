@@ -3,13 +3,11 @@ import { toFile } from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
+import { BATCH_MAX_BYTES, type BatchView, chatBody } from "./batch-format.js";
 import { TRANSFER, TRANSFER_STALLED, type Transfer } from "./http-fetch.js";
-import { chatBody, openAIClient, readAnswer, toRequestError } from "./openai.js";
+import { openAIClient, readAnswer, toRequestError } from "./openai.js";
 import { EndpointRefused, NoResponse, RequestError } from "./types.js";
 
-/** The Batch API's own limits on one input file (OpenAI: 50,000 requests, 200 MB). */
-export const BATCH_MAX_LINES = 50_000;
-export const BATCH_MAX_BYTES = 200_000_000;
 /**
  * An upload may take its per-request timeout and this long a byte more: at 128 KiB/s (a slow
  * uplink) 200 MB still goes, in 26 minutes. A connection that takes nothing fails sooner, on the
@@ -21,29 +19,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** One line of an output file is one chat completion (under 16 MiB, as direct answers): a longer one is a server gone wrong. */
 const MAX_LINE_CHARS = 32 * 1024 * 1024;
 
-export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
-
-/** A batch as synthbuild reads it. */
-export interface BatchView {
-  id: string;
-  status: BatchStatus;
-  inputFileId: string;
-  outputFileId?: string;
-  errorFileId?: string;
-  counts: { total: number; completed: number; failed: number };
-  /** Why a batch failed validation. */
-  errors: string[];
-  /** The codes of those errors (`token_limit_exceeded`, `invalid_request`, ...). */
-  errorCodes: string[];
-}
-
 type FetchOptions = NonNullable<Parameters<OpenAI["files"]["content"]>[1]>["fetchOptions"];
 
 /** One line of an output or error file, read: an answer (a 200 whose body is a chat completion) or why there is none. */
 export type BatchLineResult = { key: string; answer: ReturnType<typeof readAnswer> & { requestId?: string } } | { key: string; error: RequestError };
-
-/** A batch settles in one of these; the others are on the way there. */
-export const SETTLED: ReadonlySet<BatchStatus> = new Set(["failed", "completed", "expired", "cancelled"]);
 
 /**
  * The Files and Batches APIs of an OpenAI-compatible endpoint, through the SDK with the same client
@@ -205,11 +184,6 @@ export class OpenAIBatches {
     err.message = this.redact(err.message);
     return err;
   }
-}
-
-/** A request as one line of a batch input file: the body the direct request sends, keyed by its cache key. */
-export function batchLine(key: string, req: ChatRequest): string {
-  return JSON.stringify({ custom_id: key, method: "POST", url: "/v1/chat/completions", body: chatBody(req) });
 }
 
 /**

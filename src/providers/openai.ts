@@ -3,6 +3,7 @@ import OpenAI from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
+import { chatBody } from "./batch-format.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
 import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE, TRANSFER_STALLED } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
@@ -121,13 +122,6 @@ export function openAIClient(cfg: ModelConfig, apiKey: string, env: NodeJS.Proce
     logLevel: level && LOG_LEVELS.has(level) ? (level as LogLevel) : "warn",
     logger: stderrLogger(redact),
   });
-}
-
-/** The body of a chat completion request: what is sent directly, and what a batch line holds. */
-export function chatBody(req: ChatRequest): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...req.extra_body, model: req.model, messages: req.messages, ...req.params };
-  if (req.json_schema) body.response_format = { type: "json_schema", json_schema: { name: "answer", schema: req.json_schema, strict: true } };
-  return body;
 }
 
 /**

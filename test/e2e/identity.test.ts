@@ -216,20 +216,28 @@ describe("a tool upgrade is never 'up to date'", { concurrency: false }, () => {
   });
   after(() => server.close());
 
-  /** A copy of the built CLI with one version constant bumped, as the next release would have it. */
+  /**
+   * A copy of the built CLI with one version constant bumped, as the next release would have it.
+   * Its code cache comes along, made for the old text of the same length: that it is not used (and
+   * the new constant is) is checked here too.
+   */
   async function upgradedBin(dir: string, constant: "KEY_VERSION" | "RENDER_VERSION", from: number): Promise<string> {
     const bundle = join(dir, "tool", "bundle");
     await cp(join(REPO, "lib", "bundle"), bundle, { recursive: true });
     let bumped = 0;
     for (const f of await readdir(bundle)) {
-      if (!f.endsWith(".js")) continue;
+      if (!/\.c?js$/.test(f)) continue;
       const text = await readFile(join(bundle, f), "utf8");
       const next = text.replace(new RegExp(`(\\b${constant}\\d* = )${from};`), (_, lhs) => (bumped++, `${lhs}${from + 1};`));
       if (next !== text) await writeFile(join(bundle, f), next);
     }
     assert.equal(bumped, 1, `${constant} found once in the bundle`);
-    const bin = join(dir, "tool", "synthbuild.js");
-    await writeFile(bin, `import { main } from "./bundle/cli.js";\nprocess.exit(await main(process.argv.slice(2)));\n`);
+    const bin = join(dir, "tool", "synthbuild.cjs");
+    const loader = JSON.stringify(join(REPO, "lib", "cli", "bundle-loader.cjs"));
+    await writeFile(
+      bin,
+      `require(${loader}).loadBundle(require("node:path").join(__dirname, "bundle", "cli.cjs")).main(process.argv.slice(2)).then(process.exit);\n`,
+    );
     return bin;
   }
 
