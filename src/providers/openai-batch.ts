@@ -3,7 +3,7 @@ import { toFile } from "openai";
 import type { ModelConfig } from "../manifest/types.js";
 import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
-import { BATCH_MAX_BYTES, type BatchView, chatBody } from "./batch-format.js";
+import type { BatchView } from "./batch-format.js";
 import { TRANSFER, TRANSFER_STALLED, type Transfer } from "./http-fetch.js";
 import { openAIClient, readAnswer, toRequestError } from "./openai.js";
 import { EndpointRefused, NoResponse, RequestError } from "./types.js";
