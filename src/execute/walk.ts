@@ -140,6 +140,9 @@ async function scanThenBatch(m: Manifest, live: SampleRun[], end: number, opts: 
   await Promise.all(pending.map((p) => advance(m, p.run, end, round, opts).finally(() => round.finished())));
 }
 
+/** How many misses ahead of the requests keep their rendered request for them (about 6 MB). */
+const HELD_AHEAD = 10_000;
+
 /**
  * The cache pass and the requests overlap: a sample that misses goes to the requesting workers at
  * once, so the first request does not wait for every cached answer to be read (on an edit of a
@@ -175,6 +178,9 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
     if (gate) await gate;
     const p = await scanOne(run);
     if (p) {
+      // A miss far behind the requests keeps no request: a scan that runs ahead of a million
+      // misses must not hold a million rendered requests (one is rendered again when its turn comes).
+      if (pending.length - taken >= HELD_AHEAD) p.run.heldMiss = undefined;
       pending.push(p);
       wake(false);
     }
