@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cp, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO, runCliSync } from "../helpers/cli.js";
@@ -8,9 +8,7 @@ import { TempProject } from "../helpers/project.js";
 describe("the example, offline", () => {
   let p: TempProject;
   before(async () => {
-    p = await TempProject.create();
-    await cp(join(REPO, "dataset.yaml"), join(p.dir, "dataset.yaml"));
-    await cp(join(REPO, "data"), join(p.dir, "data"), { recursive: true });
+    p = await TempProject.example();
   });
   after(() => p.remove());
 

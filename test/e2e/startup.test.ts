@@ -44,9 +44,7 @@ function run(bundle: string, args: string[], cwd: string, env: Record<string, st
 describe("start-up: the bundle's code caches", () => {
   let p: TempProject;
   before(async () => {
-    p = await TempProject.create();
-    await cp(join(REPO, "dataset.yaml"), join(p.dir, "dataset.yaml"));
-    await cp(join(REPO, "data"), join(p.dir, "data"), { recursive: true });
+    p = await TempProject.example();
   });
   after(() => p.remove());
 
@@ -90,9 +88,7 @@ describe("start-up: the price book waits for an answer to price", () => {
   let p: TempProject;
   before(async () => {
     server = await startTestServer({ latencyMs: 20 });
-    p = await TempProject.create();
-    await cp(join(REPO, "dataset.yaml"), join(p.dir, "dataset.yaml"));
-    await cp(join(REPO, "data"), join(p.dir, "data"), { recursive: true });
+    p = await TempProject.example();
   });
   after(async () => {
     await server.close();

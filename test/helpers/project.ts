@@ -1,7 +1,10 @@
 import type { Dirent } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
 /** A throwaway project folder with files defined inline. */
 export class TempProject {
@@ -10,6 +13,14 @@ export class TempProject {
   static async create(files: Record<string, string> = {}): Promise<TempProject> {
     const p = new TempProject(await mkdtemp(join(tmpdir(), "synthbuild-test-")));
     await p.write(files);
+    return p;
+  }
+
+  /** The repository's example (dataset.yaml and its data/), as a user's copy of it. */
+  static async example(): Promise<TempProject> {
+    const p = await TempProject.create();
+    await cp(join(REPO, "dataset.yaml"), join(p.dir, "dataset.yaml"));
+    await cp(join(REPO, "data"), join(p.dir, "data"), { recursive: true });
     return p;
   }
 
