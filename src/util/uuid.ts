@@ -1,8 +1,10 @@
 import { hash128Raw } from "./hash.js";
 
 const HEX = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-const halves = new BigUint64Array(2);
-const bytes = new Uint8Array(halves.buffer);
+// Written big-endian through a DataView, so byte i holds hex digits 2i and 2i+1 on every platform
+// (a BigUint64Array would take the machine's byte order).
+const bytes = new Uint8Array(16);
+const view = new DataView(bytes.buffer);
 const DASH = "-".charCodeAt(0);
 const FOUR = "4".charCodeAt(0);
 /** The 36 character codes of the UUID being formatted (one flat string at the end, not a dozen slices). */
@@ -15,12 +17,13 @@ const codes: number[] = new Array(36).fill(0);
  * bits of digit 16 to 10xx. Runs once per sample and step: written from the digest's bytes.
  */
 export function deterministicUuid(source: string): string {
-  [halves[0], halves[1]] = hash128Raw(source);
+  const [a, b] = hash128Raw(source);
+  view.setBigUint64(0, a, false);
+  view.setBigUint64(8, b, false);
   let at = 0;
   for (let d = 0; d < 32; d++) {
     if (d === 8 || d === 12 || d === 16 || d === 20) codes[at++] = DASH;
-    // Digit d of the hex digest: each half is printed most significant byte first.
-    const byte = bytes[(d < 16 ? 7 : 15) - ((d & 15) >> 1)]!;
+    const byte = bytes[d >> 1]!;
     const nibble = d & 1 ? byte & 0xf : byte >> 4;
     codes[at++] = d === 12 ? FOUR : d === 16 ? HEX[(nibble & 0x3) | 0x8]! : HEX[nibble]!;
   }
