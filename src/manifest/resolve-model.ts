@@ -43,8 +43,10 @@ export function resolveModel(raw: RawModel): ModelConfig & { nameMissing: boolea
     apiKeyEnv: raw.api_key_env ?? "OPENAI_API_KEY",
     ...(raw.api === "completions" && provider !== "echo" ? { api: "completions" as const } : {}),
     headers: raw.headers ?? {},
-    extraBody: raw.extra_body ?? {},
-    params: raw.params ?? {},
+    // Frozen: every request of a step shares these objects (plan/request.ts), so a write to one
+    // would change them all; it throws instead.
+    extraBody: Object.freeze({ ...raw.extra_body }),
+    params: Object.freeze({ ...raw.params }),
     concurrency: raw.concurrency ?? DEFAULTS.concurrency,
     rpm: raw.rpm,
     tpm: raw.tpm,

@@ -356,6 +356,8 @@ class BufferedResponse extends ResponseBase {
   }
 
   get body(): ReadableStream<Uint8Array> | null {
+    // Read directly already: the stream is one already read, as a real Response's would be.
+    if (this.#read && !this.#full) void this.#real().arrayBuffer();
     return this.#real().body;
   }
 
@@ -400,14 +402,14 @@ class BufferedResponse extends ResponseBase {
   }
 
   clone(): Response {
-    if (this.bodyUsed) throw new TypeError("Response.clone: Body has already been consumed.");
+    if (this.bodyUsed || this.#full?.body?.locked) throw new TypeError("Response.clone: Body has already been consumed.");
     return bufferedResponse(this.#bytes, { status: this.status, statusText: this.statusText, headers: new Headers(this.headers) }, this.#url);
   }
 
   /** One read of the body: directly, unless the real Response (and its stream) already exists. */
   #take<T>(direct: (bytes: Buffer) => T, viaReal: (r: Response) => Promise<T>): Promise<T> {
-    if (this.#full) return viaReal(this.#full);
     if (this.#read) return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    if (this.#full) return viaReal(this.#full);
     // No body is never used up: every read gives the empty body again, as with fetch.
     if (this.#bytes !== null) this.#read = true;
     try {

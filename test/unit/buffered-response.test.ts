@@ -58,6 +58,26 @@ for (const [name, bytes, type] of BODIES) {
       assert.equal(ours.bodyUsed, theirs.bodyUsed);
       assert.deepEqual(await outcome(() => ours.text()), await outcome(() => theirs.text()), "text after the stream was read");
     }
+    // Read directly, then its stream: used up, as a real Response's is.
+    const [r1, r2] = pair(bytes, type);
+    await r1.text();
+    await r2.text();
+    assert.equal(r1.body === null, r2.body === null);
+    assert.equal(r1.body?.locked, r2.body?.locked, "the stream of a body already read");
+    assert.deepEqual(await outcome(() => r1.text()), await outcome(() => r2.text()), "a third read");
+    // A reader taken on the stream: no clone, as with fetch.
+    const [l1, l2] = pair(bytes, type);
+    l1.body?.getReader();
+    l2.body?.getReader();
+    const refuses = (r: Response) => {
+      try {
+        r.clone();
+        return false;
+      } catch (err) {
+        return err instanceof TypeError;
+      }
+    };
+    assert.equal(refuses(l1), refuses(l2), "clone with a reader on the stream");
     const [a, b] = pair(bytes, type);
     const [ca, cb] = [a.clone(), b.clone()];
     assert.equal(await ca.text(), await cb.text());
