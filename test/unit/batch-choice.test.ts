@@ -4,21 +4,8 @@ import { parseLock } from "../../src/lock/lockfile.js";
 import type { GenerateStep, ModelConfig, Step } from "../../src/manifest/types.js";
 import { batchedSteps, batches, requestsByStep } from "../../src/plan/batch-choice.js";
 import { loadPrices, priceOf } from "../../src/plan/prices.js";
+import { model } from "../helpers/model.js";
 
-const model = (o: Partial<ModelConfig>): ModelConfig => ({
-  provider: "openai",
-  name: "gpt-4o-mini",
-  endpoint: "https://api.openai.com/v1",
-  apiKeyEnv: "OPENAI_API_KEY",
-  headers: {},
-  extraBody: {},
-  params: {},
-  concurrency: 1,
-  timeoutS: 60,
-  totalTimeoutS: 180,
-  retries: 0,
-  ...o,
-});
 const gen = (id: string, index: number, m: Partial<ModelConfig>) => ({ kind: "generate", id, index, model: model(m) }) as unknown as GenerateStep;
 const filter = (id: string, index: number) => ({ kind: "filter", id, index }) as unknown as Step;
 

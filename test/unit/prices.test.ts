@@ -2,21 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelConfig } from "../../src/manifest/types.js";
 import { costOf, loadPrices, needsPriceBook, priceOf } from "../../src/plan/prices.js";
-
-const model = (o: Partial<ModelConfig>): ModelConfig => ({
-  provider: "openai",
-  name: "gpt-4o-mini",
-  endpoint: "https://api.openai.com/v1",
-  apiKeyEnv: "OPENAI_API_KEY",
-  headers: {},
-  extraBody: {},
-  params: {},
-  concurrency: 1,
-  timeoutS: 60,
-  totalTimeoutS: 180,
-  retries: 0,
-  ...o,
-});
+import { model } from "../helpers/model.js";
 
 test("a list price is not read before the price book is loaded (a bug, with its stack)", () => {
   assert.throws(() => priceOf(model({ name: "gpt-4.1" }), false), /loadPrices\(\) must be awaited/);
