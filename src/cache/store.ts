@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, unlink as unlinkCallback, writeFile as writeFileCallback, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFile as writeFileCallback, writeFileSync } from "node:fs";
 import { link, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -7,13 +7,12 @@ import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
 import { hash128 } from "../util/hash.js";
 import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
+import { PACKS, Pack, packable } from "./pack.js";
 
-// An answer is stored as a temp file, a link and an unlink, once per request. Through the callback
-// API: fs/promises opens a FileHandle for each, which cost Node 20 about half a millisecond of
-// main-thread CPU an answer (a cold build of 6,561 requests: 3.2 s in openFileHandle alone).
+// A loose entry (an older version's, or one a pack cannot hold) is a temp file, a link and an
+// unlink. Through the callback API: fs/promises opens a FileHandle for each, which cost Node 20
+// about half a millisecond of main-thread CPU an answer.
 const writeTemp = promisify(writeFileCallback);
-const unlinkCallbackP = promisify(unlinkCallback);
-const unlinkTemp = (path: string) => unlinkCallbackP(path).catch(() => {});
 
 /**
  * 1: one JSON object.
@@ -59,7 +58,9 @@ export class CacheWriteError extends SynthbuildError {
 
 /** An entry's bytes on disk: its JSON, then the checksum of that line. */
 export function serializeEntry(entry: CacheEntry): string {
-  const json = JSON.stringify(entry);
+  // Format and key first, whatever order the object was built in: a pack finds records by them.
+  const { format, key, ...rest } = entry;
+  const json = JSON.stringify({ format, key, ...rest });
   return `${json}\n${JSON.stringify(`xxh128:${hash128(json)}`)}\n`;
 }
 
@@ -67,27 +68,34 @@ export function serializeEntry(entry: CacheEntry): string {
 export function parseEntry(text: string, key: string): CacheEntry | undefined {
   const cut = text.indexOf("\n");
   const json = cut === -1 ? text : text.slice(0, cut);
+  let e: CacheEntry;
   try {
-    const e = JSON.parse(json) as CacheEntry;
-    if (e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string") return undefined;
-    if (e.format === 2) {
-      if (cut === -1 || text.slice(cut + 1) !== `${JSON.stringify(`xxh128:${hash128(json)}`)}\n`) return undefined;
-    } else if (e.format !== 1) return undefined;
-    return e;
+    e = JSON.parse(json) as CacheEntry;
   } catch {
     return undefined;
   }
+  if (e === null || typeof e !== "object" || e.key !== key || typeof e.response?.text !== "string" || typeof e.response.finish_reason !== "string")
+    return undefined;
+  // Outside the catch: hashing not set up is a bug to surface, not an entry to call corrupt (gc
+  // would leave every answer out of the pack it writes).
+  if (e.format === 2) {
+    if (cut === -1 || text.slice(cut + 1) !== `${JSON.stringify(`xxh128:${hash128(json)}`)}\n`) return undefined;
+  } else if (e.format !== 1) return undefined;
+  return e;
 }
 
 /**
- * A content-addressed store of answers: `objects/ab/abcdef….json`. Entries are written atomically
- * and checked on read; a corrupt one is removed and reported, never trusted. Failures are never
- * stored. Safe to share between checkouts, machines and concurrent builds: the first answer
- * stored under a key wins, and a writer that finds one already there adopts it, so every lock
- * names an answer the cache keeps.
+ * A content-addressed store of answers. New answers are appended to a pack (`packs/`, see
+ * pack.ts); entries an older version stored one file each (`objects/ab/abcdef….json`) are still
+ * read, and win over a packed record of the same key (they were there first). Entries are checked
+ * on read; a corrupt one is reported and never trusted. Failures are never stored. Safe to share
+ * between checkouts and concurrent builds on one filesystem: the first answer stored under a key
+ * wins, and a writer that finds one already there adopts it, so every lock names an answer the
+ * cache keeps. Between machines, share it through a remote (`cache.remote`).
  */
 export class Cache {
   readonly objects: string;
+  private readonly pack: Pack;
 
   constructor(
     readonly dir: string,
@@ -96,16 +104,18 @@ export class Cache {
     readonly project?: string,
   ) {
     this.objects = join(dir, "objects");
+    this.pack = new Pack(dir, (key, record) => parseEntry(record.toString("utf8"), key) !== undefined);
   }
 
+  /** Where a loose entry of this key is (or would be). */
   pathOf(key: string): string {
     return join(this.objects, key.slice(0, 2), `${key}.json`);
   }
 
   /**
-   * List every key once, so that lookups of absent keys cost no system call: worth it when a
-   * build will look up far more keys than a directory listing costs. Entries written here later
-   * are added; one written by another process after the listing is merely requested again.
+   * List every loose key once, so that lookups of absent keys cost no system call: worth it when
+   * a build will look up far more keys than a directory listing costs. (Packed keys are indexed
+   * when the pack is first read.)
    */
   snapshot(): void {
     const keys = new Set<string>();
@@ -113,32 +123,52 @@ export class Cache {
     try {
       shards = readdirSync(this.objects);
     } catch {
-      // no cache yet
+      // no loose entries
     }
-    for (const shard of shards) for (const f of readdirSync(join(this.objects, shard))) if (f.endsWith(".json")) keys.add(f.slice(0, -5));
-    this.known = keys;
+    for (const shard of shards) {
+      if (shard.startsWith(".probe-")) continue;
+      for (const f of readdirSync(join(this.objects, shard))) if (f.endsWith(".json")) keys.add(f.slice(0, -5));
+    }
+    this.looseKeys = keys;
   }
 
-  private known?: Set<string>;
+  private looseKeys?: Set<string>;
+
+  private hasLoose(key: string, fresh = false): boolean {
+    if (this.looseKeys && !fresh) return this.looseKeys.has(key);
+    return existsSync(this.pathOf(key));
+  }
 
   /**
-   * The entry, if present and sound. A corrupt one is removed unless `evict: false`. `fresh`: look
-   * on the disk even after a snapshot (another build sharing the folder may have stored it since).
+   * The entry, if present and sound. A corrupt loose one is removed unless `evict: false` (a
+   * corrupt packed record is left for `gc`: it is never served). `fresh`: look on the disk even
+   * after a snapshot (another build sharing the folder may have stored it since).
    */
   async get(key: string, opts: { evict?: boolean; fresh?: boolean } = {}): Promise<CacheEntry | undefined> {
-    if (opts.fresh && this.known && !this.known.has(key) && existsSync(this.pathOf(key))) this.known.add(key);
-    if (this.known ? !this.known.has(key) : !existsSync(this.pathOf(key))) return undefined;
-    const text = this.readText(key);
-    if (text === undefined) return undefined;
-    const entry = parseEntry(text, key);
-    if (entry) return entry;
-    if (opts.evict === false) return undefined;
-    this.onWarning(`cache entry ${key} was corrupt and has been removed; it will be requested again`);
-    await this.delete(key);
+    let corrupt = false;
+    if (this.hasLoose(key, opts.fresh)) {
+      const text = this.readLoose(key);
+      if (text !== undefined) {
+        const entry = parseEntry(text, key);
+        if (entry) return entry;
+        corrupt = true;
+        if (opts.evict !== false) await this.deleteLoose(key);
+      }
+    }
+    let corruptPacked = false;
+    for (const record of this.pack.candidates(key, opts.fresh)) {
+      const entry = parseEntry(record.toString("utf8"), key);
+      if (entry) return entry;
+      corrupt = corruptPacked = true;
+    }
+    if (corrupt && opts.evict !== false) {
+      if (corruptPacked) this.voidPacked(key);
+      this.onWarning(`cache entry ${key} was corrupt and has been removed; it will be requested again`);
+    }
     return undefined;
   }
 
-  private readText(key: string): string | undefined {
+  private readLoose(key: string): string | undefined {
     try {
       // Synchronous on purpose: for small files it is several times faster than fs/promises
       // (no thread-pool round trip), and a rebuild reads one entry per sample.
@@ -150,43 +180,67 @@ export class Cache {
   }
 
   async has(key: string): Promise<boolean> {
-    try {
-      await stat(this.pathOf(key));
-      return true;
-    } catch {
-      return false;
-    }
+    return this.pack.has(key) || existsSync(this.pathOf(key));
   }
 
   /**
    * The first key without an entry (existence only: a no-op build's check), or undefined when
    * all are there. With a `memo` (a name for this set of keys: the hash of the lock that lists
-   * them), a shard whose folder has not changed since the same set was last found complete is not
-   * checked again: a folder's mtime moves whenever an entry in it is added or removed. A no-op
-   * rebuild of 100,000 samples then costs 256 stats instead of 100,000.
+   * them), the keys are not looked up again while nothing can have been removed since the same
+   * set was last found complete: no loose folder's mtime moved (it moves whenever an entry in it
+   * is added or removed), and the pack is the same file, no shorter (records are only appended;
+   * only gc removes any, by writing a new pack). A no-op rebuild of 100,000 samples then costs a
+   * few hundred stats instead of 100,000 lookups.
    *
    * The memo records only what this call checked: each folder's time is read before the entries
    * in it are, so an entry removed during the check moves the time past what is recorded.
    */
   firstMissing(keys: string[], memo?: string): string | undefined {
     const seen = memo ? this.readMemo(memo) : {};
+    const packs = this.packState();
+    // A pack the memo saw must still be there, no shorter (one it did not see only adds answers).
+    const packIntact = Object.entries(seen).every(([id, size]) => !id.startsWith("pack:") || (packs[id] !== undefined && size <= packs[id]!));
     const mtimes = new Map<string, number | undefined>();
     for (const k of keys) {
       const shard = k.slice(0, 2);
       let m = mtimes.get(shard);
       if (!mtimes.has(shard)) mtimes.set(shard, (m = statSync(join(this.objects, shard), { throwIfNoEntry: false })?.mtimeMs));
-      if (m === undefined) return k;
-      if (seen[shard] !== m && !existsSync(this.pathOf(k))) return k;
+      if (packIntact && seen[shard] === (m ?? -1)) continue;
+      if (!(m !== undefined && existsSync(this.pathOf(k))) && !this.pack.has(k)) return k;
     }
-    if (memo) this.writeMemo(memo, mtimes);
+    if (memo) {
+      const now: Record<string, number> = { ...packs };
+      for (const [shard, m] of mtimes) {
+        if (m === undefined) now[shard] = -1;
+        else if (!tooRecentToTrust(m)) now[shard] = m;
+      }
+      this.writeMemo(memo, now);
+    }
     return undefined;
   }
 
-  /** The folders holding these keys. */
-  shardFolders(keys: string[]): string[] {
+  /** Each pack file, named by its path and inode (a rewrite is another file), with its size now. */
+  private packState(): Record<string, number> {
+    const state: Record<string, number> = {};
+    for (const path of this.pack.paths()) {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st) state[`pack:${path}:${st.ino}`] = st.size;
+    }
+    return state;
+  }
+
+  /**
+   * What a stamp watches to notice that an answer among these keys may have gone: the loose
+   * folders that hold any of them, and the packs.
+   */
+  witnesses(keys: string[]): string[] {
     const shards = new Set<string>();
     for (const k of keys) shards.add(k.slice(0, 2));
-    return [...shards].sort().map((shard) => join(this.objects, shard));
+    const folders = [...shards]
+      .sort()
+      .map((shard) => join(this.objects, shard))
+      .filter((f) => existsSync(f));
+    return [...folders, ...this.pack.paths()];
   }
 
   private memoPath(memo: string): string {
@@ -201,11 +255,7 @@ export class Cache {
     }
   }
 
-  private writeMemo(memo: string, mtimes: Map<string, number | undefined>): void {
-    const now: Record<string, number> = {};
-    for (const [shard, m] of mtimes) {
-      if (m !== undefined && !tooRecentToTrust(m)) now[shard] = m;
-    }
+  private writeMemo(memo: string, now: Record<string, number>): void {
     const path = this.memoPath(memo);
     try {
       makeDirsSync(dirname(path));
@@ -221,9 +271,9 @@ export class Cache {
    * missing mount found now costs nothing; found after the answers arrive, it costs all of them.
    */
   async checkWritable(): Promise<void> {
-    const probe = join(this.objects, `.probe-${process.pid}`);
+    const probe = join(this.dir, PACKS, `.probe-${process.pid}`);
     try {
-      await makeDirs(this.objects);
+      await makeDirs(join(this.dir, PACKS));
       await writeFile(probe, "");
       await rm(probe, { force: true });
     } catch (err) {
@@ -241,23 +291,28 @@ export class Cache {
    * key at temperature 1 thus end up naming the same answer in their locks.
    */
   async put(entry: CacheEntry): Promise<CacheEntry> {
-    const path = this.pathOf(entry.key);
-    const shard = dirname(path);
-    const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
+    // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
+    // never a wrong answer.
+    if (this.project !== undefined && entry.project === undefined) entry = { ...entry, project: this.project };
+    const existing = this.looseWinner(entry.key);
+    if (existing) return existing;
+    const bytes = Buffer.from(serializeEntry(entry), "utf8");
+    const stored = await this.append(entry.key, bytes);
+    return stored === bytes ? entry : (parseEntry(stored.toString("utf8"), entry.key) ?? entry);
+  }
+
+  /** A sound loose entry of this key (an older version's, stored before any pack record). */
+  private looseWinner(key: string): CacheEntry | undefined {
+    if (!this.hasLoose(key)) return undefined;
+    const text = this.readLoose(key);
+    return text === undefined ? undefined : parseEntry(text, key);
+  }
+
+  private async append(key: string, bytes: Buffer): Promise<Buffer> {
     try {
-      if (!this.shards.has(shard)) {
-        await makeDirs(shard);
-        this.shards.add(shard);
-      }
-      // No fsync: a reader validates entries, so even a power loss can only cost a re-request,
-      // never a wrong answer.
-      if (this.project !== undefined && entry.project === undefined) entry = { ...entry, project: this.project };
-      await writeTemp(tmp, serializeEntry(entry));
-      const stored = await this.claim(tmp, path, entry);
-      this.known?.add(entry.key);
-      return stored;
+      const winner = await this.pack.append(key, bytes);
+      return winner.equals(bytes) ? bytes : winner;
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
       const code = (err as NodeJS.ErrnoException).code;
       if (code)
         throw new CacheWriteError(
@@ -268,44 +323,37 @@ export class Cache {
     }
   }
 
-  /** link() fails if the name exists: the atomic "create only if absent" that rename is not. */
-  private async claim(tmp: string, path: string, entry: CacheEntry): Promise<CacheEntry> {
-    try {
-      await link(tmp, path);
-      await unlinkTemp(tmp);
-      return entry;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (!LINK_REFUSED.has(code ?? "")) throw err;
-    }
-    // Already stored (or no hard links here, where the check below leaves a small window).
-    const text = this.readText(entry.key);
-    const existing = text === undefined ? undefined : parseEntry(text, entry.key);
-    if (existing) {
-      await rm(tmp, { force: true });
-      return existing;
-    }
-    await rename(tmp, path);
-    return entry;
-  }
-
   private readonly shards = new Set<string>();
 
-  /** An entry's stored bytes, exactly as on disk (what a remote holds), or undefined if absent. */
+  /** An entry's stored bytes (what a remote holds): its first sound copy, or undefined if absent. */
   async readRaw(key: string): Promise<Uint8Array | undefined> {
-    try {
-      return await readFile(this.pathOf(key));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
+    if (this.hasLoose(key)) {
+      try {
+        const bytes = await readFile(this.pathOf(key));
+        if (parseEntry(bytes.toString("utf8"), key)) return bytes;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
     }
+    for (const record of this.pack.candidates(key)) if (parseEntry(record.toString("utf8"), key)) return record;
+    return undefined;
   }
 
   /**
-   * Store bytes fetched from elsewhere (a remote) as an entry, atomically, as put() does. The
-   * caller validates them first: this stores what it is given.
+   * Store bytes fetched from elsewhere (a remote) as an entry, as put() does (a sound entry
+   * already stored is kept). The caller validates them first: this stores what it is given.
    */
   async putRaw(key: string, bytes: Uint8Array): Promise<void> {
+    if (this.looseWinner(key)) return;
+    if (packable(bytes)) {
+      await this.append(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      return;
+    }
+    await this.putLoose(key, bytes);
+  }
+
+  /** A loose file, for an entry a pack cannot hold (a format-1 entry from a remote). */
+  private async putLoose(key: string, bytes: Uint8Array): Promise<void> {
     const path = this.pathOf(key);
     const shard = dirname(path);
     if (!this.shards.has(shard)) {
@@ -314,42 +362,85 @@ export class Cache {
     }
     const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
     try {
-      await writeFile(tmp, bytes);
+      await writeTemp(tmp, bytes);
       // First writer wins here too: a sound entry already stored is kept.
       try {
         await link(tmp, path);
       } catch (err) {
         if (!LINK_REFUSED.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
-        const text = this.readText(key);
+        const text = this.readLoose(key);
         if (text === undefined || !parseEntry(text, key)) await rename(tmp, path);
       }
     } finally {
       await rm(tmp, { force: true }).catch(() => {});
     }
-    this.known?.add(key);
+    this.looseKeys?.add(key);
   }
 
-  async delete(key: string): Promise<void> {
+  private async deleteLoose(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+    this.looseKeys?.delete(key);
   }
 
-  /** Every stored key, plus stray temp files left by killed writers. */
+  /**
+   * Remove a key's corrupt copies (`verify`): its loose file, and its packed records that are not
+   * sound (voided in place; `gc` leaves them out of the pack it writes).
+   */
+  async delete(key: string): Promise<void> {
+    await this.deleteLoose(key);
+    this.voidPacked(key);
+  }
+
+  /**
+   * A voided record leaves the pack as long as it was, which a completeness memo takes for "no
+   * answer removed": the memos go too (each is only a shortcut).
+   */
+  private voidPacked(key: string): void {
+    if (this.pack.voidCorrupt(key) > 0) rmSync(join(this.dir, "state", "complete"), { recursive: true, force: true });
+  }
+
+  /** Bytes the key's copies take (loose file and packed records). */
+  async sizeOf(key: string): Promise<number> {
+    const loose = (await stat(this.pathOf(key)).catch(() => undefined))?.size ?? 0;
+    return loose + this.pack.sizeOf(key);
+  }
+
+  /** Every stored key (loose or packed), plus stray temp files left by killed writers. */
   async list(): Promise<{ keys: string[]; strays: string[] }> {
-    const keys: string[] = [];
+    const keys = new Set<string>();
     const strays: string[] = [];
-    let shards: string[];
+    let shards: string[] = [];
     try {
       shards = await readdir(this.objects);
     } catch {
-      return { keys, strays };
+      // no loose entries
     }
     for (const shard of shards.sort()) {
       if (shard.startsWith(".probe-")) continue;
       for (const f of (await readdir(join(this.objects, shard))).sort()) {
-        if (f.endsWith(".json")) keys.push(f.slice(0, -5));
+        if (f.endsWith(".json")) keys.add(f.slice(0, -5));
         else if (f.includes(".tmp-")) strays.push(join(this.objects, shard, f));
       }
     }
-    return { keys, strays };
+    for (const f of (await readdir(join(this.dir, PACKS)).catch(() => [] as string[])).sort()) {
+      if (f.includes(".tmp-") || f.startsWith(".probe-")) strays.push(join(this.dir, PACKS, f));
+    }
+    for (const k of this.pack.keys()) keys.add(k);
+    return { keys: [...keys].sort(), strays };
+  }
+
+  /**
+   * Remove these keys' answers (`gc`, which holds the cache alone): loose files are deleted, and
+   * the pack is written again without them (and without corrupt or duplicate records). Returns
+   * the bytes freed by the pack's rewrite.
+   */
+  async remove(keys: Set<string>): Promise<number> {
+    for (const key of keys) await this.deleteLoose(key);
+    return this.pack.rewrite((key) => !keys.has(key));
+  }
+
+  /** Close the pack's files (a Cache is usable again afterwards: they reopen when needed). */
+  close(): void {
+    this.pack.close();
   }
 }

@@ -1,7 +1,6 @@
-import { readFile, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { readRoots, rootId } from "../cache/roots.js";
-import { parseEntry } from "../cache/store.js";
 import { lockCacheForGc } from "../cache/users.js";
 import { UsageError } from "../errors.js";
 import { CacheResolver } from "../execute/resolver.js";
@@ -102,16 +101,17 @@ export async function gc(opts: GcOptions = {}): Promise<GcResult> {
     let removed = 0;
     let bytes = 0;
     const foreign = sources.otherProjects > 0;
+    const dead = new Set<string>();
     for (const key of keys) {
       if (live.has(key)) continue;
-      const path = cache.pathOf(key);
-      const entry = parseEntry(await readFile(path, "utf8").catch(() => ""), key);
+      const entry = await cache.get(key, { evict: false });
       // Another project's answer (or, in a shared cache, one whose owner is unknown) is theirs to remove.
       if (entry && (entry.project ?? (foreign ? undefined : m.name)) !== m.name) continue;
-      bytes += (await stat(path).catch(() => ({ size: 0 }))).size;
-      if (!opts.dryRun) await rm(path, { force: true });
+      bytes += await cache.sizeOf(key);
+      dead.add(key);
       removed++;
     }
+    if (!opts.dryRun) await cache.remove(dead);
     for (const path of strays) {
       bytes += (await stat(path).catch(() => ({ size: 0 }))).size;
       if (!opts.dryRun) await rm(path, { force: true });

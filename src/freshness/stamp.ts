@@ -111,7 +111,7 @@ async function check(s: Stamp, file: string, paths: ProjectPaths, opts: { offlin
     if (!sameStat(statOf(path), was)) return no(`${path} changed`);
   }
   for (const [shard, was] of Object.entries(s.shards)) {
-    if (!sameStat(statOf(shard), was)) return no(`cache folder ${shard} changed`);
+    if (!sameStat(statOf(shard), was)) return no(`cache file ${shard} changed`);
   }
   if (s.env.hash !== envHash(s.env.names, opts.env))
     return no(`an environment variable the manifest reads changed, or this is another machine (${s.env.names.join(", ")})`);
@@ -165,9 +165,9 @@ export async function writeStamp(o: StampOptions): Promise<string | undefined> {
   const keys: string[] = [];
   for (const s of lock.samples) for (const id in s.steps) if (s.steps[id]!.key) keys.push(s.steps[id]!.key!);
   const shards: Stamp["shards"] = {};
-  for (const shard of cache.shardFolders(keys)) {
+  for (const shard of cache.witnesses(keys)) {
     const st = statOf(shard);
-    if (!st || tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `cache folder ${shard}'s time is too coarse to trust yet`;
+    if (!st || tooRecentToTrust(st.mtimeMs) || tooRecentToTrust(st.ctimeMs)) return `cache file ${shard}'s time is too coarse to trust yet`;
     shards[shard] = fileStat(st);
   }
   const names = [...m.inputs.env].sort();

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { AtomicFileWriter } from "../../src/util/fs-atomic.js";
+import { alterPacked } from "../helpers/cache-files.js";
 import { runCli, runCliSync } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer } from "../server/openai-test-server.js";
@@ -140,6 +141,7 @@ describe("edge cases", () => {
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /output out is a folder/);
     assert.equal(await p.exists("cache/objects"), false);
+    assert.equal(await p.exists("cache/packs"), false);
     await p.remove();
   });
 
@@ -186,11 +188,9 @@ describe("edge cases", () => {
     const p = await TempProject.create({ "dataset.yaml": echo("  a: [x]") });
     assert.equal(runCliSync(["build"], p.dir).status, 0);
     const dist = await p.snapshot();
-    const [shard] = await readdir(join(p.dir, "cache/objects"));
-    const [file] = await readdir(join(p.dir, "cache/objects", shard!));
-    const path = join(p.dir, "cache/objects", shard!, file!);
+    const [key] = await p.cacheKeys();
     // Still valid JSON, same length: only the entry's checksum can tell.
-    await writeFile(path, (await readFile(path, "utf8")).replace("offline echo", "offline ECHO"));
+    await alterPacked(join(p.dir, "cache"), key!, "offline echo", "offline ECHO");
     const sample = JSON.parse((await p.read("dataset.lock")).split("\n")[2]!).id as string;
     const v = runCliSync(["verify"], p.dir);
     assert.equal(v.status, 1);
@@ -229,10 +229,8 @@ describe("stale outputs", () => {
 test("--frozen reads every answer: a garbled entry fails it even when a no-op build would pass", async () => {
   const p = await TempProject.create({ "dataset.yaml": echo("  a: [x, y]") });
   assert.equal(runCliSync(["build"], p.dir).status, 0);
-  const [shard] = await readdir(join(p.dir, "cache/objects"));
-  const [file] = await readdir(join(p.dir, "cache/objects", shard!));
-  const path = join(p.dir, "cache/objects", shard!, file!);
-  await writeFile(path, (await readFile(path, "utf8")).replace("offline echo", "offline ECHO"));
+  const [key] = await p.cacheKeys();
+  await alterPacked(join(p.dir, "cache"), key!, "offline echo", "offline ECHO");
   const frozen = runCliSync(["build", "--frozen"], p.dir);
   assert.equal(frozen.status, 1, frozen.stderr);
   assert.match(frozen.stderr, /not in the cache/);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { removeAnswers } from "../helpers/cache-files.js";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
@@ -178,7 +178,7 @@ describe("edit matrix", { concurrency: false }, () => {
     assert.equal(ok.status, 0, ok.stderr);
     const lockLine = (await p.read("dataset.lock")).split("\n").find((l) => l.includes('"romance"') && l.includes('"Paris"'))!;
     const sample = JSON.parse(lockLine);
-    await rm(join(p.dir, "cache", "objects", sample.steps.expanded.key.slice(0, 2), `${sample.steps.expanded.key}.json`));
+    await removeAnswers(join(p.dir, "cache"), [sample.steps.expanded.key]);
     const lockBefore = await p.read("dataset.lock");
     const r = await build("--frozen");
     assert.equal(r.status, 1);

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { Cache } from "../../src/cache/store.js";
 import {
   allFiles,
   contentOf,
@@ -379,11 +380,13 @@ describe("faults", { concurrency: false }, () => {
       const made = server.requests.length;
       assert.ok(made > 0 && made < N, `${made} requests for ${N} samples under --max-cost ${MAX}`);
       const scan = await scanCache(p.dir);
-      const entries = await allFiles(join(p.dir, "cache", "objects"));
-      const costs = Object.values(entries).map((t) => {
-        const u = JSON.parse(t.split("\n")[0]!).response.usage;
-        return ((u.input_tokens + u.output_tokens) * PRICE) / 1e6;
-      });
+      const cache = new Cache(join(p.dir, "cache"));
+      const costs: number[] = [];
+      for (const key of scan.valid) {
+        const u = (await cache.get(key))!.response.usage!;
+        costs.push(((u.input_tokens + u.output_tokens) * PRICE) / 1e6);
+      }
+      cache.close();
       assert.equal(scan.valid.length, made, "every request made should have been answered and cached");
       const spent = costs.reduce((a, b) => a + b, 0);
       const one = Math.max(...costs);

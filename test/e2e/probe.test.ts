@@ -41,6 +41,7 @@ describe("synthbuild probe", () => {
     assert.ok(j.knee >= 4 && j.knee <= 6, `knee ${j.knee}: ${JSON.stringify(j.levels)}`);
     assert.ok(j.levels.length <= 4, "it stops rising once the server refuses");
     assert.equal(await p.exists("cache/objects"), false, "probe requests are not cached");
+    assert.equal(await p.exists("cache/packs"), false, "probe requests are not cached");
     assert.equal(await p.exists("dataset.lock"), false);
 
     const text = await runCli(["probe", "--seconds", "0.5", "--max", "2"], p.dir, { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "k" });

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseEntry, serializeEntry } from "../../src/cache/store.js";
+import { Cache, serializeEntry } from "../../src/cache/store.js";
 import { requestKeyV1 } from "../../src/plan/request.js";
 import { initHashing } from "../../src/util/hash.js";
+import { storedKeys } from "../helpers/cache-files.js";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
@@ -160,16 +161,16 @@ describe("releases", { concurrency: false }, () => {
     await initHashing();
     const repo = join(root.dir, "repo");
     // Make this a cache as synthbuild 0.1 left it: every answer under its key-version-1 key.
-    const objects = join(repo, "cache", "objects");
-    for (const shard of await readdir(objects)) {
-      for (const f of await readdir(join(objects, shard))) {
-        const key = f.slice(0, -5);
-        const e = parseEntry(await readFile(join(objects, shard, f), "utf8"), key)!;
-        const old = requestKeyV1(e.request);
-        await rm(join(objects, shard, f));
-        await root.write({ [`repo/cache/objects/${old.slice(0, 2)}/${old}.json`]: serializeEntry({ ...e, key: old }) });
-      }
+    const cache = new Cache(join(repo, "cache"));
+    const keys = await storedKeys(join(repo, "cache"));
+    assert.ok(keys.length > 0);
+    for (const key of keys) {
+      const e = (await cache.get(key))!;
+      const old = requestKeyV1(e.request);
+      await root.write({ [`repo/cache/objects/${old.slice(0, 2)}/${old}.json`]: serializeEntry({ ...e, key: old }) });
     }
+    cache.close();
+    await rm(join(repo, "cache", "packs"), { recursive: true, force: true });
     await rm(join(repo, "cache", "state"), { recursive: true, force: true });
     await rm(join(root.dir, "remote"), { recursive: true, force: true });
     server.reset();

@@ -4,6 +4,7 @@ import { mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { alterPacked, removeAnswers } from "../helpers/cache-files.js";
 import { runCli } from "../helpers/cli.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer } from "../server/openai-test-server.js";
@@ -132,7 +133,7 @@ describe("the up-to-date stamp", { skip: coarseTimes && "this filesystem keeps w
     assert.equal(await p.read("dataset.lock"), lock);
 
     const key = (JSON.parse(lock.split("\n").find((l) => l.startsWith('{"id"'))!) as { steps: { s: { key: string } } }).steps.s.key;
-    await rm(join(p.dir, "cache/objects", key.slice(0, 2), `${key}.json`));
+    await removeAnswers(join(p.dir, "cache"), [key]);
     await rebuilt(1);
     await skipped();
   });
@@ -163,7 +164,7 @@ describe("the up-to-date stamp", { skip: coarseTimes && "this filesystem keeps w
   test("a warning from a rebuild (a corrupt cache entry) is not repeated by later no-ops", async () => {
     const lock = await p.read("dataset.lock");
     const key = (JSON.parse(lock.split("\n").find((l) => l.startsWith('{"id"'))!) as { steps: { s: { key: string } } }).steps.s.key;
-    await p.write({ [`cache/objects/${key.slice(0, 2)}/${key}.json`]: "corrupt" });
+    await alterPacked(join(p.dir, "cache"), key, '"request":', '"requesT":');
     // An output edit makes the build read every answer (and so find the corrupt one).
     const yaml = await p.read("dataset.yaml");
     await p.write({ "dataset.yaml": yaml.replace('completion: "{{ tag }}"', 'completion: "{{ tag }}!"') });

@@ -4,6 +4,7 @@ import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseEntry } from "../../src/cache/store.js";
 import { initHashing } from "../../src/util/hash.js";
+import { scanPacks } from "./cache-files.js";
 import { BIN, type CliResult, cliEnv } from "./cli.js";
 
 /** What the fault tests vary in a manifest; everything else is fixed so answers are deterministic. */
@@ -131,12 +132,14 @@ export interface CacheScan {
   strays: string[];
   /** anything else */
   other: string[];
+  /** bytes in a pack that are no record: a write cut short by a killed writer (skipped by readers) */
+  torn: string[];
 }
 
-/** Read every file under cache/objects and sort it into valid entries, corrupt ones and strays. */
+/** Read every loose file and every pack of a project's cache and sort what they hold into valid entries, corrupt ones and strays. */
 export async function scanCache(projectDir: string): Promise<CacheScan> {
   await initHashing();
-  const scan: CacheScan = { valid: [], corrupt: [], strays: [], other: [] };
+  const scan: CacheScan = { valid: [], corrupt: [], strays: [], other: [], torn: [] };
   const objects = join(projectDir, "cache", "objects");
   for (const [rel, text] of Object.entries(await allFiles(objects))) {
     const name = rel.split("/").pop()!;
@@ -156,6 +159,14 @@ export async function scanCache(projectDir: string): Promise<CacheScan> {
       }
       (ok ? scan.valid : scan.corrupt).push(ok ? key : rel);
     } else scan.other.push(rel);
+  }
+  const packed = await scanPacks(join(projectDir, "cache"));
+  for (const k of packed.valid) if (!scan.valid.includes(k)) scan.valid.push(k);
+  scan.corrupt.push(...packed.corrupt);
+  scan.torn.push(...packed.torn);
+  for (const f of await readdir(join(projectDir, "cache", "packs")).catch(() => [] as string[])) {
+    if (f.includes(".tmp-")) scan.strays.push(`packs/${f}`);
+    else if (!/^\d{6}\.pack$/.test(f)) scan.other.push(`packs/${f}`);
   }
   scan.valid.sort();
   return scan;

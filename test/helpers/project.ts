@@ -3,6 +3,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { storedKeys } from "./cache-files.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -62,13 +63,9 @@ export class TempProject {
     return out;
   }
 
+  /** Keys with a sound answer in the project's cache (packed or loose), sorted. */
   async cacheKeys(): Promise<string[]> {
-    const keys: string[] = [];
-    const objects = join(this.dir, "cache", "objects");
-    for (const shard of await readdir(objects).catch(() => [] as string[])) {
-      for (const f of await readdir(join(objects, shard))) if (f.endsWith(".json")) keys.push(f.slice(0, -5));
-    }
-    return keys.sort();
+    return storedKeys(join(this.dir, "cache"));
   }
 
   async remove(): Promise<void> {

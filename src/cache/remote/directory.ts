@@ -2,14 +2,27 @@ import { randomBytes } from "node:crypto";
 import { link, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { makeDirs } from "../../util/make-dirs.js";
+import { Pack } from "../pack.js";
+import { parseEntry } from "../store.js";
 import { KEY_FILE, objectPath, type Remote, RemoteAccessError, RemoteUnavailableError } from "./types.js";
 
 /**
- * A folder as a remote: a shared drive, NFS or SMB mount, or `file://` URL. Same layout as the
- * local cache (`<root>/objects/ab/abcdef….json`), so any cache folder can serve as a remote.
+ * A folder as a remote: a shared drive, NFS or SMB mount, or `file://` URL. Entries are written
+ * one file each (`<root>/objects/ab/abcdef….json`: a hard link is the atomic claim that works on
+ * network filesystems, where appends from two machines are not), and read from there or from the
+ * folder's packs, so any local cache folder can serve as a remote too.
  */
 export class DirectoryRemote implements Remote {
   constructor(readonly root: string) {}
+
+  private packed?: Pack;
+
+  /** The folder's packs (a local cache's answers), read fresh each time: their writers may be running. */
+  private packedCopy(key: string): Buffer | undefined {
+    this.packed ??= new Pack(this.root, (k, record) => parseEntry(record.toString("utf8"), k) !== undefined);
+    for (const record of this.packed.candidates(key, true)) if (parseEntry(record.toString("utf8"), key)) return record;
+    return undefined;
+  }
 
   get description(): string {
     return this.root;
@@ -19,7 +32,11 @@ export class DirectoryRemote implements Remote {
     try {
       return await readFile(join(this.root, objectPath(key)));
     } catch (err) {
-      if (code(err) === "ENOENT") return undefined;
+      if (code(err) !== "ENOENT") throw this.fail(err, "read");
+    }
+    try {
+      return this.packedCopy(key);
+    } catch (err) {
       throw this.fail(err, "read");
     }
   }
@@ -31,6 +48,7 @@ export class DirectoryRemote implements Remote {
    * they read, so a reader racing the writer sees a corrupt entry at worst, never a wrong one).
    */
   async putIfAbsent(key: string, bytes: Uint8Array): Promise<"stored" | "exists"> {
+    if (this.packedCopy(key)) return "exists";
     const path = join(this.root, objectPath(key));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
@@ -72,9 +90,9 @@ export class DirectoryRemote implements Remote {
       await stat(join(this.root, objectPath(key)));
       return true;
     } catch (err) {
-      if (code(err) === "ENOENT") return false;
-      throw this.fail(err, "read");
+      if (code(err) !== "ENOENT") throw this.fail(err, "read");
     }
+    return this.packedCopy(key) !== undefined;
   }
 
   async list(): Promise<Set<string>> {
@@ -84,8 +102,8 @@ export class DirectoryRemote implements Remote {
     try {
       shards = await readdir(objects);
     } catch (err) {
-      if (code(err) === "ENOENT") return keys;
-      throw this.fail(err, "list");
+      if (code(err) !== "ENOENT") throw this.fail(err, "list");
+      shards = [];
     }
     for (const shard of shards) {
       let files: string[];
@@ -97,6 +115,8 @@ export class DirectoryRemote implements Remote {
       }
       for (const f of files) if (KEY_FILE.test(f) && f.startsWith(shard)) keys.add(f.slice(0, -5));
     }
+    this.packed ??= new Pack(this.root, (k, record) => parseEntry(record.toString("utf8"), k) !== undefined);
+    for (const k of this.packed.keys()) keys.add(k);
     return keys;
   }
 
