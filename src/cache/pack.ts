@@ -48,6 +48,8 @@ interface PackFile {
 interface Pending {
   key: string;
   bytes: Buffer;
+  /** Set while reading back: these bytes are the key's first record (no read needed to tell). */
+  first?: boolean;
   resolve: (winner: Buffer) => void;
   reject: (err: unknown) => void;
 }
@@ -66,6 +68,8 @@ export class Pack {
   private records = 0;
   private queue: Pending[] = [];
   private flushing = false;
+  /** The records just written, by key, while the pack is read back after the write. */
+  private expecting?: Map<string, Pending>;
 
   constructor(
     cacheDir: string,
@@ -162,12 +166,13 @@ export class Pack {
       }
       const keyStart = start + RECORD_START.length;
       const keyEnd = buf.indexOf(QUOTE, keyStart);
-      if (keyEnd > keyStart && keyEnd < nl) this.add(buf.toString("latin1", keyStart, keyEnd), file, base + start, end + 1 - start);
+      if (keyEnd > keyStart && keyEnd < nl) this.add(buf.toString("latin1", keyStart, keyEnd), file, base + start, end + 1 - start, buf, start);
       pos = end + 1;
     }
   }
 
-  private add(key: string, file: number, offset: number, length: number): void {
+  /** `buf` and `start`: where the record's bytes are in what was just read. */
+  private add(key: string, file: number, offset: number, length: number, buf: Buffer, start: number): void {
     if (this.records === this.recOffset.length) {
       const grow = <T extends Uint16Array | Float64Array | Uint32Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
@@ -182,8 +187,11 @@ export class Pack {
     this.recFile[id] = file;
     this.recOffset[id] = offset;
     this.recLength[id] = length;
-    if (!this.first.has(key)) this.first.set(key, id);
-    else {
+    if (!this.first.has(key)) {
+      this.first.set(key, id);
+      const mine = this.expecting?.get(key);
+      if (mine && mine.bytes.length === length && buf.compare(mine.bytes, 0, length, start, start + length) === 0) mine.first = true;
+    } else {
       const m = this.more.get(key);
       if (m) m.push(id);
       else this.more.set(key, [id]);
@@ -291,8 +299,14 @@ export class Pack {
       try {
         if (err) throw err;
         if (written !== buf.length) throw Object.assign(new Error(`short write to ${this.dir} (${written} of ${buf.length} bytes)`), { code: "ENOSPC" });
-        this.catchUp();
-        for (const p of batch) p.resolve(this.winner(p));
+        this.expecting = new Map();
+        for (const p of batch) if (!this.expecting.has(p.key)) this.expecting.set(p.key, p);
+        try {
+          this.catchUp();
+        } finally {
+          this.expecting = undefined;
+        }
+        for (const p of batch) p.resolve(p.first ? p.bytes : this.winner(p));
       } catch (e) {
         fail(e);
       }

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { SynthbuildError, UsageError } from "../errors.js";
 import type { ChatRequest } from "../plan/request.js";
 import { tooRecentToTrust } from "../util/file-times.js";
-import { hash128 } from "../util/hash.js";
+import { hash128, hash128Bytes } from "../util/hash.js";
 import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
 import { PACKS, Pack, packable } from "./pack.js";
 
@@ -58,10 +58,33 @@ export class CacheWriteError extends SynthbuildError {
 
 /** An entry's bytes on disk: its JSON, then the checksum of that line. */
 export function serializeEntry(entry: CacheEntry): string {
+  const json = entryJson(entry);
+  return `${json}\n"xxh128:${hash128(json)}"\n`;
+}
+
+/** The line after the JSON: `"xxh128:` and 32 hex digits, `"` and a newline. */
+const SUM_LINE_BYTES = 42;
+
+/**
+ * serializeEntry's bytes, with the JSON encoded once, straight into the buffer, and hashed there
+ * (not encoded again for the checksum, nor copied into a joined text).
+ */
+export function entryBytes(entry: CacheEntry): Buffer {
+  const json = entryJson(entry);
+  // Room for the worst case (3 bytes a UTF-16 unit), but measured first when that would be large.
+  const room = Buffer.allocUnsafe((json.length > 16_384 ? Buffer.byteLength(json) : json.length * 3) + 1 + SUM_LINE_BYTES);
+  const size = room.write(json, 0);
+  room[size] = 0x0a;
+  room.write(`"xxh128:${hash128Bytes(room.subarray(0, size))}"\n`, size + 1, "latin1");
+  return room.subarray(0, size + 1 + SUM_LINE_BYTES);
+}
+
+function entryJson(entry: CacheEntry): string {
+  const json = JSON.stringify(entry);
   // Format and key first, whatever order the object was built in: a pack finds records by them.
+  if (json.startsWith(`{"format":${entry.format},"key":`)) return json;
   const { format, key, ...rest } = entry;
-  const json = JSON.stringify({ format, key, ...rest });
-  return `${json}\n${JSON.stringify(`xxh128:${hash128(json)}`)}\n`;
+  return JSON.stringify({ format, key, ...rest });
 }
 
 /** The entry these bytes hold, if they are whole, sound and stored under `key`. */
@@ -134,9 +157,13 @@ export class Cache {
 
   private looseKeys?: Set<string>;
 
+  /** Whether `objects/` exists: a cache this version made has no loose entries, and asks nothing of the disk for them. */
+  private looseFolder?: boolean;
+
   private hasLoose(key: string, fresh = false): boolean {
     if (this.looseKeys && !fresh) return this.looseKeys.has(key);
-    return existsSync(this.pathOf(key));
+    if (fresh || this.looseFolder === undefined) this.looseFolder = existsSync(this.objects);
+    return this.looseFolder && existsSync(this.pathOf(key));
   }
 
   /**
@@ -296,7 +323,7 @@ export class Cache {
     if (this.project !== undefined && entry.project === undefined) entry = { ...entry, project: this.project };
     const existing = this.looseWinner(entry.key);
     if (existing) return existing;
-    const bytes = Buffer.from(serializeEntry(entry), "utf8");
+    const bytes = entryBytes(entry);
     const stored = await this.append(entry.key, bytes);
     return stored === bytes ? entry : (parseEntry(stored.toString("utf8"), entry.key) ?? entry);
   }
@@ -360,6 +387,7 @@ export class Cache {
       await makeDirs(shard);
       this.shards.add(shard);
     }
+    this.looseFolder = true;
     const tmp = `${path}.tmp-${process.pid}-${(tempSeq++).toString(36)}`;
     try {
       await writeTemp(tmp, bytes);

@@ -21,7 +21,7 @@ function usable(e: CacheEntry, step?: GenerateStep): boolean {
   return !(step?.retryEmpty && isRetryableEmpty({ text: e.response.text, finishReason: e.response.finish_reason }));
 }
 
-function entryOf(key: string, req: ChatRequest, answer: ProviderAnswer, how: { offline: boolean; started: number }): CacheEntry {
+function entryOf(key: string, req: ChatRequest, answer: ProviderAnswer, how: { offline: boolean; started: number; project?: string }): CacheEntry {
   return {
     format: CACHE_FORMAT,
     key,
@@ -35,9 +35,11 @@ function entryOf(key: string, req: ChatRequest, answer: ProviderAnswer, how: { o
       request_id: answer.requestId ?? null,
     },
     offline: how.offline,
-    ...(answer.batch ? { batch: answer.batch } : {}),
+    // Undefined fields are left out of the stored JSON (and no object is spread per answer).
+    batch: answer.batch,
     created_at: new Date().toISOString(),
     duration_ms: Date.now() - how.started,
+    project: how.project,
   };
 }
 
@@ -313,7 +315,7 @@ export class BuildResolver implements Resolver {
     answer: ProviderAnswer,
     how: { offline: boolean; started: number },
   ): Promise<Answer> {
-    const entry = entryOf(key, req, answer, how);
+    const entry = entryOf(key, req, answer, { ...how, project: this.cache.project });
     // Another build sharing the cache may have stored an answer first: then its answer is the one
     // this lock names too (this one was paid for, and is counted, but not kept).
     let stored: CacheEntry;
@@ -340,7 +342,7 @@ export class BuildResolver implements Resolver {
    */
   async keep(key: string, req: ChatRequest, answer: ProviderAnswer): Promise<void> {
     if (await this.cache.get(key, { fresh: true })) return;
-    await this.cache.put(entryOf(key, req, answer, { offline: false, started: Date.now() }));
+    await this.cache.put(entryOf(key, req, answer, { offline: false, started: Date.now(), project: this.cache.project }));
     this.remote?.stored(key);
   }
 

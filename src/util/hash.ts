@@ -24,8 +24,8 @@ export function hash64(text: string): string {
  * collisions stay negligible across millions of shared entries.
  */
 export function hash128(text: string): string {
-  const x = h();
-  return x.h64ToString(text, 0n) + x.h64ToString(text, SEED2);
+  const [a, b] = hash128Raw(text);
+  return a.toString(16).padStart(16, "0") + b.toString(16).padStart(16, "0");
 }
 
 const SEED2 = 0x9e3779b97f4a7c15n;
@@ -39,6 +39,12 @@ export function hash128Raw(text: string): [bigint, bigint] {
   if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
   const bytes = scratch.subarray(0, encoder.encodeInto(text, scratch).written);
   return [x.h64Raw(bytes, 0n), x.h64Raw(bytes, SEED2)];
+}
+
+/** hash128 of bytes already encoded (UTF-8): the digest hash128 gives of their text. */
+export function hash128Bytes(bytes: Uint8Array): string {
+  const x = h();
+  return x.h64Raw(bytes, 0n).toString(16).padStart(16, "0") + x.h64Raw(bytes, SEED2).toString(16).padStart(16, "0");
 }
 
 /** hash64 of bytes already encoded (UTF-8): the digest hash64 gives of their text. */

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { before, test } from "node:test";
-import { Cache, type CacheEntry, serializeEntry } from "../../src/cache/store.js";
+import { Cache, type CacheEntry, entryBytes, parseEntry, serializeEntry } from "../../src/cache/store.js";
 import { initHashing } from "../../src/util/hash.js";
 import { alterPacked, scanPacks } from "../helpers/cache-files.js";
 
@@ -129,3 +129,11 @@ async function writeLoose(cache: Cache, e: CacheEntry): Promise<void> {
   await mkdir(dirname(cache.pathOf(e.key)), { recursive: true });
   await writeFile(cache.pathOf(e.key), serializeEntry(e));
 }
+
+test("an entry's bytes, encoded straight into a buffer, are its serialized text's UTF-8", () => {
+  for (const text of ["plain", "é…日本\u{1F600}", 'line\nbreak "quoted" \\ \u0000', "x".repeat(70_000)]) {
+    const e = { ...entry("ab".padEnd(32, "5")), response: { ...entry("ab".padEnd(32, "5")).response, text } };
+    assert.deepEqual(entryBytes(e), Buffer.from(serializeEntry(e), "utf8"));
+    assert.equal(parseEntry(entryBytes(e).toString("utf8"), e.key)?.response.text, text);
+  }
+});
