@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, write as writeCallback, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, write as writeCallback, writeSync } from "node:fs";
 import { join } from "node:path";
+import { hash128Bytes } from "../util/hash.js";
 import { makeDirsSync } from "../util/make-dirs.js";
 
 /**
@@ -32,6 +33,7 @@ const QUOTE = 0x22;
 const VOID = Buffer.from("#", "latin1");
 const NEWLINE = 0x0a;
 const READ_CHUNK = 8 << 20;
+const APPEND_EXISTING = constants.O_WRONLY | constants.O_APPEND;
 
 /** Can these bytes be a pack record? (Format-1 entries, or JSON with its fields in another order, stay loose.) */
 export function packable(bytes: Uint8Array): boolean {
@@ -50,12 +52,35 @@ interface Pending {
   bytes: Buffer;
   /** Set while reading back: these bytes are the key's first record (no read needed to tell). */
   first?: boolean;
+  /** How many times the write went to a pack a gc had just removed. */
+  rewritten?: number;
   resolve: (winner: Buffer) => void;
   reject: (err: unknown) => void;
 }
 
+/** Closes the files of a Pack nobody closed once it is collected (a long-lived process makes many). */
+const orphans = new FinalizationRegistry<Set<number>>((fds) => {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
+});
+
+function missing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === "ENOENT";
+}
+
 export class Pack {
   readonly dir: string;
+  /** Every descriptor this pack holds open (closed by close(), or by `orphans`). */
+  private readonly fds = new Set<number>();
+  /** The descriptor a write is in flight on: closing it then would hand its number to another file. */
+  private writingFd?: number;
+  /** A descriptor set aside by a reset while its write was in flight: closed when the write ends. */
+  private retired?: number;
   private files: PackFile[] = [];
   private loaded = false;
   private appendFd?: number;
@@ -77,6 +102,34 @@ export class Pack {
     private readonly sound: (key: string, record: Buffer) => boolean,
   ) {
     this.dir = join(cacheDir, PACKS);
+    orphans.register(this, this.fds);
+  }
+
+  private open(path: string, flags: string | number): number {
+    const fd = openSync(path, flags);
+    this.fds.add(fd);
+    return fd;
+  }
+
+  private close1(fd: number): void {
+    if (fd === this.writingFd) {
+      this.retired = fd;
+      return;
+    }
+    this.fds.delete(fd);
+    closeSync(fd);
+  }
+
+  /** The pack files there now, oldest first. Only "no folder" means none: any other failure is the caller's to see. */
+  private listed(): string[] {
+    try {
+      return readdirSync(this.dir)
+        .filter((n) => PACK_NAME.test(n))
+        .sort();
+    } catch (err) {
+      if (missing(err)) return [];
+      throw err;
+    }
   }
 
   /** Read every pack once; later calls only read what was appended since. */
@@ -86,24 +139,23 @@ export class Pack {
       return;
     }
     this.loaded = true;
-    let names: string[] = [];
     try {
-      names = readdirSync(this.dir)
-        .filter((n) => PACK_NAME.test(n))
-        .sort();
-    } catch {
-      // no packs yet
-    }
-    for (const name of names) {
-      const path = join(this.dir, name);
-      let fd: number;
-      try {
-        fd = openSync(path, "r");
-      } catch {
-        continue; // removed by a gc since the listing
+      for (const name of this.listed()) {
+        const path = join(this.dir, name);
+        let fd: number;
+        try {
+          fd = this.open(path, "r");
+        } catch (err) {
+          if (missing(err)) continue; // removed by a gc since the listing
+          throw err;
+        }
+        this.files.push({ path, fd, scanned: 0 });
+        this.scan(this.files.length - 1);
       }
-      this.files.push({ path, fd, scanned: 0 });
-      this.scan(this.files.length - 1);
+    } catch (err) {
+      // Unreadable is not empty: a build that took it for empty would pay for every answer again.
+      this.reset();
+      throw err;
     }
   }
 
@@ -120,8 +172,8 @@ export class Pack {
   }
 
   private reset(): void {
-    for (const f of this.files) closeSync(f.fd);
-    if (this.appendFd !== undefined) closeSync(this.appendFd);
+    for (const f of this.files) this.close1(f.fd);
+    if (this.appendFd !== undefined) this.close1(this.appendFd);
     this.appendFd = undefined;
     this.files = [];
     this.first.clear();
@@ -152,8 +204,8 @@ export class Pack {
     for (;;) {
       const nl = buf.indexOf(NEWLINE, pos);
       if (nl < 0) return pos;
-      const start = nl - pos < RECORD_START.length ? -1 : buf.lastIndexOf(RECORD_START, nl - RECORD_START.length);
-      if (start < pos) {
+      const firstStart = buf.indexOf(RECORD_START, pos);
+      if (firstStart < 0 || firstStart > nl - RECORD_START.length) {
         pos = nl + 1;
         continue;
       }
@@ -164,11 +216,32 @@ export class Pack {
         pos = nl + 1;
         continue;
       }
+      const start = this.recordStart(buf, firstStart, nl);
+      if (start < 0) {
+        pos = end + 1;
+        continue;
+      }
       const keyStart = start + RECORD_START.length;
       const keyEnd = buf.indexOf(QUOTE, keyStart);
       if (keyEnd > keyStart && keyEnd < nl) this.add(buf.toString("latin1", keyStart, keyEnd), file, base + start, end + 1 - start, buf, start);
       pos = end + 1;
     }
+  }
+
+  /**
+   * Where the record ending at `nl` starts. Usually its line holds the opening text once, at the
+   * start. It holds it more than once when bytes of a record cut short come first, or when the
+   * entry nests an object that opens the same way (`extra_body: { format: 2, key: … }`): then the
+   * record is the one whose JSON the checksum line after it names. -1 when none is.
+   */
+  private recordStart(buf: Buffer, first: number, nl: number): number {
+    const second = buf.indexOf(RECORD_START, first + 1);
+    if (second < 0 || second > nl - RECORD_START.length) return first;
+    const sum = buf.toString("latin1", nl + 1 + SUM_START.length, nl + SUM_LINE);
+    for (let at = first; at >= 0 && at <= nl - RECORD_START.length; at = buf.indexOf(RECORD_START, at + 1)) {
+      if (hash128Bytes(buf.subarray(at, nl)) === sum) return at;
+    }
+    return -1;
   }
 
   /** `buf` and `start`: where the record's bytes are in what was just read. */
@@ -258,21 +331,45 @@ export class Pack {
     });
   }
 
+  /**
+   * The descriptor to append with: to the newest pack there is now. Looked up again before the
+   * first append and whenever the pack was removed (a gc replaced it), so a writer never appends
+   * to a removed file, nor starts a pack that sorts before the newest.
+   */
   private writeFd(): number {
-    if (!this.loaded) this.load();
-    else if (this.appendFd !== undefined && fstatSync(this.appendFd).nlink === 0) {
-      // gc replaced the pack: write to the new one, never into a removed file.
-      this.reset();
-      this.load();
+    if (this.appendFd !== undefined && fstatSync(this.appendFd).nlink > 0) return this.appendFd;
+    for (let attempt = 0; ; attempt++) {
+      const names = this.listed();
+      const newest = names.length ? join(this.dir, names[names.length - 1]!) : undefined;
+      if (!this.loaded || this.files[this.files.length - 1]?.path !== newest || (this.appendFd !== undefined && newest !== undefined)) {
+        this.reset();
+        this.load();
+      }
+      try {
+        if (newest !== undefined) {
+          // Not "a": that would create the file again if a gc removed it since the listing.
+          this.appendFd = this.open(newest, APPEND_EXISTING);
+        } else {
+          makeDirsSync(this.dir);
+          // Exclusive: two writers starting the first pack at once must both write to one file.
+          const path = join(this.dir, "000001.pack");
+          this.appendFd = this.open(path, "ax");
+          this.files.push({ path, fd: this.open(path, "r"), scanned: 0 });
+        }
+        return this.appendFd;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code !== "EEXIST" && code !== "ENOENT") || attempt >= 5) throw err;
+        // Another writer started the pack, or a gc replaced it, since the listing: look again.
+        this.appendFd = undefined;
+        this.reset();
+      }
     }
-    if (this.appendFd !== undefined) return this.appendFd;
-    if (this.files.length === 0) {
-      makeDirsSync(this.dir);
-      const path = join(this.dir, "000001.pack");
-      this.appendFd = openSync(path, "a");
-      this.files.push({ path, fd: openSync(path, "r"), scanned: 0 });
-    } else this.appendFd = openSync(this.files[this.files.length - 1]!.path, "a");
-    return this.appendFd;
+  }
+
+  /** Can an answer be appended here? Opens (or starts) the pack as the first append would. */
+  checkWritable(): void {
+    this.writeFd();
   }
 
   /** Writes every record queued so far in one append, then settles each with its key's winner. */
@@ -295,10 +392,24 @@ export class Pack {
       return;
     }
     const buf = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
+    this.writingFd = fd;
     writeCallback(fd, buf, 0, buf.length, null, (err, written) => {
+      this.writingFd = undefined;
+      if (this.retired === fd) {
+        this.retired = undefined;
+        this.fds.delete(fd);
+        closeSync(fd);
+      }
       try {
         if (err) throw err;
         if (written !== buf.length) throw Object.assign(new Error(`short write to ${this.dir} (${written} of ${buf.length} bytes)`), { code: "ENOSPC" });
+        if (fstatSync(fd).nlink === 0 && (batch[0]!.rewritten ?? 0) < 5) {
+          // The pack was replaced (a gc) around the write: write the batch again, to the new one.
+          for (const p of batch) p.rewritten = (p.rewritten ?? 0) + 1;
+          this.queue.unshift(...batch);
+          next();
+          return;
+        }
         this.expecting = new Map();
         for (const p of batch) if (!this.expecting.has(p.key)) this.expecting.set(p.key, p);
         try {
@@ -334,13 +445,19 @@ export class Pack {
     for (const f of this.files) before += fstatSync(f.fd).size;
     let recorded = 0;
     for (let id = 0; id < this.records; id++) recorded += this.recLength[id]!;
-    // Nothing to leave out (one pack, only records, one per key, all kept): no rewrite.
-    if (this.files.length === 1 && recorded === before && this.more.size === 0 && [...this.first.keys()].every((k) => keep(k))) return 0;
+    // Nothing to leave out (one pack, only records, one per key, all kept and sound): no rewrite.
+    if (
+      this.files.length === 1 &&
+      recorded === before &&
+      this.more.size === 0 &&
+      [...this.first].every(([k, id]) => keep(k) && this.sound(k, this.bytesOf(id)))
+    )
+      return 0;
     const last = PACK_NAME.exec(this.files[this.files.length - 1]!.path.split("/").pop()!)![1]!;
     const name = `${String(Number(last) + 1).padStart(6, "0")}.pack`;
     const target = join(this.dir, name);
     const tmp = `${target}.tmp-${process.pid}`;
-    const out = openSync(tmp, "w");
+    const out = openSync(tmp, "wx");
     let after = 0;
     try {
       const pending: Buffer[] = [];
@@ -373,6 +490,23 @@ export class Pack {
     const old = this.files.map((f) => f.path);
     renameSync(tmp, target);
     for (const path of old) unlinkSync(path);
+    // A writer that gc did not wait for (gc waits for every command that stores answers) may have
+    // appended to the old pack since it was read: what it appended before the unlink is carried
+    // over; a write after it finds its file removed and writes again to the new pack.
+    const seen = this.records;
+    for (let f = 0; f < this.files.length; f++) this.scan(f);
+    if (this.records > seen) {
+      const late = openSync(target, APPEND_EXISTING);
+      try {
+        for (let id = seen; id < this.records; id++) {
+          const b = this.bytesOf(id);
+          let at = 0;
+          while (at < b.length) at += writeSync(late, b, at);
+        }
+      } finally {
+        closeSync(late);
+      }
+    }
     this.reset();
     return before - after;
   }
@@ -387,7 +521,14 @@ export class Pack {
     const bad = ids.filter((id) => !this.sound(key, this.bytesOf(id)));
     if (!bad.length) return 0;
     for (const id of bad) {
-      const fd = openSync(this.files[this.recFile[id]!]!.path, "r+");
+      let fd: number;
+      try {
+        fd = openSync(this.files[this.recFile[id]!]!.path, "r+");
+      } catch (err) {
+        // A cache that may only be read keeps its corrupt record; it is still never served.
+        if (["EROFS", "EACCES", "EPERM", "ENOENT"].includes((err as NodeJS.ErrnoException).code ?? "")) return 0;
+        throw err;
+      }
       try {
         writeSync(fd, VOID, 0, 1, this.recOffset[id]!);
       } finally {

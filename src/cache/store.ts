@@ -246,12 +246,13 @@ export class Cache {
     return undefined;
   }
 
-  /** Each pack file, named by its path and inode (a rewrite is another file), with its size now. */
+  /** Each pack file, named by its path, inode and birth time (a rewrite is another file), with its size now. */
   private packState(): Record<string, number> {
     const state: Record<string, number> = {};
     for (const path of this.pack.paths()) {
       const st = statSync(path, { throwIfNoEntry: false });
-      if (st) state[`pack:${path}:${st.ino}`] = st.size;
+      // The inode alone could name another file: ext4 reuses a freed one for the next it creates.
+      if (st) state[`pack:${path}:${st.ino}:${st.birthtimeMs}`] = st.size;
     }
     return state;
   }
@@ -303,6 +304,8 @@ export class Cache {
       await makeDirs(join(this.dir, PACKS));
       await writeFile(probe, "");
       await rm(probe, { force: true });
+      // The folder may be writable and the pack not (another user's file in a shared cache).
+      this.pack.checkWritable();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "error";
       throw new UsageError(

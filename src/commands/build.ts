@@ -347,6 +347,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await unuse();
+    cache.close();
     await release();
   }
 }

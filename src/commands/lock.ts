@@ -1,3 +1,4 @@
+import { useCache } from "../cache/users.js";
 import { CacheResolver } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
 import { readLock, serializeLock } from "../lock/lockfile.js";
@@ -40,7 +41,10 @@ export async function lock(opts: LockOptions = {}): Promise<LockResult> {
     (pid) => opts.events?.warn?.(`waiting for a build of this manifest (pid ${pid}) to finish`),
     opts.signal,
   );
+  // Answers fetched from the remote are stored: gc must wait, as it does for a build.
+  let unuse: () => Promise<void> = async () => {};
   try {
+    unuse = await useCache(paths.cacheDir, (what) => opts.events?.warn?.(what), opts.signal);
     const existing = await readLock(paths.lock).catch(() => undefined);
     const offline = opts.offline ?? existing?.lock.header.offline ?? false;
     // Rerolls survive the rewrite: from the lock, or from what a conflicted lock's lines and both
@@ -66,6 +70,8 @@ export async function lock(opts: LockOptions = {}): Promise<LockResult> {
     const missing = runs.filter((r) => r.status === "pending").map((r) => ({ sample: r.sample.id, step: m.steps[r.cursor]?.id ?? "" }));
     return { samples: runs.length, complete: runs.length - missing.length, missing, written };
   } finally {
+    await unuse();
+    cache.close();
     await release();
   }
 }

@@ -1,7 +1,10 @@
-import { CACHE_FORMAT } from "../cache/store.js";
+import { CACHE_FORMAT, type Cache } from "../cache/store.js";
+import { useCache } from "../cache/users.js";
 import { UsageError } from "../errors.js";
 import { answerFromEntry } from "../execute/resolver.js";
 import { walk } from "../execute/walk.js";
+import type { Sample } from "../expand/sample.js";
+import type { Manifest } from "../manifest/types.js";
 import { newRun, type Resolver } from "../plan/pipeline.js";
 import { requestKeyV1 } from "../plan/request.js";
 import { type CommonOptions, openProject } from "./context.js";
@@ -30,7 +33,18 @@ export interface MigrateResult {
 export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   if (opts.fromKey !== 1)
     throw new UsageError(`no migration from cache key version ${opts.fromKey}`, "the one migration there is: --from-key 1 (synthbuild 0.1's caches)");
-  const { manifest: m, cache, samples } = await openProject(opts);
+  const { manifest: m, paths, cache, samples } = await openProject(opts);
+  // Migrated answers are appended to the pack: gc must wait, as it does for a build.
+  const unuse = await useCache(paths.cacheDir, (what) => opts.events?.warn?.(what), opts.signal);
+  try {
+    return await migrateAll(m, cache, samples, opts);
+  } finally {
+    await unuse();
+    cache.close();
+  }
+}
+
+async function migrateAll(m: Manifest, cache: Cache, samples: Sample[], opts: MigrateOptions): Promise<MigrateResult> {
   const result: MigrateResult = { migrated: 0, current: 0, missing: 0 };
   const resolver: Resolver = {
     answer: async (key, req) => {
