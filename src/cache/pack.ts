@@ -304,10 +304,9 @@ export class Pack {
     return [...this.first.keys()];
   }
 
-  /** The pack files, for a stamp to notice when one is rewritten or grows. */
+  /** The pack files there now (listed, not read: a no-op build's check must not index them). */
   paths(): string[] {
-    this.load();
-    return this.files.map((f) => f.path);
+    return this.listed().map((n) => join(this.dir, n));
   }
 
   /** Bytes of a key's records. */
