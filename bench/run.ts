@@ -648,7 +648,11 @@ try {
         await writeFile(join(d2, "dataset.yaml"), await readFile(join(d, "dataset.yaml"), "utf8"));
         const usage2 = join(d2, "usage.json");
         must(
-          await cli(["build", "-q", "--json"], d2, { ...env, BENCH_USAGE_FILE: usage2 }, ["--max-semi-space-size=32", "--import", join(REPO, "bench/usage-probe.mjs")]),
+          await cli(["build", "-q", "--json"], d2, { ...env, BENCH_USAGE_FILE: usage2 }, [
+            "--max-semi-space-size=32",
+            "--import",
+            join(REPO, "bench/usage-probe.mjs"),
+          ]),
           "100k cold build, 32 MB semi-spaces",
         );
         const u2 = JSON.parse(await readFile(usage2, "utf8")) as { cpuS: number; maxRssMb: number };

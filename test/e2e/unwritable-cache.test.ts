@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runCli } from "../helpers/cli.js";
+import { mount } from "../helpers/mount.js";
 import { TempProject } from "../helpers/project.js";
 import { startTestServer, type TestServer } from "../server/openai-test-server.js";
 
@@ -23,15 +24,6 @@ steps:
     generate: { prompt: "{{ v }}" }
 output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
 `;
-
-function mount(args: string[]): string | undefined {
-  try {
-    execFileSync("mount", args, { stdio: "pipe" });
-    return undefined;
-  } catch (err) {
-    return String((err as { stderr?: Buffer }).stderr ?? err).trim() || "mount failed";
-  }
-}
 
 describe("a cache that cannot be written", () => {
   let server: TestServer;

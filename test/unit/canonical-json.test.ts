@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { canonicalJson } from "../../src/util/canonical-json.js";
+import { prng } from "../helpers/rng.js";
 
 /** The definition, written plainly: what the faster loop must always print. */
 function reference(value: unknown): string {
@@ -15,17 +16,6 @@ function reference(value: unknown): string {
     .filter((k) => obj[k] !== undefined)
     .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(obj[k])}`).join(",")}}`;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PIECES = ["a", "b", "Z", "_", "é", "日本", "\u{1F600}", '"', "\\", "\n", "\u0000", "10", "2", "key", " "];
@@ -65,7 +55,7 @@ function randomString(r: () => number): string {
 }
 
 test("canonicalJson prints what the plain definition prints, on 20,000 random values", () => {
-  const r = rng(20261203);
+  const r = prng(20261203);
   for (let i = 0; i < 20_000; i++) {
     const v = randomValue(r, 0);
     assert.equal(canonicalJson(v), reference(v), JSON.stringify(v));

@@ -11,6 +11,7 @@ import { lockCacheForGc } from "../../src/cache/users.js";
 import { build } from "../../src/commands/build.js";
 import { initHashing } from "../../src/util/hash.js";
 import { alterPacked, scanPacks } from "../helpers/cache-files.js";
+import { mount } from "../helpers/mount.js";
 import { TempProject } from "../helpers/project.js";
 
 /**
@@ -223,15 +224,6 @@ test("an answer appended by another process while gc rewrites the pack is not lo
   reader.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-function mount(args: string[]): string | undefined {
-  try {
-    execFileSync("mount", args, { stdio: "pipe" });
-    return undefined;
-  } catch (err) {
-    return String((err as { stderr?: Buffer }).stderr ?? err).trim() || "mount failed";
-  }
-}
 
 test("checkWritable finds a pack that cannot be appended to before anything is paid for, not put() after", async (t) => {
   const dir = await tempDir();
