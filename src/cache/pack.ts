@@ -394,6 +394,8 @@ export class Pack {
     this.writingFd = fd;
     writeCallback(fd, buf, 0, buf.length, null, (err, written) => {
       this.writingFd = undefined;
+      // Asked of this descriptor before a reset that set it aside during the write closes it.
+      const removed = !err && fstatSync(fd).nlink === 0;
       if (this.retired === fd) {
         this.retired = undefined;
         this.fds.delete(fd);
@@ -402,7 +404,7 @@ export class Pack {
       try {
         if (err) throw err;
         if (written !== buf.length) throw Object.assign(new Error(`short write to ${this.dir} (${written} of ${buf.length} bytes)`), { code: "ENOSPC" });
-        if (fstatSync(fd).nlink === 0 && (batch[0]!.rewritten ?? 0) < 5) {
+        if (removed && (batch[0]!.rewritten ?? 0) < 5) {
           // The pack was replaced (a gc) around the write: write the batch again, to the new one.
           for (const p of batch) p.rewritten = (p.rewritten ?? 0) + 1;
           this.queue.unshift(...batch);
@@ -458,6 +460,7 @@ export class Pack {
     const tmp = `${target}.tmp-${process.pid}`;
     const out = openSync(tmp, "wx");
     let after = 0;
+    let seen = this.records;
     try {
       const pending: Buffer[] = [];
       let pendingBytes = 0;
@@ -483,31 +486,37 @@ export class Pack {
         }
       }
       drain();
+      // A writer that gc did not wait for (gc waits for every command that stores answers) may
+      // have appended to the old pack since it was read: carried over in its order, before the
+      // new pack is where writers go.
+      seen = this.carryOver(out, seen);
     } finally {
       closeSync(out);
     }
     const old = this.files.map((f) => f.path);
     renameSync(tmp, target);
     for (const path of old) unlinkSync(path);
-    // A writer that gc did not wait for (gc waits for every command that stores answers) may have
-    // appended to the old pack since it was read: what it appended before the unlink is carried
-    // over; a write after it finds its file removed and writes again to the new pack.
-    const seen = this.records;
-    for (let f = 0; f < this.files.length; f++) this.scan(f);
-    if (this.records > seen) {
-      const late = openSync(target, APPEND_EXISTING);
-      try {
-        for (let id = seen; id < this.records; id++) {
-          const b = this.bytesOf(id);
-          let at = 0;
-          while (at < b.length) at += writeSync(late, b, at);
-        }
-      } finally {
-        closeSync(late);
-      }
+    // What landed between that look and the unlink; a write after the unlink finds its file
+    // removed and is written again to the new pack.
+    const late = openSync(target, APPEND_EXISTING);
+    try {
+      this.carryOver(late, seen);
+    } finally {
+      closeSync(late);
     }
     this.reset();
     return before - after;
+  }
+
+  /** Append to `out` the records appended to the packs since record `from` was indexed; returns the count now. */
+  private carryOver(out: number, from: number): number {
+    for (let f = 0; f < this.files.length; f++) this.scan(f);
+    for (let id = from; id < this.records; id++) {
+      const b = this.bytesOf(id);
+      let at = 0;
+      while (at < b.length) at += writeSync(out, b, at);
+    }
+    return this.records;
   }
 
   /**
@@ -529,6 +538,10 @@ export class Pack {
         throw err;
       }
       try {
+        // Only into the file the record was read from: another pack may have taken its name since.
+        const read = fstatSync(this.files[this.recFile[id]!]!.fd);
+        const now = fstatSync(fd);
+        if (now.ino !== read.ino || now.dev !== read.dev || now.birthtimeMs !== read.birthtimeMs) return 0;
         writeSync(fd, VOID, 0, 1, this.recOffset[id]!);
       } finally {
         closeSync(fd);
