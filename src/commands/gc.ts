@@ -40,15 +40,16 @@ export interface GcResult {
  */
 export async function gc(opts: GcOptions = {}): Promise<GcResult> {
   const { manifest: m, paths, cache, samples: drawn } = await openProject(opts);
-  const existing = await readLock(paths.lock);
-  const samples = withAttempts(m, drawn, attemptsOfLock(existing?.lock));
-  if (existing && existing.lock.header.name !== m.name)
-    throw new UsageError(
-      `dataset.lock is for '${existing.lock.header.name}', not '${m.name}': gc would remove this manifest's answers`,
-      "run `synthbuild build` to write this manifest's lock first",
-    );
   const release = await lockCacheForGc(paths.cacheDir, (what) => opts.events?.warn?.(what), opts.signal);
   try {
+    // Read once the builds gc waited for have ended: the lock they wrote names what they paid for.
+    const existing = await readLock(paths.lock);
+    const samples = withAttempts(m, drawn, attemptsOfLock(existing?.lock));
+    if (existing && existing.lock.header.name !== m.name)
+      throw new UsageError(
+        `dataset.lock is for '${existing.lock.header.name}', not '${m.name}': gc would remove this manifest's answers`,
+        "run `synthbuild build` to write this manifest's lock first",
+      );
     const live = new Set<string>();
     const add = (lock: Lock) => {
       for (const k of lockKeys(lock)) live.add(k);
@@ -119,6 +120,7 @@ export async function gc(opts: GcOptions = {}): Promise<GcResult> {
     }
     return { kept: keys.length - (removed - strays.length), removed, bytes, dryRun: opts.dryRun ?? false, sources };
   } finally {
+    cache.close();
     await release();
   }
 }

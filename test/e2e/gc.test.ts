@@ -67,6 +67,39 @@ output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
       await p.remove();
     }
   });
+
+  test("gc waiting for a build reads the lock that build wrote, not the one before: a reroll's new answers are kept", { timeout: 60_000 }, async () => {
+    const p = await TempProject.create({
+      "dataset.yaml": `version: 1
+name: gcr
+model: { name: m, base_url: "\${TEST_BASE_URL}", concurrency: 2 }
+dimensions:
+  v: [a, b, c, d, e, f, g, h]
+steps:
+  - id: s
+    generate: { prompt: "{{ v }}" }
+output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
+`,
+    });
+    try {
+      const env = { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "sk-gc" };
+      assert.equal((await runCli(["build"], p.dir, env)).status, 0);
+      const ids = [...(await p.read("dataset.lock")).matchAll(/"id":"([0-9a-f]{16})"/g)].map((x) => x[1]!);
+      server.reset();
+      // The reroll's build draws new answers (new keys) and then writes the lock naming them:
+      // the manifest is unchanged, so only that lock tells gc they are live.
+      const rerolling = runCli(["reroll", ...ids], p.dir, env);
+      while (server.stats().answered < 1) await new Promise((r) => setTimeout(r, 20));
+      const g = await runCli(["gc", "--json"], p.dir, env);
+      assert.equal((await rerolling).status, 0);
+      assert.equal(g.status, 0, g.stderr);
+      assert.match(g.stderr, /waiting for 1 build using this cache to finish/);
+      const frozen = await runCli(["build", "--frozen"], p.dir, env);
+      assert.equal(frozen.status, 0, `gc removed answers the reroll's lock names: ${frozen.stderr}`);
+    } finally {
+      await p.remove();
+    }
+  });
 });
 
 test("gc keeps every answer a git branch or tag's lock names; a tagged release rebuilds --frozen", async () => {
