@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseEntry } from "../../src/cache/store.js";
+import { type CacheEntry, parseEntry } from "../../src/cache/store.js";
 import { initHashing } from "../../src/util/hash.js";
 
 /**
@@ -100,4 +100,23 @@ export async function removeAnswers(cacheDir: string, keys: string[]): Promise<v
   const cache = new Cache(cacheDir);
   await cache.remove(new Set(keys));
   cache.close();
+}
+
+/** The i-th test key: 32 hex digits. */
+export const keyOf = (i: number): string => i.toString(16).padStart(32, "0");
+
+/**
+ * A cache entry of an echo answer, for the store's tests. Self-contained (no closure), so a test
+ * may pass its source to a child process that stores entries too.
+ */
+export function testEntry(key: string, text: string, request: Partial<CacheEntry["request"]> = {}): CacheEntry {
+  return {
+    format: 2,
+    key,
+    request: { provider: "echo", endpoint: "echo", model: "echo", messages: [], params: {}, ...request },
+    response: { text, finish_reason: "stop", usage: null, model: null, system_fingerprint: null, request_id: null },
+    offline: true,
+    created_at: "2026-01-01T00:00:00.000Z",
+    duration_ms: 0,
+  };
 }

@@ -6,23 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { Pack } from "../../src/cache/pack.js";
-import { Cache, type CacheEntry, entryBytes } from "../../src/cache/store.js";
+import { Cache, entryBytes } from "../../src/cache/store.js";
 import { initHashing } from "../../src/util/hash.js";
+import { keyOf, testEntry } from "../helpers/cache-files.js";
 
 /** Review of e3bee0f and f1f269b (pack fixes): each test here fails on f1f269b. */
 
 before(() => initHashing());
 
-const entry = (key: string, text: string): CacheEntry => ({
-  format: 2,
-  key,
-  request: { provider: "echo", endpoint: "echo", model: "echo", messages: [], params: {} },
-  response: { text, finish_reason: "stop", usage: null, model: null, system_fingerprint: null, request_id: null },
-  offline: true,
-  created_at: "2026-01-01T00:00:00.000Z",
-  duration_ms: 0,
-});
-const keyOf = (i: number) => i.toString(16).padStart(32, "0");
+const entry = testEntry;
 const tempDir = () => mkdtemp(join(tmpdir(), "synthbuild-packfix-"));
 
 /** The pack's write lands in the file now, its callback runs when release() is called. */

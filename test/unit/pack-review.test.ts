@@ -10,7 +10,7 @@ import { Cache, type CacheEntry } from "../../src/cache/store.js";
 import { lockCacheForGc } from "../../src/cache/users.js";
 import { build } from "../../src/commands/build.js";
 import { initHashing } from "../../src/util/hash.js";
-import { alterPacked, scanPacks } from "../helpers/cache-files.js";
+import { alterPacked, keyOf, scanPacks, testEntry } from "../helpers/cache-files.js";
 import { mount } from "../helpers/mount.js";
 import { TempProject } from "../helpers/project.js";
 
@@ -23,17 +23,8 @@ before(() => initHashing());
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
-const entry = (key: string, text: string, request: Partial<CacheEntry["request"]> = {}): CacheEntry => ({
-  format: 2,
-  key,
-  request: { provider: "echo", endpoint: "echo", model: "echo", messages: [], params: {}, ...request },
-  response: { text, finish_reason: "stop", usage: null, model: null, system_fingerprint: null, request_id: null },
-  offline: true,
-  created_at: "2026-01-01T00:00:00.000Z",
-  duration_ms: 0,
-});
+const entry = testEntry;
 
-const keyOf = (i: number) => i.toString(16).padStart(32, "0");
 const tempDir = () => mkdtemp(join(tmpdir(), "synthbuild-packreview-"));
 const openFds = () => readdirSync("/proc/self/fd").length;
 

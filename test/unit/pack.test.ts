@@ -5,25 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Cache, type CacheEntry, serializeEntry } from "../../src/cache/store.js";
+import { Cache, serializeEntry } from "../../src/cache/store.js";
 import { initHashing } from "../../src/util/hash.js";
-import { scanPacks } from "../helpers/cache-files.js";
+import { keyOf, scanPacks, testEntry } from "../helpers/cache-files.js";
 
 before(() => initHashing());
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
-const entry = (key: string, text: string): CacheEntry => ({
-  format: 2,
-  key,
-  request: { provider: "echo", endpoint: "echo", model: "echo", messages: [], params: {} },
-  response: { text, finish_reason: "stop", usage: null, model: null, system_fingerprint: null, request_id: null },
-  offline: true,
-  created_at: "2026-01-01T00:00:00.000Z",
-  duration_ms: 0,
-});
-
-const keyOf = (i: number) => i.toString(16).padStart(32, "0");
+const entry = testEntry;
 
 test("writers in four processes storing the same keys all end up naming the same answer for each", async () => {
   const dir = await mkdtemp(join(tmpdir(), "synthbuild-pack-"));
