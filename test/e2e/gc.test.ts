@@ -19,6 +19,18 @@ steps:
 output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
 `;
 
+/** A project answered by the slow test server (its URL from TEST_BASE_URL), two requests at a time. */
+const served = (name: string, values: string) => `version: 1
+name: ${name}
+model: { name: m, base_url: "\${TEST_BASE_URL}", concurrency: 2 }
+dimensions:
+  v: [${values}]
+steps:
+  - id: s
+    generate: { prompt: "{{ v }}" }
+output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
+`;
+
 const json = (s: string) => JSON.parse(s);
 const git = (cwd: string, ...args: string[]) =>
   execFileSync("git", args, {
@@ -35,18 +47,7 @@ describe("gc beside a build", () => {
   after(() => server.close());
 
   test("gc during a build waits for it, and removes nothing the build's lock names", { timeout: 30_000 }, async () => {
-    const p = await TempProject.create({
-      "dataset.yaml": `version: 1
-name: gcb
-model: { name: m, base_url: "\${TEST_BASE_URL}", concurrency: 2 }
-dimensions:
-  v: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, w, x, y, z]
-steps:
-  - id: s
-    generate: { prompt: "{{ v }}" }
-output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
-`,
-    });
+    const p = await TempProject.create({ "dataset.yaml": served("gcb", "a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, w, x, y, z") });
     try {
       const env = { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "sk-gc" };
       const building = runCli(["build"], p.dir, env);
@@ -69,18 +70,7 @@ output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
   });
 
   test("gc waiting for a build reads the lock that build wrote, not the one before: a reroll's new answers are kept", { timeout: 60_000 }, async () => {
-    const p = await TempProject.create({
-      "dataset.yaml": `version: 1
-name: gcr
-model: { name: m, base_url: "\${TEST_BASE_URL}", concurrency: 2 }
-dimensions:
-  v: [a, b, c, d, e, f, g, h]
-steps:
-  - id: s
-    generate: { prompt: "{{ v }}" }
-output: { path: dist/x.jsonl, prompt: "{{ v }}", completion: "{{ s }}" }
-`,
-    });
+    const p = await TempProject.create({ "dataset.yaml": served("gcr", "a, b, c, d, e, f, g, h") });
     try {
       const env = { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "sk-gc" };
       assert.equal((await runCli(["build"], p.dir, env)).status, 0);
