@@ -252,11 +252,19 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     const linked = remote ? await BuildRemote.open(cache, remote, { upload: true, events }) : undefined;
     if (linked) requesting.remote = linked.hooks();
     let remoteReport: RemoteReport | undefined;
-    // Replicas' slots add up: the walk must keep all of them busy.
-    const slots = (s: GenerateStep) => (s.model.replicas ? s.model.replicas.reduce((n, r) => n + (opts.concurrency ?? r.concurrency), 0) : s.model.concurrency);
-    const maxConcurrency = Math.max(opts.concurrency ?? 0, ...m.steps.map((s) => (s.kind === "generate" ? slots(s) : 0)));
+    // Replicas' slots add up, and so do steps' (a sample may wait on either model): the walk must
+    // keep all of them busy. Offline, the echo provider takes 64 at a time (providers.ts).
+    const slots = (s: GenerateStep) => {
+      if (offline) return 64;
+      if (!s.model.replicas) return opts.concurrency ?? s.model.concurrency;
+      return s.model.replicas.reduce((n, r) => n + (opts.concurrency ?? r.concurrency), 0);
+    };
+    const allSlots = m.steps.reduce((n, s) => n + (s.kind === "generate" ? slots(s) : 0), 0);
     try {
-      const width = Math.max(256, maxConcurrency * 4);
+      const width = Math.max(256, allSlots * 4);
+      // Half as many again as the slots: a sample between requests (rendering, a run step) leaves
+      // one free, and more only wait for one (see WalkOptions.requestWidth).
+      const requestWidth = Math.max(32, Math.ceil(allSlots * 1.5));
       const providerOverride = offline ? ("echo" as const) : undefined;
       const walkOnce = async () => {
         // With a dedupe before a generate step, a segment's scan would announce only its own
@@ -269,6 +277,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           cached: new CacheResolver(cache),
           requesting,
           width,
+          requestWidth,
           providerOverride,
           signal: controller.signal,
           redact: pool.redact,

@@ -20,6 +20,13 @@ export interface WalkOptions extends PipelineOptions {
   /** Samples in flight at once. */
   width: number;
   /**
+   * Samples past their cache scan and requesting at once (default `width`): enough to keep every
+   * endpoint slot busy, and no more. A sample waiting for a slot holds its request's objects
+   * across young-generation collections, each of which copies them, and they end up promoted: at
+   * 64 slots, 256 such samples cost a cold build of 100,000 about 15% more CPU than 96.
+   */
+  requestWidth?: number;
+  /**
    * Called once per segment, when the cache scan is done (also when nothing is missing), with the
    * samples that stopped on a miss and the step each stopped on (for progress totals: their
    * requests may have started already, so the runs' own cursors have moved on).
@@ -200,6 +207,6 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
       else return;
     }
   };
-  await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.width) }, () => worker().catch(fail))]), failedEarly]);
+  await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.requestWidth ?? opts.width) }, () => worker().catch(fail))]), failedEarly]);
   if (failure) throw failure.err;
 }
