@@ -5,7 +5,7 @@ import type { ChatRequest } from "../plan/request.js";
 import { type Redact, redactor } from "../util/redact.js";
 import { chatBody } from "./batch-format.js";
 import { connectFailure, type ErrorBody, endpointProblem } from "./classify.js";
-import { createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE, TRANSFER_STALLED } from "./http-fetch.js";
+import { CANCEL, createHttpFetch, MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE, TRANSFER_STALLED } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 import { type StatedLimits, statedLimits } from "./rate-headers.js";
 import { EndpointRefused, NoResponse, type Provider, type ProviderAnswer, RequestError } from "./types.js";
@@ -37,26 +37,18 @@ export class OpenAIProvider implements Provider {
     let requestId: string | null;
     let contentType: string | null;
     let limits: StatedLimits | undefined;
-    // The SDK adds an abort listener to the signal it is given and never removes it. Given the
-    // build's one signal, that is a listener (about 1 KB) kept per request for the whole build; a
-    // signal per request that follows the build's is dropped with the request.
-    const own = new AbortController();
-    const follow = () => own.abort(signal.reason);
-    if (signal.aborted) follow();
-    else signal.addEventListener("abort", follow, { once: true });
+    if (signal.aborted) throw new RequestError("aborted", false);
     const timeout = opts.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(opts.timeoutMs));
     try {
       const response = await this.client.chat.completions
-        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, { signal: own.signal, ...(timeout ? { timeout } : {}) })
+        .create(body as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, requestOptions(signal, timeout))
         .asResponse();
       requestId = response.headers.get("x-request-id");
       contentType = response.headers.get("content-type");
       limits = statedLimits(response.headers);
       data = await parsedBody(response, contentType);
     } catch (err) {
-      throw this.redacted(toRequestError(err, req, timeout ?? this.client.timeout));
-    } finally {
-      signal.removeEventListener("abort", follow);
+      throw this.redacted(aborted(signal) ?? toRequestError(err, req, timeout ?? this.client.timeout));
     }
     try {
       return { ...readAnswer(data, contentType), requestId: requestId ?? undefined, limits };
@@ -68,22 +60,17 @@ export class OpenAIProvider implements Provider {
   /** `api: completions`: POST /completions with the one prompt, for base models. */
   private async completeText(req: ChatRequest, signal: AbortSignal, opts: { timeoutMs?: number }): Promise<ProviderAnswer> {
     const body = { ...req.extra_body, model: req.model, prompt: req.messages.map((m) => m.content).join(""), ...req.params };
-    const own = new AbortController();
-    const follow = () => own.abort(signal.reason);
-    if (signal.aborted) follow();
-    else signal.addEventListener("abort", follow, { once: true });
+    if (signal.aborted) throw new RequestError("aborted", false);
     const timeout = opts.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(opts.timeoutMs));
     let response: Response;
     let data: unknown;
     try {
       response = await this.client.completions
-        .create(body as unknown as OpenAI.Completions.CompletionCreateParamsNonStreaming, { signal: own.signal, ...(timeout ? { timeout } : {}) })
+        .create(body as unknown as OpenAI.Completions.CompletionCreateParamsNonStreaming, requestOptions(signal, timeout))
         .asResponse();
       data = await parsedBody(response, response.headers.get("content-type"));
     } catch (err) {
-      throw this.redacted(toRequestError(err, req, timeout ?? this.client.timeout));
-    } finally {
-      signal.removeEventListener("abort", follow);
+      throw this.redacted(aborted(signal) ?? toRequestError(err, req, timeout ?? this.client.timeout));
     }
     try {
       return {
@@ -100,6 +87,21 @@ export class OpenAIProvider implements Provider {
     err.message = this.redact(err.message);
     return err;
   }
+}
+
+type RequestOptions = NonNullable<Parameters<OpenAI["chat"]["completions"]["create"]>[1]>;
+
+/**
+ * The caller's signal goes to the transport (see CANCEL), not to the SDK: the SDK would keep a
+ * listener on it for every request. Without a signal of its own the SDK takes the abort for a
+ * timeout, so complete() asks the signal itself (aborted()).
+ */
+function requestOptions(signal: AbortSignal, timeout: number | undefined): RequestOptions {
+  return { fetchOptions: { [CANCEL]: signal } as RequestOptions["fetchOptions"], ...(timeout ? { timeout } : {}) };
+}
+
+function aborted(signal: AbortSignal): RequestError | undefined {
+  return signal.aborted ? new RequestError("aborted", false) : undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher, ProxyAgent, fetch as undiciFetch } from "undici";
-import { responseTooLarge } from "./http-fetch.js";
+import { CANCEL, type CancelInit, responseTooLarge } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 
 /**
@@ -39,11 +39,14 @@ export function createFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: numbe
     let res: Awaited<ReturnType<typeof undiciFetch>>;
     try {
       // The SDK's init is the DOM type; undici's is its own, equal in what the SDK sets.
-      res = await undiciFetch(url, { ...(init as object), redirect: "manual", dispatcher });
+      // The caller's own signal (see CANCEL) ends the request as the SDK's does.
+      const cancel = (init as CancelInit)[CANCEL];
+      const signal = cancel ? (init.signal ? AbortSignal.any([init.signal, cancel]) : cancel) : init.signal;
+      res = await undiciFetch(url, { ...(init as object), signal, redirect: "manual", dispatcher });
     } catch (err) {
       // undici says only "fetch failed"; what failed is its cause. Through a proxy, the proxy
       // that could not be reached is what to fix, not the endpoint behind it.
-      if (!(err instanceof TypeError) || !(err.cause instanceof Error) || init.signal?.aborted) throw err;
+      if (!(err instanceof TypeError) || !(err.cause instanceof Error) || init.signal?.aborted || (init as CancelInit)[CANCEL]?.aborted) throw err;
       throw new TypeError(via ? `${err.cause.message} (via proxy ${via})` : err.cause.message, { cause: err.cause });
     }
     const body = res.body ? await readCapped(res.body, Number(res.headers.get("content-length")), max) : null;

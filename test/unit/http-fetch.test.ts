@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { brotliCompressSync, deflateRawSync, gzipSync } from "node:zlib";
-import { createHttpFetch, TRANSFER, TRANSFER_STALLED } from "../../src/providers/http-fetch.js";
+import { CANCEL, createHttpFetch, TRANSFER, TRANSFER_STALLED } from "../../src/providers/http-fetch.js";
 import { startProxy } from "../helpers/proxy.js";
 
 // The transport the openai SDK is given must answer as the global fetch does. Each route below is
@@ -226,6 +227,21 @@ test("an abort rejects with the AbortError the SDK recognises, before or during 
   const pending = httpFetch(`${base}/hang`, { signal: during.signal });
   setTimeout(() => during.abort(), 30);
   await assert.rejects(pending, { name: "AbortError" });
+});
+
+test("the caller's one signal (CANCEL) ends every request in flight with one listener, and leaves answered ones alone", async () => {
+  const build = new AbortController();
+  const cancel = { [CANCEL]: build.signal } as RequestInit;
+  const answered = await Promise.all(Array.from({ length: 10 }, () => httpFetch(`${base}/echo`, { method: "POST", body: "x", ...cancel })));
+  const hanging = Array.from({ length: 10 }, () => httpFetch(`${base}/hang`, cancel));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(getEventListeners(build.signal, "abort").length, 1);
+  build.abort();
+  for (const p of hanging) await assert.rejects(p, { name: "AbortError" });
+  // An answer handed over before the abort is still whole.
+  assert.deepEqual(await answered[0]!.json(), { method: "POST", body: "x" });
+  await assert.rejects(httpFetch(`${base}/echo`, cancel), { name: "AbortError" });
+  assert.equal(getEventListeners(build.signal, "abort").length, 0);
 });
 
 test("a refused connection rejects", async () => {

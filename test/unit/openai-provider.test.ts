@@ -37,7 +37,10 @@ test("the build's one abort signal does not collect a listener per request", asy
   const provider = new OpenAIProvider(cfg(server.baseURL), "k");
   const build = new AbortController();
   for (let i = 0; i < 30; i++) await provider.complete(request(i), build.signal);
-  assert.equal(getEventListeners(build.signal, "abort").length, 0);
+  // One, the transport's (http-fetch.ts CANCEL), whatever the number of requests.
+  assert.equal(getEventListeners(build.signal, "abort").length, 1);
+  await Promise.all(Array.from({ length: 30 }, (_, i) => provider.complete(request(100 + i), build.signal)));
+  assert.equal(getEventListeners(build.signal, "abort").length, 1);
 });
 
 test("aborting the build's signal still aborts a request in flight, and one not yet sent", async () => {
