@@ -17,7 +17,7 @@ import { type TargetOutcome, targetOutcome } from "../expand/target.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
 import { countDrops, type DropCount } from "../lock/drops.js";
-import { type Lock, lockKeys, readLock, serializeLock } from "../lock/lockfile.js";
+import { hashLock, type Lock, lockKeys, readLock, writeLock } from "../lock/lockfile.js";
 import type { GenerateStep, Manifest } from "../manifest/types.js";
 import { writeCard } from "../output/card.js";
 import { emit, rejectionWarnings } from "../output/emit.js";
@@ -32,8 +32,7 @@ import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { acquireBuildLock } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
-import { writeFileAtomic } from "../util/fs-atomic.js";
-import { hash64, initHashing } from "../util/hash.js";
+import { initHashing } from "../util/hash.js";
 import { recordedAttempts } from "./attempts.js";
 import { type CommonOptions, locateProject, openProject } from "./context.js";
 import { projectRemote } from "./remote.js";
@@ -330,10 +329,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (existing)
       for (const path of await removeStaleOutputs(m, existing.lock, emitted.outputs)) events.warn?.(`removed ${path}: the manifest no longer writes it`);
     const lock = assembleLock(m, runs, emitted, offline);
-    const text = serializeLock(lock);
-    const hash = hash64(text);
+    const hash = await writeLock(paths.lock, lock, existing?.hash);
     for (const w of await writeCard(m, lock, hash, existing?.lock)) events.warn?.(w);
-    if (hash !== existing?.hash) await writeFileAtomic(paths.lock, text);
     // For gc of a cache shared with other projects: what this one's lock names.
     await writeRoot(paths.cacheDir, m.name, m.file, lockKeys(lock)).catch((err: Error) =>
       events.warn?.(`could not record this project's answers for gc: ${err.message}`),
@@ -452,7 +449,7 @@ function checkFrozen(steps: { id: string }[], runs: SampleRun[], lock: Lock, exi
   }
   if (existing === undefined)
     throw new FrozenError("--frozen: there is no dataset.lock to check against", [], "run `synthbuild build` and commit dataset.lock");
-  if (hash64(serializeLock(lock)) !== existing.hash) {
+  if (hashLock(lock) !== existing.hash) {
     const before = new Map(existing.lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const after = new Map(lock.samples.map((s) => [s.id, canonicalJson(s)]));
     const changed = [...new Set([...before.keys(), ...after.keys()])].filter((id) => before.get(id) !== after.get(id)).sort();

@@ -3,6 +3,7 @@ import { basename } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { UsageError } from "../errors.js";
 import { canonicalJson } from "../util/canonical-json.js";
+import { AtomicFileWriter } from "../util/fs-atomic.js";
 import { createHash64 } from "../util/hash.js";
 
 /**
@@ -103,10 +104,56 @@ export interface Lock {
  * samples that changed. Nothing time-dependent is written, or a no-op rebuild would show a diff.
  */
 export function serializeLock(lock: Lock): string {
-  const lines = [canonicalJson(lock.header)];
-  for (const o of [...lock.outputs].sort((a, b) => cmp(a.path, b.path))) lines.push(canonicalJson({ output: o.path, rows: o.rows, hash: o.hash, def: o.def }));
-  for (const s of [...lock.samples].sort((a, b) => cmp(a.id, b.id))) lines.push(canonicalJson(s));
-  return lines.join("\n") + "\n";
+  return [...lockText(lock)].join("");
+}
+
+/** serializeLock's text in pieces of about 1 MB, whole lines each. */
+export function* lockText(lock: Lock): Generator<string> {
+  let piece = `${canonicalJson(lock.header)}\n`;
+  const lines = function* () {
+    for (const o of [...lock.outputs].sort((a, b) => cmp(a.path, b.path))) yield canonicalJson({ output: o.path, rows: o.rows, hash: o.hash, def: o.def });
+    for (const s of [...lock.samples].sort((a, b) => cmp(a.id, b.id))) yield canonicalJson(s);
+  };
+  for (const line of lines()) {
+    piece += `${line}\n`;
+    if (piece.length >= 1 << 20) {
+      yield piece;
+      piece = "";
+    }
+  }
+  yield piece;
+}
+
+/**
+ * Write the lock at `path` (atomically) unless its text hashes to `unchanged`; returns the hash.
+ * Hashed and written a piece at a time: the lock of 100,000 samples is about 30 MB, and that text
+ * whole, its bytes and the hasher's copy of them were a third of a large build's peak memory.
+ */
+export async function writeLock(path: string, lock: Lock, unchanged?: string): Promise<string> {
+  const hash = createHash64();
+  const pieces: string[] = [];
+  for (const piece of lockText(lock)) {
+    hash.update(piece);
+    pieces.push(piece);
+  }
+  const digest = hash.digest();
+  if (digest === unchanged) return digest;
+  const out = await AtomicFileWriter.open(path);
+  try {
+    for (const piece of pieces) await out.write(piece);
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+  await out.commit();
+  return digest;
+}
+
+/** hash64 of serializeLock's text, without the text whole. */
+export function hashLock(lock: Lock): string {
+  const hash = createHash64();
+  for (const piece of lockText(lock)) hash.update(piece);
+  return hash.digest();
 }
 
 /** Every cache key a lock names. */

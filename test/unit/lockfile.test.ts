@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { UsageError } from "../../src/errors.js";
-import { type Lock, type LockSample, parseLock, readLock, serializeLock } from "../../src/lock/lockfile.js";
+import { hashLock, type Lock, type LockSample, parseLock, readLock, serializeLock, writeLock } from "../../src/lock/lockfile.js";
+import { canonicalJson } from "../../src/util/canonical-json.js";
 import { hash64, initHashing } from "../../src/util/hash.js";
 
 let dir = "";
@@ -61,6 +62,28 @@ test("readLock reads a large lock in pieces: the same lock, and the hash of its 
   const read = await readLock(path);
   assert.deepEqual(read?.lock, parseLock(text));
   assert.equal(read?.hash, hash64(text));
+});
+
+test("writeLock writes the lock's text a piece at a time, hashed as hash64 hashes it whole; an unchanged lock is not rewritten", async () => {
+  const lock = lockOf(20_000);
+  // The text as one join of its lines, as locks were written before they were written in pieces.
+  const byId = [...lock.samples].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const byPath = [...lock.outputs].sort((a, b) => (a.path < b.path ? -1 : 1));
+  const whole = `${[canonicalJson(lock.header), ...byPath.map((o) => canonicalJson({ output: o.path, rows: o.rows, hash: o.hash, def: o.def })), ...byId.map((x) => canonicalJson(x))].join("\n")}\n`;
+  assert.ok(Buffer.byteLength(whole) > 3 * (1 << 20), "several pieces");
+  assert.equal(serializeLock(lock), whole);
+  assert.equal(hashLock(lock), hash64(whole));
+  const path = join(dir, "written.lock");
+  assert.equal(await writeLock(path, lock), hash64(whole));
+  assert.equal(await readFile(path, "utf8"), whole);
+  // Unchanged: the file is left as it is (a hand-made mark shows it was not rewritten), and no temp file stays.
+  await writeFile(path, "mark");
+  assert.equal(await writeLock(path, lock, hash64(whole)), hash64(whole));
+  assert.equal(await readFile(path, "utf8"), "mark");
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith("written.lock")),
+    ["written.lock"],
+  );
 });
 
 test("trailing blank lines are tolerated; a missing lock is undefined", async () => {
