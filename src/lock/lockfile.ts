@@ -131,10 +131,12 @@ export function* lockText(lock: Lock): Generator<string> {
  */
 export async function writeLock(path: string, lock: Lock, unchanged?: string): Promise<string> {
   const hash = createHash64();
-  const pieces: string[] = [];
+  const pieces: Buffer[] = [];
   for (const piece of lockText(lock)) {
-    hash.update(piece);
-    pieces.push(piece);
+    // Encoded once, for the hash and the file alike.
+    const bytes = Buffer.from(piece, "utf8");
+    hash.update(bytes);
+    pieces.push(bytes);
   }
   const digest = hash.digest();
   if (digest === unchanged) return digest;

@@ -105,6 +105,12 @@ async function emitLines(
 ): Promise<{ rows: number; hash: string }> {
   const hasher = createHash128();
   const writer = write ? await AtomicFileWriter.open(abs) : undefined;
+  // Encoded once, for the hash and the file alike.
+  const flush = async (chunk: string) => {
+    const bytes = Buffer.from(chunk, "utf8");
+    hasher.update(bytes);
+    await writer?.write(bytes);
+  };
   let rows = 0;
   try {
     let chunk = "";
@@ -127,13 +133,11 @@ async function emitLines(
       rows++;
       chunk += JSON.stringify(record) + "\n";
       if (chunk.length >= 1 << 20) {
-        hasher.update(chunk);
-        await writer?.write(chunk);
+        await flush(chunk);
         chunk = "";
       }
     }
-    hasher.update(chunk);
-    await writer?.write(chunk);
+    await flush(chunk);
     await writer?.commit();
   } catch (err) {
     await writer?.abort();

@@ -38,8 +38,14 @@ export class AtomicFileWriter {
     return new AtomicFileWriter(path, tmp, await open(tmp, "w"), opts.fsync !== false);
   }
 
-  async write(chunk: string): Promise<void> {
-    await this.fh.write(chunk);
+  async write(chunk: string | Uint8Array): Promise<void> {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    // A write may take part of the bytes (a full disk at its edge, a signal): the rest follows.
+    for (let at = 0; at < bytes.byteLength; ) {
+      const { bytesWritten } = await this.fh.write(bytes, at);
+      if (bytesWritten === 0) throw new Error(`${this.tmp}: nothing written`);
+      at += bytesWritten;
+    }
   }
 
   async commit(): Promise<void> {

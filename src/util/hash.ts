@@ -73,8 +73,10 @@ export function createHash128(): { update(chunk: string | Uint8Array): void; dig
   const b = x.create64(SEED2);
   return {
     update(chunk) {
-      a.update(chunk);
-      b.update(chunk);
+      // A text is encoded once for both halves (each update of a text would encode it again).
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+      a.update(bytes);
+      b.update(bytes);
     },
     digest: () => a.digest().toString(16).padStart(16, "0") + b.digest().toString(16).padStart(16, "0"),
   };
