@@ -200,13 +200,34 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
       scanning = false;
       wake(true);
     });
+  // Samples whose missing answer another worker is already asking for (a step that reads only
+  // some dimensions gives several samples one request): they ride on that request without a
+  // worker, or requestWidth workers could be waiting on a few requests with slots left idle.
+  const asked = new Set<string>();
+  const riders = new Set<Promise<void>>();
   const worker = async () => {
     while (!failure) {
-      if (taken < pending.length) await advance(m, pending[taken++]!.run, end, requesting, opts);
-      else if (scanning) await new Promise<void>((r) => waiting.push(r));
+      if (taken < pending.length) {
+        const p = pending[taken++]!;
+        if (p.key !== undefined && asked.has(p.key)) {
+          const ride: Promise<void> = advance(m, p.run, end, requesting, opts)
+            .catch(fail)
+            .finally(() => riders.delete(ride));
+          riders.add(ride);
+          continue;
+        }
+        if (p.key !== undefined) asked.add(p.key);
+        try {
+          await advance(m, p.run, end, requesting, opts);
+        } finally {
+          if (p.key !== undefined) asked.delete(p.key);
+        }
+      } else if (scanning) await new Promise<void>((r) => waiting.push(r));
       else return;
     }
   };
   await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.requestWidth ?? opts.width) }, () => worker().catch(fail))]), failedEarly]);
+  // A ride ends with the request it rides on, or soon after (its sample's later steps).
+  while (riders.size && !failure) await Promise.race([Promise.all([...riders]), failedEarly]);
   if (failure) throw failure.err;
 }
