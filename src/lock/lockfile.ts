@@ -143,11 +143,12 @@ export async function writeLock(path: string, lock: Lock, unchanged?: string): P
   const out = await AtomicFileWriter.open(path);
   try {
     for (const piece of pieces) await out.write(piece);
+    // Inside: a failed fsync leaves no temp file or open handle behind.
+    await out.commit();
   } catch (err) {
     await out.abort();
     throw err;
   }
-  await out.commit();
   return digest;
 }
 

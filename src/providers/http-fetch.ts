@@ -117,7 +117,7 @@ export type CancelInit = RequestInit & { [CANCEL]?: AbortSignal };
 const cancellable = new WeakMap<AbortSignal, Set<() => void>>();
 
 /** Calls `fn` when `signal` aborts, until the returned function is called. */
-function onCancel(signal: AbortSignal, fn: () => void): () => void {
+export function onCancel(signal: AbortSignal, fn: () => void): () => void {
   let live = cancellable.get(signal);
   if (!live) {
     const set = new Set<() => void>();

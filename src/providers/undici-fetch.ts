@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher, ProxyAgent, fetch as undiciFetch } from "undici";
-import { CANCEL, type CancelInit, responseTooLarge } from "./http-fetch.js";
+import { CANCEL, type CancelInit, onCancel, responseTooLarge } from "./http-fetch.js";
 import { proxyFor } from "./proxy.js";
 
 /**
@@ -36,12 +36,38 @@ export function createFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: numbe
   return async (input, init = {}) => {
     const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
     const { dispatcher, via } = dispatcherFor(url);
+    let uncancel: (() => void) | undefined;
+    try {
+      return await fetchWhole(url, init, dispatcher, via, (off) => (uncancel = off));
+    } finally {
+      uncancel?.();
+    }
+  };
+
+  async function fetchWhole(
+    url: URL,
+    init: RequestInit,
+    dispatcher: Dispatcher,
+    via: string | undefined,
+    cancelled: (off: () => void) => void,
+  ): Promise<Response> {
     let res: Awaited<ReturnType<typeof undiciFetch>>;
     try {
       // The SDK's init is the DOM type; undici's is its own, equal in what the SDK sets.
-      // The caller's own signal (see CANCEL) ends the request as the SDK's does.
+      // The caller's own signal (see CANCEL) ends the request as the SDK's does, through a
+      // controller of the request's own: AbortSignal.any would register every request on the
+      // build's signal for good (Node 20 never drops those).
       const cancel = (init as CancelInit)[CANCEL];
-      const signal = cancel ? (init.signal ? AbortSignal.any([init.signal, cancel]) : cancel) : init.signal;
+      let signal = init.signal;
+      if (cancel) {
+        const own = new AbortController();
+        const sdk = init.signal;
+        if (cancel.aborted) own.abort(cancel.reason);
+        else if (sdk?.aborted) own.abort(sdk.reason);
+        sdk?.addEventListener("abort", () => own.abort(sdk.reason), { once: true });
+        cancelled(onCancel(cancel, () => own.abort(cancel.reason)));
+        signal = own.signal;
+      }
       res = await undiciFetch(url, { ...(init as object), signal, redirect: "manual", dispatcher });
     } catch (err) {
       // undici says only "fetch failed"; what failed is its cause. Through a proxy, the proxy
@@ -53,7 +79,7 @@ export function createFetch(opts: { env: NodeJS.ProcessEnv; maxBodyBytes?: numbe
     const response = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers as unknown as Headers });
     Object.defineProperty(response, "url", { value: res.url || url.href });
     return response;
-  };
+  }
 }
 
 /** The body's bytes, refused once more than `max` have arrived (or are announced). */
