@@ -12,7 +12,7 @@ import { ProviderPool } from "../execute/providers.js";
 import { BuildResolver, CacheResolver } from "../execute/resolver.js";
 import { SampleLimit } from "../execute/sample-limit.js";
 import { walkWaves } from "../execute/target-waves.js";
-import { type Batching, type PendingRun, walk } from "../execute/walk.js";
+import { type Batching, type PendingRun, type RequestWorkers, walk } from "../execute/walk.js";
 import { type TargetOutcome, targetOutcome } from "../expand/target.js";
 import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
@@ -198,11 +198,16 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     if (opts.frozen) return withFetched(await frozenBuild(m, runs, cache, existing, offline, paths.lock, events));
     await cache.checkWritable();
     const budget = new Budget(opts.maxCost, offline);
+    // The walk lends itself a worker while a request waits out a backoff (see RequestWorkers).
+    const workers: RequestWorkers = {};
     const pool = new ProviderPool(env, {
       offline,
       concurrency: opts.concurrency,
       signal: controller.signal,
-      onRetry: (r) => events.retried?.({ step: "", attempt: r.attempt, delayMs: r.delayMs, reason: r.error.message }),
+      onRetry: (r) => {
+        if (r.delayMs > 0) workers.lend?.(r.delayMs);
+        events.retried?.({ step: "", attempt: r.attempt, delayMs: r.delayMs, reason: r.error.message });
+      },
     });
     const requesting = new BuildResolver(
       cache,
@@ -277,6 +282,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           requesting,
           width,
           requestWidth,
+          workers,
           providerOverride,
           signal: controller.signal,
           redact: pool.redact,

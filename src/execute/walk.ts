@@ -26,6 +26,8 @@ export interface WalkOptions extends PipelineOptions {
    * 64 slots, 256 such samples cost a cold build of 100,000 about 15% more CPU than 96.
    */
   requestWidth?: number;
+  /** Where the requests' side lends the walk a worker while a request waits out a retry's backoff. */
+  workers?: RequestWorkers;
   /**
    * Called once per segment, when the cache scan is done (also when nothing is missing), with the
    * samples that stopped on a miss and the step each stopped on (for progress totals: their
@@ -38,6 +40,16 @@ export interface WalkOptions extends PipelineOptions {
   redact?: Redact;
   /** Steps that may go by the Batch API (execute/batch-round.ts). */
   batching?: Batching;
+}
+
+/**
+ * A request waiting out a retry's backoff has given its endpoint slot back, but its sample still
+ * holds a requesting worker: with requestWidth near the slots, samples that keep failing (1% of
+ * a build, retried for half a minute each) would hold every worker and leave the slots idle.
+ * `lend(ms)`, set by the walk while it requests, adds a worker for that long.
+ */
+export interface RequestWorkers {
+  lend?: (ms: number) => void;
 }
 
 /** How a build sends some steps' requests as batches. */
@@ -205,8 +217,9 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
   // worker, or requestWidth workers could be waiting on a few requests with slots left idle.
   const asked = new Set<string>();
   const riders = new Set<Promise<void>>();
-  const worker = async () => {
-    while (!failure) {
+  // A worker lent for a while (see RequestWorkers.lend) stops taking samples once it ends.
+  const worker = async (until = Infinity) => {
+    while (!failure && Date.now() < until) {
       if (taken < pending.length) {
         const p = pending[taken++]!;
         if (p.key !== undefined && asked.has(p.key)) {
@@ -226,8 +239,20 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
       else return;
     }
   };
-  await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.requestWidth ?? opts.width) }, () => worker().catch(fail))]), failedEarly]);
-  // A ride ends with the request it rides on, or soon after (its sample's later steps).
-  while (riders.size && !failure) await Promise.race([Promise.all([...riders]), failedEarly]);
+  if (opts.workers)
+    opts.workers.lend = (ms) => {
+      const lent: Promise<void> = worker(Date.now() + ms)
+        .catch(fail)
+        .finally(() => riders.delete(lent));
+      riders.add(lent);
+    };
+  try {
+    await Promise.race([Promise.all([scan, ...Array.from({ length: Math.max(1, opts.requestWidth ?? opts.width) }, () => worker().catch(fail))]), failedEarly]);
+    // A ride ends with the request it rides on, or soon after (its sample's later steps); a lent
+    // worker with the sample it took last.
+    while (riders.size && !failure) await Promise.race([Promise.all([...riders]), failedEarly]);
+  } finally {
+    if (opts.workers) opts.workers.lend = undefined;
+  }
   if (failure) throw failure.err;
 }
