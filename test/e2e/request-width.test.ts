@@ -5,55 +5,48 @@ import { TempProject } from "../helpers/project.js";
 import { startTestServer } from "../server/openai-test-server.js";
 
 /**
- * The requesting workers are about 1.5x the slots (build.ts requestWidth): samples that share a request (a step that
- * reads only some of the dimensions) must not each hold a worker while together they fill one slot.
+ * The requesting workers are about 1.5x the slots (build.ts requestWidth): samples that share a
+ * request (a step that reads only some of the dimensions) must not each hold a worker while
+ * together they fill one slot, nor must samples waiting out a retry's backoff.
  */
-function manifest(topics: number, styles: number, concurrency: number): string {
-  const t = Array.from({ length: topics }, (_, i) => `t${String(i).padStart(3, "0")}`).join(", ");
-  const s = Array.from({ length: styles }, (_, i) => `s${i}`).join(", ");
+function manifest(o: { name: string; concurrency: number; retries: number; dimensions: Record<string, string[]>; prompt: string; output: string }): string {
+  const dims = Object.entries(o.dimensions).map(([name, values]) => `  ${name}: [${values.join(", ")}]`);
   return `version: 1
-name: width
+name: ${o.name}
 seed: 3
 model:
   provider: openai
   name: test-model
   base_url: \${TEST_BASE_URL}
   params: { max_tokens: 20 }
-  concurrency: ${concurrency}
-  retries: 1
+  concurrency: ${o.concurrency}
+  retries: ${o.retries}
   timeout_s: 20
 dimensions:
-  topic: [${t}]
-  style: [${s}]
+${dims.join("\n")}
 steps:
-  - id: scene
-    generate: { prompt: "a scene about {{ topic }}" }
-output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ topic }} {{ style }}", completion: "{{ scene }}" }
+  - id: answer
+    generate: { prompt: "${o.prompt}" }
+output: { path: dist/out.jsonl, format: prompt-completion, prompt: "${o.output}", completion: "{{ answer }}" }
 `;
 }
 
-/** Items i000…, a tenth of a build's requests failing for good on those whose number ends in 7 or 3. */
-function failing(items: number, concurrency: number): string {
-  const list = Array.from({ length: items }, (_, i) => `i${String(i).padStart(3, "0")}`).join(", ");
-  return `version: 1
-name: backoff
-seed: 3
-model:
-  provider: openai
-  name: test-model
-  base_url: \${TEST_BASE_URL}
-  params: { max_tokens: 20 }
-  concurrency: ${concurrency}
-  retries: 3
-  timeout_s: 20
-dimensions:
-  item: [${list}]
-steps:
-  - id: answer
-    generate: { prompt: "say {{ item }}." }
-output: { path: dist/out.jsonl, format: prompt-completion, prompt: "{{ item }}", completion: "{{ answer }}" }
-`;
-}
+const numbered = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(3, "0")}`);
+
+/** Topics × styles, the step reading only the topic: `styles` samples share each request. */
+const shared = (topics: number, styles: number, concurrency: number) =>
+  manifest({
+    name: "width",
+    concurrency,
+    retries: 1,
+    dimensions: { topic: numbered("t", topics), style: numbered("s", styles) },
+    prompt: "a scene about {{ topic }}",
+    output: "{{ topic }} {{ style }}",
+  });
+
+/** Items i000…, those whose number ends in 3 or 7 (a fifth) to fail for good. */
+const failing = (items: number, concurrency: number) =>
+  manifest({ name: "backoff", concurrency, retries: 3, dimensions: { item: numbered("i", items) }, prompt: "say {{ item }}.", output: "{{ item }}" });
 
 describe("requesting workers against the endpoint's slots", () => {
   const projects: TempProject[] = [];
@@ -86,7 +79,7 @@ describe("requesting workers against the endpoint's slots", () => {
   test("samples sharing one request do not leave the endpoint's slots idle", { timeout: 60_000 }, async () => {
     const server = await startTestServer({ latencyMs: 300, answerWords: 5 });
     try {
-      const p = await TempProject.create({ "dataset.yaml": manifest(200, 4, 64) });
+      const p = await TempProject.create({ "dataset.yaml": shared(200, 4, 64) });
       projects.push(p);
       const r = await runCli(["build", "--json"], p.dir, { TEST_BASE_URL: server.baseURL, OPENAI_API_KEY: "sk-test" }, 50_000);
       assert.equal(r.status, 0, r.stderr);
