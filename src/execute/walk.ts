@@ -219,7 +219,7 @@ async function scanAndRequest(m: Manifest, live: SampleRun[], end: number, opts:
   const riders = new Set<Promise<void>>();
   // A worker lent for a while (see RequestWorkers.lend) stops taking samples once it ends.
   const worker = async (until = Infinity) => {
-    while (!failure && Date.now() < until) {
+    while (!failure && (until === Infinity || Date.now() < until)) {
       if (taken < pending.length) {
         const p = pending[taken++]!;
         if (p.key !== undefined && asked.has(p.key)) {
