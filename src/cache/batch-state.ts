@@ -101,6 +101,11 @@ export async function readBatchRecord(cacheDir: string, inputFileId: string): Pr
   }
 }
 
+/** Whether this cache records any batch (a look at one folder, for builds that would otherwise ask nothing). */
+export async function hasBatchRecords(cacheDir: string): Promise<boolean> {
+  return (await readdir(dirOf(cacheDir)).catch(() => [] as string[])).some((n) => n.endsWith(".json"));
+}
+
 /** Every batch record, oldest first; a record that does not read (a torn write cannot happen, a hand edit can) is skipped. */
 export async function readBatchRecords(cacheDir: string): Promise<BatchRecord[]> {
   const dir = dirOf(cacheDir);

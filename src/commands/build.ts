@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { hasBatchRecords } from "../cache/batch-state.js";
 import { hasRoot, writeRoot } from "../cache/roots.js";
 import type { Cache } from "../cache/store.js";
 import { useCache } from "../cache/users.js";
@@ -18,7 +19,7 @@ import { decide } from "../freshness/decide.js";
 import { type NoopSummary, removeStamp, upToDate, writeStamp } from "../freshness/stamp.js";
 import { countDrops, type DropCount } from "../lock/drops.js";
 import { hashLock, type Lock, lockKeys, readLock, writeLock } from "../lock/lockfile.js";
-import type { GenerateStep, Manifest } from "../manifest/types.js";
+import type { GenerateStep, Manifest, Step } from "../manifest/types.js";
 import { writeCard } from "../output/card.js";
 import { emit, rejectionWarnings } from "../output/emit.js";
 import { assembleLock } from "../output/lock-entries.js";
@@ -175,7 +176,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // this is a no-op) and its temp files beside it.
       await sweepTemps(m, paths.lock, events);
       events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
-      const unstamped = await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
+      const idle = offline || opts.frozen ? 0 : await collectIdleBatches(cache, paths.cacheDir, m.steps, env, controller.signal, events);
+      const unstamped = idle
+        ? idleBatches(idle)
+        : await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
       if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
       const l = existing!.lock;
       if (!hasRoot(paths.cacheDir, m.file)) await writeRoot(paths.cacheDir, m.name, m.file, verdict.current.keys).catch(() => {});
@@ -310,6 +314,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     // A batch whose answers were all stored by a build killed before it forgot the batch.
     if (!controller.signal.aborted && (pendingKeys.size > 0 || m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))))
       await runner.sweep((key) => cache.has(key));
+    // Batches the edited manifest no longer asks anything of: what they answered is paid for.
+    const idle = !controller.signal.aborted && pendingKeys.size > 0 ? await runner.collectIdle(m.steps) : 0;
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted) {
@@ -350,6 +356,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // Checked, not assumed: a gc (or a person) may have removed an answer while this build ran.
       const missing = cache.firstMissing(lockKeys(lock), hash);
       if (missing) events.warn?.(`answer ${missing}, which the lock names, left the cache during the build; the next build requests it again`);
+      else if (idle) events.decided?.(`no stamp written: ${idleBatches(idle)}`);
       else {
         const unstamped = await writeStamp({ manifest: m, paths, cache, lock, lockHash: hash, offline, env, warnings });
         if (unstamped) events.decided?.(`no stamp written: ${unstamped}`);
@@ -363,6 +370,29 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await release();
   }
 }
+
+/**
+ * An up-to-date build's look at the batches of this cache (none of them asks for anything the
+ * lock names, or the build would not be up to date): as a build that requests asks them
+ * (BatchRunner.collectIdle), with a client made only when there is a record. How many are left.
+ */
+async function collectIdleBatches(
+  cache: Cache,
+  cacheDir: string,
+  steps: readonly Step[],
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+  events: BuildEvents,
+): Promise<number> {
+  if (!(await hasBatchRecords(cacheDir))) return 0;
+  const pool = new ProviderPool(env, { offline: false, signal });
+  const resolver = new BuildResolver(cache, pool, signal);
+  return new BatchRunner(resolver, pool, cacheDir, signal, batchLimits(env), events).collectIdle(steps);
+}
+
+/** Why no stamp: a no-op it decided would not ask these batches again. */
+const idleBatches = (n: number) =>
+  `${n} batch${n === 1 ? "" : "es"} this manifest no longer asks anything of ${n === 1 ? "is" : "are"} still to be collected (each build asks again)`;
 
 export interface Shard {
   /** 1-based, as CI matrices count. */

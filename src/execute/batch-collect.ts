@@ -125,9 +125,34 @@ export class BatchCollector {
     return p;
   }
 
-  private async collect(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<Settled | undefined> {
-    const like = { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
-    let view: BatchView | undefined;
+  /**
+   * A batch no run of this build waits for (the manifest no longer makes any of its requests),
+   * asked once whether it is done and never waited for: a settled one's files are read, its
+   * answers (paid for) stored by UnwantedLines' rules, and "collected"; of one still running, its
+   * status, left for a later build to ask again; "unknown" to this key (HTTP 404: see `unknown`).
+   * Undefined: it could not be asked or read (the endpoint down or refusing), left too. It never stops the build,
+   * whose own work is done by then, and rides out no outage: a later build asks again.
+   */
+  async collectIdle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<"collected" | "unknown" | BatchView["status"] | undefined> {
+    if (!rec.batch_id || this.settling.has(rec.input_file_id) || this.givenUp.has(rec.input_file_id)) return undefined;
+    try {
+      const view = await client.retrieve(rec.batch_id, this.signal, likeOf(step));
+      if (!SETTLED.has(view.status)) return view.status;
+      const p = this.collect(client, step, rec, view);
+      this.settling.set(rec.input_file_id, p);
+      const s = await p.finally(() => this.settling.delete(rec.input_file_id));
+      return s && "lines" in s ? "collected" : undefined;
+    } catch (err) {
+      if (err instanceof RequestError && err.status === 404) return "unknown";
+      if (err instanceof RequestError || err instanceof BatchCallFailed || err instanceof SynthbuildError) return undefined;
+      throw err;
+    }
+  }
+
+  /** `idle`: a batch no run waits for, settled as this view says (see collectIdle): its files read without riding out an outage. */
+  private async collect(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord, idle?: BatchView): Promise<Settled | undefined> {
+    const like = likeOf(step);
+    let view: BatchView | undefined = idle;
     if (!rec.batch_id) {
       // Killed between upload and create (or its claim lost there): created holding the claim,
       // unless another build has meanwhile.
@@ -189,6 +214,7 @@ export class BatchCollector {
             id,
             () => this.takeLines(client.results(fileId, this.signal), lines, seen, id, spare),
             () => seen.size,
+            idle !== undefined,
           )) ?? false
         );
       } catch (err) {
@@ -265,7 +291,7 @@ export class BatchCollector {
    * long download that broke off after some lines is not an endpoint that is down). A refusal of
    * the whole endpoint stops the build at once. Undefined when interrupted.
    */
-  private async patiently<T>(step: GenerateStep, batchId: string, fn: () => Promise<T>, progress?: () => number): Promise<T | undefined> {
+  private async patiently<T>(step: GenerateStep, batchId: string, fn: () => Promise<T>, progress?: () => number, idle = false): Promise<T | undefined> {
     let downSince: number | undefined;
     let moved = progress?.();
     let delay = Math.min(this.limits.pollMs, 1000);
@@ -275,6 +301,8 @@ export class BatchCollector {
         return await fn();
       } catch (err) {
         if (this.signal.aborted) return undefined;
+        // A batch no run waits for is asked again by a later build: nothing is ridden out or stopped for it.
+        if (idle && err instanceof RequestError) throw new BatchCallFailed(this.resolver.redact(err.message), err.status);
         if (err instanceof EndpointRefused) throw this.refused(step, err);
         if (err instanceof SynthbuildError) throw err;
         const e = err as RequestError;
@@ -483,6 +511,11 @@ function answerProblem(a: ProviderAnswer, req: ChatRequest, retryEmpty: boolean)
     return err as RequestError;
   }
   return undefined;
+}
+
+/** A request of the step, for calls whose refusal of the whole endpoint must say so (OpenAIBatches). */
+function likeOf(step: GenerateStep): ChatRequest {
+  return { model: step.model.name, messages: [], params: {}, provider: step.model.provider, endpoint: step.model.endpoint } as ChatRequest;
 }
 
 /** Two steps may wait on one batch (the same request in both): the second finds it gone already. */

@@ -2,7 +2,7 @@ import { type Claim, claimPath, withClaim } from "../cache/batch-claim.js";
 import { type BatchRecord, readBatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord, writeBatchRequests } from "../cache/batch-state.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
-import type { GenerateStep } from "../manifest/types.js";
+import type { GenerateStep, Step } from "../manifest/types.js";
 import type { Answer } from "../plan/pipeline.js";
 import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchView, batchLine } from "../providers/batch-format.js";
@@ -127,6 +127,41 @@ export class BatchRunner {
   /** Batches submitted and not yet collected: what an interrupted build leaves running. */
   async outstanding(): Promise<BatchRecord[]> {
     return this.records ? [...(await this.records)] : [];
+  }
+
+  /**
+   * After the build's own work, the batches it did not wait for, none of whose requests the
+   * manifest makes now (it changed since they were submitted): each is asked once whether it is
+   * done, never waited for. A settled one's answers are stored, paid for as they are (an edit back
+   * costs nothing), and its record forgotten; one still running is said, with how to stop paying
+   * for it. A batch is asked with the client of the step it was made for or, renamed, of a step
+   * at its endpoint and model; one with neither in the manifest cannot be asked (`status` says
+   * so). How many are left for a later build to ask again (still running, or not answering).
+   */
+  async collectIdle(steps: readonly Step[]): Promise<number> {
+    const records = await this.loaded();
+    let left = 0;
+    for (const r of [...records]) {
+      if (this.signal.aborted) return left + 1;
+      const here = steps.filter((s): s is GenerateStep => s.kind === "generate" && s.model.endpoint === r.endpoint && s.model.name === r.model);
+      const step = here.find((s) => s.id === r.step) ?? here[0];
+      if (!step || !r.batch_id) continue;
+      const got = await this.collector.collectIdle(await this.pool.batchesFor(step), step, r);
+      if (got === "collected") {
+        await removeBatchRecord(this.cacheDir, r.input_file_id);
+        forget(records, r);
+        this.events.decided?.(`batch ${r.batch_id} (step '${r.step}') is done: its answers, which this manifest no longer asks for, are stored in the cache`);
+        continue;
+      }
+      // Unknown under this key: only the user can tell whether it is gone (`status` shows it).
+      if (got === "unknown") continue;
+      left++;
+      if (got)
+        this.events.warn?.(
+          `batch ${r.batch_id} (step '${r.step}', ${r.custom_ids.length} request(s), submitted ${r.created_at}) is still ${got}, though this manifest no longer makes its requests: a later build stores its answers once it is done (they are paid for); \`synthbuild status --cancel\` cancels the batches still running`,
+        );
+    }
+    return left;
   }
 
   /** Every key a pending batch of this cache covers: collected from that batch, whatever its step's mode now. */

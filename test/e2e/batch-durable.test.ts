@@ -204,6 +204,51 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     assert.equal(await p.read("dist/out.jsonl"), await direct.read("dist/out.jsonl"), "each stored under its own request's key");
   });
 
+  test("a batch none of whose requests the edited manifest makes is asked once by each build, never waited for; once done its answers are stored and its record goes; editing back costs nothing", async () => {
+    const s = await server(5000);
+    const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
+    const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const b = spawnCli(["build"], p.dir, env);
+    await waitFor(() => s.batches.counts.batchesCreated === 1, 10_000, "the batch to be created");
+    await new Promise((r) => setTimeout(r, 100));
+    b.child.kill("SIGINT");
+    assert.equal((await b.done).status, 130);
+    const [id] = s.batches.list().map((x) => x.id);
+
+    // Every prompt changed, and no batching: the batch's requests are made by no sample now.
+    await p.write({ "dataset.yaml": manifest({ samples: 3, padding: 8 }) });
+    const edited = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(edited.status, 0, edited.stderr);
+    assert.equal(chatRequests(s), 3, "the edited manifest's requests go direct");
+    assert.match(edited.stderr, new RegExp(`batch ${id} \\(step 'outline', 3 request\\(s\\)[^\\n]* is still (validating|in_progress), though this manifest no longer makes its requests`));
+    assert.equal((await batchFiles(p)).length, 1, "a batch still running keeps its record");
+    // No stamp while it runs: a no-op build asks it again.
+    const noop = await runCli(["build", "--json", "--verbose"], p.dir, env);
+    assert.equal(noop.status, 0, noop.stderr);
+    assert.equal(JSON.parse(noop.stdout).requests, 0);
+    assert.match(noop.stderr, /no stamp written: 1 batch this manifest no longer asks anything of is still to be collected/);
+    assert.match(noop.stderr, /is still (validating|in_progress)/);
+
+    s.batches.setStepMs(20);
+    await waitFor(() => s.batches.list()[0]!.status === "completed", 5000, "the batch to complete");
+    const collected = await runCli(["build", "--json", "--verbose"], p.dir, env);
+    assert.equal(collected.status, 0, collected.stderr);
+    assert.equal(JSON.parse(collected.stdout).requests, 0);
+    assert.match(collected.stderr, new RegExp(`batch ${id} \\(step 'outline'\\) is done: its answers, which this manifest no longer asks for, are stored`));
+    assert.deepEqual(await batchFiles(p), [], "its record goes once its answers are stored");
+    assert.equal((await p.cacheKeys()).length, 6, "the batch's 3 answers beside the direct 3");
+    const stamped = await runCli(["build", "--json", "--verbose"], p.dir, env);
+    assert.match(stamped.stderr, /up to date: nothing the last complete build's stamp lists has changed/, "with nothing left to collect, the stamp is written");
+
+    await p.write({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
+    const back = await runCli(["build", "--json"], p.dir, env);
+    assert.equal(back.status, 0, back.stderr);
+    assert.equal(JSON.parse(back.stdout).requests, 0);
+    assert.equal(JSON.parse(back.stdout).outputs[0].rows, 3);
+    assert.equal(s.batches.counts.batchesCreated, 1, "no batch submitted again");
+    assert.equal(chatRequests(s), 3);
+  });
+
   test("status --forget drops the records of pending batches; the next build asks again for their requests", async () => {
     const s = await server(5000);
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
