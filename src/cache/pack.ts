@@ -33,6 +33,8 @@ const QUOTE = 0x22;
 const VOID = Buffer.from("#", "latin1");
 const NEWLINE = 0x0a;
 const READ_CHUNK = 8 << 20;
+/** What one read of a record brings in for the records after it (see bytesOf). */
+const WINDOW = 256 << 10;
 const APPEND_EXISTING = constants.O_WRONLY | constants.O_APPEND;
 
 /** Can these bytes be a pack record? (Format-1 entries, or JSON with its fields in another order, stay loose.) */
@@ -82,6 +84,8 @@ export class Pack {
   /** A descriptor set aside by a reset while its write was in flight: closed when the write ends. */
   private retired?: number;
   private files: PackFile[] = [];
+  /** The bytes last read for a record, from `start`; records ending by `end` are served from them (see bytesOf). */
+  private window?: { fd: number; start: number; end: number; bytes: Buffer };
   private loaded = false;
   private appendFd?: number;
   /** key → its first record; later records of the same key (a race lost, or a corrupt first) in `more`. */
@@ -172,6 +176,8 @@ export class Pack {
   }
 
   private reset(): void {
+    // Descriptors are numbers the next open may reuse for another file.
+    this.window = undefined;
     for (const f of this.files) this.close1(f.fd);
     if (this.appendFd !== undefined) this.close1(this.appendFd);
     this.appendFd = undefined;
@@ -271,12 +277,29 @@ export class Pack {
     }
   }
 
-  private bytesOf(id: number): Buffer {
+  /**
+   * A record's bytes. A build reads records in about the order they were stored (answers arrive
+   * in about sample order), so one read of WINDOW bytes serves the records after it too, where a
+   * read each cost a system call: about 10 µs here, 0.2 s of an edited build of 20,000 samples.
+   * Only records indexed before the window was read are served from it: those were whole then,
+   * and a record never changes once whole but for a void (which drops the window); a record being
+   * appended meanwhile may be torn in it. `direct`: read from the file whatever the window holds.
+   */
+  private bytesOf(id: number, direct = false): Buffer {
     const f = this.files[this.recFile[id]!]!;
     const len = this.recLength[id]!;
-    const buf = Buffer.allocUnsafe(len);
-    const n = readSync(f.fd, buf, 0, len, this.recOffset[id]!);
-    return n === len ? buf : buf.subarray(0, n);
+    const at = this.recOffset[id]!;
+    const w = this.window;
+    if (!direct && w?.fd === f.fd && at >= w.start && at + len <= w.end) return Buffer.from(w.bytes.subarray(at - w.start, at - w.start + len));
+    if (direct || len >= WINDOW) {
+      const buf = Buffer.allocUnsafe(len);
+      const n = readSync(f.fd, buf, 0, len, at);
+      return n === len ? buf : buf.subarray(0, n);
+    }
+    const bytes = Buffer.allocUnsafe(WINDOW);
+    const n = readSync(f.fd, bytes, 0, WINDOW, at);
+    this.window = { fd: f.fd, start: at, end: Math.min(at + n, f.scanned), bytes };
+    return Buffer.from(bytes.subarray(0, Math.min(n, len)));
   }
 
   /** The records of a key, in the packs' order (usually one). */
@@ -526,8 +549,10 @@ export class Pack {
   voidCorrupt(key: string): number {
     if (!this.loaded) this.load();
     const ids = this.idsOf(key);
-    const bad = ids.filter((id) => !this.sound(key, this.bytesOf(id)));
+    // As the file has them: nothing is voided for bytes only the window held.
+    const bad = ids.filter((id) => !this.sound(key, this.bytesOf(id, true)));
     if (!bad.length) return 0;
+    this.window = undefined;
     for (const id of bad) {
       let fd: number;
       try {

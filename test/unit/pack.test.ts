@@ -159,3 +159,31 @@ test("bytes a pack cannot hold (a format-1 entry from a remote) are stored loose
   assert.deepEqual((await scanPacks(dir)).valid, [keyOf(10)]);
   await rm(dir, { recursive: true, force: true });
 });
+
+test("records read through the read-ahead are their own bytes in any order, across its edges and past its size; a corrupt one is voided as the file has it", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "synthbuild-pack-"));
+  const cache = new Cache(dir);
+  // Sizes from a few bytes to more than the 256 KiB read-ahead, so records straddle its edge.
+  const text = (i: number) => `${i} `.repeat(i % 7 === 0 ? 40_000 + i * 100 : 1 + ((i * 37) % 900));
+  for (let i = 0; i < 300; i++) await cache.put(entry(keyOf(i), text(i)));
+  const order = [...Array(300).keys()];
+  for (const pass of [order, [...order].reverse(), order.map((_, i) => (i * 131) % 300)]) {
+    const reader = new Cache(dir);
+    for (const i of pass) assert.equal((await reader.get(keyOf(i)))?.response.text, text(i), `key ${i}`);
+  }
+  // A byte of record 150's text changed on disk: found corrupt, voided, and its neighbours whole.
+  const pack = join(dir, "packs", "000001.pack");
+  const { readFile, writeFile } = await import("node:fs/promises");
+  const bytes = await readFile(pack);
+  const at = bytes.indexOf(Buffer.from(`"${text(150).slice(0, 8)}`));
+  bytes[at + 2] = "#".charCodeAt(0);
+  await writeFile(pack, bytes);
+  const reader = new Cache(dir);
+  assert.equal((await reader.get(keyOf(149)))?.response.text, text(149));
+  assert.equal(await reader.get(keyOf(150)), undefined);
+  assert.equal((await reader.get(keyOf(151)))?.response.text, text(151));
+  const scan = await scanPacks(dir);
+  assert.equal(scan.valid.length, 299);
+  assert.ok(!scan.valid.includes(keyOf(150)));
+  await rm(dir, { recursive: true, force: true });
+});
