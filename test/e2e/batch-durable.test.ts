@@ -220,7 +220,10 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     const edited = await runCli(["build", "--json"], p.dir, env);
     assert.equal(edited.status, 0, edited.stderr);
     assert.equal(chatRequests(s), 3, "the edited manifest's requests go direct");
-    assert.match(edited.stderr, new RegExp(`batch ${id} \\(step 'outline', 3 request\\(s\\)[^\\n]* is still (validating|in_progress), though this manifest no longer makes its requests`));
+    assert.match(
+      edited.stderr,
+      new RegExp(`batch ${id} \\(step 'outline', 3 request\\(s\\)[^\\n]* is still (validating|in_progress), though this manifest no longer makes its requests`),
+    );
     assert.equal((await batchFiles(p)).length, 1, "a batch still running keeps its record");
     // No stamp while it runs: a no-op build asks it again.
     const noop = await runCli(["build", "--json", "--verbose"], p.dir, env);
