@@ -29,6 +29,12 @@ export interface BatchRecord {
   created_at: string;
   /** Its step had `on_empty: retry`: an empty answer is not kept, as a direct one is not. */
   retry_empty?: true;
+  /**
+   * The manifest of the build that submitted it (its path; absent in older records): a build of
+   * another manifest sharing the cache (a second checkout, another project) is not the one to
+   * warn about it, nor to withhold its stamp for it.
+   */
+  manifest?: string;
 }
 
 function dirOf(cacheDir: string): string {

@@ -176,7 +176,8 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       // this is a no-op) and its temp files beside it.
       await sweepTemps(m, paths.lock, events);
       events.decided?.("up to date: every sample's recipe matches the lock, and dist/ and the cache agree with it");
-      const idle = offline || opts.frozen ? 0 : await collectIdleBatches(cache, paths.cacheDir, m.steps, env, controller.signal, events);
+      const idle = offline || opts.frozen ? 0 : await collectIdleBatches(cache, paths.cacheDir, m.file, m.steps, env, controller.signal, events);
+      if (controller.signal.aborted) throw idleInterrupted("dist/ and the lock are as they were");
       const unstamped = idle
         ? idleBatches(idle)
         : await writeStamp({ manifest: m, paths, cache, lock: existing!.lock, lockHash: existing!.hash, offline, env, warnings });
@@ -232,7 +233,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
       const mine = opts.shard ? pending.filter((p) => inShard(p.run.sample.id, opts.shard!)) : pending;
       return limit ? limit.preview(mine, (p) => p.run.sample.id) : mine;
     };
-    const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events);
+    const runner = new BatchRunner(requesting, pool, paths.cacheDir, controller.signal, batchLimits(env), events, m.file);
     // Keys a pending batch covers are collected from it whatever their step's mode now: never paid twice.
     const pendingKeys = offline ? new Set<string>() : await runner.pendingKeys();
     const batching: Batching = {
@@ -314,8 +315,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     // A batch whose answers were all stored by a build killed before it forgot the batch.
     if (!controller.signal.aborted && (pendingKeys.size > 0 || m.steps.some((s) => s.kind === "generate" && batches(s, Infinity, offline))))
       await runner.sweep((key) => cache.has(key));
-    // Batches the edited manifest no longer asks anything of: what they answered is paid for.
-    const idle = !controller.signal.aborted && pendingKeys.size > 0 ? await runner.collectIdle(m.steps) : 0;
     // Stopped early (Ctrl-C): the previous dist/ and lock stay as they were, a release that is
     // whole; every answer that arrived is in the cache, and the next build starts from there.
     if (controller.signal.aborted) {
@@ -347,6 +346,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     await writeRoot(paths.cacheDir, m.name, m.file, lockKeys(lock)).catch((err: Error) =>
       events.warn?.(`could not record this project's answers for gc: ${err.message}`),
     );
+    // Batches the edited manifest no longer asks anything of (what they answered is paid for),
+    // once the release is written: neither delayed nor lost for them.
+    const idle = pendingKeys.size > 0 ? await runner.collectIdle(m.steps) : 0;
+    if (controller.signal.aborted) throw idleInterrupted("dist/ and the lock are written, whole");
     const result = summarise(runs, emitted.outputs, budget.spent, budget.reached, limit);
     if (remoteReport) result.remote = remoteReport;
     if (lock.header.target) result.target = targetOutcome(lock.header);
@@ -379,6 +382,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 async function collectIdleBatches(
   cache: Cache,
   cacheDir: string,
+  manifest: string,
   steps: readonly Step[],
   env: NodeJS.ProcessEnv,
   signal: AbortSignal,
@@ -387,8 +391,14 @@ async function collectIdleBatches(
   if (!(await hasBatchRecords(cacheDir))) return 0;
   const pool = new ProviderPool(env, { offline: false, signal });
   const resolver = new BuildResolver(cache, pool, signal);
-  return new BatchRunner(resolver, pool, cacheDir, signal, batchLimits(env), events).collectIdle(steps);
+  return new BatchRunner(resolver, pool, cacheDir, signal, batchLimits(env), events, manifest).collectIdle(steps);
 }
+
+/** Ctrl-C while batches no sample waits for were asked: nothing of the release is lost, and they are asked again. */
+const idleInterrupted = (release: string) =>
+  new InterruptedError(
+    `interrupted while asking batches this manifest no longer asks anything of whether they are done: ${release}; the next build asks them again`,
+  );
 
 /** Why no stamp: a no-op it decided would not ask these batches again. */
 const idleBatches = (n: number) =>

@@ -16,6 +16,12 @@ import { validateJsonAnswer } from "./json-answer.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
 
+/** How long a build waits for an endpoint to say whether a batch no sample waits for is done. */
+const IDLE_ASK_MS = 10_000;
+
+/** What asking a batch no run waits for found (BatchCollector.collectIdle). */
+export type IdleOutcome = { done: BatchView["status"]; why: string } | { running: BatchView["status"] } | { unknown: true } | { unasked: string };
+
 /** Answers of a batch stored at once. */
 const STORE_WIDTH = 64;
 
@@ -127,24 +133,44 @@ export class BatchCollector {
 
   /**
    * A batch no run of this build waits for (the manifest no longer makes any of its requests),
-   * asked once whether it is done and never waited for: a settled one's files are read, its
-   * answers (paid for) stored by UnwantedLines' rules, and "collected"; of one still running, its
-   * status, left for a later build to ask again; "unknown" to this key (HTTP 404: see `unknown`).
-   * Undefined: it could not be asked or read (the endpoint down or refusing), left too. It never stops the build,
-   * whose own work is done by then, and rides out no outage: a later build asks again.
+   * asked once whether it is done and never waited for: a settled one's files are read and its
+   * answers (paid for) stored by UnwantedLines' rules ("done", with how it ended); one still
+   * running is left for a later build to ask again; one unknown to the key in use (HTTP 404) is
+   * the user's to decide on (see `unknown`). "unasked": it could not be asked or read (the endpoint
+   * down, refusing, or silent for IDLE_ASK_MS), and why. It never stops the build, and rides out
+   * no outage: a later build asks again.
    */
-  async collectIdle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<"collected" | "unknown" | BatchView["status"] | undefined> {
-    if (!rec.batch_id || this.settling.has(rec.input_file_id) || this.givenUp.has(rec.input_file_id)) return undefined;
+  async collectIdle(client: OpenAIBatches, step: GenerateStep, rec: BatchRecord): Promise<IdleOutcome> {
+    const id = rec.batch_id!;
+    const ask = new AbortController();
+    const onAbort = () => ask.abort();
+    this.signal.addEventListener("abort", onAbort, { once: true });
+    let silent = false;
+    const timer = setTimeout(() => {
+      silent = true;
+      ask.abort();
+    }, IDLE_ASK_MS);
+    let view: BatchView;
     try {
-      const view = await client.retrieve(rec.batch_id, this.signal, likeOf(step));
-      if (!SETTLED.has(view.status)) return view.status;
+      view = await client.retrieve(id, ask.signal, likeOf(step));
+    } catch (err) {
+      if (silent) return { unasked: `no answer within ${duration(IDLE_ASK_MS)}` };
+      if (err instanceof RequestError && err.status === 404) return { unknown: true };
+      if (err instanceof RequestError) return { unasked: this.resolver.redact(err.message) };
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.signal.removeEventListener("abort", onAbort);
+    }
+    if (!SETTLED.has(view.status)) return { running: view.status };
+    try {
       const p = this.collect(client, step, rec, view);
       this.settling.set(rec.input_file_id, p);
       const s = await p.finally(() => this.settling.delete(rec.input_file_id));
-      return s && "lines" in s ? "collected" : undefined;
+      return s && "lines" in s ? { done: view.status, why: view.errors.join("; ") } : { unasked: "interrupted" };
     } catch (err) {
-      if (err instanceof RequestError && err.status === 404) return "unknown";
-      if (err instanceof RequestError || err instanceof BatchCallFailed || err instanceof SynthbuildError) return undefined;
+      if (err instanceof RequestError || err instanceof BatchCallFailed || err instanceof SynthbuildError)
+        return { unasked: this.resolver.redact(err.message) };
       throw err;
     }
   }

@@ -1,5 +1,6 @@
 import { type Claim, claimPath, withClaim } from "../cache/batch-claim.js";
 import { type BatchRecord, readBatchRecord, readBatchRecords, removeBatchRecord, writeBatchRecord, writeBatchRequests } from "../cache/batch-state.js";
+import { SynthbuildError } from "../errors.js";
 import type { BuildEvents } from "../events.js";
 import type { Sample } from "../expand/sample.js";
 import type { GenerateStep, Step } from "../manifest/types.js";
@@ -8,8 +9,10 @@ import type { ChatRequest } from "../plan/request.js";
 import { BATCH_MAX_BYTES, BATCH_MAX_LINES, type BatchView, batchLine } from "../providers/batch-format.js";
 import type { OpenAIBatches } from "../providers/openai-batch.js";
 import { RequestError } from "../providers/types.js";
+import { displayUrl } from "../util/redact.js";
 import { sleep } from "../util/sleep.js";
-import { BatchCollector, duration, forget, Requeue } from "./batch-collect.js";
+import { BatchCollector, duration, forget, type IdleOutcome, Requeue } from "./batch-collect.js";
+import { OPENAI_URL } from "./endpoint-errors.js";
 import type { ProviderPool } from "./providers.js";
 import type { BuildResolver } from "./resolver.js";
 
@@ -98,6 +101,8 @@ export class BatchRunner {
     private readonly signal: AbortSignal,
     private readonly limits: BatchLimits,
     private readonly events: BuildEvents = {},
+    /** The manifest's path, recorded in each batch this build submits (see collectIdle). */
+    private readonly manifest?: string,
   ) {
     this.collector = new BatchCollector(
       resolver,
@@ -130,38 +135,79 @@ export class BatchRunner {
   }
 
   /**
-   * After the build's own work, the batches it did not wait for, none of whose requests the
-   * manifest makes now (it changed since they were submitted): each is asked once whether it is
-   * done, never waited for. A settled one's answers are stored, paid for as they are (an edit back
-   * costs nothing), and its record forgotten; one still running is said, with how to stop paying
-   * for it. A batch is asked with the client of the step it was made for or, renamed, of a step
-   * at its endpoint and model; one with neither in the manifest cannot be asked (`status` says
-   * so). How many are left for a later build to ask again (still running, or not answering).
+   * After the build's own work (its release written), the batches it did not wait for, none of
+   * whose requests the manifest makes now (it changed since they were submitted): each is asked
+   * once whether it is done, never waited for. A settled one's answers are stored, paid for as
+   * they are (an edit back costs nothing), and its record forgotten; one still running is said,
+   * with how to stop paying for it. It is asked with the client of a step at its endpoint (the
+   * one it was made for if it is still there): the model may have been edited too. One with no
+   * step at its endpoint cannot be asked (`status` says so). An endpoint that cannot be asked once
+   * is not asked again in this build. How many of this manifest's are left for a later build to
+   * ask again; another manifest's sharing the cache (a checkout, a project) are its own to wait for.
    */
   async collectIdle(steps: readonly Step[]): Promise<number> {
     const records = await this.loaded();
+    const unasked = new Map<string, string>();
     let left = 0;
     for (const r of [...records]) {
       if (this.signal.aborted) return left + 1;
-      const here = steps.filter((s): s is GenerateStep => s.kind === "generate" && s.model.endpoint === r.endpoint && s.model.name === r.model);
-      const step = here.find((s) => s.id === r.step) ?? here[0];
+      const here = steps.filter((s): s is GenerateStep => s.kind === "generate" && s.model.endpoint === r.endpoint);
+      const step = here.find((s) => s.id === r.step) ?? here.find((s) => s.model.name === r.model) ?? here[0];
       if (!step || !r.batch_id) continue;
-      const got = await this.collector.collectIdle(await this.pool.batchesFor(step), step, r);
-      if (got === "collected") {
-        await removeBatchRecord(this.cacheDir, r.input_file_id);
-        forget(records, r);
-        this.events.decided?.(`batch ${r.batch_id} (step '${r.step}') is done: its answers, which this manifest no longer asks for, are stored in the cache`);
+      const mine = r.manifest === undefined || r.manifest === this.manifest;
+      const what = `batch ${r.batch_id} (step '${r.step}', ${r.custom_ids.length} request(s), submitted ${r.created_at}${mine ? "" : ` by the build of ${r.manifest}`})`;
+      if (this.collector.givenUp.has(r.input_file_id)) {
+        left += mine ? 1 : 0;
         continue;
       }
-      // Unknown under this key: only the user can tell whether it is gone (`status` shows it).
-      if (got === "unknown") continue;
-      left++;
-      if (got)
-        this.events.warn?.(
-          `batch ${r.batch_id} (step '${r.step}', ${r.custom_ids.length} request(s), submitted ${r.created_at}) is still ${got}, though this manifest no longer makes its requests: a later build stores its answers once it is done (they are paid for); \`synthbuild status --cancel\` cancels the batches still running`,
+      let got: IdleOutcome;
+      const before = unasked.get(r.endpoint);
+      if (before !== undefined) got = { unasked: before };
+      else
+        try {
+          got = await this.collector.collectIdle(await this.pool.batchesFor(step), step, r);
+        } catch (err) {
+          // No key for it (a CI job with no secrets builds what is cached): not a failure of the build.
+          if (!(err instanceof SynthbuildError)) throw err;
+          got = { unasked: err.message };
+        }
+      if ("done" in got) {
+        await removeBatchRecord(this.cacheDir, r.input_file_id);
+        forget(records, r);
+        this.events.decided?.(
+          got.done === "failed"
+            ? `${what} failed (${this.resolver.redact(got.why) || "no reason given"}): it answered nothing, and its record goes`
+            : `${what} is ${got.done}: what it answered, which this manifest no longer asks for, is stored in the cache`,
         );
+        continue;
+      }
+      if (!mine) {
+        this.events.decided?.(`${what} is not this manifest's, nor any of its requests: left to the build that made it`);
+        continue;
+      }
+      left++;
+      if ("running" in got)
+        this.events.warn?.(
+          this.resolver.redact(
+            `${what} is still ${got.running}, though this manifest no longer makes its requests: a later build stores its answers once it is done (they are paid for); \`synthbuild status --cancel\` cancels it, with every other batch of this cache still running`,
+          ),
+        );
+      else if ("unknown" in got)
+        this.events.warn?.(
+          `${what} is unknown to ${this.url(step)} under the key in use (HTTP 404), and this manifest no longer makes its requests. It may have been made under another API key or account, where it runs and is paid for: build with the key that submitted it to collect its answers, or run \`synthbuild status --forget ${r.batch_id}\` to let it go`,
+        );
+      else if (!unasked.has(r.endpoint)) {
+        unasked.set(r.endpoint, got.unasked);
+        this.events.warn?.(
+          `could not ask ${this.url(step)} whether ${what}, which this manifest no longer asks anything of, is done (${got.unasked}): a later build asks again`,
+        );
+      }
     }
     return left;
+  }
+
+  private url(step: GenerateStep): string {
+    return displayUrl(this.pool.batchConfig(step).baseUrl || OPENAI_URL);
   }
 
   /** Every key a pending batch of this cache covers: collected from that batch, whatever its step's mode now. */
@@ -412,6 +458,7 @@ export class BatchRunner {
       custom_ids: chunk.items.map((i) => i.key),
       created_at: new Date().toISOString(),
       ...(step.retryEmpty ? { retry_empty: true as const } : {}),
+      ...(this.manifest !== undefined ? { manifest: this.manifest } : {}),
     };
     await writeBatchRecord(this.cacheDir, rec);
     (await this.loaded()).push(rec);

@@ -237,7 +237,10 @@ describe("batch mode: batches outlive the build that submitted them", () => {
     const collected = await runCli(["build", "--json", "--verbose"], p.dir, env);
     assert.equal(collected.status, 0, collected.stderr);
     assert.equal(JSON.parse(collected.stdout).requests, 0);
-    assert.match(collected.stderr, new RegExp(`batch ${id} \\(step 'outline'\\) is done: its answers, which this manifest no longer asks for, are stored`));
+    assert.match(
+      collected.stderr,
+      new RegExp(`batch ${id} \\(step 'outline', 3 request\\(s\\)[^)]*\\) is completed: what it answered, which this manifest no longer asks for, is stored`),
+    );
     assert.deepEqual(await batchFiles(p), [], "its record goes once its answers are stored");
     assert.equal((await p.cacheKeys()).length, 6, "the batch's 3 answers beside the direct 3");
     const stamped = await runCli(["build", "--json", "--verbose"], p.dir, env);
