@@ -101,7 +101,7 @@ export function formatStatus(r: StatusResult): string {
     const c = b.request_counts;
     const done = c ? `, ${c.completed} of ${c.total || b.requests} answered${c.failed ? `, ${c.failed} failed` : ""}` : `, ${b.requests} requests`;
     lines.push(
-      `  ${b.id ?? b.input_file_id}  step '${b.step}' (${b.model} at ${b.endpoint}): ${b.status ?? "unknown"}${done}, submitted ${age(b.age_s)} ago${b.cancelled ? "; cancel requested" : ""}${b.forgotten ? "; forgotten" : ""}${b.error ? `; ${b.error}` : ""}`,
+      `  ${b.id ?? b.input_file_id}  step '${b.step}' (${b.model} at ${b.endpoint}): ${b.status ?? "unknown"}${done}, submitted ${age(b.age_s)} ago${b.manifest ? ` by the build of ${b.manifest}` : ""}${b.cancelled ? "; cancel requested" : ""}${b.forgotten ? "; forgotten" : ""}${b.error ? `; ${b.error}` : ""}`,
     );
   }
   if (r.batches.some((b) => !b.cancelled && !b.forgotten && b.status && !["completed", "failed", "expired", "cancelled"].includes(b.status)))

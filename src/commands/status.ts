@@ -29,6 +29,8 @@ export interface BatchStatus {
   request_counts: { total: number; completed: number; failed: number } | null;
   /** Seconds since it was submitted. */
   age_s: number;
+  /** The manifest whose build submitted it, when not this one (a cache shared by checkouts or projects). */
+  manifest?: string;
   /** `--cancel` asked the endpoint to cancel it. */
   cancelled?: true;
   /** `--forget` dropped its record. */
@@ -75,6 +77,7 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       status: null,
       request_counts: null,
       age_s: Math.max(0, Math.round((now - Date.parse(r.created_at)) / 1000)),
+      ...(r.manifest !== undefined && r.manifest !== m.file ? { manifest: r.manifest } : {}),
     };
     out.push(line);
     // The client (its URL, headers, key) is the step's; a batch of a step no longer in the manifest cannot be asked about.

@@ -355,6 +355,11 @@ describe("idle batches", () => {
       const pB = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
       const pA = await project({ "dataset.yaml": manifest({ samples: 3, padding: 8 }) });
       const [id] = await interruptAfterCreate(s, pB, env, 1, shared);
+      // A's status says whose batch it is; B's does not (its own).
+      const stA = await runCli(["status", "--json"], pA.dir, env);
+      assert.equal(JSON.parse(stA.stdout).batches[0]?.manifest, join(pB.dir, "dataset.yaml"), stA.stderr);
+      assert.match((await runCli(["status"], pA.dir, env)).stdout, new RegExp(`by the build of ${join(pB.dir, "dataset.yaml").replace(/[/.]/g, "\\$&")}`));
+      assert.equal(JSON.parse((await runCli(["status", "--json"], pB.dir, env)).stdout).batches[0]?.manifest, undefined);
       // B again: it waits for its batch.
       const waiting = spawnCli(["build", "--json"], pB.dir, env, 30_000);
       // A meanwhile: its own requests direct, then B's batch asked as one its manifest no longer makes.
