@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
-import { type FromModuleWorker, isOnline, type ToModuleWorker, takeModuleWorker } from "../manifest/module-thread.js";
+import { type FromModuleWorker, startModuleWorker, type ToModuleWorker } from "../manifest/module-thread.js";
 import type { RunStep } from "../manifest/types.js";
 import type { RunOutcome } from "../plan/pipeline.js";
 
@@ -77,15 +77,12 @@ export class RunPool {
   }
 
   private start(): Slot {
-    // The manifest check's thread, when there is one: its start-up is paid, the module imported.
-    const worker = takeModuleWorker();
-    const slot: Slot = { worker, calls: [], retired: false, online: isOnline(worker) };
+    const slot: Slot = { worker: startModuleWorker(), calls: [], retired: false, online: false };
     // A thread's own start-up on a busy machine is not the module's time: clocks start once it runs.
-    if (!slot.online)
-      worker.once("online", () => {
-        slot.online = true;
-        this.time(slot);
-      });
+    slot.worker.once("online", () => {
+      slot.online = true;
+      this.time(slot);
+    });
     slot.worker.on("message", (msg: FromModuleWorker) => this.answered(slot, msg));
     slot.worker.on("error", (err) => this.lost(slot, `crashed its worker thread: ${err.message}`));
     slot.worker.on("exit", (code) => this.lost(slot, `ended its worker thread (exit code ${code})`));

@@ -6,7 +6,6 @@ import { loadJsonSchemaSupport } from "../util/json-schema.js";
 import { byteName, decodeUtf8 } from "../util/utf8.js";
 import { resolveRoots } from "./confine.js";
 import { interpolateEnv } from "./interpolate.js";
-import { prestartModuleWorker } from "./module-thread.js";
 import { checkOutputCollisions, protectedFiles } from "./output-collisions.js";
 import { resolveCache } from "./resolve-cache.js";
 import { resolveCombine } from "./resolve-combine.js";
@@ -95,8 +94,6 @@ export async function parseManifest(
     if (!(err instanceof ReferenceError)) throw err;
     throw new ManifestError([src.aliasDiagnostic(err.message)]);
   }
-  // A run step's module is checked in a thread: started now, it boots while the schema is checked.
-  if (hasRunStep(data)) prestartModuleWorker();
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new ManifestError([
       src.diagnostic(1, 1, "", "the manifest must be a mapping of keys (version, name, dimensions, steps, output)", "see `synthbuild init` for an example"),
@@ -147,10 +144,4 @@ export async function parseManifest(
     ...(target && { target }),
     ...(cache && { cache }),
   };
-}
-
-/** Whether the raw manifest (not yet checked) has a step with a `run:`. */
-function hasRunStep(data: unknown): boolean {
-  const steps = (data as { steps?: unknown } | null)?.steps;
-  return Array.isArray(steps) && steps.some((s) => typeof s === "object" && s !== null && "run" in s);
 }

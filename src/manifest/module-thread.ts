@@ -29,68 +29,13 @@ export type FromModuleWorker = { id: number } & (
 // tests of the pool import lib/.
 const WORKER = fileURLToPath(new URL("./module-worker.js", import.meta.url));
 
-/** Threads that have sent "online" (a thread taken from the spares may have, before anyone listened). */
-const online = new WeakSet<Worker>();
-
 /**
  * A thread for run modules. Its stdout and stderr are the parent's stderr: a module's console.log
  * must never reach stdout, where `--json` prints its one object.
  */
-function startModuleWorker(): Worker {
+export function startModuleWorker(): Worker {
   const worker = new Worker(WORKER, { stdout: true, stderr: true });
   worker.stdout.on("data", (chunk: Buffer) => process.stderr.write(chunk));
   worker.stderr.on("data", (chunk: Buffer) => process.stderr.write(chunk));
-  worker.once("online", () => online.add(worker));
-  // A spare that dies (out of memory, a module's stray timer) is no spare.
-  worker.once("exit", () => {
-    clearTimeout(spares.get(worker));
-    spares.delete(worker);
-  });
   return worker;
-}
-
-/**
- * Threads started ahead (`prestartModuleWorker`) or done with checking a module, for the next
- * that needs one. A thread's start-up costs about 100 ms of wall and CPU time here, and a build
- * with a run step used to start three (the check's, then the run pool's); with these it starts
- * one or two, and the check's thread (the module already imported) runs the first calls. A spare
- * never holds the process open, and is ended when nobody took it within SPARE_MS.
- */
-const spares = new Map<Worker, NodeJS.Timeout>();
-const SPARE_MS = 3000;
-
-function keep(worker: Worker): void {
-  worker.unref();
-  const timer = setTimeout(() => {
-    spares.delete(worker);
-    void worker.terminate();
-  }, SPARE_MS);
-  timer.unref();
-  spares.set(worker, timer);
-}
-
-/** Start a thread now, for the first `takeModuleWorker`: its start-up overlaps the caller's work (reading the manifest). */
-export function prestartModuleWorker(): void {
-  if (!spares.size) keep(startModuleWorker());
-}
-
-/** A thread for run modules: a spare if there is one, else a new one. */
-export function takeModuleWorker(): Worker {
-  for (const [worker, timer] of spares) {
-    clearTimeout(timer);
-    spares.delete(worker);
-    worker.ref();
-    return worker;
-  }
-  return startModuleWorker();
-}
-
-/** A thread done with what it was taken for, sound, with nothing running: kept for the next taker. */
-export function returnModuleWorker(worker: Worker): void {
-  keep(worker);
-}
-
-/** Whether the thread runs already: its "online" event will not come again. */
-export function isOnline(worker: Worker): boolean {
-  return online.has(worker);
 }

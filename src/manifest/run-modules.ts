@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import { type Diagnostic, InterruptedError } from "../errors.js";
 import { hash64, hash128 } from "../util/hash.js";
 import { ImportGraphError, importGraph, show } from "./import-graph.js";
-import { type FromModuleWorker, isOnline, returnModuleWorker, takeModuleWorker } from "./module-thread.js";
+import { type FromModuleWorker, startModuleWorker } from "./module-thread.js";
 import type { RawStep } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { ManifestInputs } from "./types.js";
@@ -114,43 +114,29 @@ async function check(
 
 type LoadResult = FromModuleWorker | { gone: string } | { interrupted: true };
 
-/**
- * Import the module in a thread, for at most timeoutS. A thread that loaded it soundly is handed
- * back (module-thread.ts) for the run pool's first calls; any other is ended.
- */
+/** Import the module in a thread of its own, for at most timeoutS; the thread ends either way. */
 async function loadInWorker(url: string, timeoutS: number, signal: AbortSignal | undefined): Promise<LoadResult> {
   if (signal?.aborted) return { interrupted: true };
-  const worker = takeModuleWorker();
+  const worker = startModuleWorker();
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
-  const listeners: [string, (arg: unknown) => void][] = [];
-  let result: LoadResult | undefined;
   try {
-    result = await new Promise<LoadResult>((done) => {
-      const on = <T>(event: string, fn: (arg: T) => void) => {
-        listeners.push([event, fn as (arg: unknown) => void]);
-        worker.once(event, fn);
-      };
+    return await new Promise<LoadResult>((done) => {
       // From when the thread runs, not from when it was asked for: a thread's start-up on a busy
       // machine is not the module's time.
-      const clock = () => {
+      worker.once("online", () => {
         timer = setTimeout(() => done({ gone: `did not finish loading within ${timeoutS} s (run.timeout_s)` }), timeoutS * 1000);
-      };
-      if (isOnline(worker)) clock();
-      else on("online", clock);
+      });
       onAbort = () => done({ interrupted: true });
       signal?.addEventListener("abort", onAbort, { once: true });
-      on("message", done);
-      on("error", (err: Error) => done({ gone: `failed to load: ${err.message}` }));
-      on("exit", (code: number) => done({ gone: `ended its thread while loading (exit code ${code})` }));
+      worker.once("message", done);
+      worker.once("error", (err) => done({ gone: `failed to load: ${err.message}` }));
+      worker.once("exit", (code) => done({ gone: `ended its thread while loading (exit code ${code})` }));
       worker.postMessage({ kind: "load", id: 0, url });
     });
-    return result;
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener("abort", onAbort);
-    for (const [event, fn] of listeners) worker.removeListener(event, fn);
-    if (result && "defaultType" in result && result.defaultType === "function") returnModuleWorker(worker);
-    else await worker.terminate();
+    await worker.terminate();
   }
 }

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { LockSample, LockStep } from "../../src/lock/lockfile.js";
@@ -213,15 +212,6 @@ describe("a run module is confined to its worker thread", () => {
       assert.match(r.stderr, /called for owls/);
       const plan = await runCliBounded(["plan", "--json"], p.dir);
       assert.doesNotThrow(() => JSON.parse(plan.stdout), plan.stdout);
-    });
-  });
-
-  test("the thread that checked the module at load runs its first calls: a build imports it in no more threads than the pool's one per core", async () => {
-    await withModule(`console.log("loading the module");\nexport default (v) => v.topic;\n`, async (p) => {
-      const r = await build(p);
-      assert.equal(r.status, 0, r.stderr);
-      const loads = r.stderr.match(/loading the module/g)?.length ?? 0;
-      assert.ok(loads >= 1 && loads <= Math.min(availableParallelism(), 3), `imported ${loads} times (${availableParallelism()} cores, 3 samples)`);
     });
   });
 
