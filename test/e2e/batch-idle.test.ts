@@ -99,6 +99,25 @@ async function editAway(p: TempProject, env: Record<string, string>, text: strin
   assert.equal(r.status, 0, r.stderr);
 }
 
+/** An idle batch completed at the endpoint: made, the build interrupted, the manifest edited away from it and built direct. */
+async function completedIdle(s: TestServer, p: TempProject, env: Record<string, string>): Promise<void> {
+  await interruptAfterCreate(s, p, env);
+  await editAway(p, env, manifest({ samples: 3, padding: 8 }));
+  s.batches.setStepMs(20);
+  await waitFor(() => s.batches.list()[0]!.status === "completed", 5000, "the batch to complete");
+}
+
+/** A build interrupted (Ctrl-C) while it reads an idle batch's files (the server holding the download). */
+async function interruptWhileReading(p: TempProject, env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  const b = spawnCli(["build", "--verbose"], p.dir, env, 20_000);
+  let err = "";
+  b.child.stderr.on("data", (d) => (err += d));
+  await waitFor(() => /batch \S+ \(step 'outline'\): completed/.test(err), 10_000, "the idle batch's files to be read");
+  await new Promise((r) => setTimeout(r, 200));
+  b.child.kill("SIGINT");
+  return b.done;
+}
+
 const withKeyEnv = (text: string, name: string) => text.replace("  retries: 2", `  retries: 2\n  api_key_env: ${name}`);
 
 describe("idle batches", () => {
@@ -140,20 +159,11 @@ describe("idle batches", () => {
     const s = await server(5000);
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
     const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
-    await interruptAfterCreate(s, p, env);
-    await editAway(p, env, manifest({ samples: 3, padding: 8 }));
-    s.batches.setStepMs(20);
-    await waitFor(() => s.batches.list()[0]!.status === "completed", 5000, "the batch to complete");
+    await completedIdle(s, p, env);
     const before = { dist: await p.snapshot(), lock: await p.read("dataset.lock") };
     const release = s.batches.holdDownload(1);
     try {
-      const b = spawnCli(["build", "--verbose"], p.dir, env, 20_000);
-      let err = "";
-      b.child.stderr.on("data", (d) => (err += d));
-      await waitFor(() => /batch \S+ \(step 'outline'\): completed/.test(err), 10_000, "the idle batch's files to be read");
-      await new Promise((r) => setTimeout(r, 200));
-      b.child.kill("SIGINT");
-      const r = await b.done;
+      const r = await interruptWhileReading(p, env);
       assert.deepEqual(await p.snapshot(), before.dist);
       assert.equal(await p.read("dataset.lock"), before.lock);
       assert.equal((await batchFiles(p)).length, 1, "the record stays");
@@ -167,22 +177,13 @@ describe("idle batches", () => {
     const s = await server(5000);
     const env = { TEST_BASE_URL: s.baseURL, OPENAI_API_KEY: "k", ...POLL };
     const p = await project({ "dataset.yaml": manifest({ samples: 3, mode: "batch" }) });
-    await interruptAfterCreate(s, p, env);
-    await editAway(p, env, manifest({ samples: 3, padding: 8 }));
-    s.batches.setStepMs(20);
-    await waitFor(() => s.batches.list()[0]!.status === "completed", 5000, "the batch to complete");
+    await completedIdle(s, p, env);
     const before = { dist: await p.snapshot(), lock: await p.read("dataset.lock") };
     // Another edit: this build requests, then collects the idle batch.
     await p.write({ "dataset.yaml": manifest({ samples: 3, padding: 16 }) });
     const release = s.batches.holdDownload(1);
     try {
-      const b = spawnCli(["build", "--verbose"], p.dir, env, 20_000);
-      let err = "";
-      b.child.stderr.on("data", (d) => (err += d));
-      await waitFor(() => /batch \S+ \(step 'outline'\): completed/.test(err), 10_000, "the idle batch's files to be read");
-      await new Promise((r) => setTimeout(r, 200));
-      b.child.kill("SIGINT");
-      const r = await b.done;
+      const r = await interruptWhileReading(p, env);
       assert.equal(r.status, 130, r.stderr);
       assert.match(r.stderr, /interrupted while asking batches [^\n]*: dist\/ and the lock are written, whole/);
       assert.notEqual(await p.read("dataset.lock"), before.lock, "the edited manifest's release");
