@@ -29,7 +29,7 @@ import { removeStrayTemps } from "../output/strays.js";
 import { withAttempts } from "../plan/attempts.js";
 import { batchedSteps, batches, requestsByStep } from "../plan/batch-choice.js";
 import { newRun, type SampleRun } from "../plan/pipeline.js";
-import { loadPrices, needsPriceBook, priceOf } from "../plan/prices.js";
+import { loadPrices, loadPricesWhenIdle, needsPriceBook, priceOf } from "../plan/prices.js";
 import { loadTokenCounter } from "../plan/tokens.js";
 import { acquireBuildLock } from "../project.js";
 import { canonicalJson } from "../util/canonical-json.js";
@@ -118,8 +118,9 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const { manifest: m, paths, cache } = project;
   const limit = opts.limit !== undefined ? new SampleLimit(opts.limit) : undefined;
   // List prices: with --max-cost every request is priced before it starts; otherwise the price
-  // book (~25 ms to load) waits for the first answer to price (spend.ts), so that neither the first
-  // request nor a build that requests nothing waits for it.
+  // book (~25 ms to load) waits until the scan's requests are out (onPending below), or else the
+  // first answer to price (spend.ts), so that neither the first request nor a build that requests
+  // nothing waits for it.
   const needsPrices = needsPriceBook(m.steps, offline);
   if (opts.maxCost !== undefined && !opts.offline) {
     if (needsPrices) await loadPrices();
@@ -295,9 +296,12 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
           onPending: (pending, end) => {
             // The same count, now that the segment's scan knows: fewer (a dedupe dropped samples,
             // earlier requests failed) is told as such, more only when the cache lost answers.
-            const n = (requestsBySegment(m, admit(pending)).get(end) ?? 0) - (announced.get(end) ?? 0);
+            const requests = requestsBySegment(m, admit(pending)).get(end) ?? 0;
+            const n = requests - (announced.get(end) ?? 0);
             if (n > 0) events.planned?.(n);
             else if (n < 0) events.unplanned?.(-n);
+            // The scan is done and its first requests are going out: the price book loads while they wait.
+            if (needsPrices && requests > 0) loadPricesWhenIdle();
           },
         });
       };

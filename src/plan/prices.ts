@@ -1,4 +1,5 @@
 import type { ModelConfig, Step } from "../manifest/types.js";
+import { whenIdle } from "../util/when-idle.js";
 
 type PriceBook = typeof import("@pydantic/genai-prices");
 let book: PriceBook | undefined;
@@ -10,6 +11,19 @@ let book: PriceBook | undefined;
  */
 export async function loadPrices(): Promise<void> {
   book ??= await import("@pydantic/genai-prices");
+}
+
+/**
+ * Loads the price book once the event loop goes idle, for a caller whose requests are all out and
+ * which would otherwise wait for their answers: the first answer then finds it loaded, and the
+ * requests that answer's slot sends next do not wait ~25 ms for it. A failure to load is left to
+ * loadPrices() on the first answer, which says it.
+ */
+export function loadPricesWhenIdle(): void {
+  whenIdle(
+    () => void loadPrices().catch(() => {}),
+    () => !book,
+  );
 }
 
 /** Whether loadPrices() has been awaited: list prices can be read. */

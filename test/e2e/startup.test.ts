@@ -108,4 +108,19 @@ describe("start-up: the price book waits for an answer to price", () => {
     assert.match(cached.stderr, /0 requests, 180 cached/);
     assert.equal(cached.caches["vendor/pydantic-genai-prices.cjs"], undefined);
   });
+
+  test("once the scan's requests are out, it loads while they wait, not on the first answer's path", async () => {
+    const slow = await startTestServer({ latencyMs: 500 });
+    const q = await TempProject.example();
+    try {
+      const r = await run(join(REPO, "lib", "bundle"), ["build", "--limit", "1"], q.dir, { OPENAI_BASE_URL: slow.baseURL, OPENAI_API_KEY: "sk-test" });
+      assert.equal(r.status, 0, r.stderr);
+      const first = Math.min(...slow.requests.map((x) => x.at));
+      const loaded = r.at["vendor/pydantic-genai-prices.cjs"]!;
+      assert.ok(loaded >= first && loaded < first + 500, `loaded ${loaded - first} ms after the first request, whose answer took 500 ms`);
+    } finally {
+      await slow.close();
+      await q.remove();
+    }
+  });
 });
