@@ -122,31 +122,46 @@ function goneCause(s: LockSample, after: Map<string, Set<string>>, a: Lock, b: L
   return "no longer combined (combine, exclude or a conditional dimension changed)";
 }
 
-/** Why a sample present in both differs, or undefined if it does not. */
+/**
+ * Why a sample present in both differs, or undefined if it does not. The lock keeps steps by id,
+ * not in pipeline order, so a step that differs only because what it reads changed is never the
+ * cause while another step differs for a reason of its own (its definition, a reroll, another
+ * answer): a reroll of `outline` is said as such, not as a change to `clean`, which reads it.
+ */
 function sampleChange(x: LockSample, y: LockSample, a: Lock, b: Lock): string | undefined {
   if (canonicalJson(x) === canonicalJson(y)) return undefined;
-  const order = Object.keys(b.header.steps);
-  for (const id of order) {
+  // The cause found, by rank (lower first): the step's own change, then the sample's, then a consequence.
+  let found: { rank: number; cause: string } | undefined;
+  const consider = (rank: number, cause: string) => {
+    if (!found || rank < found.rank) found = { rank, cause };
+  };
+  let presence = false;
+  for (const id of Object.keys(b.header.steps).sort()) {
     const sx = x.steps[id];
     const sy = y.steps[id];
     if (!sx && !sy) continue;
-    if (!sx || !sy) break;
+    // Run in one release and not the other: the sample's status says why (see below).
+    if (!sx || !sy) {
+      presence = true;
+      continue;
+    }
     if (sx.r === sy.r && sx.out === sy.out) continue;
     const dx = a.header.steps[id];
     const dy = b.header.steps[id];
-    if (dx && dy && dx.def !== dy.def) return `step '${id}' changed: ${partsChanged(dx, dy).join(", ")}`;
+    if (dx && dy && dx.def !== dy.def) consider(0, `step '${id}' changed: ${partsChanged(dx, dy).join(", ")}`);
     // A new attempt is the cause even though the key and the recipe moved with it (and what reads it follows).
-    if ((x.attempts?.[id] ?? 0) !== (y.attempts?.[id] ?? 0)) return `step '${id}' rerolled`;
-    if (sx.key && sx.key === sy.key && sx.out !== sy.out) return `step '${id}': another answer to the same request (re-rolled, or another writer's)`;
-    if (x.texts !== y.texts) return "a file it reads changed";
-    if (sx.r !== sy.r && a.header.seed !== b.header.seed) return `seed changed ${a.header.seed} → ${b.header.seed}`;
-    if (sx.r !== sy.r) return `step '${id}': what it reads changed`;
-    return `step '${id}': its answer changed`;
+    else if ((x.attempts?.[id] ?? 0) !== (y.attempts?.[id] ?? 0)) consider(1, `step '${id}' rerolled`);
+    else if (sx.key && sx.key === sy.key && sx.out !== sy.out) consider(2, `step '${id}': another answer to the same request (re-rolled, or another writer's)`);
+    else if (x.texts !== y.texts) consider(3, "a file it reads changed");
+    else if (sx.r !== sy.r && a.header.seed !== b.header.seed) consider(4, `seed changed ${a.header.seed} → ${b.header.seed}`);
+    else if (sx.r === sy.r) consider(5, `step '${id}': its answer changed`);
+    else consider(6, `step '${id}': what it reads changed`);
   }
+  if (found && (found.rank < 6 || !presence)) return found.cause;
   if (canonicalJson(x.attempts ?? {}) !== canonicalJson(y.attempts ?? {})) return "rerolled, not built yet";
   if (x.status !== y.status) return y.reason ? `now ${y.status} at ${y.reason.step}: ${y.reason.why}` : `now ${y.status}`;
   if (x.split !== y.split) return "moved to another split";
-  return "its record changed";
+  return found?.cause ?? "its record changed";
 }
 
 /** Which parts of a step's definition differ: `template`, `params.temperature 1 → 1.2`, `min_chars 400 → 300`. */
