@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
 import { open, readFile, rm } from "node:fs/promises";
 import { basename, extname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { InterruptedError } from "./errors.js";
+import { InterruptedError, UsageError } from "./errors.js";
 import type { Manifest } from "./manifest/types.js";
 
 export interface ProjectPaths {
@@ -15,11 +16,32 @@ export interface ProjectPaths {
 export function projectPaths(m: Pick<Manifest, "file" | "dir">, cacheDir?: string, env: NodeJS.ProcessEnv = process.env): ProjectPaths {
   const stem = basename(m.file, extname(m.file));
   const cache = cacheDir ?? env.SYNTHBUILD_CACHE_DIR;
-  return {
+  const paths = {
     lock: join(m.dir, `${stem}.lock`),
     cacheDir: cache ? resolve(cache) : join(m.dir, "cache"),
     buildLock: join(m.dir, `.${stem}.building`),
   };
+  mustBeFolder(paths.cacheDir, cacheDir !== undefined ? "--cache-dir" : cache ? "SYNTHBUILD_CACHE_DIR" : "the cache folder");
+  return paths;
+}
+
+/** A cache path that is a file (a typo, a path given the wrong way round) is the user's to fix, said before anything reads it. */
+function mustBeFolder(dir: string, what: string): void {
+  let file = false;
+  try {
+    file = statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false;
+  } catch (err) {
+    // A file where a parent folder should be.
+    file = (err as NodeJS.ErrnoException).code === "ENOTDIR";
+    if (!file) throw err;
+  }
+  if (file)
+    throw new UsageError(
+      `${what} ${dir} is not a folder`,
+      what === "the cache folder"
+        ? "move the file named cache beside the manifest, or pass --cache-dir <folder>"
+        : "give a folder (it is made if missing), or leave it out for cache/ beside the manifest",
+    );
 }
 
 /**

@@ -39,7 +39,8 @@ import { createProgress } from "./progress.js";
 /**
  * The command line: a flag table per command and one library call each. This is the only place
  * that decides exit codes (0 built, 1 failures or frozen/verify mismatch, 2 bad manifest or usage,
- * 130 interrupted); human output goes to stderr, --json output alone to stdout.
+ * 130 interrupted, 70 a bug); what builds says its progress on stderr, a viewer (show, diff, status,
+ * probe) its report on stdout, and with --json stdout holds one JSON object alone, even on failure.
  */
 export async function main(argv: string[]): Promise<number> {
   // Everything printed passes the one redaction: an endpoint may echo a key into any message.
@@ -53,7 +54,10 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .option("-f, --file <path>", "the manifest", "dataset.yaml")
     .option("--cache-dir <dir>", "cache folder (default: cache/ beside the manifest, or $SYNTHBUILD_CACHE_DIR)")
-    .option("--remote <url>", "remote cache for push and pull (s3://bucket/prefix, file:///path or a folder), overriding the manifest's cache.remote")
+    .option(
+      "--remote <url>",
+      "remote cache (s3://bucket/prefix, file:///path or a folder) for build, lock, push and pull, overriding the manifest's cache.remote",
+    )
     .option("-q, --quiet", "no progress output")
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
@@ -344,7 +348,11 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+      // Commander has said it on stderr; with --json, stdout still holds exactly one object.
+      if (argv.includes("--json"))
+        out({ error: { kind: "UsageError", message: e.message.replace(/^error: /, ""), hint: "run with --help for usage", exit_code: 2 } });
+      return 2;
     }
     // chalk is loaded only to report an error: a successful run should not pay for it.
     const { default: chalk } = await import("chalk");
@@ -357,6 +365,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     err(`${chalk.red("internal error")} (a bug in synthbuild; please report it):`);
     err((e as Error)?.stack ?? String(e));
+    if (argv.includes("--json"))
+      out({ error: { kind: "InternalError", message: (e as Error)?.message ?? String(e), hint: "a bug in synthbuild: please report it", exit_code: 70 } });
     return 70;
   }
 }
@@ -374,7 +384,7 @@ async function withProgress<T>(quiet: boolean, verbose: boolean | undefined, fn:
   let interrupts = 0;
   const onSigint = () => {
     if (++interrupts > 1) process.exit(130);
-    err("\ninterrupting: keeping finished answers, writing the lock (Ctrl-C again to quit at once)");
+    err("\ninterrupting: finished answers are kept (Ctrl-C again to quit at once)");
     controller.abort();
   };
   process.on("SIGINT", onSigint);

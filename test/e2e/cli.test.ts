@@ -127,6 +127,35 @@ describe("commands and usage", () => {
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /no manifest at dataset\.yaml/);
     assert.match(missing.stderr, /synthbuild init/);
+    // With --json, a flag the parser refuses is still one JSON object on stdout.
+    for (const args of [
+      ["build", "--json", "--limit", "abc"],
+      ["build", "--json", "--frozn"],
+    ]) {
+      const r = runCliSync(args, p.dir);
+      assert.equal(r.status, 2, r.stderr);
+      const { error } = JSON.parse(r.stdout);
+      assert.equal(error.kind, "UsageError");
+      assert.equal(error.exit_code, 2);
+      assert.match(error.message, args.includes("abc") ? /--limit/ : /unknown option '--frozn'/);
+    }
+    await p.remove();
+  });
+
+  test("a cache path that is a file is a usage error, not an internal one", async () => {
+    const p = await TempProject.example();
+    await p.write({ afile: "", cache: "" });
+    const flag = runCliSync(["--cache-dir", "afile", "build", "--offline", "--json"], p.dir);
+    assert.equal(flag.status, 2, flag.stderr);
+    assert.match(flag.stderr, /error: --cache-dir \S+afile is not a folder\n {2}hint: give a folder/);
+    assert.equal(JSON.parse(flag.stdout).error.kind, "UsageError");
+    const env = runCliSync(["plan", "--offline"], p.dir, { SYNTHBUILD_CACHE_DIR: join(p.dir, "afile", "sub") });
+    assert.equal(env.status, 2, env.stderr);
+    assert.match(env.stderr, /SYNTHBUILD_CACHE_DIR \S+sub is not a folder/);
+    const beside = runCliSync(["build", "--offline"], p.dir);
+    assert.equal(beside.status, 2, beside.stderr);
+    assert.match(beside.stderr, /the cache folder \S+cache is not a folder\n {2}hint: move the file named cache/);
+    assert.doesNotMatch(beside.stderr + flag.stderr + env.stderr, /internal error|at \S+:\d+:\d+/);
     await p.remove();
   });
 
