@@ -23,12 +23,23 @@ const STOPPED = "the build stopped: no request was started after this; answers r
  * One message for an answer that concerns the whole endpoint: what happened, to which endpoint
  * and model, and what to do. `detail` is the endpoint's own words (already redacted).
  */
-export function endpointError(problem: StopProblem, detail: string, step: GenerateStep, where?: string, cfg: ModelConfig = step.model): EndpointError {
+export function endpointError(
+  problem: StopProblem,
+  detail: string,
+  step: GenerateStep,
+  where?: string,
+  cfg: ModelConfig = step.model,
+  keySet = true,
+): EndpointError {
   // `where`: the replicas, when a step spreads its requests over several (all of them lost).
   const url = where ?? endpointOf(step);
   const model = step.model.name;
   // `cfg`: the replica that answered, whose own key variable the hint names.
-  const [what, hint] = describe(problem, detail, step, url, cfg.apiKeyEnv);
+  const [what, hint] =
+    problem === "auth" && !keySet
+      ? // A base_url with no key set sends a placeholder (local servers take any): this endpoint wants a real one.
+        [`the endpoint wants an API key, and ${cfg.apiKeyEnv} is not set (${detail})`, `export ${cfg.apiKeyEnv}=<a key that ${url} accepts>`]
+      : describe(problem, detail, step, url, cfg.apiKeyEnv);
   return new EndpointError(`${what}\n  endpoint ${url}, model ${model}, step '${step.id}'\n  ${STOPPED}`, hint, problem, url, model, step.id);
 }
 

@@ -161,6 +161,11 @@ export class ProviderPool {
     return p;
   }
 
+  /** Whether the build's environment holds the key a replica's requests carry (unset: they carry a placeholder). */
+  hasKey(cfg: ModelConfig): boolean {
+    return Boolean(this.env[cfg.apiKeyEnv]);
+  }
+
   private apiKey(step: GenerateStep, cfg: ModelConfig): string {
     const key = this.env[cfg.apiKeyEnv];
     if (key) return key;

@@ -382,10 +382,11 @@ export class BuildResolver implements Resolver {
       // Said once: the requests already on their way there are refused too.
       const first = !h.refused;
       h.refused ??= e;
-      if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined, r.cfg));
+      const keySet = this.pool.hasKey(r.cfg);
+      if (set.allLost) this.stop(endpointError(e.problem, this.pool.redact(e.message), step, set.many ? shown : undefined, r.cfg, keySet));
       else if (first)
         this.events.onWarn?.(
-          `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown, r.cfg).message.split("\n")[0]}; the other replicas take its requests`,
+          `replica ${shown} is out for this build: ${endpointError(e.problem, this.pool.redact(e.message), step, shown, r.cfg, keySet).message.split("\n")[0]}; the other replicas take its requests`,
         );
       return;
     }

@@ -158,6 +158,14 @@ describe("errors that concern the whole endpoint stop the build at once", { conc
     });
   });
 
+  test("no key set for a base_url that wants one: the stop says the variable is unset, not that its key is wrong", { timeout: 30_000 }, async () => {
+    await withProject(manifest({ samples: 4 }), { apiKey: KEY }, async ({ build }) => {
+      const r = await build({ OPENAI_API_KEY: "" });
+      assertStopped(r, /error: the endpoint wants an API key, and OPENAI_API_KEY is not set \(HTTP 401/);
+      assert.match(r.stderr, /hint: export OPENAI_API_KEY=<a key that http:\/\/127\.0\.0\.1:\d+\/v1 accepts>/);
+    });
+  });
+
   test("a forbidden project (403): the requests in flight finish and their answers are cached; nothing starts after it", { timeout: 30_000 }, async () => {
     await withProject(manifest({ samples: 12, concurrency: 4 }), { latencyMs: 300 }, async ({ server, p, build }) => {
       // The first request to arrive gets the 403 at once; the other three are answered 300 ms later.
