@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { basename, dirname, extname, relative, resolve } from "node:path";
+import { basename, dirname, extname, join, relative, resolve } from "node:path";
 import { type Diagnostic, ManifestError, ManifestSyntaxError, UsageError } from "../errors.js";
 import { hash64, initHashing } from "../util/hash.js";
 import { loadJsonSchemaSupport } from "../util/json-schema.js";
@@ -43,7 +43,8 @@ export async function loadManifest(file: string, opts: LoadOptions = {}): Promis
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new UsageError(`no manifest at ${file}`, "run `synthbuild init` to write a starter dataset.yaml, or pass -f PATH");
-    throw new UsageError(`cannot read ${file}: ${code}`);
+    if (code === "EISDIR") throw new UsageError(`${file} is a folder, not a manifest`, `pass the manifest itself: -f ${join(file, "dataset.yaml")}`);
+    throw new UsageError(`cannot read ${file}: ${code}`, "check that it is a file you may read");
   }
   const display = relative(cwd, abs) || abs;
   const decoded = decodeUtf8(bytes);

@@ -127,6 +127,9 @@ describe("commands and usage", () => {
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /no manifest at dataset\.yaml/);
     assert.match(missing.stderr, /synthbuild init/);
+    const folder = runCliSync(["-f", ".", "plan"], p.dir);
+    assert.equal(folder.status, 2, folder.stderr);
+    assert.match(folder.stderr, /error: \. is a folder, not a manifest\n {2}hint: pass the manifest itself: -f dataset\.yaml/);
     // With --json, a flag the parser refuses is still one JSON object on stdout.
     for (const args of [
       ["build", "--json", "--limit", "abc"],
