@@ -113,7 +113,7 @@ export async function parseManifest(
   if (raw.steps?.some((s) => s.generate?.json_schema)) await loadJsonSchemaSupport();
   const roots = await resolveRoots(src, raw.shared_data, dir, errors);
   const dimensions = await resolveDimensions(src, raw.dimensions, dir, roots, errors, inputs);
-  const combine = resolveCombine(src, raw.combine, dimensions, errors);
+  const combine = resolveCombine(src, raw.combine, dimensions, errors, new Set(Object.keys(raw.dimensions ?? {})));
   const target = resolveTarget(src, raw, errors);
   const modules = await modulesLoaded;
   errors.push(...moduleErrors);

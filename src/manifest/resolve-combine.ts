@@ -4,7 +4,17 @@ import type { RawManifest } from "./schema.js";
 import type { YamlSource } from "./source.js";
 import type { Combine, Dimension, Match } from "./types.js";
 
-export function resolveCombine(src: YamlSource, raw: RawManifest["combine"], dims: Dimension[], errors: Diagnostic[]): Combine {
+/**
+ * `declared`: every dimension the manifest names, loaded or not: one whose values file failed to
+ * load has its own error, and an exclude naming it is not a second, misleading one.
+ */
+export function resolveCombine(
+  src: YamlSource,
+  raw: RawManifest["combine"],
+  dims: Dimension[],
+  errors: Diagnostic[],
+  declared: ReadonlySet<string> = new Set(dims.map((d) => d.name)),
+): Combine {
   const c = raw ?? {};
   const mode = c.mode ?? "product";
   if (mode === "sample" && c.n === undefined) errors.push(src.at(["combine"], "mode sample needs n:", "n is how many combinations to draw, e.g. n: 2000"));
@@ -36,6 +46,7 @@ export function resolveCombine(src: YamlSource, raw: RawManifest["combine"], dim
     const match = new Map<string, Set<string>>();
     for (const [name, v] of Object.entries(m)) {
       const dim = byName.get(name);
+      if (!dim && declared.has(name)) continue;
       if (!dim) {
         errors.push(
           src.at(

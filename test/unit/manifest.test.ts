@@ -160,3 +160,20 @@ test("rows: a path into a JSONL row that some row cannot follow is a load-time e
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a values file that is missing is one error: an exclude naming its dimension adds none, while a misspelled name still does", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sb-missing-"));
+  try {
+    const text = `version: 1\nname: t\nmodel: { name: m }\ndimensions: { genre: [sf, noir], place: { file: data/place.txt } }\ncombine: { exclude: [{ genre: sf, place: Paris }, { genra: noir }] }\noutput: { path: dist/x.jsonl, prompt: "{{ genre }} {{ place }}", completion: "c" }\n`;
+    await assert.rejects(parseManifest("d.yaml", join(dir, "d.yaml"), text, {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError);
+      assert.deepEqual(
+        e.diagnostics.map((d) => d.message),
+        ["file not found: data/place.txt", "exclude names an unknown dimension 'genra'"],
+      );
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
