@@ -297,6 +297,39 @@ describe("dist/README.md, the dataset card", () => {
     await p.remove();
   });
 
+  test("a card edited by hand is written anew with a warning, which names a license written into it and the key that keeps it", async () => {
+    const p = await TempProject.create({ "dataset.yaml": licensed(undefined) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const card = await p.read("dist/README.md");
+    await p.write({ "dist/README.md": card.replace(/^license: other .*$/m, "license: mit") });
+    const v = runCliSync(["verify"], p.dir);
+    assert.equal(v.status, 1);
+    assert.match(v.stderr, /dist\/README\.md is not the dataset card the lock describes \(it was edited since synthbuild wrote it\)/);
+    const b = runCliSync(["build"], p.dir);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(
+      b.stderr,
+      /warning: dist\/README\.md had been edited since synthbuild wrote it: written anew, and the edits are gone; to keep its license mit, set card: \{ license: mit \} in dataset\.yaml \(a card whose '# synthbuild-card' line is deleted is kept as yours, and never updated again\)/,
+    );
+    assert.equal(await p.read("dist/README.md"), card);
+    assert.doesNotMatch(runCliSync(["build"], p.dir).stderr, /warning/, "said once, by the build that wrote over it");
+
+    // The key it names keeps the license; an edit elsewhere is warned of without a license to keep.
+    await p.write({ "dataset.yaml": licensed("mit") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const mine = await p.read("dist/README.md");
+    // Written as the Hub would not take it, it is named as written, with the id that keeps it.
+    await p.write({ "dist/README.md": mine.replace(/^license: "mit"$/m, "license: Apache 2.0") });
+    assert.match(runCliSync(["build"], p.dir).stderr, /to keep its license Apache 2\.0, set card: \{ license: apache-2\.0 \} in dataset\.yaml/);
+    await p.write({ "dist/README.md": mine.replace("## Files", "## My files") });
+    const again = runCliSync(["build"], p.dir);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /warning: dist\/README\.md had been edited since synthbuild wrote it: written anew, and the edits are gone \(/);
+    assert.equal(await p.read("dist/README.md"), mine);
+    assert.equal(await licenseOf(p), "mit");
+    await p.remove();
+  });
+
   test("build --frozen on a clone without dist/ writes the card too", async () => {
     const p = await TempProject.create({ "dataset.yaml": manifest(chat("dist/stories.jsonl")) });
     assert.equal(runCliSync(["build"], p.dir).status, 0);
