@@ -144,5 +144,6 @@ export async function parseManifest(
     inputs,
     ...(target && { target }),
     ...(cache && { cache }),
+    ...(raw.card?.license !== undefined && { card: { license: raw.card.license } }),
   };
 }

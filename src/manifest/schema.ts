@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { LICENSE_ID, LICENSE_MESSAGE } from "./license.js";
 
 /**
  * The one schema of dataset.yaml (version 1). Validation, the TypeScript types of the raw manifest
@@ -359,6 +360,16 @@ function buildSchemas() {
     path_style: z.boolean().optional().describe("Path-style S3 URLs (default: true when endpoint is set)"),
   }).describe("A remote cache that push, pull and builds share; credentials come from the AWS credential chain, never from here.");
 
+  const Card = strict({
+    license: z
+      .string()
+      .regex(LICENSE_ID, LICENSE_MESSAGE)
+      .optional()
+      .describe(
+        "The dataset's license in the card's front matter: a Hugging Face license id such as mit, apache-2.0, cc-by-4.0, or other (default: other, marked as a placeholder). Only the card reads it: changing it rewrites the card and requests nothing",
+      ),
+  }).describe("The Hugging Face dataset card that build writes (README.md beside the JSONL outputs)");
+
   const ManifestSchema = strict({
     $schema: z.string().optional(),
     version: z.literal(1),
@@ -379,6 +390,7 @@ function buildSchemas() {
     steps: z.array(Step).optional(),
     output: z.union([Output, z.array(Output).min(1)]),
     cache: CacheSettings.optional(),
+    card: Card.optional(),
   });
 
   return { ManifestSchema, Model, Replica, Step, Output, Dimension, ValueItem, Match };

@@ -216,6 +216,8 @@ export interface Manifest {
   readonly outputs: Output[];
   /** `cache:`: the remote cache, if one is configured (a folder path already absolute). */
   readonly cache?: CacheSettings;
+  /** `card:`: what the dataset card takes from the manifest besides the name (output/card-text.ts); in no hash. */
+  readonly card?: CardSettings;
   /** Everything the manifest was made from: what a build's up-to-date stamp checks. */
   readonly inputs: ManifestInputs;
 }
@@ -230,6 +232,11 @@ export interface ManifestInputs {
   globs: { pattern: string; cwd: string; roots: readonly string[]; matches: string[] }[];
   /** Environment variables that ${VAR} looked up. */
   env: Set<string>;
+}
+
+export interface CardSettings {
+  /** A Hugging Face license id; unset, the card says `other` and that it is a placeholder. */
+  readonly license?: string;
 }
 
 export interface CacheSettings {

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Diagnostic } from "../errors.js";
 import { suggestion } from "../util/did-you-mean.js";
+import { licenseGuess, licenseHint } from "./license.js";
 import { manifestSchema, type RawManifest, UNKNOWN_KEY_TAG } from "./schema.js";
 import { formatPath, type KeyPath, type YamlSource } from "./source.js";
 
@@ -62,9 +63,14 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
     case "unrecognized_keys": {
       const known = decodeKnown(issue.message);
       return issue.keys.map((key) =>
-        src.at([...path, key], `unknown key '${key}'`, suggestion(key, known) ?? (known.length ? `allowed here: ${known.join(", ")}` : undefined), {
-          key: true,
-        }),
+        src.at(
+          [...path, key],
+          `unknown key '${key}'`,
+          elsewhere(data, path, key) ?? suggestion(key, known) ?? (known.length ? `allowed here: ${known.join(", ")}` : undefined),
+          {
+            key: true,
+          },
+        ),
       );
     }
     case "invalid_union": {
@@ -80,7 +86,7 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
         const key = path[path.length - 1];
         return [src.at(path.slice(0, -1), `missing required key '${String(key)}' (${issue.expected})`, requiredHint(path))];
       }
-      return [src.at(path, `expected ${issue.expected}, got ${describe(value)}`)];
+      return [src.at(path, `expected ${issue.expected}, got ${describe(value)}`, formatPath(path) === "card.license" ? licenseHint(value) : undefined)];
     }
     case "invalid_value": {
       const value = valueAt(data, path);
@@ -92,9 +98,9 @@ function toDiagnostics(src: YamlSource, data: unknown, issue: Issue, prefix: Key
       ];
     }
     case "invalid_format":
-      return [src.at(path, issue.message.startsWith("Invalid") ? `not a valid ${issue.format}` : issue.message, formatHint(path))];
+      return [src.at(path, issue.message.startsWith("Invalid") ? `not a valid ${issue.format}` : issue.message, formatHint(path, valueAt(data, path)))];
     case "custom":
-      return [src.at(path, issue.message, formatHint(path))];
+      return [src.at(path, issue.message, formatHint(path, valueAt(data, path)))];
     case "too_small":
     case "too_big":
       return [src.at(path, issue.message.replace(/^Too (small|big): /, "too $1: "))];
@@ -137,7 +143,16 @@ function unionHint(path: KeyPath): string | undefined {
   return undefined;
 }
 
-function formatHint(path: KeyPath): string | undefined {
+/** A key that belongs somewhere else in the manifest, where the author looks for it first. */
+function elsewhere(data: unknown, path: KeyPath, key: string): string | undefined {
+  const where = formatPath(path);
+  if ((key === "license" || key === "licence") && where !== "card")
+    return `the dataset card's license goes under the top-level key card: card: { license: ${licenseGuess(valueAt(data, [...path, key])) ?? "mit"} }`;
+  return undefined;
+}
+
+function formatHint(path: KeyPath, value: unknown): string | undefined {
+  if (formatPath(path) === "card.license") return licenseHint(value);
   if (path[path.length - 1] === "base_url") return "e.g. base_url: http://localhost:8000/v1, or leave it empty for the provider's default";
   return undefined;
 }

@@ -1,6 +1,7 @@
 import { readFile, rm } from "node:fs/promises";
-import { join, posix } from "node:path";
+import { basename, join, posix } from "node:path";
 import type { Lock } from "../lock/lockfile.js";
+import { licenseGuess } from "../manifest/license.js";
 import { outputTargets } from "../manifest/output-targets.js";
 import type { Manifest, Output } from "../manifest/types.js";
 import { writeFileAtomic } from "../util/fs-atomic.js";
@@ -70,7 +71,9 @@ export async function cardProblem(m: Manifest, lock: Lock, lockHash: string): Pr
   if (target) {
     const disk = await readText(target.abs);
     if (disk === undefined) return `${target.path} (the dataset card) is missing`;
-    if (ownership(disk) !== "theirs" && disk !== renderCard(m, target, lock, lockHash)) return `${target.path} is not the dataset card the lock describes`;
+    const owner = ownership(disk);
+    if (owner !== "theirs" && disk !== renderCard(m, target, lock, lockHash))
+      return `${target.path} is not the dataset card the lock describes${owner === "edited" ? " (it was edited since synthbuild wrote it)" : ""}`;
   }
   const stale = await staleCards(m, [lock], target);
   return stale.length ? `${stale[0]} is a dataset card the manifest no longer writes` : undefined;
@@ -94,8 +97,24 @@ export async function writeCard(m: Manifest, lock: Lock, lockHash: string, previ
     return warnings;
   }
   const text = renderCard(m, target, lock, lockHash);
-  if (disk !== text) await writeFileAtomic(target.abs, text);
+  if (disk === text) return warnings;
+  await writeFileAtomic(target.abs, text);
+  if (disk !== undefined && ownership(disk) === "edited") warnings.push(editedWarning(m, target, disk));
   return warnings;
+}
+
+/**
+ * A card of ours edited by hand has just been written over: say so, and how to keep such an edit.
+ * A license written into it by hand (the likeliest edit) is named, with the key that keeps it.
+ */
+function editedWarning(m: Manifest, target: CardTarget, disk: string): string {
+  const end = disk.indexOf("\n---", 4);
+  const line = (end < 0 ? "" : disk.slice(0, end)).match(/^license:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^\n#]*[^\s#]))/m);
+  const edited = line?.[1] ?? line?.[2] ?? line?.[3];
+  const id = licenseGuess(edited);
+  const keep =
+    id !== undefined && id !== (m.card?.license ?? "other") ? `; to keep its license ${edited}, set card: { license: ${id} } in ${basename(m.file)}` : "";
+  return `${target.path} had been edited since synthbuild wrote it: written anew, and the edits are gone${keep} (a card whose '${MARK}' line is deleted is kept as yours, and never updated again)`;
 }
 
 /**

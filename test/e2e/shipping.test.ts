@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { parse } from "yaml";
 import { AtomicFileWriter } from "../../src/util/fs-atomic.js";
 import { hash64, initHashing } from "../../src/util/hash.js";
 import { runCliSync } from "../helpers/cli.js";
@@ -239,6 +240,93 @@ describe("dist/README.md, the dataset card", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /removed 1 temp file\(s\) an interrupted build left: dist\/README\.md\.tmp-/);
     assert.deepEqual(await list(p, "dist"), ["README.md", "stories.test.jsonl", "stories.train.jsonl"]);
+    await p.remove();
+  });
+
+  const licensed = (license: string | undefined) =>
+    manifest(chat("dist/stories.jsonl"), "[a, b, c, d, e, f]").replace(
+      "dimensions:",
+      license === undefined ? "dimensions:" : `card: { license: ${license} }\ndimensions:`,
+    );
+  const licenseOf = async (p: TempProject) => (parse((await p.read("dist/README.md")).match(/^---\n([\s\S]*?)\n---\n/)![1]!) as { license: string }).license;
+
+  test("card: { license } is the card's license; changed, the next build rewrites the card alone (no request, the lock as it was) and verify passes", async () => {
+    const p = await TempProject.create({ "dataset.yaml": licensed("mit") });
+    const first = runCliSync(["build", "--json"], p.dir);
+    assert.equal(first.status, 0, first.stderr);
+    assert.ok(JSON.parse(first.stdout).requests > 0);
+    assert.equal(await licenseOf(p), "mit");
+    assert.doesNotMatch(await p.read("dist/README.md"), /placeholder/);
+    const lock = await p.read("dataset.lock");
+    const data = await p.read("dist/stories.train.jsonl");
+
+    await p.write({ "dataset.yaml": licensed("apache-2.0") });
+    // Not yet built: the card on disk is not the one the manifest and lock describe.
+    const stale = runCliSync(["verify"], p.dir);
+    assert.equal(stale.status, 1);
+    assert.match(stale.stderr, /dist\/README\.md is not the dataset card the lock describes: `synthbuild build` writes it anew/);
+    const b = runCliSync(["build", "--json", "--verbose"], p.dir);
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(JSON.parse(b.stdout).requests, 0);
+    assert.match(b.stderr, /building: dist\/README\.md is not the dataset card the lock describes/);
+    assert.doesNotMatch(b.stderr, /warning/, "our own untouched card is rewritten without a word");
+    assert.equal(await licenseOf(p), "apache-2.0");
+    // No sample id, nonce, key or recipe moved: the lock is byte for byte the one before, and so is the data.
+    assert.equal(await p.read("dataset.lock"), lock);
+    assert.equal(await p.read("dist/stories.train.jsonl"), data);
+    await initHashing();
+    assert.ok((await p.read("dist/README.md")).includes(`hash \`${hash64(lock)}\``));
+    const v = runCliSync(["verify"], p.dir);
+    assert.equal(v.status, 0, v.stderr);
+    assert.match(runCliSync(["build", "--verbose"], p.dir).stderr, /up to date: nothing the last complete build's stamp lists has changed/);
+
+    // The release gate takes a license change too: the lock it checks against has not moved.
+    await p.write({ "dataset.yaml": licensed("cc-by-4.0") });
+    const frozen = runCliSync(["build", "--frozen", "--json"], p.dir);
+    assert.equal(frozen.status, 0, frozen.stderr);
+    assert.equal(JSON.parse(frozen.stdout).requests, 0);
+    assert.equal(await licenseOf(p), "cc-by-4.0");
+    assert.equal(await p.read("dataset.lock"), lock);
+    assert.equal(runCliSync(["verify"], p.dir).status, 0);
+
+    // Unset again, it is the placeholder again.
+    await p.write({ "dataset.yaml": licensed(undefined) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    assert.equal(await licenseOf(p), "other");
+    assert.match(await p.read("dist/README.md"), /license: other # placeholder: set card\.license in the manifest/);
+    await p.remove();
+  });
+
+  test("a card edited by hand is written anew with a warning, which names a license written into it and the key that keeps it", async () => {
+    const p = await TempProject.create({ "dataset.yaml": licensed(undefined) });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const card = await p.read("dist/README.md");
+    await p.write({ "dist/README.md": card.replace(/^license: other .*$/m, "license: mit") });
+    const v = runCliSync(["verify"], p.dir);
+    assert.equal(v.status, 1);
+    assert.match(v.stderr, /dist\/README\.md is not the dataset card the lock describes \(it was edited since synthbuild wrote it\)/);
+    const b = runCliSync(["build"], p.dir);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(
+      b.stderr,
+      /warning: dist\/README\.md had been edited since synthbuild wrote it: written anew, and the edits are gone; to keep its license mit, set card: \{ license: mit \} in dataset\.yaml \(a card whose '# synthbuild-card' line is deleted is kept as yours, and never updated again\)/,
+    );
+    assert.equal(await p.read("dist/README.md"), card);
+    assert.doesNotMatch(runCliSync(["build"], p.dir).stderr, /warning/, "said once, by the build that wrote over it");
+
+    // The key it names keeps the license; an edit elsewhere is warned of without a license to keep.
+    await p.write({ "dataset.yaml": licensed("mit") });
+    assert.equal(runCliSync(["build"], p.dir).status, 0);
+    const mine = await p.read("dist/README.md");
+    // Written as the Hub would not take it, it is named as written, with the id that keeps it.
+    await p.write({ "dist/README.md": mine.replace(/^license: "mit"$/m, "license: Apache 2.0") });
+    assert.match(runCliSync(["build"], p.dir).stderr, /to keep its license Apache 2\.0, set card: \{ license: apache-2\.0 \} in dataset\.yaml/);
+    await p.write({ "dist/README.md": mine.replace("## Files", "## My files") });
+    const again = runCliSync(["build"], p.dir);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /warning: dist\/README\.md had been edited since synthbuild wrote it: written anew, and the edits are gone \(/);
+    assert.equal(await p.read("dist/README.md"), mine);
+    assert.equal(await licenseOf(p), "mit");
     await p.remove();
   });
 

@@ -20,8 +20,16 @@ const HF_SIZES = ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10
 const output = (path: string, split?: [string, number][], format: Output["format"] = "openai-chat"): Output =>
   ({ path, absPath: `/p/${path}`, format, split, card: format !== "files" }) as Output;
 
-const manifest = (outputs: Output[]): Manifest =>
-  ({ file: "/p/dataset.yaml", dir: "/p", name: "plots", seed: 7, outputs, steps: [{ id: "story" }] }) as unknown as Manifest;
+const manifest = (outputs: Output[], license?: string): Manifest =>
+  ({
+    file: "/p/dataset.yaml",
+    dir: "/p",
+    name: "plots",
+    seed: 7,
+    outputs,
+    steps: [{ id: "story" }],
+    ...(license !== undefined && { card: { license } }),
+  }) as unknown as Manifest;
 
 const lock = (outputs: [string, number][]): Lock => ({
   header: {
@@ -150,5 +158,24 @@ describe("the dataset card", () => {
     assert.equal(ownership(card.replace("plots", "plotz")), "edited");
     assert.equal(ownership(card.replace(/^---\n.*\n/, "---\n")), "theirs");
     assert.equal(ownership("# My dataset\n"), "theirs");
+  });
+
+  test("card.license is the front matter's license, quoted, with no placeholder, and the License section names it", () => {
+    for (const license of ["mit", "apache-2.0", "cc-by-nc-sa-4.0", "openrail++", "0bsd", "1.0", "other"]) {
+      const m = manifest([output("dist/plots.jsonl")], license);
+      const card = renderCard(m, cardTarget(m)!, lock([["dist/plots.jsonl", 3]]), "abc");
+      // "1.0" plain would be a YAML number: quoted, every id reads back as the string it is.
+      assert.equal(frontMatter(card).license, license);
+      assert.doesNotMatch(card, /placeholder/);
+      assert.match(card, new RegExp(`## License\n\n\`${license.replace(/[.+]/g, "\\$&")}\`.*\`card.license\``));
+      assert.equal(ownership(card), "ours");
+    }
+    const unset = renderCard(
+      manifest([output("dist/plots.jsonl")]),
+      cardTarget(manifest([output("dist/plots.jsonl")]))!,
+      lock([["dist/plots.jsonl", 3]]),
+      "abc",
+    );
+    assert.match(unset, /## License\n\nNot set yet: set it in `dataset\.yaml` with `card: \{ license: \.\.\. \}`/);
   });
 });

@@ -177,3 +177,41 @@ test("a values file that is missing is one error: an exclude naming its dimensio
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("card: { license } is kept as written; no card: key leaves none; a value that is not an id is a positioned error with a hint", async () => {
+  const withCard = (card: string) => base("{ provider: echo }").replace("dimensions:", `${card}\ndimensions:`);
+  const m = await parseManifest("d.yaml", "/p/d.yaml", withCard("card: { license: cc-by-4.0 }"), {});
+  assert.deepEqual(m.card, { license: "cc-by-4.0" });
+  assert.equal((await parseManifest("d.yaml", "/p/d.yaml", withCard("card: {}"), {})).card, undefined);
+  assert.equal((await parseManifest("d.yaml", "/p/d.yaml", base("{ provider: echo }"), {})).card, undefined);
+  for (const [card, line, col, message, hint] of [
+    ["card: { license: Apache 2.0 }", 4, 18, /a license is a Hugging Face license id/, /license: apache-2\.0/],
+    ["card: { license: MIT }", 4, 18, /a license is a Hugging Face license id/, /license: mit \(/],
+    ["card: { license: 'my license!' }", 4, 18, /a license is a Hugging Face license id/, /e\.g\. license: mit, apache-2\.0 or cc-by-4\.0/],
+    [`card: { license: ${"a".repeat(65)} }`, 4, 18, /at most 64/, /e\.g\. license: mit/],
+    ["card: { license: 2 }", 4, 18, /expected string, got number 2/, /e\.g\. license: mit/],
+    ["card: { licence: mit }", 4, 9, /unknown key 'licence'/, /did you mean 'license'/],
+    ["license: mit", 4, 1, /unknown key 'license'/, /under the top-level key card: card: \{ license: mit \}/],
+  ] as const) {
+    await assert.rejects(parseManifest("d.yaml", "/p/d.yaml", withCard(card), {}), (e: unknown) => {
+      assert.ok(e instanceof ManifestError, card);
+      const d = e.diagnostics[0]!;
+      assert.deepEqual([d.line, d.col], [line, col], card);
+      assert.match(d.message, message, card);
+      assert.match(d.hint ?? "", hint, card);
+      return true;
+    });
+  }
+});
+
+test("card.license is in no sample's id or recipe: samples are the same with any license or none", async () => {
+  const { expand } = await import("../../src/expand/expand.js");
+  const text = (card: string) => base("{ provider: echo }").replace("dimensions: { a: [x] }", `${card}\ndimensions: { a: [x, y, z] }`);
+  const ids = async (card: string) =>
+    expand(await parseManifest("d.yaml", "/p/d.yaml", text(card), {})).map((s) => JSON.stringify([s.id, s.comboId, s.values]));
+  const none = await ids("");
+  assert.deepEqual(await ids("card: { license: mit }"), none);
+  assert.deepEqual(await ids("card: { license: apache-2.0 }"), none);
+  const steps = async (card: string) => (await parseManifest("d.yaml", "/p/d.yaml", text(card), {})).steps.map((s) => s.defHash);
+  assert.deepEqual(await steps("card: { license: mit }"), await steps(""));
+});
